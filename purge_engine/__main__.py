@@ -1,0 +1,5 @@
+import sys
+
+from purge_engine.cli import main
+
+sys.exit(main())
