@@ -1,0 +1,176 @@
+"""Command line: `python -m purge_engine COMMAND ...`. A thin client over the engine.
+
+Every config field has one flag, named in the paper's vocabulary, on every command that takes
+a config. Every command that reports results has `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from purge_engine import theory
+from purge_engine.config import PurgeConfig
+from purge_engine.plan import METHOD_TITLES, make_plan, predicted_cost, retrain_scope, training_cost
+from purge_engine.specs import DATASETS
+
+# Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
+_FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
+_HELP = {
+    "dataset": "dataset name: " + ", ".join(DATASETS),
+    "data_root": "folder holding torchvision datasets",
+    "n_teachers": "N_t, teacher constituents",
+    "n_students": "N_s, student constituents (at most N_t)",
+    "teacher_slices": "r_t, slices per teacher shard",
+    "student_slices": "r, slices per student chunk",
+    "teacher_fraction": "share of the teacher pool used, in (0, 1]",
+    "student_fraction": "share of the pool used as student data, in (0, 1]",
+    "student_data": "overlap (same pool as teachers) or disjoint (held out)",
+    "epochs": "SISA epoch budget per constituent",
+    "temperature": "soft-label temperature T",
+    "alpha": "weight of cross-entropy on true labels in the student loss, in [0, 1]",
+    "teacher_model": "teacher architecture (auto: the dataset's default)",
+    "student_model": "student architecture (auto: the dataset's default)",
+    "aggregation": "mean (of softmax) or vote",
+    "device": "auto, cpu or cuda",
+    "threads": "CPU threads, fixed per run (0: chosen at creation)",
+}
+
+
+def flag_for(field_name: str) -> str:
+    return _FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per PurgeConfig field; defaults stay in PurgeConfig (None here means 'not given')."""
+    group = parser.add_argument_group("layout and training (defaults from PurgeConfig)")
+    group.add_argument("--config", metavar="FILE", help="start from a config JSON file")
+    for f in fields(PurgeConfig):
+        default = getattr(PurgeConfig(), f.name)
+        kind = type(default) if not isinstance(default, bool) else str
+        group.add_argument(flag_for(f.name), dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
+                           help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default {default})")
+
+
+def config_from_args(args: argparse.Namespace) -> PurgeConfig:
+    base = PurgeConfig()
+    if getattr(args, "config", None):
+        with open(args.config) as handle:
+            base = PurgeConfig.from_json(handle.read())
+    given = {f.name: getattr(args, f.name) for f in fields(PurgeConfig) if getattr(args, f.name, None) is not None}
+    return base.replace(**given).validate()
+
+
+def parse_ids(text: str) -> list[int]:
+    """'3,17,42' or '10-14' ranges -> ids; ValueError naming the bad token."""
+    ids: list[int] = []
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        low, sep, high = token.partition("-")
+        try:
+            ids.extend(range(int(low), int(high) + 1) if sep and low else [int(token)])
+        except ValueError:
+            raise ValueError(f"samples: {token!r} is not a whole number or a range like 10-14") from None
+    return ids
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_plan(args: argparse.Namespace) -> dict:
+    config = config_from_args(args)
+    plan = make_plan(config, DATASETS[config.dataset].n_train)
+    report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
+              "training_cost": training_cost(plan)}
+    if args.samples:
+        scope = retrain_scope(plan, parse_ids(args.samples))
+        report["scope"] = scope.to_dict()
+        report["predicted"] = predicted_cost(plan, scope)
+    return report
+
+
+def print_plan(report: dict) -> None:
+    print(f"dataset {report['config']['dataset']}: {report['n_pool']} train samples; "
+          f"{report['teacher_samples']} teacher samples, {report['student_samples']} student samples")
+    print(f"{report['n_teachers']} teachers x {report['teacher_slices']} slices; "
+          f"{report['n_students']} students, {report['student_slices']} slices per chunk")
+    for teacher in report["teachers"]:
+        print(f"  Teacher {teacher['teacher_id'] + 1}: slices {teacher['slice_sizes']}, "
+              f"epochs per step {teacher['epochs']}")
+    for student in report["students"]:
+        teachers = ", ".join(str(t + 1) for t in student["teacher_ids"])
+        print(f"  Student {student['student_id'] + 1} <- Teachers {teachers}; epochs per step {student['epochs']}")
+        for chunk in student["chunks"]:
+            labels = "+".join(str(t + 1) for t in chunk["label_teachers"])
+            print(f"    chunk {chunk['chunk_id'] + 1}: labelled by Teachers {labels}, slices {chunk['slice_sizes']}")
+    _print_cost("training cost (sample-steps)", report["training_cost"])
+    if "scope" in report:
+        scope = report["scope"]
+        teachers = ", ".join(f"Teacher {int(i) + 1} from step {s + 1}" for i, s in scope["teachers"].items()) or "none"
+        print(f"forget {scope['sample_ids']}: retrain {teachers}")
+        for method, steps in scope["students"].items():
+            shown = ", ".join(f"Student {int(k) + 1} from step {s + 1}" for k, s in steps.items()) or "none"
+            print(f"  {METHOD_TITLES[method]}: {shown}")
+        _print_cost("predicted cost of the request (sample-steps)", report["predicted"])
+
+
+def _print_cost(title: str, cost: dict) -> None:
+    print(title + ":")
+    for key, value in cost.items():
+        name = "Teacher retraining" if key == "teacher" else METHOD_TITLES[key]
+        print(f"  {name:<26} {value['sample_steps']:>12,} sample-steps  {value['label_forwards']:>10,} label passes")
+
+
+def cmd_theory(args: argparse.Namespace) -> dict:
+    students = [args.students] if args.students else theory.divisors(args.teachers)
+    rows = [theory.theory_row(args.teachers, n, args.student_slices).to_dict() for n in students]
+    if args.requests:
+        for row in rows:
+            row["batched_speedup"] = theory.batched_teacher_side_speedup(
+                args.teachers, row["n_students"], args.student_slices, args.requests)
+    return rows[0] if args.students else {"rows": rows}
+
+
+def print_theory(report: dict) -> None:
+    print(f"{'N_t':>4} {'N_s':>4} {'r':>3} {'c':>6} {'teacher-side':>13} {'student-side':>13}")
+    for row in report.get("rows", [report]):
+        print(f"{row['n_teachers']:>4} {row['n_students']:>4} {row['student_slices']:>3} "
+              f"{row['teachers_per_student']:>6.2f} {row['teacher_side_speedup']:>12.2f}x "
+              f"{row['student_side_speedup']:>12.2f}x")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m purge_engine", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="print the partition plan and predicted costs")
+    add_config_flags(plan)
+    plan.add_argument("--samples", help="also show the scope and predicted cost of forgetting these ids (3,17,40-45)")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(run=cmd_plan, show=print_plan)
+
+    th = commands.add_parser("theory", help="closed-form speed-ups of PURGE over the baseline student")
+    th.add_argument("--teachers", type=int, default=PurgeConfig().n_teachers, help="N_t")
+    th.add_argument("--students", type=int, default=None, help="N_s (default: every divisor of N_t)")
+    th.add_argument("--student-slices", type=int, default=1, help="r, slices per chunk")
+    th.add_argument("--requests", type=int, default=0, help="also the speed-up for K requests served as one batch")
+    th.add_argument("--json", action="store_true", help="machine-readable output")
+    th.set_defaults(run=cmd_theory, show=print_theory)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = args.run(args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        args.show(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from purge_engine.cli import main, parse_ids
+
+
+def run_json(capsys, *argv) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_json_lists_each_students_teachers(capsys):
+    report = run_json(capsys, "plan", "--teachers", "6", "--students", "4", "--student-slices", "3")
+    assert report["mapping"] == [[0, 1], [2, 3], [4], [5]]
+    assert report["config"]["n_teachers"] == 6
+    assert len(report["students"][0]["chunks"]) == 2
+    assert report["training_cost"]["purge"]["sample_steps"] > 0
+
+
+def test_plan_with_samples_reports_scope_and_predicted_cost(capsys):
+    report = run_json(capsys, "plan", "--student-data", "disjoint", "--student-fraction", "0.5", "--samples", "3,17,42")
+    assert report["scope"]["sample_ids"] == [3, 17, 42]
+    assert set(report["predicted"]) == {"teacher", "purge", "single_teacher", "baseline", "full_retrain"}
+
+
+def test_plan_prints_a_readable_layout(capsys):
+    assert main(["plan", "--dataset", "mnist-5k", "--teachers", "4", "--students", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Student 2 <- Teachers 3, 4" in out
+    assert "chunk 2: labelled by Teachers 3+4" in out
+
+
+def test_theory_json_gives_the_closed_forms(capsys):
+    row = run_json(capsys, "theory", "--teachers", "32", "--students", "8", "--student-slices", "1")
+    assert row["teacher_side_speedup"] == pytest.approx(10.6667, abs=1e-4)
+    rows = run_json(capsys, "theory", "--teachers", "32")["rows"]
+    assert [round(r["teacher_side_speedup"], 2) for r in rows] == [1.48, 2.91, 5.65, 10.67, 19.2, 32.0]
+
+
+def test_bad_config_exits_2_with_the_field_named(capsys):
+    assert main(["plan", "--teachers", "4", "--students", "5"]) == 2
+    assert "n_students: got 5" in capsys.readouterr().err
+
+
+def test_config_file_then_flags(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"n_teachers": 4, "n_students": 2, "seed": 9}))
+    report = run_json(capsys, "plan", "--config", str(path), "--students", "1")
+    assert (report["config"]["n_teachers"], report["config"]["n_students"], report["config"]["seed"]) == (4, 1, 9)
+
+
+def test_parse_ids_accepts_lists_and_ranges_and_names_bad_tokens():
+    assert parse_ids("3, 17,40-42") == [3, 17, 40, 41, 42]
+    with pytest.raises(ValueError, match="'x'"):
+        parse_ids("3,x")

@@ -1,0 +1,55 @@
+import pytest
+import torch
+from torch import nn
+
+from purge_engine.models import build_model, count_parameters
+from purge_engine.seeding import generator_for, seed_for
+from purge_engine.specs import DATASETS, MODELS, model_fits
+
+CASES = [(m, d) for m in MODELS for d in ("digits", "mnist-5k", "cifar10") if model_fits(m, DATASETS[d])]
+
+
+@pytest.mark.parametrize("model,dataset", CASES)
+def test_every_model_runs_on_the_datasets_it_fits_and_has_no_batchnorm(model, dataset):
+    spec = DATASETS[dataset]
+    net = build_model(model, spec, seed=1)
+    out = net(torch.zeros(2, spec.channels, spec.height, spec.width))
+    assert out.shape == (2, spec.n_classes)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def test_paper_mnist_cnn_shape():
+    net = build_model("mnist-cnn", DATASETS["mnist-5k"], seed=0)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert [c.out_channels for c in convs] == [32, 64] and convs[0].kernel_size == (3, 3)
+    assert linears[0].out_features == 128
+
+
+def test_same_seed_same_init_other_seed_other_init_and_global_rng_untouched():
+    spec = DATASETS["digits"]
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_model("digits-cnn", spec, seed=7)
+    assert torch.equal(torch.rand(1), before)  # the global RNG was not consumed
+    b = build_model("digits-cnn", spec, seed=7)
+    c = build_model("digits-cnn", spec, seed=8)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+    assert count_parameters(a) > 0
+
+
+def test_a_model_that_does_not_fit_is_refused():
+    with pytest.raises(ValueError, match="does not take digits"):
+        build_model("rgb-cnn", DATASETS["digits"], seed=0)
+
+
+def test_seeds_depend_on_seed_role_and_position():
+    assert seed_for(0, "teacher", 1, 2) == seed_for(0, "teacher", 1, 2)
+    distinct = {seed_for(0, "teacher", 1, 2), seed_for(1, "teacher", 1, 2), seed_for(0, "student", 1, 2),
+                seed_for(0, "teacher", 2, 1), seed_for(0, "teacher", 1, 2, 0)}
+    assert len(distinct) == 5
+    a = torch.randperm(50, generator=generator_for(0, "teacher", 3))
+    b = torch.randperm(50, generator=generator_for(0, "teacher", 3))
+    assert torch.equal(a, b)
