@@ -1,0 +1,148 @@
+"""Checkpoints: safetensors plus a JSON sidecar, named by content, written atomically. Never pickle.
+
+A checkpoint's key hashes everything that decides its parameters: the config fingerprint, the
+role and position, the sample ids trained on, the epochs, the keys of the labels behind a
+student's targets, and the key of the checkpoint it started from. A checkpoint whose stored key
+equals the key the plan asks for is reused by construction; any other is retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT = 1
+TENSORS_SUFFIX = ".safetensors"
+SIDECAR_SUFFIX = ".json"
+ENV_FIELDS = ("torch", "cpu_capability", "threads", "device")
+
+
+class CheckpointError(RuntimeError):
+    """A stored checkpoint cannot be used: corrupt, truncated, or from another run."""
+
+
+# -- hashing -------------------------------------------------------------------------
+def hash_ids(ids: np.ndarray) -> str:
+    """Order-sensitive hash of sample ids (the order decides which row each batch draws)."""
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:20]
+
+
+def content_key(**parts) -> str:
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def hash_tensors(tensors: dict[str, torch.Tensor]) -> str:
+    """Hash of parameter bytes, in name order: equal hashes mean bitwise-equal parameters."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:20]
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def environment(device: torch.device) -> dict:
+    """What decides bitwise results besides the data: recorded in every sidecar (section 6)."""
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+
+
+# -- atomic writes -----------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{what}: {path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{what}: {path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None
+
+
+# -- save and load ------------------------------------------------------------------------
+def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """Write <stem>.safetensors, then its <stem>.json sidecar (the sidecar last: it is the commit)."""
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(cpu, tmp)
+        file_hash = _file_hash(Path(tmp))
+        os.replace(tmp, stem.with_suffix(TENSORS_SUFFIX))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    sidecar = {**meta, "format": FORMAT, "file_sha256": file_hash, "param_hash": hash_tensors(cpu)}
+    atomic_write_json(stem.with_suffix(SIDECAR_SUFFIX), sidecar)
+    return sidecar
+
+
+def read_sidecar(stem: Path) -> dict | None:
+    """The sidecar of a checkpoint, or None when there is none yet."""
+    path = stem.with_suffix(SIDECAR_SUFFIX)
+    if not path.exists():
+        return None
+    meta = read_json(path, f"checkpoint {stem.parent.name}/{stem.name}")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {stem.parent.name}/{stem.name}: format is {meta.get('format')!r}, "
+                              f"expected {FORMAT}")
+    return meta
+
+
+def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint whose sidecar matches `expect` field by field; CheckpointError otherwise."""
+    name = f"checkpoint {stem.parent.name}/{stem.name}"
+    meta = read_sidecar(stem)
+    if meta is None:
+        raise CheckpointError(f"{name}: its sidecar {stem.with_suffix(SIDECAR_SUFFIX)} is missing")
+    for field, value in expect.items():
+        if meta.get(field) != value:
+            raise CheckpointError(f"{name}: {field} is {meta.get(field)!r}, expected {value!r}")
+    path = stem.with_suffix(TENSORS_SUFFIX)
+    if not path.exists():
+        raise CheckpointError(f"{name}: {path} is missing")
+    if _file_hash(path) != meta["file_sha256"]:
+        raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{name}: {path} cannot be read: {err}") from None
+    return {k: v.to(device) for k, v in tensors.items()}

@@ -1,0 +1,66 @@
+"""Typed progress events. The engine reports through a callback; the CLI prints them, the dashboard draws them.
+
+Roles: "teacher", or a student method ("purge", "single_teacher", "baseline").
+Step states, in the order a constituent's step can pass through them:
+  reused   -- its checkpoint matches the plan: kept untouched
+  restored -- the checkpoint a retrain starts from was loaded
+  training -- the step is being trained now
+  trained  -- the step was trained and checkpointed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    kind: str  # reused | restored | training | trained
+    role: str
+    constituent: int
+    step: int
+    n_steps: int
+    samples: int = 0  # samples in the step's cumulative data
+    epochs: int = 0
+    seconds: float = 0.0
+    loss: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """Soft labels of one chunk computed (kind "labelled") or taken from the cache (kind "label-reused")."""
+
+    kind: str
+    method: str
+    student_id: int
+    chunk_id: int
+    teacher_ids: tuple[int, ...]
+    samples: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    """A stage of a job starting or ending: kind "phase", name e.g. "teachers", "students:purge", "done"."""
+
+    kind: str
+    name: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Event = StepEvent | LabelEvent | PhaseEvent
+EventCallback = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    """The default callback: drop events."""

@@ -1,0 +1,180 @@
+"""The one slice-step loop shared by teachers, PURGE students, single-teacher students and the baseline.
+
+A constituent is a chain of slice steps (DESIGN section 4): step m trains on the cumulative data
+of slices 0..m for the SISA number of epochs, then writes a checkpoint. Batches are drawn by a
+seeded randperm over tensors already on the device (no DataLoader). The optimizer is reset at
+each step, so a checkpoint needs only the weights to resume exactly (section 6).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from purge_engine.checkpoints import load_checkpoint, read_sidecar, save_checkpoint
+from purge_engine.events import EventCallback, StepEvent
+from purge_engine.seeding import generator_for
+from purge_engine.store import RunStore
+
+
+class Cancelled(RuntimeError):
+    """Raised between steps when the caller's should_stop() says so; every finished step is checkpointed."""
+
+
+@dataclass
+class Cost:
+    """Measured work: wall seconds, samples x epochs trained, teacher forward passes for labels."""
+
+    seconds: float = 0.0
+    sample_steps: int = 0
+    label_forwards: int = 0
+    steps_trained: int = 0
+
+    def add(self, other: Cost) -> Cost:
+        self.seconds += other.seconds
+        self.sample_steps += other.sample_steps
+        self.label_forwards += other.label_forwards
+        self.steps_trained += other.steps_trained
+        return self
+
+    def to_dict(self) -> dict:
+        return {"seconds": self.seconds, "sample_steps": self.sample_steps,
+                "label_forwards": self.label_forwards, "steps_trained": self.steps_trained}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    step: int
+    ids: np.ndarray  # sample ids of the step's cumulative data, in slice order
+    epochs: int
+    key: str  # content key of the checkpoint this step produces
+    label_keys: tuple[str, ...] = ()  # students: keys of the soft labels behind the targets
+
+
+@dataclass(frozen=True)
+class ConstituentJob:
+    role: str  # "teacher" or a student method: names the checkpoint folder
+    rng_role: str  # "teacher" or "student": every student method draws the same batch order
+    constituent: int
+    steps: tuple[StepSpec, ...]
+    meta: dict = field(default_factory=dict)  # written into every sidecar (seed, fingerprints, environment)
+
+
+# -- losses ------------------------------------------------------------------------------
+def teacher_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)
+
+
+def student_loss(temperature: float, alpha: float) -> Callable[..., torch.Tensor]:
+    """KL divergence to the soft labels at temperature T (scaled by T^2, Hinton et al.), optionally
+    mixed with cross-entropy on the true labels (weight alpha). Section 4.7."""
+    def loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        kl = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean") * temperature**2
+        return kl if alpha == 0 else (1 - alpha) * kl + alpha * F.cross_entropy(logits, labels)
+
+    return loss
+
+
+# -- one slice step -----------------------------------------------------------------------
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    # The single-tensor Adam on every device: one fixed execution path (no fused kernels, section 6).
+    return torch.optim.Adam(model.parameters(), lr=lr, foreach=False, fused=False)
+
+
+def train_slice_step(model: nn.Module, inputs: torch.Tensor, targets: tuple[torch.Tensor, ...], loss_fn,
+                     epochs: int, batch_size: int, lr: float, rng_position: tuple) -> float | None:
+    """Train `epochs` passes over (inputs, targets); batch order from generator_for(*rng_position, epoch).
+
+    inputs: (n, C, H, W) on the model's device; targets: tensors indexed like inputs.
+    Returns the mean loss of the last epoch, or None when the step has no data (an emptied slice).
+    """
+    n = inputs.shape[0]
+    if n == 0:
+        return None
+    model.train()
+    optimizer = make_optimizer(model, lr)
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator_for(*rng_position, epoch)).to(inputs.device)
+        total = torch.zeros((), device=inputs.device)
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs[batch]), *(t[batch] for t in targets))
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * batch.numel()
+    return float(total) / n
+
+
+# -- a constituent's chain of steps ----------------------------------------------------------
+def reusable_steps(store: RunStore, job: ConstituentJob) -> int:
+    """How many leading steps already hold the checkpoints the plan asks for. Keys are chained
+    (each includes its parent's), so the last matching step vouches for every step before it."""
+    for m in reversed(range(len(job.steps))):
+        meta = read_sidecar(store.checkpoint_stem(job.role, job.constituent, m))
+        if meta is not None and meta.get("key") == job.steps[m].key:
+            return m + 1
+    return 0
+
+
+def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[[], nn.Module],
+                      step_data: Callable[[StepSpec], tuple[torch.Tensor, tuple[torch.Tensor, ...]]],
+                      loss_fn, batch_size: int, lr: float, seed: int, device: torch.device,
+                      on_event: EventCallback, should_stop: Callable[[], bool]) -> Cost:
+    """Bring one constituent up to date with the plan: reuse matching checkpoints, restore the last
+    one, retrain the rest step by step. Returns the measured cost of what was trained."""
+    cost = Cost()
+    n_steps = len(job.steps)
+    done = reusable_steps(store, job)
+    for m in range(done):
+        on_event(StepEvent("reused", job.role, job.constituent, m, n_steps, job.steps[m].ids.size, job.steps[m].epochs))
+    if done == n_steps:
+        return cost
+    model = new_model().to(device)
+    if done:
+        _restore(model, store, job, done - 1, device)
+        on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
+    for spec in job.steps[done:]:
+        if should_stop():
+            raise Cancelled(f"cancelled before {job.role} {job.constituent} step {spec.step}")
+        cost.add(_train_and_save(model, job, spec, store, step_data, loss_fn, batch_size, lr, seed, on_event))
+    return cost
+
+
+def _restore(model: nn.Module, store: RunStore, job: ConstituentJob, step: int, device: torch.device) -> None:
+    expect = {"role": job.role, "constituent": job.constituent, "step": step, "key": job.steps[step].key}
+    model.load_state_dict(load_checkpoint(store.checkpoint_stem(job.role, job.constituent, step), expect, device))
+
+
+def _train_and_save(model, job: ConstituentJob, spec: StepSpec, store: RunStore, step_data, loss_fn,
+                    batch_size: int, lr: float, seed: int, on_event: EventCallback) -> Cost:
+    n_steps = len(job.steps)
+    on_event(StepEvent("training", job.role, job.constituent, spec.step, n_steps, spec.ids.size, spec.epochs))
+    start = time.perf_counter()
+    inputs, targets = step_data(spec)
+    loss = train_slice_step(model, inputs, targets, loss_fn, spec.epochs, batch_size, lr,
+                            (seed, job.rng_role, job.constituent, spec.step))
+    meta = {**job.meta, "role": job.role, "constituent": job.constituent, "step": spec.step, "key": spec.key,
+            "samples": int(spec.ids.size), "epochs": spec.epochs, "label_keys": list(spec.label_keys),
+            "loss": loss}
+    save_checkpoint(store.checkpoint_stem(job.role, job.constituent, spec.step), model.state_dict(), meta)
+    seconds = time.perf_counter() - start
+    on_event(StepEvent("trained", job.role, job.constituent, spec.step, n_steps, spec.ids.size, spec.epochs,
+                       seconds, loss))
+    return Cost(seconds=seconds, sample_steps=int(spec.ids.size) * spec.epochs, steps_trained=1)
+
+
+# -- inference -------------------------------------------------------------------------------
+@torch.inference_mode()
+def predict_proba(model: nn.Module, inputs: torch.Tensor, temperature: float = 1.0,
+                  batch_size: int = 1024) -> torch.Tensor:
+    """Softmax outputs (n, classes) in eval() mode, in fixed-size batches."""
+    model.eval()
+    starts = range(0, inputs.shape[0], batch_size) or [0]  # an emptied chunk still gives (0, classes)
+    return torch.cat([F.softmax(model(inputs[i:i + batch_size]) / temperature, dim=1) for i in starts])
