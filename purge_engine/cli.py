@@ -12,9 +12,12 @@ import sys
 from dataclasses import fields
 
 from purge_engine import theory
+from purge_engine.checkpoints import CheckpointError
 from purge_engine.config import PurgeConfig
-from purge_engine.plan import METHOD_TITLES, make_plan, predicted_cost, retrain_scope, training_cost
+from purge_engine.events import Event, StepEvent
+from purge_engine.plan import METHOD_TITLES, METHODS, make_plan, predicted_cost, retrain_scope, training_cost
 from purge_engine.specs import DATASETS
+from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
 _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
@@ -138,6 +141,75 @@ def print_theory(report: dict) -> None:
               f"{row['student_side_speedup']:>12.2f}x")
 
 
+class ProgressBar:
+    """Prints one line per finished step to stderr, with a bar over every step of the job."""
+
+    def __init__(self, total: int, stream=sys.stderr, width: int = 30):
+        self.total, self.done, self.stream, self.width = total, 0, stream, width
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, StepEvent) or event.kind not in ("reused", "trained"):
+            return
+        self.done += 1
+        filled = self.width * self.done // max(self.total, 1)
+        name = "Teacher" if event.role == "teacher" else METHOD_TITLES[event.role].split(" (")[0]
+        what = "reused" if event.kind == "reused" else f"{event.samples} samples x {event.epochs} ep, " \
+                                                         f"{event.seconds:.2f}s, loss {event.loss or 0:.3f}"
+        print(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {name} "
+              f"{event.constituent + 1} step {event.step + 1}/{event.n_steps}: {what}", file=self.stream)
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods: got {text!r}, must be a comma list from {', '.join(METHODS)}")
+    return methods
+
+
+def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str:
+    if args.run:
+        return args.run
+    if config is not None:
+        return str(DEFAULT_RUNS_DIR / f"{config.dataset}-{config.fingerprint()[:8]}")
+    runs = list_runs()
+    if not runs:
+        raise ValueError(f"run: no --run given and no run under {DEFAULT_RUNS_DIR}/; train one first")
+    return str(runs[0])
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from purge_engine.experiment import Experiment  # deferred: loads torch
+
+    config = config_from_args(args)
+    methods = _methods(args.methods)
+    exp = Experiment.create(config, _run_dir(args, config), download=args.download)
+    total = exp.config.n_teachers * exp.plan.teacher_slices + len(methods) * sum(
+        exp.plan.student_steps(k) for k in range(exp.config.n_students))
+    costs = exp.train(on_event=None if args.json else ProgressBar(total), methods=methods)
+    return {"run": str(exp.store.root), "fingerprint": exp.config.fingerprint(), "device": str(exp.device),
+            "cost": {role: cost.to_dict() for role, cost in costs.items()}, **exp.evaluate()}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from purge_engine.experiment import Experiment
+
+    exp = Experiment.open(_run_dir(args))
+    return {"run": str(exp.store.root), **exp.evaluate()}
+
+
+def print_accuracy(report: dict) -> None:
+    if "cost" in report:
+        for role, cost in report["cost"].items():
+            name = "Teachers" if role == "teacher" else METHOD_TITLES[role]
+            print(f"{name:<26} trained {cost['sample_steps']:>10,} sample-steps in {cost['seconds']:7.2f} s")
+    print(f"test accuracy on {report['samples']} samples ({report['run']}):")
+    for role, value in report["accuracy"].items():
+        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
+        singles = ", ".join(f"{a:.3f}" for a in report["constituents"][role])
+        print(f"  {name:<26} {value:.4f}   constituents: {singles}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m purge_engine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,7 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(plan)
     plan.add_argument("--samples", help="also show the scope and predicted cost of forgetting these ids (3,17,40-45)")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.set_defaults(run=cmd_plan, show=print_plan)
+    plan.set_defaults(run_command=cmd_plan, show=print_plan)
+
+    train = commands.add_parser("train", help="train teachers and student methods (resumes where it stopped)")
+    add_config_flags(train)
+    train.add_argument("--run", help=f"run directory (default {DEFAULT_RUNS_DIR}/<dataset>-<fingerprint>)")
+    train.add_argument("--methods", default=",".join(METHODS), help="student methods to train")
+    train.add_argument("--download", action="store_true", help="download a torchvision dataset into --data-root")
+    train.add_argument("--json", action="store_true", help="machine-readable output")
+    train.set_defaults(run_command=cmd_train, show=print_accuracy)
+
+    evaluate = commands.add_parser("evaluate", help="test accuracy of every ensemble and constituent")
+    evaluate.add_argument("--run", help="run directory (default: the newest under runs/)")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(run_command=cmd_evaluate, show=print_accuracy)
 
     th = commands.add_parser("theory", help="closed-form speed-ups of PURGE over the baseline student")
     th.add_argument("--teachers", type=int, default=PurgeConfig().n_teachers, help="N_t")
@@ -154,15 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--student-slices", type=int, default=1, help="r, slices per chunk")
     th.add_argument("--requests", type=int, default=0, help="also the speed-up for K requests served as one batch")
     th.add_argument("--json", action="store_true", help="machine-readable output")
-    th.set_defaults(run=cmd_theory, show=print_theory)
+    th.set_defaults(run_command=cmd_theory, show=print_theory)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = args.run(args)
-    except (ValueError, OSError) as err:
+        report = args.run_command(args)
+    except (ValueError, OSError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:

@@ -19,8 +19,9 @@ DEVICES = ("auto", "cpu", "cuda")
 AUTO_MODEL = "auto"
 MAX_THREADS = 256
 
-# Fields that say where things live, not what is trained: left out of the fingerprint.
-_NOT_FINGERPRINTED = ("data_root",)
+# Fields that say where things live or how predictions are combined, not what is trained:
+# left out of the fingerprint, so checkpoints stay valid when they change.
+_NOT_FINGERPRINTED = ("data_root", "aggregation")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class PurgeConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"config: unknown field(s) {', '.join(unknown)}; known fields are {', '.join(sorted(known))}")
+            raise ValueError(f"config: unknown field(s) {', '.join(unknown)}; "
+                             f"known fields are {', '.join(sorted(known))}")
         return cls(**data)
 
     @classmethod

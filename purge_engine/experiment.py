@@ -28,7 +28,6 @@ from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.seeding import seed_for
 from purge_engine.soft_labels import LabelCache, label_key, label_teachers
-from purge_engine.specs import DATASETS
 from purge_engine.store import RunStore
 from purge_engine.training import (
     ConstituentJob,

@@ -75,7 +75,8 @@ def build_model(name: str, spec: DatasetSpec, seed: int) -> nn.Module:
     if name not in _BUILDERS:
         raise ValueError(f"model: got {name!r}, must be one of {', '.join(_BUILDERS)}")
     if not model_fits(name, spec):
-        raise ValueError(f"model: {name!r} does not take {spec.name}'s {spec.channels}x{spec.height}x{spec.width} inputs")
+        shape = f"{spec.channels}x{spec.height}x{spec.width}"
+        raise ValueError(f"model: {name!r} does not take {spec.name}'s {shape} inputs")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _BUILDERS[name](spec)

@@ -276,7 +276,7 @@ def make_plan(config: PurgeConfig, bundle) -> Plan:
     teacher_shards = tuple(_split(shard, config.teacher_slices) for shard in _split(teacher_data, config.n_teachers))
     student_shards = tuple(
         tuple(_split(chunk, config.student_slices) for chunk in _split(shard, len(group)))
-        for shard, group in zip(_split(student_data, config.n_students), mapping)
+        for shard, group in zip(_split(student_data, config.n_students), mapping, strict=True)
     )
     return Plan(
         n_pool=n_pool,

@@ -1,0 +1,187 @@
+"""Training: exact resume, determinism, isolation of soft labels, checkpoint safety."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from purge_engine.checkpoints import CheckpointError, hash_tensors
+from purge_engine.events import StepEvent
+from purge_engine.experiment import Experiment
+from purge_engine.plan import METHODS
+from purge_engine.soft_labels import ensemble_soft_labels, label_teachers
+from purge_engine.training import Cancelled
+
+
+def all_parameters(exp: Experiment) -> dict[tuple[str, int], dict[str, torch.Tensor]]:
+    counts = {"teacher": exp.config.n_teachers, **{m: exp.config.n_students for m in METHODS}}
+    return {(role, c): exp.parameters(role, c) for role, n in counts.items() for c in range(n)}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for position in a:
+        for name in a[position]:
+            assert torch.equal(a[position][name], b[position][name]), f"{position} {name} differs"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_config):
+    run = tmp_path_factory.mktemp("runs") / "reference"
+    exp = Experiment.create(tiny_config, run)
+    exp.train()
+    return exp, all_parameters(exp)
+
+
+def test_every_constituent_is_trained_and_checkpointed(trained):
+    exp, params = trained
+    assert exp.trained_roles() == ["teacher", *METHODS]
+    sidecar = json.loads(exp.store.checkpoint_stem("purge", 1, 3).with_suffix(".json").read_text())
+    assert sidecar["role"] == "purge" and sidecar["step"] == 3 and len(sidecar["label_keys"]) == 2
+    assert set(sidecar["environment"]) == {"torch", "cpu_capability", "threads", "device"}
+    assert sidecar["param_hash"] == hash_tensors(params[("purge", 1)])
+    assert not list(exp.store.root.rglob("*.pt")) and not list(exp.store.root.rglob("*.pkl"))
+
+
+def test_training_again_reuses_every_checkpoint(trained):
+    exp, params = trained
+    events = []
+    costs = Experiment.open(exp.store.root).train(on_event=events.append)
+    assert all(c.sample_steps == 0 for c in costs.values())
+    assert {e.kind for e in events if isinstance(e, StepEvent)} == {"reused"}
+
+
+@pytest.mark.parametrize("cut", [1, 5, 13, 30])
+def test_a_run_cancelled_midway_resumes_to_the_same_parameters(trained, tmp_path, cut):
+    reference_exp, reference = trained
+    exp = Experiment.create(reference_exp.config, tmp_path / "run")
+    finished = []
+
+    def on_event(event):
+        if isinstance(event, StepEvent) and event.kind == "trained":
+            finished.append(event)
+
+    with pytest.raises(Cancelled):
+        exp.train(on_event=on_event, should_stop=lambda: len(finished) >= cut)
+    assert len(finished) == cut
+    Experiment.open(tmp_path / "run").train()
+    assert_same(all_parameters(Experiment.open(tmp_path / "run")), reference)
+
+
+@pytest.mark.parametrize("role,constituent", [("teacher", 2), ("purge", 0), ("single_teacher", 1), ("baseline", 1)])
+def test_resuming_from_each_step_checkpoint_equals_the_uninterrupted_run(trained, tmp_path, role, constituent):
+    reference_exp, reference = trained
+    run = tmp_path / "run"
+    shutil.copytree(reference_exp.store.root, run)
+    exp = Experiment.open(run)
+    n_steps = len(exp.teacher_job(constituent).steps if role == "teacher" else exp.student_job(role, constituent).steps)
+    for keep in range(n_steps):  # drop every checkpoint after step `keep`, then train again
+        for later in range(keep + 1, n_steps):
+            for suffix in (".safetensors", ".json"):
+                exp.store.checkpoint_stem(role, constituent, later).with_suffix(suffix).unlink(missing_ok=True)
+        costs = Experiment.open(run).train(methods=[] if role == "teacher" else [role])
+        assert costs[role].steps_trained == n_steps - keep - 1
+        assert_same({(role, constituent): exp.parameters(role, constituent)}, {(role, constituent): reference[
+            (role, constituent)]})
+
+
+def test_same_seed_same_parameters_other_seed_other_parameters(trained, tmp_path):
+    reference_exp, reference = trained
+    again = Experiment.create(reference_exp.config, tmp_path / "again")
+    again.train(methods=["purge"])
+    for position in [("teacher", i) for i in range(4)] + [("purge", k) for k in range(2)]:
+        assert_same({position: again.parameters(*position)}, {position: reference[position]})
+    other = Experiment.create(reference_exp.config.replace(seed=1), tmp_path / "other")
+    other.train(methods=[])
+    assert not torch.equal(other.parameters("teacher", 0)["0.weight"], reference[("teacher", 0)]["0.weight"])
+
+
+def test_chunk_l_labels_depend_only_on_its_first_l_plus_1_teachers(trained):
+    exp, _ = trained
+    plan = exp.plan
+    student, chunk = 0, 0  # labelled by Teacher 1 alone; Teacher 2 feeds chunk 1 only
+    teachers = label_teachers(plan, "purge", student, chunk)
+    assert teachers == plan.mapping[student][:1]
+    ids = np.concatenate(plan.student_shards[student][chunk])
+    inputs = exp.bundle.train_x[torch.as_tensor(ids)]
+    models = {t: exp.load_constituent("teacher", t) for t in range(exp.config.n_teachers)}
+    before = ensemble_soft_labels([models[t] for t in teachers], inputs, exp.config.temperature)
+    with torch.no_grad():  # perturb every teacher outside the chunk's set
+        for t in set(range(exp.config.n_teachers)) - set(teachers):
+            for p in models[t].parameters():
+                p.add_(1.0)
+    after = ensemble_soft_labels([models[t] for t in teachers], inputs, exp.config.temperature)
+    assert torch.equal(before, after)
+    # ...and the cached labels' keys move only with the chunk's own teachers
+    keys = exp.teacher_keys()
+    changed = list(keys)
+    changed[plan.mapping[student][1]] = "perturbed"
+    assert exp.chunk_label_key("purge", student, 0, teacher_keys=tuple(changed)) == exp.chunk_label_key(
+        "purge", student, 0)
+    assert exp.chunk_label_key("purge", student, 1, teacher_keys=tuple(changed)) != exp.chunk_label_key(
+        "purge", student, 1)
+    assert exp.chunk_label_key("baseline", student, 0, teacher_keys=tuple(changed)) != exp.chunk_label_key(
+        "baseline", student, 0)
+
+
+def _snapshot(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_corrupted_checkpoint_gives_a_clear_error_and_changes_nothing(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained[0].store.root, run)
+    target = Experiment.open(run).store.checkpoint_stem("teacher", 1, 1).with_suffix(".safetensors")
+    target.write_bytes(target.read_bytes()[:-100] + b"\0" * 100)
+    before = _snapshot(run)
+    with pytest.raises(CheckpointError, match=r"teacher-1/step-1.*corrupted"):
+        Experiment.open(run).evaluate()
+    assert _snapshot(run) == before
+
+
+def test_a_truncated_checkpoint_gives_a_clear_error_and_changes_nothing(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained[0].store.root, run)
+    target = Experiment.open(run).store.checkpoint_stem("purge", 0, 3).with_suffix(".safetensors")
+    target.write_bytes(target.read_bytes()[:50])
+    before = _snapshot(run)
+    with pytest.raises(CheckpointError, match=r"purge-0/step-3.*corrupted or truncated"):
+        Experiment.open(run).evaluate()
+    assert _snapshot(run) == before
+
+
+def test_a_garbled_sidecar_gives_a_clear_error(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained[0].store.root, run)
+    sidecar = Experiment.open(run).store.checkpoint_stem("teacher", 0, 1).with_suffix(".json")
+    sidecar.write_text("{not json")
+    with pytest.raises(CheckpointError, match="teacher-0/step-1.*not valid JSON"):
+        Experiment.open(run).train()
+
+
+def test_a_config_that_does_not_match_the_run_is_refused_and_nothing_changes(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained[0].store.root, run)
+    before = _snapshot(run)
+    with pytest.raises(ValueError, match="another config: n_students is 2 there, 1 here"):
+        Experiment.create(trained[0].config.replace(n_students=1), run)
+    assert _snapshot(run) == before
+
+
+def test_opening_a_missing_or_foreign_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        Experiment.open(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="not a run directory"):
+        Experiment.open(tmp_path)
+
+
+def test_evaluate_reports_fractions_for_every_ensemble_and_constituent(trained):
+    report = trained[0].evaluate()
+    assert set(report["accuracy"]) == {"teacher", *METHODS}
+    assert all(0.0 <= a <= 1.0 for a in report["accuracy"].values())
+    assert len(report["constituents"]["teacher"]) == 4 and len(report["constituents"]["baseline"]) == 2
+    vote = Experiment(trained[0].store, trained[0].config.replace(aggregation="vote"), trained[0].plan,
+                      trained[0].bundle).evaluate()
+    assert 0.0 <= vote["accuracy"]["teacher"] <= 1.0
