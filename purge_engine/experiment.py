@@ -13,6 +13,8 @@ the constituents and steps those samples touched (section 5).
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,11 +26,13 @@ from purge_engine.checkpoints import content_key, environment, hash_ids, load_ch
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, load_dataset
 from purge_engine.events import EventCallback, PhaseEvent, ignore
+from purge_engine.forget import ForgetReport, compare_parameters, membership_check, sample_losses, sample_sets
+from purge_engine.forget import accuracy_of as _accuracy_of
 from purge_engine.models import build_model
-from purge_engine.plan import METHODS, Plan, make_plan
+from purge_engine.plan import METHODS, Plan, make_plan, predicted_cost, retrain_scope
 from purge_engine.seeding import seed_for
 from purge_engine.soft_labels import LabelCache, label_key, label_teachers
-from purge_engine.store import RunStore
+from purge_engine.store import Ledger, RunStore, writer_lock
 from purge_engine.training import (
     ConstituentJob,
     Cost,
@@ -70,8 +74,12 @@ class Experiment:
 
     # -- create / open ---------------------------------------------------------------------
     @classmethod
-    def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False) -> Experiment:
-        """A new run in run_dir (or the run already there, when it holds the same config)."""
+    def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,
+               plan: Plan | None = None) -> Experiment:
+        """A new run in run_dir (or the run already there, when it holds the same config).
+
+        plan: train on this plan instead of a fresh one (a from-scratch reference run on a plan
+        that has forgotten samples, as verification and full retraining use)."""
         store = RunStore(run_dir)
         config.validate()
         if store.is_run():
@@ -84,7 +92,7 @@ class Experiment:
             return cls.open(run_dir)
         config = resolve_config(config)
         bundle = load_dataset(config.dataset, config.data_root, download=download)
-        plan = make_plan(config, bundle)
+        plan = plan or make_plan(config, bundle)
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_plan(plan)
         store.write_config(config)  # last: config.json marks a complete run directory
@@ -100,7 +108,9 @@ class Experiment:
         if plan.n_pool != bundle.n_train:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
                              f"{config.data_root} has {bundle.n_train}")
-        return cls(store, config, plan, bundle)
+        exp = cls(store, config, plan, bundle)
+        exp.finish_pending()
+        return exp
 
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
     def _meta(self) -> dict:
@@ -226,8 +236,8 @@ class Experiment:
 
     def _train_students(self, method: str, on_event, should_stop) -> Cost:
         on_event(PhaseEvent("phase", f"students:{method}"))
-        labels = LabelCache(self.store, self._teacher_for_labels, self.bundle.train_x, self.config.temperature,
-                            self.device, on_event)
+        labels = LabelCache(self.store, self._teacher_for_labels, self.bundle.train_x, self.bundle.spec.n_classes,
+                            self.config.temperature, self.device, on_event)
         loss = student_loss(self.config.temperature, self.config.alpha)
         teacher_keys = self.teacher_keys()
         cost = Cost()
@@ -276,8 +286,13 @@ class Experiment:
         self._apply_threads()
         return [_predict_proba(self.load_constituent(role, c), inputs) for c in range(count)]
 
-    def aggregate(self, probs: list[torch.Tensor]) -> torch.Tensor:
-        """Ensemble prediction (n,) from per-constituent softmax outputs (section 4.8)."""
+    def aggregate(self, probs: list[torch.Tensor], role: str = "teacher") -> torch.Tensor:
+        """Ensemble prediction (n,) from per-constituent softmax outputs (section 4.8). Empty
+        constituents (every sample forgotten) take no part; with none left, class 0 for all."""
+        n = probs[0].shape[0]
+        probs = [p for c, p in enumerate(probs) if not self.plan.is_empty(_plan_role(role), c)]
+        if not probs:
+            return torch.zeros(n, dtype=torch.long, device=self.device)
         if self.config.aggregation == "vote":
             votes = torch.stack([p.argmax(1) for p in probs])  # (constituents, n)
             counts = torch.nn.functional.one_hot(votes, probs[0].shape[1]).sum(0)
@@ -295,12 +310,226 @@ class Experiment:
         accuracy, constituents = {}, {}
         for role in roles:
             probs = self.constituent_probs(role, inputs)
-            accuracy[role] = _accuracy(self.aggregate(probs), labels)
+            accuracy[role] = _accuracy(self.aggregate(probs, role), labels)
             constituents[role] = [_accuracy(p.argmax(1), labels) for p in probs]
         return {"accuracy": accuracy, "constituents": constituents, "samples": int(labels.numel())}
 
     def parameters(self, role: str, constituent: int) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in self.load_constituent(role, constituent).state_dict().items()}
+
+    def ensemble_probs(self, role: str, inputs: torch.Tensor) -> torch.Tensor:
+        """Mean softmax (n, classes) over the role's non-empty constituents; uniform when none is left."""
+        probs = [p for c, p in enumerate(self.constituent_probs(role, inputs))
+                 if not self.plan.is_empty(_plan_role(role), c)]
+        if not probs:
+            n_classes = self.bundle.spec.n_classes
+            return torch.full((inputs.shape[0], n_classes), 1.0 / n_classes, device=inputs.device)
+        return torch.stack(probs).mean(0)
+
+    # -- forget requests -----------------------------------------------------------------------------
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.store.ledger_path)
+
+    def _constituents(self, roles) -> list[tuple[str, int]]:
+        return [(role, c) for role in roles
+                for c in range(self.config.n_teachers if role == "teacher" else self.config.n_students)]
+
+    def _param_hashes(self, roles) -> dict[str, str]:
+        hashes = {}
+        for role, c in self._constituents(roles):
+            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
+            meta = read_sidecar(self.store.checkpoint_stem(role, c, job.steps[-1].step)) or {}
+            hashes[f"{role}-{c}"] = meta.get("param_hash")
+        return hashes
+
+    def _score(self, roles, forgotten: list[int]) -> tuple[dict, dict]:
+        """Accuracy on test / retained / forgotten samples and the membership check, per role."""
+        sets = sample_sets(self.bundle, self.plan, forgotten, self.config.seed).sets
+        accuracy, membership = {}, {}
+        for role in roles:
+            probs = {name: self.ensemble_probs(role, x) for name, (x, _) in sets.items()}
+            accuracy[role] = {name: _accuracy_of(probs[name], y) for name, (_, y) in sets.items()}
+            membership[role] = membership_check({name: sample_losses(probs[name], y) for name, (_, y) in sets.items()})
+        return accuracy, membership
+
+    def _reload_plan(self) -> None:
+        self.plan = self.store.read_plan()
+
+    def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
+               on_event: EventCallback | None = None) -> ForgetReport:
+        """Serve a forget request: remove the samples from the plan and retrain exactly what they
+        touched (section 5). The request is journaled in the ledger before any work and marked done
+        after; a second request on the same run waits for this one."""
+        self._check_methods(methods)
+        with writer_lock(self.store):
+            self._reload_plan()
+            ids = list(self.plan.check_request(sample_ids))
+            missing = [r for r in ("teacher", *methods) if r not in self.trained_roles()]
+            if missing:
+                raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; "
+                                 "train the run before forgetting")
+            roles = ["teacher", *methods]
+            scope = retrain_scope(self.plan, ids)
+            accuracy, membership = self._score(roles, ids)
+            request_id = self.ledger.next_request_id()
+            started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(),
+                       "predicted": predicted_cost(self.plan, scope), "hashes_before": self._param_hashes(roles),
+                       "accuracy_before": accuracy, "membership_before": membership}
+            self.ledger.append(request_id, "started", started)
+            report = self._execute(request_id, started, on_event or ignore)
+        if full_retrain:
+            report.full_retrain = self.full_retrain(on_event=on_event)
+        return report
+
+    def _execute(self, request_id: int, started: dict, on_event: EventCallback, resumed: bool = False) -> ForgetReport:
+        """Apply a journaled request to the plan (once), bring every constituent up to date, record it."""
+        ids, methods = started["sample_ids"], started["methods"]
+        if not set(ids) <= self.plan.forgotten:
+            self.plan = self.plan.without(ids)
+            self.store.write_plan(self.plan)
+        retrained: dict[str, dict[int, int]] = {}
+
+        def watch(event) -> None:
+            if getattr(event, "kind", "") == "training":
+                retrained.setdefault(event.role, {}).setdefault(event.constituent, event.step)
+            on_event(event)
+
+        costs = self.train(on_event=watch, methods=methods)
+        roles = ["teacher", *methods]
+        accuracy, membership = self._score(roles, ids)
+        report = ForgetReport(
+            request_id=request_id, sample_ids=ids, methods=list(methods), scope=started["scope"],
+            predicted=started["predicted"], cost={role: c.to_dict() for role, c in costs.items()},
+            retrained={r: {str(c): s for c, s in v.items()} for r, v in retrained.items()},
+            reused={r: [c for rr, c in self._constituents([r]) if c not in retrained.get(r, {})] for r in roles},
+            accuracy={"before": started["accuracy_before"], "after": accuracy},
+            membership={"before": started["membership_before"], "after": membership},
+            hashes={"before": started["hashes_before"], "after": self._param_hashes(roles)},
+            resumed=resumed,
+        )
+        done = {k: v for k, v in report.to_dict().items() if k in ("cost", "retrained", "reused", "resumed")}
+        self.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
+                                                "hashes_after": report.hashes["after"]})
+        return report
+
+    def finish_pending(self, on_event: EventCallback | None = None) -> list[ForgetReport]:
+        """Finish requests a dead process left journaled but not done. Skipped while another
+        process holds the run's writer lock (it is still working on them)."""
+        if not self.ledger.pending():
+            return []
+        with writer_lock(self.store, wait=False) as acquired:
+            if not acquired:
+                return []
+            self._reload_plan()
+            reports = []
+            for request_id in self.ledger.pending():
+                started = next(e["body"] for e in self.ledger.entries(request_id) if e["kind"] == "started")
+                reports.append(self._execute(request_id, started, on_event or ignore, resumed=True))
+            return reports
+
+    def _scratch(self, name: str) -> Path:
+        path = self.store.root / "scratch" / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def full_retrain(self, methods: Sequence[str] = ("purge",), on_event: EventCallback | None = None) -> dict:
+        """Retrain every teacher and the given student methods from scratch on the current plan, in a
+        scratch directory: the reference cost. Reports cost, accuracy, and whether the result equals
+        the unlearned run bit for bit."""
+        scratch = self._scratch("full-retrain")
+        try:
+            reference = Experiment.create(self.config, scratch, plan=self.plan)
+            start = time.perf_counter()
+            costs = reference.train(on_event=on_event, methods=methods)
+            seconds = time.perf_counter() - start
+            roles = ["teacher", *methods]
+            same = all(self._param_hashes(roles)[k] == v for k, v in reference._param_hashes(roles).items())
+            return {"seconds": seconds, "sample_steps": sum(c.sample_steps for c in costs.values()),
+                    "label_forwards": sum(c.label_forwards for c in costs.values()),
+                    "cost": {r: c.to_dict() for r, c in costs.items()},
+                    "accuracy": reference.evaluate()["accuracy"], "identical_to_unlearned": same}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def latest_request(self) -> int | None:
+        done = [e["request_id"] for e in self.ledger.entries() if e["kind"] == "done"]
+        return max(done) if done else None
+
+    def verify(self, request_id: int | None = None, on_event: EventCallback | None = None) -> dict:
+        """Retrain every constituent the request affected from scratch on the current (reduced) plan
+        with the same seeds, and compare every parameter with torch.equal (section 6). Constituents
+        outside the scope are unchanged by construction: their checkpoint keys are compared."""
+        latest = self.latest_request()
+        request_id = latest if request_id is None else request_id
+        if latest is None:
+            raise ValueError("request: this run has served no forget request yet; nothing to verify")
+        if request_id != latest:
+            raise ValueError(f"request: got {request_id}; only the latest request ({latest}) can be verified, "
+                             "because later requests have changed the constituents since")
+        record = self.ledger.record(request_id)
+        with writer_lock(self.store):
+            result = self._verify_scope(record, on_event or ignore)
+            self.ledger.append(request_id, "verified", result)
+        return result
+
+    def _verify_scope(self, record: dict, on_event: EventCallback) -> dict:
+        methods = record["methods"]
+        affected = {"teacher": set(map(int, record["scope"]["teachers"]))}
+        affected.update({m: set(map(int, record["scope"]["students"][m])) for m in methods})
+        scratch = self._scratch("verify")
+        try:
+            reference = Experiment.create(self.config, scratch, plan=self.plan)
+            self._lend_unaffected(reference, affected)
+            start = time.perf_counter()
+            reference.train(on_event=on_event, methods=methods)
+            seconds = time.perf_counter() - start
+            return self._compare(reference, affected, seconds)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _lend_unaffected(self, reference: Experiment, affected: dict[str, set[int]]) -> None:
+        """Copy the final checkpoints of unaffected constituents into the reference run: their keys
+        already match the reduced plan, so the reference reuses them and retrains only the rest."""
+        for role, c in self._constituents(affected):
+            if c in affected[role]:
+                continue
+            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
+            for suffix in (".safetensors", ".json"):
+                source = self.store.checkpoint_stem(role, c, job.steps[-1].step).with_suffix(suffix)
+                target = reference.store.checkpoint_stem(role, c, job.steps[-1].step).with_suffix(suffix)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+
+    def _compare(self, reference: Experiment, affected: dict[str, set[int]], seconds: float) -> dict:
+        here = environment(self.device)
+        rows, reasons = [], []
+        for role, c in self._constituents(affected):
+            if c not in affected[role]:
+                continue
+            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
+            meta = read_sidecar(self.store.checkpoint_stem(role, c, job.steps[-1].step)) or {}
+            recorded = meta.get("environment", {})
+            reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
+                        for k in here if recorded.get(k) != here[k]]
+            rows.append({"role": role, "constituent": c, **compare_parameters(self.parameters(role, c),
+                                                                              reference.parameters(role, c)),
+                         "hash": meta.get("param_hash"), "reference_hash": reference._param_hashes([role])[
+                             f"{role}-{c}"]})
+        unaffected_same = all(self.is_current(role, c) for role, c in self._constituents(affected))
+        equal = all(r["equal"] for r in rows) and unaffected_same
+        return {"exact": equal and not reasons, "equal": equal, "constituents_compared": len(rows),
+                "parameters_compared": sum(r["parameters"] for r in rows),
+                "max_abs_diff": max((r["max_abs_diff"] for r in rows), default=0.0),
+                "environment_differs": reasons, "reason": (
+                    "exactness not claimed: " + "; ".join(reasons) if reasons else
+                    "every affected constituent equals a from-scratch run on the reduced data, bit for bit"
+                    if equal else "some parameters differ from the from-scratch run"),
+                "seconds": seconds, "details": rows}
+
+
+def _plan_role(role: str) -> str:
+    return "teacher" if role == "teacher" else "student"
 
 
 def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:

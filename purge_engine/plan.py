@@ -105,6 +105,28 @@ class Plan:
     def all_student_samples(self) -> np.ndarray:
         return np.concatenate([self.student_shard(k) for k in range(self.n_students)])
 
+    def is_empty(self, role: str, constituent: int) -> bool:
+        """True when forgetting has left the constituent no sample. An empty constituent stays at its
+        seeded initialisation (it holds no sample's information), gives no soft labels and takes
+        no part in the ensemble's prediction."""
+        shards = self.teacher_shards if role == "teacher" else self.student_shards
+        return self._count(shards[constituent]) == 0
+
+    @staticmethod
+    def _count(nested) -> int:
+        return nested.size if isinstance(nested, np.ndarray) else sum(Plan._count(n) for n in nested)
+
+    def labelling_teachers(self, method: str, student_id: int, chunk_id: int) -> tuple[int, ...]:
+        """The teachers whose mean softmax labels a chunk (section 4.5), less any empty teacher.
+        purge: the first chunk_id+1 mapped teachers; single_teacher: teacher chunk_id alone;
+        baseline: every teacher. A chunk left with no teacher is labelled uniformly."""
+        group = self.mapping[student_id]
+        nominal = {"purge": group[: chunk_id + 1], "single_teacher": (group[chunk_id],),
+                   "baseline": tuple(range(self.n_teachers))}
+        if method not in nominal:
+            raise ValueError(f"method: got {method!r}, must be one of {', '.join(METHODS)}")
+        return tuple(t for t in nominal[method] if not self.is_empty("teacher", t))
+
     # -- where a sample sits ------------------------------------------------------
     @cached_property
     def _index(self) -> dict[str, np.ndarray]:
@@ -313,13 +335,16 @@ def _earliest(target: dict[int, int], constituent: int, step: int) -> None:
 
 
 def scope_for_changes(plan: Plan, teacher_steps: dict[int, int], student_steps: dict[int, int],
-                      sample_ids: tuple[int, ...] = ()) -> RetrainScope:
+                      sample_ids: tuple[int, ...] = (), touched_chunks=()) -> RetrainScope:
     """Scope from changed teachers (teacher_id -> first step retrained) and student-side removals
-    (student_id -> first step whose data changed). Each constituent restarts once, from its
-    earliest affected step."""
+    (student_id -> first step whose data changed; touched_chunks: the (student_id, chunk_id)s that
+    lost samples). Each constituent restarts once, from its earliest affected step.
+
+    A chunk that lost samples is relabelled under every method: labels are computed over the
+    chunk's current samples, exactly as a from-scratch run on the reduced plan computes them."""
     r = plan.student_slices
     students: dict[str, dict[int, int]] = {m: dict() for m in METHODS}
-    labels: dict[str, set[tuple[int, int]]] = {m: set() for m in METHODS}
+    labels: dict[str, set[tuple[int, int]]] = {m: set(touched_chunks) for m in METHODS}
     for k, step in student_steps.items():
         for method in METHODS:
             _earliest(students[method], k, step)
@@ -348,13 +373,15 @@ def retrain_scope(plan: Plan, sample_ids) -> RetrainScope:
     ids = plan.check_request(sample_ids)
     teacher_steps: dict[int, int] = {}
     student_steps: dict[int, int] = {}
+    touched: set[tuple[int, int]] = set()
     for sample_id in ids:
         where = plan.locate(sample_id)
         if where["teacher"] is not None:
             _earliest(teacher_steps, where["teacher"], where["teacher_slice"])
         if where["student"] is not None:
             _earliest(student_steps, where["student"], where["chunk"] * plan.student_slices + where["student_slice"])
-    return scope_for_changes(plan, teacher_steps, student_steps, ids)
+            touched.add((where["student"], where["chunk"]))
+    return scope_for_changes(plan, teacher_steps, student_steps, ids, touched)
 
 
 def full_scope(plan: Plan) -> RetrainScope:
@@ -377,10 +404,8 @@ def student_sample_steps(plan: Plan, student_id: int, first_step: int) -> int:
 
 def label_forwards(plan: Plan, method: str, chunks) -> int:
     """Teacher forward passes (samples x teachers) to relabel the given (student_id, chunk_id)s."""
-    def teachers_per_sample(k: int, c: int) -> int:
-        return {"purge": c + 1, "single_teacher": 1, "baseline": plan.n_teachers}[method]
-
-    return sum(sum(s.size for s in plan.student_shards[k][c]) * teachers_per_sample(k, c) for k, c in chunks)
+    return sum(sum(s.size for s in plan.student_shards[k][c]) * len(plan.labelling_teachers(method, k, c))
+               for k, c in chunks)
 
 
 def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]:

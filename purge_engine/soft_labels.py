@@ -25,14 +25,7 @@ from purge_engine.training import predict_proba
 
 def label_teachers(plan: Plan, method: str, student_id: int, chunk_id: int) -> tuple[int, ...]:
     """The teachers whose ensemble labels chunk `chunk_id` of student `student_id` under `method`."""
-    group = plan.mapping[student_id]
-    if method == "purge":
-        return tuple(group[: chunk_id + 1])
-    if method == "single_teacher":
-        return (group[chunk_id],)
-    if method == "baseline":
-        return tuple(range(plan.n_teachers))
-    raise ValueError(f"method: got {method!r}, must be one of purge, single_teacher, baseline")
+    return plan.labelling_teachers(method, student_id, chunk_id)
 
 
 def label_key(method: str, teacher_keys: tuple[str, ...], ids: np.ndarray, temperature: float) -> str:
@@ -41,8 +34,12 @@ def label_key(method: str, teacher_keys: tuple[str, ...], ids: np.ndarray, tempe
 
 
 @torch.inference_mode()
-def ensemble_soft_labels(teachers: list[nn.Module], inputs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean over teachers of softmax(logits / T): (n, classes). Summed in teacher order."""
+def ensemble_soft_labels(teachers: list[nn.Module], inputs: torch.Tensor, temperature: float,
+                         n_classes: int | None = None) -> torch.Tensor:
+    """Mean over teachers of softmax(logits / T): (n, classes). Summed in teacher order.
+    With no teacher (all emptied by forgetting) the labels are uniform over n_classes."""
+    if not teachers:
+        return torch.full((inputs.shape[0], n_classes), 1.0 / n_classes, device=inputs.device)
     total = predict_proba(teachers[0], inputs, temperature)
     for teacher in teachers[1:]:
         total = total + predict_proba(teacher, inputs, temperature)
@@ -53,8 +50,8 @@ class LabelCache:
     """Soft labels per (method, student, chunk), on disk, reused while their key holds."""
 
     def __init__(self, store: RunStore, load_teacher: Callable[[int], nn.Module], inputs: torch.Tensor,
-                 temperature: float, device: torch.device, on_event: EventCallback):
-        self.store, self.load_teacher, self.inputs = store, load_teacher, inputs
+                 n_classes: int, temperature: float, device: torch.device, on_event: EventCallback):
+        self.store, self.load_teacher, self.inputs, self.n_classes = store, load_teacher, inputs, n_classes
         self.temperature, self.device, self.on_event = temperature, device, on_event
         self.label_forwards = 0  # teacher forward passes (samples x teachers) spent computing labels
         self.seconds = 0.0
@@ -73,7 +70,7 @@ class LabelCache:
         start = time.perf_counter()
         index = torch.as_tensor(ids, dtype=torch.long, device=self.inputs.device)
         teachers = [self.load_teacher(t) for t in teacher_ids]
-        labels = ensemble_soft_labels(teachers, self.inputs[index], self.temperature)
+        labels = ensemble_soft_labels(teachers, self.inputs[index], self.temperature, self.n_classes)
         save_checkpoint(stem, {"labels": labels}, {"key": key, "method": method, "student_id": student_id,
                                                   "chunk_id": chunk_id, "teacher_ids": list(teacher_ids),
                                                   "ids_hash": hash_ids(ids)})

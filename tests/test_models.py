@@ -35,8 +35,8 @@ def test_same_seed_same_init_other_seed_other_init_and_global_rng_untouched():
     assert torch.equal(torch.rand(1), before)  # the global RNG was not consumed
     b = build_model("digits-cnn", spec, seed=7)
     c = build_model("digits-cnn", spec, seed=8)
-    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
-    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
     assert count_parameters(a) > 0
 
 
