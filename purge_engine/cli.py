@@ -210,6 +210,99 @@ def print_accuracy(report: dict) -> None:
         print(f"  {name:<26} {value:.4f}   constituents: {singles}")
 
 
+def cmd_forget(args: argparse.Namespace) -> dict:
+    from purge_engine.experiment import Experiment
+
+    exp = Experiment.open(_run_dir(args))
+    methods = _methods(args.methods)
+    total = exp.config.n_teachers * exp.plan.teacher_slices + len(methods) * sum(
+        exp.plan.student_steps(k) for k in range(exp.config.n_students))
+    report = exp.forget(parse_ids(args.samples), methods=methods, full_retrain=args.full_retrain,
+                        on_event=None if args.json else ProgressBar(total))
+    if args.verify:
+        report.verification = {k: v for k, v in exp.verify(report.request_id).items() if k != "details"}
+    return {"run": str(exp.store.root), **report.to_dict()}
+
+
+def print_forget(report: dict) -> None:
+    print(f"forget request {report['request_id']}: samples {report['sample_ids']}"
+          + (" (finished after a crash)" if report.get("resumed") else ""))
+    for role, steps in report["retrained"].items():
+        name = "Teachers" if role == "teacher" else METHOD_TITLES[role]
+        shown = ", ".join(f"{int(c) + 1} from step {s + 1}" for c, s in steps.items())
+        print(f"  {name:<26} retrained {shown}; untouched {[c + 1 for c in report['reused'][role]]}")
+    print(f"{'':<26} {'sample-steps':>12} {'predicted':>10} {'label passes':>13} {'seconds':>8}")
+    for role, cost in report["cost"].items():
+        name = "Teacher retraining" if role == "teacher" else METHOD_TITLES[role]
+        print(f"{name:<26} {cost['sample_steps']:>12,} {report['predicted'][role]['sample_steps']:>10,} "
+              f"{cost['label_forwards']:>13,} {cost['seconds']:>8.2f}")
+    if report.get("full_retrain"):
+        full = report["full_retrain"]
+        print(f"{'Full retrain':<26} {full['sample_steps']:>12,} "
+              f"{report['predicted']['full_retrain']['sample_steps']:>10,} {full['label_forwards']:>13,} "
+              f"{full['seconds']:>8.2f}  identical to the unlearned run: {full['identical_to_unlearned']}")
+    print("test accuracy before -> after:")
+    for role, before in report["accuracy"]["before"].items():
+        after = report["accuracy"]["after"][role]
+        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
+        print(f"  {name:<26} {before['test']:.4f} -> {after['test']:.4f}")
+    if report.get("verification"):
+        v = report["verification"]
+        print(f"verification: exact={v['exact']} ({v['parameters_compared']:,} parameters of "
+              f"{v['constituents_compared']} constituents, max |diff| {v['max_abs_diff']}): {v['reason']}")
+
+
+def cmd_verify(args: argparse.Namespace) -> dict:
+    from purge_engine.experiment import Experiment
+
+    exp = Experiment.open(_run_dir(args))
+    return {"run": str(exp.store.root), **exp.verify(args.request)}
+
+
+def print_verify(report: dict) -> None:
+    print(f"exact={report['exact']}: {report['reason']}")
+    for row in report["details"]:
+        name = "Teacher" if row["role"] == "teacher" else METHOD_TITLES[row["role"]]
+        print(f"  {name} {row['constituent'] + 1}: equal={row['equal']} max |diff| {row['max_abs_diff']} "
+              f"hash {row['hash']} vs {row['reference_hash']}")
+
+
+def cmd_ledger(args: argparse.Namespace) -> dict:
+    from purge_engine.store import Ledger, RunStore
+
+    store = RunStore(_run_dir(args))
+    store.check_is_run()
+    ledger = Ledger(store.ledger_path)
+    ok, detail = ledger.verify_chain()
+    requests = sorted({e["request_id"] for e in ledger.entries()})
+    return {"run": str(store.root), "chain_valid": ok, "chain_detail": detail,
+            "requests": [_ledger_row(ledger.record(r)) for r in requests]}
+
+
+def _ledger_row(record: dict) -> dict:
+    verification = record.get("exact")
+    return {"request_id": record["request_id"], "status": record["status"], "time": record.get("started_at"),
+            "sample_ids": record["sample_ids"], "methods": record["methods"],
+            "cost": record.get("cost", {}), "predicted": record["predicted"],
+            "verified": verification, "resumed": record.get("resumed", False)}
+
+
+def print_ledger(report: dict) -> None:
+    print(f"{report['run']}: hash chain {'valid' if report['chain_valid'] else 'BROKEN'} ({report['chain_detail']})")
+    for row in report["requests"]:
+        purge = row["cost"].get("purge", {}).get("sample_steps", "-")
+        print(f"  #{row['request_id']} {row['time']} {row['status']:<8} samples {row['sample_ids']} "
+              f"purge sample-steps {purge} verified {row['verified']}")
+
+
+def cmd_certificate(args: argparse.Namespace) -> dict:
+    from purge_engine.store import Ledger, RunStore
+
+    store = RunStore(_run_dir(args))
+    store.check_is_run()
+    return Ledger(store.ledger_path).certificate(args.request)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m purge_engine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +325,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", help="run directory (default: the newest under runs/)")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(run_command=cmd_evaluate, show=print_accuracy)
+
+    forget = commands.add_parser("forget", help="serve a forget request: retrain only what the samples touched")
+    forget.add_argument("--run", help="run directory (default: the newest under runs/)")
+    forget.add_argument("--samples", required=True, help="sample ids of the train pool: 3,17,42 or 10-14")
+    forget.add_argument("--methods", default=",".join(METHODS), help="student methods to keep up to date")
+    forget.add_argument("--verify", action="store_true", help="then prove the result equals training from scratch")
+    forget.add_argument("--full-retrain", action="store_true", help="also retrain everything from scratch, for cost")
+    forget.add_argument("--json", action="store_true", help="machine-readable output")
+    forget.set_defaults(run_command=cmd_forget, show=print_forget)
+
+    verify = commands.add_parser("verify", help="compare the latest request's result with a from-scratch run")
+    verify.add_argument("--run", help="run directory (default: the newest under runs/)")
+    verify.add_argument("--request", type=int, default=None, help="request id (default: the latest)")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(run_command=cmd_verify, show=print_verify)
+
+    ledger = commands.add_parser("ledger", help="the run's forget requests and whether the hash chain holds")
+    ledger.add_argument("--run", help="run directory (default: the newest under runs/)")
+    ledger.add_argument("--json", action="store_true", help="machine-readable output")
+    ledger.set_defaults(run_command=cmd_ledger, show=print_ledger)
+
+    certificate = commands.add_parser("certificate", help="a request's ledger record as a JSON certificate")
+    certificate.add_argument("--run", help="run directory (default: the newest under runs/)")
+    certificate.add_argument("--request", type=int, required=True, help="request id")
+    certificate.add_argument("--json", action="store_true", default=True, help=argparse.SUPPRESS)
+    certificate.set_defaults(run_command=cmd_certificate, show=None)
 
     th = commands.add_parser("theory", help="closed-form speed-ups of PURGE over the baseline student")
     th.add_argument("--teachers", type=int, default=PurgeConfig().n_teachers, help="N_t")

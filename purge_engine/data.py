@@ -57,7 +57,7 @@ class DatasetBundle:
 
     def images(self, sample_ids) -> np.ndarray:
         """uint8 (k, H, W, C) train images for display, the normalisation undone."""
-        index = torch.as_tensor(np.asarray(sample_ids, dtype=np.int64), device=self.train_x.device)
+        index = torch.as_tensor(np.array(sample_ids, dtype=np.int64), device=self.train_x.device)
         x = self.train_x[index].detach().cpu()
         x = x * _per_channel(self.std) + _per_channel(self.mean)  # back to [0, 1]
         pixels = (x * 255).round().clamp(0, 255).to(torch.uint8)

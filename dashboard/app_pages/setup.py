@@ -1,0 +1,124 @@
+"""Setup: pick a dataset and a shard layout; see the plan it makes and real samples placed in it."""
+
+import streamlit as st
+
+from dashboard import state, views
+from purge_engine.config import STUDENT_DATA_MODES, PurgeConfig
+from purge_engine.data import DatasetUnavailable
+from purge_engine.plan import make_plan, training_cost
+from purge_engine.specs import DATASETS
+
+DEFAULTS = PurgeConfig()  # defaults live only in PurgeConfig
+GRID_COLUMNS = 6  # wide enough for a caption on one line
+# Keep the pixels square when the browser fits an image to its column.
+PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"
+NUMBERS = st.column_config.NumberColumn(format="localized")
+
+
+def field_help(text: str, key: str) -> str:
+    return f"{text}\n\nConfig field: `{key}`."
+
+
+def layout_controls() -> PurgeConfig:
+    """Sidebar widgets, keyed by the PurgeConfig field each sets; the config is not yet validated."""
+    bar = st.sidebar
+    bar.header("Dataset and layout")
+    names = list(DATASETS)
+    values = {state.DATASET: bar.selectbox(
+        "Dataset", names, index=names.index(DEFAULTS.dataset), format_func=lambda n: DATASETS[n].title,
+        key=state.DATASET)}
+    left, right = bar.columns(2)
+    for column, key, label, tip in (
+        (left, state.N_TEACHERS, "Teachers", "N_t: SISA teachers, each trained only on its own shard."),
+        (right, state.N_STUDENTS, "Students", "N_s (at most N_t): each student distils a group of teachers."),
+        (left, state.TEACHER_SLICES, "Teacher slices", "r_t: a teacher trains slice by slice, checkpointing each."),
+        (right, state.STUDENT_SLICES, "Student slices", "r: slices per chunk of a student's shard."),
+        (left, state.EPOCHS, "Epochs", "e: epoch budget per constituent, spread over its steps (SISA)."),
+        (right, state.SEED, "Seed", "Every random choice (shards, init, shuffles) comes from this seed."),
+    ):
+        values[key] = column.number_input(label, min_value=0 if key == state.SEED else 1,
+                                          value=getattr(DEFAULTS, key), step=1, key=key, help=field_help(tip, key))
+    share = bar.slider("Student data (share of the pool)", 0.05, 1.0, DEFAULTS.student_fraction, 0.05,
+                       key=state.STUDENT_FRACTION,
+                       help=field_help("Share of the train pool the students learn from.", state.STUDENT_FRACTION))
+    values[state.STUDENT_FRACTION] = round(share, 2)  # the browser's 0.15000000000000002 -> 0.15
+    values[state.STUDENT_DATA] = bar.radio(
+        "Student data source", STUDENT_DATA_MODES, index=STUDENT_DATA_MODES.index(DEFAULTS.student_data),
+        horizontal=True, key=state.STUDENT_DATA,
+        help=field_help("overlap: drawn from the teachers' pool, so a sample can sit in a teacher shard and a "
+                        "student chunk. disjoint: held out from the teachers (so the share must be below 1).",
+                        state.STUDENT_DATA))
+    return PurgeConfig(**values)
+
+
+def dataset_or_none(config: PurgeConfig):
+    try:
+        return state.load_bundle(config.dataset, config.data_root)
+    except DatasetUnavailable as err:
+        st.info(f"{err}\n\nThe plan below is computed for its {DATASETS[config.dataset].n_train:,} training "
+                "images; the sample gallery needs the files.", icon=":material/download:")
+        return None
+
+
+def sample_grid(bundle, plan) -> None:
+    """One page of the train pool, each image captioned with where it sits in the plan."""
+    st.subheader("Samples")
+    pages = views.n_pages(bundle.n_train)
+    if st.session_state.get(state.GALLERY_PAGE, 1) > pages:  # a smaller dataset was picked
+        st.session_state[state.GALLERY_PAGE] = pages
+    st.caption("Under each image: #sample id · label · T3/s2 = Teacher 3, slice 2 · S1/c2/s1 = Student 1, "
+               "chunk 2, slice 1 (T – / S –: used by no teacher / no student).")
+    page = st.columns([1, 5])[0].number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                                              key=state.GALLERY_PAGE)
+    ids = views.page_ids(bundle.n_train, page)
+    images = views.upscale(bundle.images(ids))
+    captions = views.sample_grid_frame(bundle, plan, ids)["caption"].tolist()
+    st.html(PIXELATED)
+    with st.container(key=state.SAMPLE_GRID):
+        for start in range(0, len(ids), GRID_COLUMNS):
+            row = range(start, min(start + GRID_COLUMNS, len(ids)))
+            for column, i in zip(st.columns(GRID_COLUMNS)[: len(row)], row, strict=True):
+                column.image(images[i], caption=captions[i], width="stretch", output_format="PNG")
+
+
+st.title("PURGE Explorer: Setup")
+st.markdown(
+    "**SISA** trains an ensemble of *teachers*, each on its own shard of the data, slice by slice, so "
+    "forgetting a sample retrains one teacher from the slice that held it. **PURGE** distils the teachers "
+    "into *students*: each student learns from a small group of teachers, one chunk per teacher, so a "
+    "changed teacher retrains only the student it feeds, from the first chunk that teacher labels. "
+    "Pick a dataset and a layout in the sidebar; everything below is the plan they make.")
+config = layout_controls()
+try:
+    config.validate()
+except ValueError as err:
+    st.error(str(err), icon=":material/error:")
+    st.caption("Change it in the sidebar: the ⓘ beside each control names the config field it sets.")
+    st.stop()
+bundle = dataset_or_none(config)
+plan = make_plan(config, bundle if bundle is not None else DATASETS[config.dataset].n_train)
+describe = plan.describe()
+
+metrics = views.layout_metrics(describe)
+for column, (label, value) in zip(st.columns(len(metrics)), metrics.items(), strict=True):
+    column.metric(label, f"{value:,}" if isinstance(value, int) else value)
+
+st.subheader("Mapping")
+st.caption("Each student distils a contiguous group of teachers: chunk 1 is labelled by the first teacher, "
+           "chunk 2 by the mean of the first two, and so on.")
+st.table(views.mapping_table(describe).style.format({"Samples": "{:,}"}), hide_index=True)
+st.subheader("Teachers")
+st.dataframe(views.teacher_table(describe), hide_index=True, column_config={"Samples": NUMBERS})
+st.subheader("Students")
+st.caption("A student trains chunk by chunk, slice by slice; each step trains on everything it has seen so far.")
+st.dataframe(views.student_table(describe), hide_index=True)
+
+st.subheader("Predicted cost of training from scratch")
+st.dataframe(views.cost_table(training_cost(plan)), hide_index=True,
+             column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
+st.caption("Sample-steps = samples × epochs trained; label forward passes = samples × teachers asked for a "
+           "soft label. Teacher training is the same for every student method. Full retrain = every teacher "
+           "and every PURGE student from scratch: what forgetting costs without unlearning.")
+
+if bundle is not None:
+    sample_grid(bundle, plan)

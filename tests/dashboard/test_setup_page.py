@@ -1,0 +1,99 @@
+"""The Setup page through Streamlit's AppTest: widgets found by their vocabulary keys."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from purge_engine.config import PurgeConfig
+from purge_engine.specs import DATASETS
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+DEFAULTS = PurgeConfig()
+LAYOUT_KEYS = ("n_teachers", "n_students", "teacher_slices", "student_slices", "epochs", "seed")
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception
+    return app
+
+
+def table_with(at, column):
+    """The st.dataframe whose frame has `column`."""
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
+def test_defaults_come_from_purge_config(at):
+    assert at.selectbox(key="dataset").value == DEFAULTS.dataset
+    assert at.selectbox(key="dataset").options == [spec.title for spec in DATASETS.values()]
+    for key in LAYOUT_KEYS:
+        assert at.number_input(key=key).value == getattr(DEFAULTS, key), key
+    assert at.slider(key="student_fraction").value == DEFAULTS.student_fraction
+    assert at.radio(key="student_data").value == DEFAULTS.student_data
+    assert not at.error
+
+
+def test_page_shows_the_plan_as_tables(at):
+    assert len(table_with(at, "Teacher")) == DEFAULTS.n_teachers
+    assert len(at.table[0].value) == DEFAULTS.n_students
+    assert len(table_with(at, "Chunk")) == DEFAULTS.n_teachers  # one chunk per mapped teacher
+    assert len(table_with(at, "Sample-steps")) == 5
+    assert [m.label for m in at.metric][:3] == ["Train pool", "Teacher samples", "Student samples"]
+
+
+def test_sample_grid_shows_a_page_of_captioned_images(at):
+    grid = at.get_by_key("sample_grid").image
+    assert len(grid) == 24
+    assert grid[0].captions[0].startswith("#0 · ")
+    at.number_input(key="gallery_page").set_value(2).run()
+    assert not at.exception
+    assert at.get_by_key("sample_grid").image[0].captions[0].startswith("#24 · ")
+
+
+def test_more_students_than_teachers_is_an_error_not_a_traceback(at):
+    at.number_input(key="n_students").set_value(DEFAULTS.n_teachers + 1).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "n_students" in at.error[0].value
+    assert not at.dataframe  # the page stops at the error
+
+
+def test_disjoint_student_data_needs_a_share_below_one(at):
+    at.radio(key="student_data").set_value("disjoint").run()
+    assert not at.exception
+    assert "student_fraction" in at.error[0].value
+    at.slider(key="student_fraction").set_value(0.25).run()
+    assert not at.exception and not at.error
+    students = at.table[0].value["Samples"].sum()
+    assert students == int(0.25 * DATASETS["digits"].n_train)
+    captions = [img.captions[0] for img in at.get_by_key("sample_grid").image]
+    assert any(c.endswith("S –") for c in captions)  # most samples now sit with no student
+    assert not any(c.endswith("S –") and " T –" in c for c in captions)  # but every one is somewhere
+
+
+def test_changing_teachers_changes_mapping_and_tables(at):
+    at.number_input(key="n_teachers").set_value(4).run()
+    assert not at.exception and not at.error
+    assert len(table_with(at, "Teacher")) == 4
+    assert at.table[0].value["Taught by"].tolist() == ["Teachers 1–2", "Teachers 3–4"]
+    assert len(table_with(at, "Chunk")) == 4
+
+
+def test_unavailable_dataset_explains_how_to_get_it(at):
+    missing = next(name for name, spec in DATASETS.items() if not spec.builtin)
+    at.selectbox(key="dataset").set_value(missing).run()
+    assert not at.exception and not at.error
+    assert "--download" in at.info[0].value
+    assert not at.image  # no files, no gallery; the plan is still shown
+    assert len(table_with(at, "Teacher")) == DEFAULTS.n_teachers
+
+
+def test_a_smaller_dataset_clamps_the_gallery_page(at):
+    at.selectbox(key="dataset").set_value("mnist-5k").run()
+    assert len(at.get_by_key("sample_grid").image) == 24
+    at.number_input(key="gallery_page").set_value(100).run()
+    at.selectbox(key="dataset").set_value("digits").run()  # 60 pages of 24
+    assert not at.exception
+    assert at.number_input(key="gallery_page").value == 60
+    assert len(at.get_by_key("sample_grid").image) == DATASETS["digits"].n_train - 59 * 24
