@@ -32,12 +32,13 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class LabelEvent:
-    """Soft labels of one chunk computed (kind "labelled") or taken from the cache (kind "label-reused")."""
+    """Soft labels of one slice of a chunk computed (kind "labelled") or taken from the cache ("label-reused")."""
 
     kind: str
     method: str
     student_id: int
     chunk_id: int
+    slice_id: int
     teacher_ids: tuple[int, ...]
     samples: int
     seconds: float = 0.0

@@ -133,28 +133,28 @@ class Experiment:
         """The key of each teacher's final checkpoint: its fingerprint for the labels it gives."""
         return tuple(self.teacher_job(i, plan).steps[-1].key for i in range(self.config.n_teachers))
 
-    def chunk_label_key(self, method: str, student_id: int, chunk_id: int, plan: Plan | None = None,
-                        teacher_keys: tuple[str, ...] | None = None) -> str:
+    def slice_label_key(self, method: str, student_id: int, chunk_id: int, slice_id: int,
+                        plan: Plan | None = None, teacher_keys: tuple[str, ...] | None = None) -> str:
+        """Key of the soft labels of one slice: its labelling teachers' keys and its sample ids."""
         plan = plan or self.plan
         teacher_keys = teacher_keys or self.teacher_keys(plan)
         teachers = label_teachers(plan, method, student_id, chunk_id)
-        ids = np.concatenate(plan.student_shards[student_id][chunk_id])
+        ids = plan.student_shards[student_id][chunk_id][slice_id]
         return label_key(method, tuple(teacher_keys[t] for t in teachers), ids, self.config.temperature)
 
     def student_job(self, method: str, student_id: int, plan: Plan | None = None,
                     teacher_keys: tuple[str, ...] | None = None) -> ConstituentJob:
         plan = plan or self.plan
         teacher_keys = teacher_keys or self.teacher_keys(plan)
-        chunk_keys = [self.chunk_label_key(method, student_id, c, plan, teacher_keys)
-                      for c in range(plan.n_chunks(student_id))]
+        slice_keys = {(c, j): self.slice_label_key(method, student_id, c, j, plan, teacher_keys)
+                      for c in range(plan.n_chunks(student_id)) for j in range(plan.student_slices)}
         parent = content_key(kind="init", role="student", constituent=student_id, seed=self.config.seed,
                              model=self.config.student_arch)
         steps = []
         for m in range(plan.student_steps(student_id)):
-            chunk_id, _ = plan.chunk_and_slice(m)
             ids = plan.student_step_data(student_id, m)
             epochs = plan.student_epochs[student_id][m]
-            labels = tuple(chunk_keys[: chunk_id + 1])
+            labels = tuple(slice_keys[position] for position in plan.student_step_slices(student_id, m))
             parent = content_key(kind=method, config=self.config.fingerprint(), constituent=student_id, step=m,
                                  ids=hash_ids(ids), epochs=epochs, labels=list(labels), parent=parent)
             steps.append(StepSpec(m, ids, epochs, parent, labels))
@@ -252,20 +252,16 @@ class Experiment:
         return cost
 
     def _student_step_data(self, method: str, student_id: int, labels: LabelCache):
-        """Inputs and (soft labels, true labels) of a student step: whole chunks before the current
-        one, then the current chunk's first slices (its ids are a prefix of the chunk's ids)."""
+        """Inputs and (soft labels, true labels) of a student step, slice by slice in plan order."""
         plan, x, y = self.plan, self.bundle.train_x, self.bundle.train_y
 
         def step_data(spec: StepSpec):
-            chunk_id, _ = plan.chunk_and_slice(spec.step)
-            soft = []
-            for c in range(chunk_id + 1):
-                chunk_ids = np.concatenate(plan.student_shards[student_id][c])
-                teachers = label_teachers(plan, method, student_id, c)
-                soft.append(labels.get(method, student_id, c, teachers, spec.label_keys[c], chunk_ids))
+            soft = [labels.get(method, student_id, c, j, label_teachers(plan, method, student_id, c), key,
+                               plan.student_shards[student_id][c][j])
+                    for (c, j), key in zip(plan.student_step_slices(student_id, spec.step), spec.label_keys,
+                                           strict=True)]
             index = self._index(spec.ids)
-            targets = torch.cat(soft)[: spec.ids.size]
-            return x[index], (targets, y[index])
+            return x[index], (torch.cat(soft), y[index])
 
         return step_data
 

@@ -319,14 +319,14 @@ class RetrainScope:
     sample_ids: tuple[int, ...]
     teachers: dict[int, int]  # teacher_id -> first step to retrain
     students: dict[str, dict[int, int]]  # method -> student_id -> first step to retrain
-    label_chunks: dict[str, tuple[tuple[int, int], ...]]  # method -> (student_id, chunk_id) relabelled
+    label_slices: dict[str, tuple[tuple[int, int, int], ...]]  # method -> (student_id, chunk_id, slice_id) relabelled
 
     def to_dict(self) -> dict:
         return {
             "sample_ids": list(self.sample_ids),
             "teachers": {str(i): s for i, s in sorted(self.teachers.items())},
             "students": {m: {str(k): s for k, s in sorted(v.items())} for m, v in self.students.items()},
-            "label_chunks": {m: [list(c) for c in v] for m, v in self.label_chunks.items()},
+            "label_slices": {m: [list(c) for c in v] for m, v in self.label_slices.items()},
         }
 
 
@@ -335,16 +335,20 @@ def _earliest(target: dict[int, int], constituent: int, step: int) -> None:
 
 
 def scope_for_changes(plan: Plan, teacher_steps: dict[int, int], student_steps: dict[int, int],
-                      sample_ids: tuple[int, ...] = (), touched_chunks=()) -> RetrainScope:
+                      sample_ids: tuple[int, ...] = (), touched_slices=()) -> RetrainScope:
     """Scope from changed teachers (teacher_id -> first step retrained) and student-side removals
-    (student_id -> first step whose data changed; touched_chunks: the (student_id, chunk_id)s that
-    lost samples). Each constituent restarts once, from its earliest affected step.
+    (student_id -> first step whose data changed; touched_slices: the (student_id, chunk_id,
+    slice_id)s that lost samples). Each constituent restarts once, from its earliest affected step.
 
-    A chunk that lost samples is relabelled under every method: labels are computed over the
-    chunk's current samples, exactly as a from-scratch run on the reduced plan computes them."""
+    Soft labels are computed and cached per slice, so a slice that lost samples is relabelled under
+    every method over its current samples, exactly as a from-scratch run on the reduced plan does."""
     r = plan.student_slices
     students: dict[str, dict[int, int]] = {m: dict() for m in METHODS}
-    labels: dict[str, set[tuple[int, int]]] = {m: set(touched_chunks) for m in METHODS}
+    labels: dict[str, set[tuple[int, int, int]]] = {m: set(touched_slices) for m in METHODS}
+
+    def chunk_slices(k: int, chunks) -> set[tuple[int, int, int]]:
+        return {(k, c, j) for c in chunks for j in range(r)}
+
     for k, step in student_steps.items():
         for method in METHODS:
             _earliest(students[method], k, step)
@@ -353,18 +357,18 @@ def scope_for_changes(plan: Plan, teacher_steps: dict[int, int], student_steps: 
         if positions:
             p = min(positions)  # chunks p.. are labelled by a changed teacher (incremental labels)
             _earliest(students["purge"], k, p * r)
-            labels["purge"].update((k, c) for c in range(p, len(group)))
+            labels["purge"].update(chunk_slices(k, range(p, len(group))))
             _earliest(students["single_teacher"], k, p * r)
-            labels["single_teacher"].update((k, q) for q in positions)  # chunk q labelled by teacher q alone
+            labels["single_teacher"].update(chunk_slices(k, positions))  # chunk q labelled by teacher q alone
     if teacher_steps:  # every baseline label comes from the whole ensemble
         for k, group in enumerate(plan.mapping):
             students["baseline"][k] = 0
-            labels["baseline"].update((k, c) for c in range(len(group)))
+            labels["baseline"].update(chunk_slices(k, range(len(group))))
     return RetrainScope(
         sample_ids=tuple(sample_ids),
         teachers=dict(sorted(teacher_steps.items())),
         students={m: dict(sorted(v.items())) for m, v in students.items()},
-        label_chunks={m: tuple(sorted(v)) for m, v in labels.items()},
+        label_slices={m: tuple(sorted(v)) for m, v in labels.items()},
     )
 
 
@@ -373,14 +377,14 @@ def retrain_scope(plan: Plan, sample_ids) -> RetrainScope:
     ids = plan.check_request(sample_ids)
     teacher_steps: dict[int, int] = {}
     student_steps: dict[int, int] = {}
-    touched: set[tuple[int, int]] = set()
+    touched: set[tuple[int, int, int]] = set()
     for sample_id in ids:
         where = plan.locate(sample_id)
         if where["teacher"] is not None:
             _earliest(teacher_steps, where["teacher"], where["teacher_slice"])
         if where["student"] is not None:
             _earliest(student_steps, where["student"], where["chunk"] * plan.student_slices + where["student_slice"])
-            touched.add((where["student"], where["chunk"]))
+            touched.add((where["student"], where["chunk"], where["student_slice"]))
     return scope_for_changes(plan, teacher_steps, student_steps, ids, touched)
 
 
@@ -402,10 +406,9 @@ def student_sample_steps(plan: Plan, student_id: int, first_step: int) -> int:
                for m in range(first_step, plan.student_steps(student_id)))
 
 
-def label_forwards(plan: Plan, method: str, chunks) -> int:
-    """Teacher forward passes (samples x teachers) to relabel the given (student_id, chunk_id)s."""
-    return sum(sum(s.size for s in plan.student_shards[k][c]) * len(plan.labelling_teachers(method, k, c))
-               for k, c in chunks)
+def label_forwards(plan: Plan, method: str, slices) -> int:
+    """Teacher forward passes (samples x teachers) to relabel the given (student_id, chunk_id, slice_id)s."""
+    return sum(plan.student_shards[k][c][j].size * len(plan.labelling_teachers(method, k, c)) for k, c, j in slices)
 
 
 def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]:
@@ -422,14 +425,14 @@ def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]
         steps = scope.students[method]
         cost[method] = {
             "sample_steps": sum(student_sample_steps(reduced, k, s) for k, s in steps.items()),
-            "label_forwards": label_forwards(reduced, method, scope.label_chunks[method]),
+            "label_forwards": label_forwards(reduced, method, scope.label_slices[method]),
             "constituents": len(steps),
         }
     everything = full_scope(reduced)
     cost["full_retrain"] = {
         "sample_steps": sum(teacher_sample_steps(reduced, i, 0) for i in range(reduced.n_teachers))
         + sum(student_sample_steps(reduced, k, 0) for k in range(reduced.n_students)),
-        "label_forwards": label_forwards(reduced, "purge", everything.label_chunks["purge"]),
+        "label_forwards": label_forwards(reduced, "purge", everything.label_slices["purge"]),
         "constituents": reduced.n_teachers + reduced.n_students,
     }
     return cost

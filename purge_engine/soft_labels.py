@@ -2,9 +2,10 @@
 
 Section 4.5: chunk l of student k is labelled by the mean softmax (temperature T) of its first
 l+1 mapped teachers; the single-teacher ablation uses teacher l alone; the baseline uses every
-teacher. Labels are computed once per chunk, with the teachers in eval() under inference_mode,
-and cached on disk under a key made of the teachers' checkpoint keys and the chunk's sample ids:
-a teacher change recomputes only the chunks it feeds.
+teacher. Labels are computed once per slice of a chunk, with the teachers in eval() under
+inference_mode, and cached on disk under a key made of the teachers' checkpoint keys and the
+slice's sample ids: a teacher change recomputes only the chunks it feeds, and a student-side
+deletion only the slice that lost the sample.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def ensemble_soft_labels(teachers: list[nn.Module], inputs: torch.Tensor, temper
 
 
 class LabelCache:
-    """Soft labels per (method, student, chunk), on disk, reused while their key holds."""
+    """Soft labels per (method, student, chunk, slice), on disk, reused while their key holds."""
 
     def __init__(self, store: RunStore, load_teacher: Callable[[int], nn.Module], inputs: torch.Tensor,
                  n_classes: int, temperature: float, device: torch.device, on_event: EventCallback):
@@ -56,26 +57,30 @@ class LabelCache:
         self.label_forwards = 0  # teacher forward passes (samples x teachers) spent computing labels
         self.seconds = 0.0
 
-    def get(self, method: str, student_id: int, chunk_id: int, teacher_ids: tuple[int, ...], key: str,
-            ids: np.ndarray) -> torch.Tensor:
-        stem = self.store.labels_stem(method, student_id, chunk_id)
+    def get(self, method: str, student_id: int, chunk_id: int, slice_id: int, teacher_ids: tuple[int, ...],
+            key: str, ids: np.ndarray) -> torch.Tensor:
+        stem = self.store.labels_stem(method, student_id, chunk_id, slice_id)
         meta = read_sidecar(stem)
         if meta is not None and meta.get("key") == key:
             labels = load_checkpoint(stem, {"key": key}, self.device)["labels"]
-            self.on_event(LabelEvent("label-reused", method, student_id, chunk_id, teacher_ids, int(ids.size)))
+            self.on_event(LabelEvent("label-reused", method, student_id, chunk_id, slice_id, teacher_ids,
+                                     int(ids.size)))
             return labels
-        return self._compute(stem, method, student_id, chunk_id, teacher_ids, key, ids)
+        return self._compute(stem, method, (student_id, chunk_id, slice_id), teacher_ids, key, ids)
 
-    def _compute(self, stem, method, student_id, chunk_id, teacher_ids, key, ids) -> torch.Tensor:
+    def _compute(self, stem, method, position, teacher_ids, key, ids) -> torch.Tensor:
+        student_id, chunk_id, slice_id = position
         start = time.perf_counter()
         index = torch.as_tensor(ids, dtype=torch.long, device=self.inputs.device)
         teachers = [self.load_teacher(t) for t in teacher_ids]
         labels = ensemble_soft_labels(teachers, self.inputs[index], self.temperature, self.n_classes)
         save_checkpoint(stem, {"labels": labels}, {"key": key, "method": method, "student_id": student_id,
-                                                  "chunk_id": chunk_id, "teacher_ids": list(teacher_ids),
+                                                  "chunk_id": chunk_id, "slice_id": slice_id,
+                                                  "teacher_ids": list(teacher_ids),
                                                   "ids_hash": hash_ids(ids)})
         seconds = time.perf_counter() - start
         self.label_forwards += int(ids.size) * len(teacher_ids)
         self.seconds += seconds
-        self.on_event(LabelEvent("labelled", method, student_id, chunk_id, teacher_ids, int(ids.size), seconds))
+        self.on_event(LabelEvent("labelled", method, student_id, chunk_id, slice_id, teacher_ids, int(ids.size),
+                                 seconds))
         return labels

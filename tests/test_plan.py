@@ -137,9 +137,10 @@ def test_scope_is_sound_and_minimal(layout, data):
         assert scope.students["single_teacher"].get(k) == expected
         baseline = 0 if affected_teachers else data_hit
         assert scope.students["baseline"].get(k) == baseline
-        touched = {plan.locate(i)["chunk"] for i in ids if plan.locate(i)["student"] == k}
-        assert {c for kk, c in scope.label_chunks["purge"] if kk == k} == (
-            set(range(min(positions), len(group))) if positions else set()) | touched
+        touched = {(plan.locate(i)["chunk"], plan.locate(i)["student_slice"]) for i in ids
+                   if plan.locate(i)["student"] == k}
+        from_teachers = {(c, j) for c in range(min(positions), len(group)) for j in range(r)} if positions else set()
+        assert {(c, j) for kk, c, j in scope.label_slices["purge"] if kk == k} == from_teachers | touched
 
 
 def test_a_teacher_side_request_never_touches_students_the_teacher_does_not_feed():

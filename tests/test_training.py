@@ -39,7 +39,7 @@ def test_every_constituent_is_trained_and_checkpointed(trained):
     exp, params = trained
     assert exp.trained_roles() == ["teacher", *METHODS]
     sidecar = json.loads(exp.store.checkpoint_stem("purge", 1, 3).with_suffix(".json").read_text())
-    assert sidecar["role"] == "purge" and sidecar["step"] == 3 and len(sidecar["label_keys"]) == 2
+    assert sidecar["role"] == "purge" and sidecar["step"] == 3 and len(sidecar["label_keys"]) == 4
     assert set(sidecar["environment"]) == {"torch", "cpu_capability", "threads", "device"}
     assert sidecar["param_hash"] == hash_tensors(params[("purge", 1)])
     assert not list(exp.store.root.rglob("*.pt")) and not list(exp.store.root.rglob("*.pkl"))
@@ -118,12 +118,12 @@ def test_chunk_l_labels_depend_only_on_its_first_l_plus_1_teachers(trained):
     keys = exp.teacher_keys()
     changed = list(keys)
     changed[plan.mapping[student][1]] = "perturbed"
-    assert exp.chunk_label_key("purge", student, 0, teacher_keys=tuple(changed)) == exp.chunk_label_key(
-        "purge", student, 0)
-    assert exp.chunk_label_key("purge", student, 1, teacher_keys=tuple(changed)) != exp.chunk_label_key(
-        "purge", student, 1)
-    assert exp.chunk_label_key("baseline", student, 0, teacher_keys=tuple(changed)) != exp.chunk_label_key(
-        "baseline", student, 0)
+
+    def moved(method, chunk_id):
+        return exp.slice_label_key(method, student, chunk_id, 0, teacher_keys=tuple(changed)) != exp.slice_label_key(
+            method, student, chunk_id, 0)
+
+    assert not moved("purge", 0) and moved("purge", 1) and moved("baseline", 0)
 
 
 def _snapshot(root) -> dict[str, bytes]:
