@@ -18,7 +18,7 @@ def test_default_digits_layout_reaches_its_accuracy_targets(tmp_path):
 
 @pytest.mark.slow
 def test_mnist_5k_teachers_with_the_paper_cnn_reach_090(tmp_path):
-    config = PurgeConfig(dataset="mnist-5k", epochs=2)
+    config = PurgeConfig(dataset="mnist-5k", epochs=3)
     assert config.teacher_arch == "mnist-cnn"
     exp = Experiment.create(config, tmp_path / "mnist")
     exp.train(methods=[])

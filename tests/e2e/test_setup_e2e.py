@@ -1,11 +1,13 @@
 """The Setup page in headless Chromium: real images, a real rerun, no exception on screen."""
 
+import os
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "assets" / "screenshot-setup.png"
+# README screenshots are refreshed with PURGE_SCREENSHOTS=1; otherwise they go to a temp folder.
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 GRID_IMAGES = ".st-key-sample_grid img"
 EXCEPTION = '[data-testid="stException"]'
 IMAGES_LOADED = f"""() => {{
@@ -23,12 +25,14 @@ def set_number(page, key: str, value: int) -> None:
     field.press("Enter")
 
 
-def test_setup_page_shows_samples_and_screenshot(page, screenshot_whole_app):
+def test_setup_page_shows_samples_and_screenshot(page, screenshot_whole_app, tmp_path):
     expect(page.locator(GRID_IMAGES)).to_have_count(24)
     page.wait_for_function(IMAGES_LOADED)
     expect(page.locator(EXCEPTION)).to_have_count(0)
     expect(page.locator(".st-key-sample_grid").get_by_text("#0 · ")).to_be_visible()
-    screenshot_whole_app(page, SCREENSHOT)
+    folder = ASSETS if os.environ.get("PURGE_SCREENSHOTS") == "1" else tmp_path
+    screenshot_whole_app(page, folder / "screenshot-setup.png")
+    assert (folder / "screenshot-setup.png").stat().st_size > 10_000
 
 
 def test_changing_teachers_reruns_the_page(page, wait_idle):
