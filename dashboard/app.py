@@ -1,4 +1,5 @@
-"""PURGE Explorer dashboard: the router. Run from the repo root: `streamlit run dashboard/app.py`."""
+"""PURGE Explorer dashboard: the router and the run sidebar. Run from the repo root:
+`streamlit run dashboard/app.py`."""
 
 import sys
 from pathlib import Path
@@ -10,5 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dashboard import components  # noqa: E402 - needs the repo root on sys.path first
+
 st.set_page_config(page_title="PURGE Explorer", layout="wide")
-st.navigation([st.Page("app_pages/setup.py", title="Setup", icon=":material/tune:", default=True)]).run()
+navigation = st.navigation([
+    st.Page("app_pages/setup.py", title="Setup", icon=":material/tune:", default=True),
+    st.Page("app_pages/mapping.py", title="Mapping", icon=":material/account_tree:"),
+    st.Page("app_pages/forget.py", title="Forget", icon=":material/delete_sweep:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/bar_chart:"),
+])
+components.run_sidebar()
+navigation.run()

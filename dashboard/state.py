@@ -1,14 +1,26 @@
-"""Session-state keys and cached resources shared by the dashboard pages.
+"""Session-state keys, query parameters and cached resources shared by the dashboard pages.
 
 Widget keys are the PurgeConfig field names they set (STYLE rule 11), so a page builds its
 config as `PurgeConfig(**{key: value})` and tests find each widget by the same name.
+
+The current run and job live in the URL (`?run=<name>&job=<id>`), so a reload or a shared link
+finds them; runs live under $PURGE_RUNS_DIR (default `runs/`), so work survives a restart.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import streamlit as st
 
+from dashboard.jobs import Job, JobRegistry
+from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, load_dataset
+from purge_engine.experiment import Experiment
+from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
+
+RUNS_DIR_ENV = "PURGE_RUNS_DIR"
 
 # Layout widgets on the Setup page: each key is the PurgeConfig field it sets.
 DATASET = "dataset"
@@ -20,10 +32,41 @@ STUDENT_FRACTION = "student_fraction"
 STUDENT_DATA = "student_data"
 EPOCHS = "epochs"
 SEED = "seed"
+TEACHER_MODEL = "teacher_model"
+STUDENT_MODEL = "student_model"
+LAYOUT_KEYS = (DATASET, N_TEACHERS, N_STUDENTS, TEACHER_SLICES, STUDENT_SLICES, STUDENT_FRACTION, STUDENT_DATA,
+               EPOCHS, SEED)
+SETUP_CONFIG = "setup_config"  # the Setup page's last valid config (not a widget: survives page changes)
+
+# Run and job.
+RUN_PICKER = "run_picker"  # sidebar selectbox of run directories
+RUN_NAME = "run_name"  # Setup: name of the run directory to train into
+TRAIN = "train"  # Setup: the Train button
+CANCEL = "cancel"  # any page: cancel the job shown
+QUERY_RUN, QUERY_JOB = "run", "job"
+
+# Forget page.
+SELECTED = "selected"  # set of sample ids picked for forgetting (0-based, engine ids)
+PICK_PREFIX = "pick_"  # gallery checkbox of sample i: f"pick_{i}"
+FORGET_PAGE = "forget_page"
+BY_CLASS = "by_class"
+ADD_CLASS = "add_class"
+BY_TEACHER = "by_teacher"
+ADD_TEACHER = "add_teacher"
+BY_IDS = "by_ids"
+ADD_IDS = "add_ids"
+RANDOM_K = "random_k"
+ADD_RANDOM = "add_random"
+CLEAR = "clear_selection"
+FULL_RETRAIN = "full_retrain"
+FORGET = "forget"
+VERIFY = "verify"
+FINISH_PENDING = "finish_pending"
 
 # Other widgets and containers.
 GALLERY_PAGE = "gallery_page"
 SAMPLE_GRID = "sample_grid"  # container key: the browser sees CSS class st-key-sample_grid
+RETRAIN_GRID = "retrain_grid"  # container of the live constituents x steps grid
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
@@ -33,3 +76,78 @@ def load_bundle(name: str, data_root: str) -> DatasetBundle:
     Raises DatasetUnavailable (not cached, so a later call finds files that arrive meanwhile).
     """
     return load_dataset(name, data_root=data_root, download=False)
+
+
+@st.cache_resource(on_release=JobRegistry.shutdown)
+def registry() -> JobRegistry:
+    """Every background job of this server process, shared by all sessions."""
+    return JobRegistry()
+
+
+# -- the current run ---------------------------------------------------------------------------
+def runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
+
+def run_names() -> list[str]:
+    """Run directories under runs_dir(), newest first."""
+    return [path.name for path in list_runs(runs_dir())]
+
+
+def _param(name: str) -> str | None:
+    """A query parameter, restored from the session when a page switch dropped it from the URL."""
+    value = st.query_params.get(name)
+    remembered = st.session_state.get(f"query_{name}")
+    if value is None and remembered is not None:
+        st.query_params[name] = value = remembered
+    st.session_state[f"query_{name}"] = value
+    return value
+
+
+def _set_param(name: str, value: str | None) -> None:
+    st.session_state[f"query_{name}"] = value
+    if value is None:
+        st.query_params.pop(name, None)
+    else:
+        st.query_params[name] = value
+
+
+def current_run_dir() -> Path | None:
+    """The run named in the URL, when it exists."""
+    name = _param(QUERY_RUN)
+    if not name or name not in run_names():
+        return None
+    return runs_dir() / name
+
+
+def select_run(name: str | None) -> None:
+    """Make `name` the current run (in the URL); None clears it. The job of another run is dropped."""
+    _set_param(QUERY_RUN, name or None)
+    _set_param(QUERY_JOB, None)
+
+
+def open_run(run_dir: Path) -> Experiment:
+    """The run, opened for reading. A request a dead process left half done is not finished here
+    (that is long work): pages offer a button that finishes it as a job."""
+    return Experiment.open(run_dir, finish_pending=False)
+
+
+def current_job(run_dir: Path | None, kind: str | None = None) -> Job | None:
+    """The job to show for this run: the one named in the URL, else one running on the run."""
+    if run_dir is None:
+        return None
+    jobs = registry()
+    job = jobs.get(_param(QUERY_JOB))
+    if job is not None and job.run_dir == str(run_dir.resolve()) and (kind is None or job.kind == kind):
+        return job
+    running = jobs.running(run_dir)
+    return running if running is not None and (kind is None or running.kind == kind) else None
+
+
+def show_job(job: Job) -> None:
+    _set_param(QUERY_JOB, job.job_id)
+
+
+def setup_config() -> PurgeConfig:
+    """The layout last chosen on the Setup page (defaults before any)."""
+    return st.session_state.get(SETUP_CONFIG) or PurgeConfig()

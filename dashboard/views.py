@@ -31,6 +31,13 @@ def teacher_names(teacher_ids) -> str:
     return "Teachers " + ", ".join(map(str, ids))
 
 
+def id_list(sample_ids, limit: int = 30) -> str:
+    """[3, 17, 42] -> "#3, #17, #42"; past `limit` ids, "… (+n more)"."""
+    ids = [f"#{int(i)}" for i in sample_ids]
+    more = f" … (+{len(ids) - limit} more)" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
 def _numbers(values) -> str:
     return ", ".join(str(int(v)) for v in values)
 
@@ -38,6 +45,15 @@ def _numbers(values) -> str:
 def _span(first: int, last: int) -> str:
     """1-based step span: (0, 1) -> "1–2", (3, 3) -> "4"."""
     return str(first + 1) if first == last else f"{first + 1}–{last + 1}"
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> "1.5 kB" (powers of 1000, as disks are sold)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 # -- plan tables -------------------------------------------------------------------
@@ -155,3 +171,188 @@ def upscale(images: np.ndarray, size: int = THUMB_PX) -> np.ndarray:
     factor = max(1, round(size / max(images.shape[1], images.shape[2])))
     big = images.repeat(factor, axis=1).repeat(factor, axis=2)
     return big[..., 0] if big.shape[-1] == 1 else big
+
+
+# -- the constituents x steps grid ---------------------------------------------------------------
+PLANNED = "planned"  # preview only: this step will be retrained
+CELL_STYLE = {  # state -> (symbol, background, title)
+    "pending": ("", "#f1f3f5", "not reached yet"),
+    "kept": ("·", "#dee2e6", "kept: checkpoint reused untouched"),
+    PLANNED: ("↻", "#ffe8cc", "will retrain"),
+    "restored": ("↺", "#a5d8ff", "restored from checkpoint"),
+    "retraining": ("⟳", "#ffa94d", "retraining now"),
+    "done": ("✓", "#8ce99a", "retrained and checkpointed"),
+}
+ROLE_TITLES = {"teacher": "Teachers", **METHOD_TITLES}
+
+
+def grid_shape(plan, roles) -> dict[tuple[str, int], int]:
+    """(role, constituent) -> number of slice steps, for the teacher and the given student methods."""
+    shape = {("teacher", i): plan.teacher_slices for i in range(plan.n_teachers)}
+    for role in roles:
+        if role != "teacher":
+            shape.update({(role, k): plan.student_steps(k) for k in range(plan.n_students)})
+    return shape
+
+
+def planned_cells(plan, scope, roles) -> dict[tuple[str, int], list[str]]:
+    """The grid a forget request will produce, before it runs: steps before the first affected
+    one kept (the one just before it restored), the rest retrained."""
+    first = {("teacher", i): s for i, s in scope.teachers.items()}
+    for method, students in scope.students.items():
+        first.update({(method, k): s for k, s in students.items()})
+    cells = {}
+    for key, n in grid_shape(plan, roles).items():
+        start = first.get(key, n)
+        cells[key] = ["kept"] * start + [PLANNED] * (n - start)
+        if 0 < start < n:
+            cells[key][start - 1] = "restored"
+    return cells
+
+
+def retrain_grid_html(shape: dict[tuple[str, int], int], cells: dict[tuple[str, int], list[str]]) -> str:
+    """An HTML table per role: a row per constituent, a cell per slice step, coloured by state.
+
+    Each cell carries data-state="<state>" (tests and the browser read it) and a tooltip.
+    """
+    blocks = []
+    for role in dict.fromkeys(role for role, _ in shape):
+        keys = [key for key in shape if key[0] == role]
+        width = max(shape[key] for key in keys)
+        header = "".join(f"<th>{m + 1}</th>" for m in range(width))
+        rows = [_grid_row(role, c, shape[(role, c)], width, cells.get((role, c))) for _, c in keys]
+        blocks.append(f'<div class="purge-grid" data-role="{role}"><b>{ROLE_TITLES.get(role, role)}</b>'
+                      f'<table><tr><th>step →</th>{header}</tr>{"".join(rows)}</table></div>')
+    return GRID_CSS + "".join(blocks) + grid_legend_html()
+
+
+def _grid_row(role: str, constituent: int, n_steps: int, width: int, states: list[str] | None) -> str:
+    states = states or ["pending"] * n_steps
+    name = "Teacher" if role == "teacher" else "Student"
+    cells = "".join(_grid_cell(state) for state in states) + "<td></td>" * (width - n_steps)
+    return f"<tr><th>{name} {constituent + 1}</th>{cells}</tr>"
+
+
+def _grid_cell(state: str) -> str:
+    symbol, colour, title = CELL_STYLE[state]
+    return f'<td data-state="{state}" title="{title}" style="background:{colour}">{symbol}</td>'
+
+
+def grid_legend_html() -> str:
+    items = "".join(f'<span style="background:{colour}">{symbol or "&nbsp;"}</span> {title} &nbsp; '
+                    for symbol, colour, title in CELL_STYLE.values())
+    return f'<div class="purge-grid-legend">{items}</div>'
+
+
+def grid_counts(cells: dict[tuple[str, int], list[str]]) -> dict[str, int]:
+    """How many cells are in each state."""
+    counts = dict.fromkeys(CELL_STYLE, 0)
+    for states in cells.values():
+        for state in states:
+            counts[state] += 1
+    return counts
+
+
+GRID_CSS = """<style>
+.purge-grid { display: inline-block; vertical-align: top; margin: 0 1.5rem 0.8rem 0; }
+.purge-grid table { border-collapse: separate; border-spacing: 3px; font-size: 0.8rem; }
+.purge-grid th { font-weight: normal; color: #555; text-align: right; padding: 0 4px; }
+.purge-grid td { width: 1.6rem; height: 1.4rem; text-align: center; border-radius: 3px; }
+.purge-grid-legend { font-size: 0.8rem; color: #444; margin-top: 0.3rem; }
+.purge-grid-legend span { display: inline-block; min-width: 1.2rem; text-align: center; border-radius: 3px; }
+</style>"""
+
+
+# -- a forget request's results (from its ledger record) ----------------------------------------------
+def scope_summary(describe: dict, scope: dict, methods) -> list[str]:
+    """Sentences saying what a request retrains, from RetrainScope.to_dict()."""
+    r = describe["student_slices"]
+    teachers = scope["teachers"]
+    lines = [("Teachers: " + ", ".join(f"Teacher {int(t) + 1} from step {s + 1}" for t, s in teachers.items()))
+             if teachers else "Teachers: none (no selected sample is in a teacher shard)."]
+    for method in methods:
+        students = scope["students"][method]
+        parts = [f"Student {int(k) + 1} from step {s + 1} (chunk {s // r + 1})" for k, s in students.items()]
+        kept = describe["n_students"] - len(students)
+        lines.append(f"{METHOD_TITLES[method]}: " + (", ".join(parts) if parts else "no student") +
+                     f" · {kept} of {describe['n_students']} kept untouched")
+    return lines
+
+
+def request_cost_table(record: dict) -> pd.DataFrame:
+    """Per method: what it retrained, predicted and measured sample-steps and label passes, seconds.
+
+    A student method's row includes the teacher retraining every method needs (the teacher row
+    shows that share alone); "Full retrain" is the predicted (or, when run, measured) cost of
+    retraining everything from scratch on the reduced data.
+    """
+    cost, predicted, scope = record.get("cost", {}), record["predicted"], record["scope"]
+    teacher = cost.get("teacher", {})
+    rows = [_cost_row(TEACHER_TITLE, len(scope["teachers"]), predicted["teacher"], teacher, None)]
+    for method in record["methods"]:
+        rows.append(_cost_row(METHOD_TITLES[method], len(scope["teachers"]) + len(scope["students"][method]),
+                              _plus(predicted["teacher"], predicted[method]), _plus(teacher, cost.get(method, {})),
+                              predicted["full_retrain"]["sample_steps"]))
+    full = (record.get("full_retrain") or {})
+    rows.append(_cost_row(METHOD_TITLES["full_retrain"], predicted["full_retrain"]["constituents"],
+                          predicted["full_retrain"], full, predicted["full_retrain"]["sample_steps"]))
+    return pd.DataFrame(rows)
+
+
+def _plus(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in ("sample_steps", "label_forwards", "seconds") if k in a or k in b}
+
+
+def _cost_row(title: str, constituents: int, predicted: dict, measured: dict, full_steps: int | None) -> dict:
+    steps = measured.get("sample_steps")
+    return {"Method": title, "Constituents retrained": constituents,
+            "Predicted sample-steps": int(predicted["sample_steps"]),
+            "Measured sample-steps": None if steps is None else int(steps),
+            "Label forward passes": measured.get("label_forwards"),
+            "Seconds": measured.get("seconds"),
+            "Cheaper than full retrain": (f"{full_steps / steps:.1f}x" if full_steps and steps else "–")}
+
+
+ACCURACY_SETS = (("test", "Test"), ("retained", "Retained train"), ("forgotten", "Forgotten"))
+
+
+def accuracy_table(record: dict) -> pd.DataFrame:
+    """Accuracy (%) before and after on the test split, retained train samples and the forgotten ones."""
+    before, after = record["accuracy_before"], record.get("accuracy_after", {})
+    rows = []
+    for role in before:
+        row = {"Model": ROLE_TITLES.get(role, role)}
+        for key, title in ACCURACY_SETS:
+            row[f"{title} before"] = _percent(before[role].get(key))
+            row[f"{title} after"] = _percent(after.get(role, {}).get(key))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def membership_table(record: dict) -> pd.DataFrame:
+    """Loss-threshold membership rates (%) of forgotten samples before and after, beside test samples."""
+    before, after = record["membership_before"], record.get("membership_after", {})
+    rows = [{"Model": ROLE_TITLES.get(role, role),
+             "Forgotten: member rate before": _percent(before[role].get("forgotten_member_rate")),
+             "Forgotten: member rate after": _percent(after.get(role, {}).get("forgotten_member_rate")),
+             "Test samples: member rate": _percent(after.get(role, before[role]).get("test_member_rate")),
+             "Retained: member rate": _percent(after.get(role, before[role]).get("retained_member_rate"))}
+            for role in before]
+    return pd.DataFrame(rows)
+
+
+def _percent(value) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def verdict(record: dict) -> tuple[str, str]:
+    """("exact" | "differs" | "not claimed" | "not verified", the sentence behind it)."""
+    if "exact" not in record:
+        return "not verified", "Not verified yet: verification retrains the affected constituents from scratch."
+    if record["exact"]:
+        return "exact", (f"Exact: {record['parameters_compared']:,} parameters in {record['constituents_compared']} "
+                         f"retrained constituents equal a from-scratch run on the reduced data, bit for bit "
+                         f"(max |difference| {record['max_abs_diff']:g}).")
+    if record.get("equal"):
+        return "not claimed", record["reason"]
+    return "differs", f"{record['reason']} (max |difference| {record['max_abs_diff']:g})."

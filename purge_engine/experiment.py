@@ -52,6 +52,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_label(device: torch.device) -> str:
+    """"CPU" or the GPU's name, for people to read."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return device.type.upper()
+
+
 def resolve_config(config: PurgeConfig) -> PurgeConfig:
     """Fix what 'auto' leaves open, once, at creation: the thread count is part of a run's identity."""
     if config.threads == 0:
@@ -99,7 +106,9 @@ class Experiment:
         return cls(store, config, plan, bundle)
 
     @classmethod
-    def open(cls, run_dir: Path | str) -> Experiment:
+    def open(cls, run_dir: Path | str, finish_pending: bool = True) -> Experiment:
+        """The run in run_dir. A request a dead process left half done is finished first, unless
+        finish_pending is False (a caller that must not block, like a page script, finishes it later)."""
         store = RunStore(run_dir)
         store.check_is_run()
         config = store.read_config().validate()
@@ -109,7 +118,8 @@ class Experiment:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
                              f"{config.data_root} has {bundle.n_train}")
         exp = cls(store, config, plan, bundle)
-        exp.finish_pending()
+        if finish_pending:
+            exp.finish_pending()
         return exp
 
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
@@ -353,10 +363,12 @@ class Experiment:
         self.plan = self.store.read_plan()
 
     def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
-               on_event: EventCallback | None = None) -> ForgetReport:
+               on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None) -> ForgetReport:
         """Serve a forget request: remove the samples from the plan and retrain exactly what they
         touched (section 5). The request is journaled in the ledger before any work and marked done
-        after; a second request on the same run waits for this one."""
+        after; a second request on the same run waits for this one. A should_stop() that turns true
+        raises training.Cancelled between steps: the request stays journaled and is finished by
+        finish_pending() (or the next open())."""
         self._check_methods(methods)
         with writer_lock(self.store):
             self._reload_plan()
@@ -373,12 +385,14 @@ class Experiment:
                        "predicted": predicted_cost(self.plan, scope), "hashes_before": self._param_hashes(roles),
                        "accuracy_before": accuracy, "membership_before": membership}
             self.ledger.append(request_id, "started", started)
-            report = self._execute(request_id, started, on_event or ignore)
+            report = self._execute(request_id, started, on_event or ignore, should_stop=should_stop)
         if full_retrain:
-            report.full_retrain = self.full_retrain(on_event=on_event)
+            report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)
+            self.ledger.append(report.request_id, "full_retrain", {"full_retrain": report.full_retrain})
         return report
 
-    def _execute(self, request_id: int, started: dict, on_event: EventCallback, resumed: bool = False) -> ForgetReport:
+    def _execute(self, request_id: int, started: dict, on_event: EventCallback, resumed: bool = False,
+                 should_stop: Callable[[], bool] | None = None) -> ForgetReport:
         """Apply a journaled request to the plan (once), bring every constituent up to date, record it."""
         ids, methods = started["sample_ids"], started["methods"]
         if not set(ids) <= self.plan.forgotten:
@@ -391,7 +405,7 @@ class Experiment:
                 retrained.setdefault(event.role, {}).setdefault(event.constituent, event.step)
             on_event(event)
 
-        costs = self.train(on_event=watch, methods=methods)
+        costs = self.train(on_event=watch, should_stop=should_stop, methods=methods)
         roles = ["teacher", *methods]
         accuracy, membership = self._score(roles, ids)
         report = ForgetReport(
@@ -429,7 +443,8 @@ class Experiment:
         shutil.rmtree(path, ignore_errors=True)
         return path
 
-    def full_retrain(self, methods: Sequence[str] = ("purge",), on_event: EventCallback | None = None) -> dict:
+    def full_retrain(self, methods: Sequence[str] = ("purge",), on_event: EventCallback | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> dict:
         """Retrain every teacher and the given student methods from scratch on the current plan, in a
         scratch directory: the reference cost. Reports cost, accuracy, and whether the result equals
         the unlearned run bit for bit."""
@@ -437,7 +452,7 @@ class Experiment:
         try:
             reference = Experiment.create(self.config, scratch, plan=self.plan)
             start = time.perf_counter()
-            costs = reference.train(on_event=on_event, methods=methods)
+            costs = reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
             seconds = time.perf_counter() - start
             roles = ["teacher", *methods]
             same = all(self._param_hashes(roles)[k] == v for k, v in reference._param_hashes(roles).items())
@@ -452,7 +467,8 @@ class Experiment:
         done = [e["request_id"] for e in self.ledger.entries() if e["kind"] == "done"]
         return max(done) if done else None
 
-    def verify(self, request_id: int | None = None, on_event: EventCallback | None = None) -> dict:
+    def verify(self, request_id: int | None = None, on_event: EventCallback | None = None,
+               should_stop: Callable[[], bool] | None = None) -> dict:
         """Retrain every constituent the request affected from scratch on the current (reduced) plan
         with the same seeds, and compare every parameter with torch.equal (section 6). Constituents
         outside the scope are unchanged by construction: their checkpoint keys are compared."""
@@ -465,11 +481,11 @@ class Experiment:
                              "because later requests have changed the constituents since")
         record = self.ledger.record(request_id)
         with writer_lock(self.store):
-            result = self._verify_scope(record, on_event or ignore)
+            result = self._verify_scope(record, on_event or ignore, should_stop)
             self.ledger.append(request_id, "verified", result)
         return result
 
-    def _verify_scope(self, record: dict, on_event: EventCallback) -> dict:
+    def _verify_scope(self, record: dict, on_event: EventCallback, should_stop: Callable[[], bool] | None) -> dict:
         methods = record["methods"]
         affected = {"teacher": set(map(int, record["scope"]["teachers"]))}
         affected.update({m: set(map(int, record["scope"]["students"][m])) for m in methods})
@@ -478,7 +494,7 @@ class Experiment:
             reference = Experiment.create(self.config, scratch, plan=self.plan)
             self._lend_unaffected(reference, affected)
             start = time.perf_counter()
-            reference.train(on_event=on_event, methods=methods)
+            reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
             seconds = time.perf_counter() - start
             return self._compare(reference, affected, seconds)
         finally:

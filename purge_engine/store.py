@@ -110,7 +110,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
     request_id INTEGER NOT NULL,
-    kind TEXT NOT NULL,          -- started | done | verified
+    kind TEXT NOT NULL,          -- started | done | verified | full_retrain
     time TEXT NOT NULL,          -- UTC, ISO 8601
     body TEXT NOT NULL,          -- JSON
     prev_hash TEXT NOT NULL,
@@ -135,7 +135,7 @@ def _entry_hash(prev_hash: str, seq: int, request_id: int, kind: str, time_: str
 
 class Ledger:
     """Append-only record of forget requests: entries `started` (journaled before any work),
-    `done` (scope, costs, hashes after) and `verified`, each chained to the one before by hash."""
+    `done` (scope, costs, hashes after), `verified` and `full_retrain`, each chained to the one before by hash."""
 
     def __init__(self, path: Path):
         self.path = Path(path)

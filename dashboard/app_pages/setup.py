@@ -1,12 +1,15 @@
-"""Setup: pick a dataset and a shard layout; see the plan it makes and real samples placed in it."""
+"""Setup: pick a dataset and a shard layout; see the plan it makes, what training it will cost and
+store, real samples placed in it; train it as a run, watching every constituent's steps."""
 
 import streamlit as st
 
-from dashboard import state, views
-from purge_engine.config import STUDENT_DATA_MODES, PurgeConfig
+from dashboard import components, state, views
+from purge_engine.config import AUTO_MODEL, STUDENT_DATA_MODES, PurgeConfig
 from purge_engine.data import DatasetUnavailable
-from purge_engine.plan import make_plan, training_cost
-from purge_engine.specs import DATASETS
+from purge_engine.experiment import Experiment
+from purge_engine.plan import METHODS, make_plan, training_cost
+from purge_engine.specs import DATASETS, MODELS, model_fits
+from purge_engine.storage import storage_estimate
 
 DEFAULTS = PurgeConfig()  # defaults live only in PurgeConfig
 GRID_COLUMNS = 6  # wide enough for a caption on one line
@@ -19,8 +22,27 @@ def field_help(text: str, key: str) -> str:
     return f"{text}\n\nConfig field: `{key}`."
 
 
+def keep_layout() -> None:
+    """Streamlit forgets a widget's value on a page that does not draw it; writing each value back
+    keeps the layout when the user returns from another page."""
+    for key in (*state.LAYOUT_KEYS, state.TEACHER_MODEL, state.STUDENT_MODEL):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def model_choice(bar, key: str, label: str, dataset: str) -> str:
+    options = [AUTO_MODEL, *(m for m in MODELS if model_fits(m, DATASETS[dataset]))]
+    if st.session_state.get(key) not in options:  # another dataset was picked
+        st.session_state[key] = AUTO_MODEL
+    default = getattr(DATASETS[dataset], key)
+    return bar.selectbox(label, options, key=key, help=field_help(
+        f"auto = {default} ({MODELS[default].title}) for this dataset.", key),
+        format_func=lambda m: f"auto ({default})" if m == AUTO_MODEL else f"{m}: {MODELS[m].title}")
+
+
 def layout_controls() -> PurgeConfig:
     """Sidebar widgets, keyed by the PurgeConfig field each sets; the config is not yet validated."""
+    keep_layout()
     bar = st.sidebar
     bar.header("Dataset and layout")
     names = list(DATASETS)
@@ -48,6 +70,8 @@ def layout_controls() -> PurgeConfig:
         help=field_help("overlap: drawn from the teachers' pool, so a sample can sit in a teacher shard and a "
                         "student chunk. disjoint: held out from the teachers (so the share must be below 1).",
                         state.STUDENT_DATA))
+    values[state.TEACHER_MODEL] = model_choice(bar, state.TEACHER_MODEL, "Teacher model", values[state.DATASET])
+    values[state.STUDENT_MODEL] = model_choice(bar, state.STUDENT_MODEL, "Student model", values[state.DATASET])
     return PurgeConfig(**values)
 
 
@@ -81,6 +105,56 @@ def sample_grid(bundle, plan) -> None:
                 column.image(images[i], caption=captions[i], width="stretch", output_format="PNG")
 
 
+def default_run_name(config: PurgeConfig) -> str:
+    return (f"{config.dataset}-t{config.n_teachers}-s{config.n_students}-r{config.teacher_slices}x"
+            f"{config.student_slices}-e{config.epochs}-seed{config.seed}")
+
+
+def train_section(config: PurgeConfig, plan) -> None:
+    """Train the layout as a run directory under runs/, watching each constituent's steps."""
+    st.subheader("Train")
+    name = st.text_input("Run name", value=default_run_name(config), key=state.RUN_NAME,
+                         help=f"A directory under `{state.runs_dir()}`. Training an existing run with the same "
+                              "layout resumes it; its checkpoints are reused.").strip()
+    run_dir = state.runs_dir() / name if name else None
+    reason = components.busy_reason(run_dir) if run_dir else "Disabled: give the run a name."
+    if st.button("Train teachers and all three student methods", key=state.TRAIN, type="primary",
+                 disabled=reason is not None, help=reason, icon=":material/play_arrow:"):
+        start_training(config, run_dir)
+    if reason and run_dir is not None:
+        st.caption(reason)
+    current = state.current_run_dir()
+    job = state.current_job(current, kind="train")
+    if job is not None:
+        components.job_view(job, views.grid_shape(state.open_run(current).plan, ["teacher", *METHODS]),
+                            draw_accuracy)
+
+
+def start_training(config: PurgeConfig, run_dir) -> None:
+    try:
+        exp = Experiment.create(config, run_dir)
+    except ValueError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    state.select_run(run_dir.name)
+    total = sum(c["sample_steps"] for k, c in training_cost(exp.plan).items() if k in ("teacher", *METHODS))
+
+    def work(on_event, should_stop):
+        exp.train(on_event=on_event, should_stop=should_stop)
+        return exp.evaluate()
+
+    if components.start_job(run_dir, "train", f"Training {run_dir.name}", work, total, count_reused=True):
+        st.rerun()  # draw the sidebar and the live view with the new run and job
+
+
+def draw_accuracy(snap) -> None:
+    accuracy = snap.result["accuracy"]
+    st.success("Trained. Go to **Forget** to remove samples, or **Mapping** to see who feeds whom.",
+               icon=":material/check_circle:")
+    for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
+        column.metric(f"{views.ROLE_TITLES[role]}: test accuracy", f"{value:.1%}")
+
+
 st.title("PURGE Explorer: Setup")
 st.markdown(
     "**SISA** trains an ensemble of *teachers*, each on its own shard of the data, slice by slice, so "
@@ -95,6 +169,7 @@ except ValueError as err:
     st.error(str(err), icon=":material/error:")
     st.caption("Change it in the sidebar: the ⓘ beside each control names the config field it sets.")
     st.stop()
+st.session_state[state.SETUP_CONFIG] = config
 bundle = dataset_or_none(config)
 plan = make_plan(config, bundle if bundle is not None else DATASETS[config.dataset].n_train)
 describe = plan.describe()
@@ -120,5 +195,13 @@ st.caption("Sample-steps = samples × epochs trained; label forward passes = sam
            "soft label. Teacher training is the same for every student method. Full retrain = every teacher "
            "and every PURGE student from scratch: what forgetting costs without unlearning.")
 
+storage = storage_estimate(config, plan)
+st.caption(f"Checkpoint storage when fully trained: **{views.human_bytes(storage['total_bytes'])}** "
+           f"({storage['checkpoints']:,} checkpoints: teachers {views.human_bytes(storage['teacher_checkpoints'])}, "
+           f"students of the three methods {views.human_bytes(storage['student_checkpoints'])}; cached soft labels "
+           f"{views.human_bytes(storage['soft_labels'])}). Every slice step keeps its checkpoint, so a forget "
+           "request restarts from the one before the first affected step.")
+
 if bundle is not None:
+    train_section(config, plan)
     sample_grid(bundle, plan)

@@ -1,0 +1,122 @@
+"""Page parts shared by several pages: the run sidebar and the live view of a background job.
+
+Each draws with st.* from engine output and a job snapshot; none does engine work itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from dashboard import state, views
+from dashboard.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
+from purge_engine.experiment import Experiment, device_label
+from purge_engine.specs import DATASETS
+
+POLL_S = 0.5  # how often a page polls a running job's snapshot
+NO_RUN = "— none —"
+
+
+# -- the sidebar: current run and the run picker ----------------------------------------------------
+def run_sidebar() -> None:
+    """Pick the current run among the run directories on disk; show what it is."""
+    bar = st.sidebar
+    names = state.run_names()
+    current = state.current_run_dir()
+    options = [NO_RUN, *names]
+    if st.session_state.get(state.RUN_PICKER) != (current.name if current else NO_RUN):
+        st.session_state[state.RUN_PICKER] = current.name if current else NO_RUN  # follow the URL
+    bar.selectbox("Run", options, key=state.RUN_PICKER, on_change=_picked,
+                  help=f"Run directories under `{state.runs_dir()}`: everything a run trained and forgot is "
+                       "stored there and survives a restart.")
+    if current is None:
+        bar.caption("No run selected: train one on the Setup page, or pick one above.")
+        return
+    try:
+        exp = state.open_run(current)
+    except ValueError as err:
+        bar.error(str(err), icon=":material/error:")
+        return
+    config = exp.config
+    bar.caption(f"**{DATASETS[config.dataset].title}** · {config.n_teachers} teachers → {config.n_students} "
+                f"students · slices {config.teacher_slices}/{config.student_slices} · {config.epochs} epochs · "
+                f"seed {config.seed}  \nDevice: {device_label(exp.device)} · "
+                f"{len(exp.plan.forgotten)} samples forgotten")
+    job = state.registry().running(current)
+    if job is not None:
+        bar.info(f"Running: {job.title}", icon=":material/autorenew:")
+
+
+def _picked() -> None:
+    name = st.session_state[state.RUN_PICKER]
+    state.select_run(None if name == NO_RUN else name)
+
+
+def open_current_run() -> Experiment | None:
+    """The current run opened, or None with a message saying how to get one."""
+    run_dir = state.current_run_dir()
+    if run_dir is None:
+        st.info("No run selected. Train one on the **Setup** page, or pick an existing run in the sidebar.",
+                icon=":material/info:")
+        return None
+    try:
+        return state.open_run(run_dir)
+    except ValueError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+
+
+# -- jobs --------------------------------------------------------------------------------------
+def start_job(run_dir, kind: str, title: str, work: Callable, total_sample_steps: int = 0,
+              count_reused: bool = False) -> Job | None:
+    """Start a background job on the run and put it in the URL; show why when it cannot start."""
+    try:
+        job = state.registry().start(run_dir, kind, title, work, total_sample_steps, count_reused)
+    except JobBusy as err:
+        st.warning(str(err), icon=":material/hourglass:")
+        return None
+    state.show_job(job)
+    return job
+
+
+def busy_reason(run_dir) -> str | None:
+    """Why a new job cannot start on this run now (None when it can)."""
+    job = state.registry().running(run_dir) if run_dir is not None else None
+    return None if job is None else f"Disabled: {job.title} is running on this run (one job per run at a time)."
+
+
+def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | None = None) -> None:
+    """A job's live progress: polled while it runs; once it ends, the page reruns to show the result."""
+    if job.snapshot().running:
+        _poll(job, shape)
+        return
+    snap = job.snapshot()
+    _draw_progress(snap, shape, live=False)
+    if snap.status in (FAILED, CANCELLED):
+        st.error(snap.error, icon=":material/error:") if snap.status == FAILED else st.warning(
+            snap.error, icon=":material/block:")
+    elif draw_result is not None:
+        draw_result(snap)
+
+
+@st.fragment(run_every=POLL_S)
+def _poll(job: Job, shape: dict) -> None:
+    snap = job.snapshot()
+    if not snap.running:
+        st.rerun()  # the whole page: its buttons and results depend on the job having ended
+    _draw_progress(snap, shape, live=True)
+    st.button("Cancel", key=state.CANCEL, on_click=job.cancel, disabled=job.cancelling, icon=":material/stop:",
+              help="Stops at the next step boundary; every finished step stays checkpointed.")
+
+
+def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
+    p = snap.progress
+    text = f"{snap.title}: {p.last}" if live else f"{snap.title}: {snap.status} in {snap.seconds:.1f} s"
+    st.progress(p.fraction if live else (1.0 if snap.status == "succeeded" else p.fraction), text=text)
+    counts = views.grid_counts(p.cells)
+    st.caption(f"{p.sample_steps:,} of {p.total_sample_steps:,} predicted sample-steps trained · steps kept: "
+               f"{counts['kept']}, restored: {counts['restored']}, retrained: {counts['done']} · soft-label "
+               f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s")
+    with st.container(key=state.RETRAIN_GRID):
+        st.html(views.retrain_grid_html(shape, p.cells))

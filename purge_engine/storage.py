@@ -1,0 +1,43 @@
+"""What a run directory will hold on disk: checkpoints and cached soft labels (DESIGN section 8).
+
+One checkpoint per slice step of every constituent (teachers and each student method), each the
+model's float32 parameters plus a small JSON sidecar; soft labels as float32 (samples, classes)
+per student slice and method. Counted from the plan, before anything is trained.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from purge_engine.config import PurgeConfig
+from purge_engine.models import build_model
+from purge_engine.plan import METHODS, Plan
+from purge_engine.specs import DATASETS
+
+FLOAT_BYTES = 4
+SIDECAR_BYTES = 1500  # a JSON sidecar: keys, hashes, environment (measured on the default run: ~1.2-1.4 kB)
+
+
+@lru_cache(maxsize=32)
+def parameter_count(model: str, dataset: str) -> int:
+    """Number of parameters (and buffers) the model stores for this dataset's inputs."""
+    net = build_model(model, DATASETS[dataset], seed=0)
+    return sum(t.numel() for t in net.state_dict().values())
+
+
+def storage_estimate(config: PurgeConfig, plan: Plan, methods=METHODS) -> dict:
+    """Bytes a fully trained run needs: {"teacher_checkpoints", "student_checkpoints", "soft_labels",
+    "checkpoints", "total_bytes"} (checkpoints: the count of files pairs)."""
+    teacher_params = parameter_count(config.teacher_arch, config.dataset)
+    student_params = parameter_count(config.student_arch, config.dataset)
+    teacher_files = plan.n_teachers * plan.teacher_slices
+    student_files = len(methods) * sum(plan.student_steps(k) for k in range(plan.n_students))
+    label_values = len(methods) * plan.all_student_samples().size * DATASETS[config.dataset].n_classes
+    sizes = {
+        "teacher_checkpoints": teacher_files * (teacher_params * FLOAT_BYTES + SIDECAR_BYTES),
+        "student_checkpoints": student_files * (student_params * FLOAT_BYTES + SIDECAR_BYTES),
+        "soft_labels": label_values * FLOAT_BYTES,
+        "checkpoints": teacher_files + student_files,
+    }
+    sizes["total_bytes"] = sizes["teacher_checkpoints"] + sizes["student_checkpoints"] + sizes["soft_labels"]
+    return sizes

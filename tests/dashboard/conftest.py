@@ -1,0 +1,53 @@
+"""A real trained run for the page tests: tiny layout, trained once per session, with two forget
+requests served (a teacher-side and a student-side one), under a private runs directory."""
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.state import RUNS_DIR_ENV
+from purge_engine.experiment import Experiment
+from tests.dashboard import APP
+
+RUN_NAME = "tiny"
+
+
+@pytest.fixture(scope="session")
+def trained_runs_dir(tmp_path_factory, tiny_config):
+    """A runs directory holding one run, RUN_NAME: trained, then two requests served."""
+    root = tmp_path_factory.mktemp("runs")
+    exp = Experiment.create(tiny_config.replace(student_data="disjoint", student_fraction=0.5), root / RUN_NAME)
+    exp.train()
+    where = exp.plan.locations()
+    teacher_only = next(i for i in range(exp.plan.n_pool) if where["teacher"][i] >= 0 > where["student"][i])
+    student_only = next(i for i in range(exp.plan.n_pool) if where["student"][i] >= 0 > where["teacher"][i])
+    exp.forget([teacher_only])
+    exp.forget([student_only])
+    return root
+
+
+@pytest.fixture
+def runs_dir(trained_runs_dir, tmp_path, monkeypatch):
+    """A private copy of the trained runs directory (a test may forget more), set as PURGE_RUNS_DIR."""
+    root = tmp_path / "runs"
+    shutil.copytree(trained_runs_dir, root)
+    monkeypatch.setenv(RUNS_DIR_ENV, str(root))
+    return root
+
+
+@pytest.fixture
+def empty_runs_dir(tmp_path, monkeypatch):
+    root = tmp_path / "empty-runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, str(root))
+    return root
+
+
+def app_on(page: str, run: str | None = RUN_NAME) -> AppTest:
+    """The dashboard opened on `page` (its url path, "" for Setup) with ?run=<run>, after its first run."""
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    if run:
+        at.query_params["run"] = run
+    if page:
+        at.switch_page(f"app_pages/{page}.py")
+    return at.run()
