@@ -24,10 +24,10 @@ def field_help(text: str, key: str) -> str:
 
 def keep_layout() -> None:
     """Streamlit forgets a widget's value on a page that does not draw it; writing each value back
-    keeps the layout when the user returns from another page."""
+    keeps the layout when the user returns from another page. Defaults come from PurgeConfig and
+    are set here, once, so no widget is given both a value and a session-state entry."""
     for key in (*state.LAYOUT_KEYS, state.TEACHER_MODEL, state.STUDENT_MODEL):
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+        st.session_state[key] = st.session_state.get(key, getattr(DEFAULTS, key))
 
 
 def model_choice(bar, key: str, label: str, dataset: str) -> str:
@@ -46,9 +46,8 @@ def layout_controls() -> PurgeConfig:
     bar = st.sidebar
     bar.header("Dataset and layout")
     names = list(DATASETS)
-    values = {state.DATASET: bar.selectbox(
-        "Dataset", names, index=names.index(DEFAULTS.dataset), format_func=lambda n: DATASETS[n].title,
-        key=state.DATASET)}
+    values = {state.DATASET: bar.selectbox("Dataset", names, format_func=lambda n: DATASETS[n].title,
+                                           key=state.DATASET)}
     left, right = bar.columns(2)
     for column, key, label, tip in (
         (left, state.N_TEACHERS, "Teachers", "N_t: SISA teachers, each trained only on its own shard."),
@@ -58,15 +57,13 @@ def layout_controls() -> PurgeConfig:
         (left, state.EPOCHS, "Epochs", "e: epoch budget per constituent, spread over its steps (SISA)."),
         (right, state.SEED, "Seed", "Every random choice (shards, init, shuffles) comes from this seed."),
     ):
-        values[key] = column.number_input(label, min_value=0 if key == state.SEED else 1,
-                                          value=getattr(DEFAULTS, key), step=1, key=key, help=field_help(tip, key))
-    share = bar.slider("Student data (share of the pool)", 0.05, 1.0, DEFAULTS.student_fraction, 0.05,
-                       key=state.STUDENT_FRACTION,
+        values[key] = column.number_input(label, min_value=0 if key == state.SEED else 1, step=1, key=key,
+                                          help=field_help(tip, key))
+    share = bar.slider("Student data (share of the pool)", 0.05, 1.0, step=0.05, key=state.STUDENT_FRACTION,
                        help=field_help("Share of the train pool the students learn from.", state.STUDENT_FRACTION))
     values[state.STUDENT_FRACTION] = round(share, 2)  # the browser's 0.15000000000000002 -> 0.15
     values[state.STUDENT_DATA] = bar.radio(
-        "Student data source", STUDENT_DATA_MODES, index=STUDENT_DATA_MODES.index(DEFAULTS.student_data),
-        horizontal=True, key=state.STUDENT_DATA,
+        "Student data source", STUDENT_DATA_MODES, horizontal=True, key=state.STUDENT_DATA,
         help=field_help("overlap: drawn from the teachers' pool, so a sample can sit in a teacher shard and a "
                         "student chunk. disjoint: held out from the teachers (so the share must be below 1).",
                         state.STUDENT_DATA))

@@ -97,3 +97,31 @@ def test_a_smaller_dataset_clamps_the_gallery_page(at):
     assert not at.exception
     assert at.number_input(key="gallery_page").value == 60
     assert len(at.get_by_key("sample_grid").image) == DATASETS["digits"].n_train - 59 * 24
+
+
+def test_train_runs_as_a_job_and_the_sidebar_picks_the_new_run(empty_runs_dir):
+    import time
+
+    from tests.dashboard.conftest import app_on
+
+    at = app_on("", run=None)
+    for key, value in (("n_teachers", 4), ("epochs", 2), ("teacher_slices", 1), ("student_slices", 1)):
+        at.number_input(key=key).set_value(value).run()
+    assert at.text_input(key="run_name").value == "digits-t4-s2-r1x1-e2-seed0"
+    at.button(key="train").click().run()
+    assert not at.exception
+    assert at.query_params.get("run") == "digits-t4-s2-r1x1-e2-seed0" and at.query_params.get("job")
+    assert at.selectbox(key="run_picker").value == "digits-t4-s2-r1x1-e2-seed0"
+    deadline = time.monotonic() + 300
+    while not any("Trained." in s.value for s in at.success):
+        assert time.monotonic() < deadline and not at.exception and not at.error
+        time.sleep(0.5)
+        at.run()
+    assert len([m for m in at.metric if m.label.endswith("test accuracy")]) == 4
+    assert (empty_runs_dir / "digits-t4-s2-r1x1-e2-seed0" / "config.json").exists()
+    # the same name with another layout is refused with the engine's sentence; nothing is overwritten
+    at.number_input(key="epochs").set_value(3).run()
+    at.text_input(key="run_name").input("digits-t4-s2-r1x1-e2-seed0").run()
+    at.button(key="train").click().run()
+    assert not at.exception and "already holds a run with another config" in at.error[0].value
+    assert "epochs is 2 there" in at.error[0].value

@@ -133,3 +133,99 @@ def test_sample_grid_frame_on_the_real_digits():
     assert frame["sample_id"].iloc[0] == views.PAGE_SIZE
     assert frame["label"].tolist() == [str(int(y)) for y in digits.train_y[views.PAGE_SIZE:2 * views.PAGE_SIZE]]
     assert views.upscale(digits.images(ids)).shape == (views.PAGE_SIZE, 160, 160)
+
+
+# -- the constituents x steps grid and a request's results ----------------------------------------------
+def test_planned_cells_match_the_retrain_scope(plan):
+    from purge_engine.plan import METHODS, retrain_scope
+
+    sample = int(plan.teacher_shards[2][1][0])  # Teacher 3, slice 2: a teacher-side sample (overlap: maybe student too)
+    scope = retrain_scope(plan, [sample])
+    roles = ["teacher", *METHODS]
+    shape = views.grid_shape(plan, roles)
+    cells = views.planned_cells(plan, scope, roles)
+    assert set(cells) == set(shape) and all(len(cells[k]) == n for k, n in shape.items())
+    assert cells[("teacher", 2)] == ["restored", views.PLANNED]
+    assert cells[("teacher", 0)] == ["kept", "kept"]
+    for method in METHODS:
+        for k in range(plan.n_students):
+            first = scope.students[method].get(k)
+            row = cells[(method, k)]
+            if first is None:
+                assert set(row) == {"kept"}
+            else:
+                assert row.index(views.PLANNED) == first and row[first:] == [views.PLANNED] * (len(row) - first)
+    html = views.retrain_grid_html(shape, cells)
+    assert html.count('data-state="planned"') == sum(r.count(views.PLANNED) for r in cells.values())
+    assert html.count("<tr><th>Teacher ") == plan.n_teachers
+
+
+def test_grid_counts_and_empty_cells():
+    cells = {("teacher", 0): ["kept", "done"], ("purge", 0): ["pending", "retraining", "done"]}
+    assert views.grid_counts(cells)["done"] == 2 and views.grid_counts(cells)["pending"] == 1
+    html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 3, ("purge", 1): 3}, cells)
+    assert html.count('data-state="pending"') == 1 + 3  # Student 2 has no events yet: all pending
+
+
+def record_for(plan, sample_ids, measured=True):
+    """A ledger record shaped as Experiment.forget writes it, with measured = predicted."""
+    from purge_engine.plan import predicted_cost, retrain_scope
+
+    scope = retrain_scope(plan, sample_ids)
+    predicted = predicted_cost(plan, scope)
+    accuracy = {role: {"test": 0.9, "retained": 0.95, "forgotten": 1.0} for role in ("teacher", "purge")}
+    membership = {role: {"forgotten_member_rate": 1.0, "test_member_rate": 0.3, "retained_member_rate": 0.8}
+                  for role in accuracy}
+    record = {"sample_ids": list(sample_ids), "methods": ["purge"], "scope": scope.to_dict(), "predicted": predicted,
+              "accuracy_before": accuracy, "membership_before": membership}
+    if measured:
+        cost = {role: {"sample_steps": predicted[role]["sample_steps"], "seconds": 1.5,
+                       "label_forwards": predicted[role]["label_forwards"]} for role in ("teacher", "purge")}
+        record.update(cost=cost, accuracy_after=accuracy, membership_after=membership)
+    return record
+
+
+def test_request_cost_table_puts_measured_beside_predicted(plan):
+    record = record_for(plan, [int(plan.teacher_shards[0][0][0])])
+    table = views.request_cost_table(record)
+    assert list(table["Method"]) == [views.TEACHER_TITLE, METHOD_TITLES["purge"], METHOD_TITLES["full_retrain"]]
+    rows = table.iloc[:2]
+    assert (rows["Measured sample-steps"] == rows["Predicted sample-steps"]).all()
+    purge = table.iloc[1]
+    assert purge["Seconds"] == 3.0  # the teacher share plus the student's own
+    full = table.iloc[2]
+    assert pd.isna(full["Measured sample-steps"]) and full["Speed-up vs full retrain"] == "1.0x"
+    speedup = float(purge["Speed-up vs full retrain"][:-1])
+    assert speedup == pytest.approx(full["Predicted sample-steps"] / purge["Predicted sample-steps"], abs=0.05)
+    assert speedup > 1
+    unmeasured = views.request_cost_table(record_for(plan, [5], measured=False))
+    assert unmeasured["Measured sample-steps"].isna().all()
+
+
+def test_accuracy_membership_and_verdict(plan):
+    record = record_for(plan, [7])
+    acc = views.accuracy_table(record)
+    assert list(acc["Model"]) == ["Teachers", METHOD_TITLES["purge"]] and acc["Test before"].iloc[0] == 90.0
+    member = views.membership_table(record)
+    assert member["Forgotten: member rate after"].iloc[0] == 100.0
+    assert views.verdict(record)[0] == "not verified"
+    exact = {**record, "exact": True, "equal": True, "parameters_compared": 1234, "constituents_compared": 2,
+             "max_abs_diff": 0.0, "reason": "..."}
+    assert views.verdict(exact)[0] == "exact" and "1,234 parameters" in views.verdict(exact)[1]
+    assert views.verdict({**exact, "exact": False, "reason": "exactness not claimed: threads"})[0] == "not claimed"
+    assert views.verdict({**exact, "exact": False, "equal": False, "max_abs_diff": 0.5})[0] == "differs"
+
+
+def test_scope_summary_names_what_retrains(plan, describe):
+    from purge_engine.plan import retrain_scope
+
+    sample = int(plan.teacher_shards[7][0][0])
+    lines = views.scope_summary(describe, retrain_scope(plan, [sample]).to_dict(), ["purge", "baseline"])
+    assert lines[0].startswith("Teachers: Teacher 8 from step 1")
+    assert lines[2].startswith(METHOD_TITLES["baseline"]) and "0 of 2 kept" in lines[2]
+
+
+def test_small_formatters():
+    assert views.human_bytes(999) == "999 B" and views.human_bytes(39_000_000) == "39.0 MB"
+    assert views.id_list([3, 17, 42]) == "#3, #17, #42"
+    assert views.id_list(range(40), limit=2) == "#0, #1 … (+38 more)"

@@ -49,7 +49,13 @@ def wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def runs_dir(tmp_path_factory) -> Path:
+    """The server's runs directory (PURGE_RUNS_DIR): private to the test session."""
+    return tmp_path_factory.mktemp("e2e-runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory, runs_dir):
     """URL of the dashboard served by `streamlit run dashboard/app.py` from the repo root."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
@@ -58,7 +64,8 @@ def app_url(tmp_path_factory):
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PURGE_RUNS_DIR": str(runs_dir)})
     try:
         wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, log_path)
         yield f"http://127.0.0.1:{port}"

@@ -1,0 +1,111 @@
+"""Compare: the run's forget ledger, cumulative cost of PURGE vs the baseline vs full retraining,
+accuracy over the request history, and a certificate per request."""
+
+import json
+
+import streamlit as st
+
+from dashboard import compare_views, components, figures, state
+from purge_engine.plan import make_plan
+
+UNIT = "compare_unit"  # radio: sample-steps or seconds
+CERTIFICATE_REQUEST = "certificate_request"
+CERTIFICATE_DOWNLOAD = "certificate_download"
+LEDGER_CSV = "ledger_csv"
+UNIT_TITLES = {"sample_steps": "Sample-steps (samples × epochs)", "seconds": "Seconds (wall clock)"}
+NUMBERS = st.column_config.NumberColumn(format="localized")
+SECONDS = st.column_config.NumberColumn(format="%.2f")
+
+
+def running_request(exp, ledger) -> int | None:
+    """The request a forget job is working on now (the latest unfinished one), if any."""
+    job = state.registry().running(exp.store.root)
+    pending = ledger.pending()
+    return pending[-1] if job is not None and job.kind == "forget" and pending else None
+
+
+def headline(cumulative, records) -> None:
+    totals = compare_views.cost_totals(cumulative).set_index("Method")["Sample-steps"]
+    forgotten = sum(len(r.get("sample_ids", [])) for r in records if r.get("status") == "done")
+    columns = st.columns(4)
+    columns[0].metric("Requests served", sum(r.get("status") == "done" for r in records))
+    columns[1].metric("Samples forgotten", f"{forgotten:,}")
+    for column, other in ((columns[2], compare_views.FULL), (columns[3], compare_views.BASELINE)):
+        purge, cost = totals.get(compare_views.PURGE), totals.get(other)
+        ratio = cost / purge if purge and cost == cost and purge == purge else None  # NaN: a method not run
+        column.metric(f"{other} ÷ PURGE", "–" if ratio is None else f"{ratio:.2f}×",
+                      help=f"Cumulative sample-steps of {other.lower()} over those of PURGE (teacher retraining "
+                           "included in both).")
+
+
+def cost_view(cumulative) -> None:
+    st.subheader("Cumulative cost")
+    unit = st.radio("Unit", list(UNIT_TITLES), format_func=UNIT_TITLES.get, horizontal=True, key=UNIT)
+    st.plotly_chart(figures.cumulative_cost_figure(cumulative, unit), key="compare_cost_chart")
+    note = ("PURGE = teacher retraining + PURGE students; baseline = the same teacher retraining + baseline "
+            "students; full retrain = every teacher and every PURGE student from scratch, counted exactly "
+            "from the plan.")
+    if unit == "seconds" and cumulative.loc[cumulative["unit"] == "seconds", "estimated"].any():
+        note += (f" Dashed line: open markers are full-retrain seconds {compare_views.ESTIMATE_NOTE} (no full "
+                 "retrain was run for those requests; filled ones were measured). Tick *Also retrain everything "
+                 "from scratch* on the Forget page to measure one.")
+    st.caption(note)
+    st.dataframe(compare_views.cost_totals(cumulative), hide_index=True,
+                 column_config={"Sample-steps": NUMBERS, "Seconds": SECONDS})
+
+
+def ledger_view(frame, ledger, run_name: str) -> None:
+    st.subheader("Ledger")
+    ok, detail = ledger.verify_chain()
+    if ok:
+        st.success(f"Hash chain intact: {detail}.", icon=":material/link:")
+    else:
+        st.error(f"Hash chain broken: {detail}.", icon=":material/link_off:")
+    st.dataframe(frame, hide_index=True, column_config={
+        **{c: NUMBERS for c in compare_views.INT_COLUMNS},
+        "Seconds (teacher + PURGE)": SECONDS, "Seconds (teacher + baseline)": SECONDS})
+    st.caption("Steps are 1-based; sample ids as in the train pool. Sample-steps are measured; *predicted* is what "
+               "the plan said before the request ran. Pending: journaled, but its process died before it finished "
+               "(finish it on the Forget page).")
+    st.download_button("Download the ledger (CSV)", frame.to_csv(index=False), f"{run_name}-ledger.csv",
+                       "text/csv", key=LEDGER_CSV, icon=":material/download:")
+
+
+def certificate_view(ledger, request_ids: list[int], run_name: str) -> None:
+    st.subheader("Certificate")
+    request_id = st.selectbox("Request", request_ids, index=len(request_ids) - 1, key=CERTIFICATE_REQUEST,
+                              format_func=lambda r: f"Request {r}")
+    certificate = ledger.certificate(request_id)
+    st.caption(certificate["caveat"])
+    st.download_button("Download the certificate (JSON)", json.dumps(certificate, indent=2),
+                       f"{run_name}-request-{request_id}-certificate.json", "application/json",
+                       key=CERTIFICATE_DOWNLOAD, icon=":material/verified:")
+    with st.expander("Show the certificate"):
+        st.json(certificate, expanded=1)
+
+
+st.title("Compare")
+exp = components.open_current_run()
+if exp is None:
+    st.stop()
+ledger = exp.ledger
+request_ids = sorted({e["request_id"] for e in ledger.entries()})
+if not request_ids:
+    st.info("This run has served no forget request yet. Serve one on the **Forget** page; its cost, accuracy and "
+            "certificate will appear here.", icon=":material/info:")
+    st.page_link("app_pages/forget.py", label="Go to the Forget page", icon=":material/delete_sweep:")
+    st.stop()
+records = [ledger.record(r) for r in request_ids]
+cumulative = compare_views.cumulative_cost_frame(records)
+if cumulative.empty:
+    st.info("No request has finished yet: costs and accuracy appear once one is done.", icon=":material/info:")
+else:
+    headline(cumulative, records)
+    cost_view(cumulative)
+    st.subheader("Accuracy over the request history")
+    st.plotly_chart(figures.accuracy_figure(compare_views.accuracy_frame(records)), key="compare_accuracy_chart")
+    st.caption("Test accuracy of each ensemble before the first request (0) and after each one. A measured full "
+               "retrain (diamond) lands on the PURGE students when unlearning is exact.")
+locations = make_plan(exp.config, exp.plan.n_pool).locations()  # where each sample sat before any forgetting
+ledger_view(compare_views.ledger_frame(records, locations, running_request(exp, ledger)), ledger, exp.store.root.name)
+certificate_view(ledger, request_ids, exp.store.root.name)

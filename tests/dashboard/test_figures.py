@@ -1,0 +1,221 @@
+"""Figure builders of the Mapping and Compare pages: pure, checked against the plan they draw."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dashboard import figures
+from purge_engine.config import PurgeConfig
+from purge_engine.plan import make_plan, retrain_scope, scope_for_changes
+
+# Uneven on purpose: 5 teachers over 2 students gives groups of 3 and 2; 3 student slices per chunk.
+CONFIG = PurgeConfig(n_teachers=5, n_students=2, teacher_slices=2, student_slices=3, student_data="disjoint",
+                     student_fraction=0.4)
+N_POOL = 300
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return make_plan(CONFIG, N_POOL)
+
+
+@pytest.fixture(scope="module")
+def describe(plan):
+    return plan.describe()
+
+
+def node_traces(fig):
+    """layer -> the go.Scatter of that layer's nodes."""
+    return {trace.customdata[0][0]: trace for trace in fig.data if trace.customdata is not None}
+
+
+def node_keys(trace) -> list[tuple]:
+    return [(row[0], *(int(v) for v in row[1:] if int(v) >= 0)) for row in trace.customdata]
+
+
+def lit_nodes(fig) -> set[tuple]:
+    """Nodes drawn in colour (not dimmed)."""
+    lit = set()
+    for trace in node_traces(fig).values():
+        lit |= {key for key, colour in zip(node_keys(trace), trace.marker.color, strict=True)
+                if colour != figures.DIM_NODE}
+    return lit
+
+
+def all_nodes(plan, shards=True) -> set[tuple]:
+    keys = {("teacher", t) for t in range(plan.n_teachers)} | {("student", k) for k in range(plan.n_students)}
+    keys |= {("shard", t) for t in range(plan.n_teachers)} if shards else set()
+    for k in range(plan.n_students):
+        for c in range(plan.n_chunks(k)):
+            keys.add(("chunk", k, c))
+            keys |= {("slice", k, c, j) for j in range(plan.student_slices)}
+    return keys
+
+
+# -- the Sankey ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shards", [True, False])
+def test_sankey_has_a_node_per_constituent_chunk_and_slice(plan, describe, shards):
+    sankey = figures.mapping_sankey(describe, shards=shards).data[0]
+    n_t, n_s, r = plan.n_teachers, plan.n_students, plan.student_slices
+    n_chunks = sum(plan.n_chunks(k) for k in range(n_s))
+    assert n_chunks == n_t  # one chunk per mapped teacher
+    assert len(sankey.node.label) == (n_t if shards else 0) + n_t + n_s + n_chunks + n_chunks * r
+    # shard -> teacher, teacher -> student, student -> chunk, chunk -> slice
+    assert len(sankey.link.source) == (n_t if shards else 0) + n_t + n_chunks + n_chunks * r
+
+
+def test_sankey_band_widths_are_the_plan_sizes(plan, describe):
+    fig = figures.mapping_sankey(describe)
+    nodes = figures.mapping_nodes(describe)
+    link = fig.data[0].link
+    flows = {(nodes[a].key, nodes[b].key): v for a, b, v in zip(link.source, link.target, link.value, strict=True)}
+    for t in range(plan.n_teachers):
+        assert flows[(("shard", t), ("teacher", t))] == plan.teacher_shard(t).size
+    for k in range(plan.n_students):
+        into = sum(v for (a, b), v in flows.items() if b == ("student", k))
+        out = sum(v for (a, b), v in flows.items() if a == ("student", k))
+        assert into == out == plan.student_shard(k).size  # flow is conserved through a student
+        for c in range(plan.n_chunks(k)):
+            slices = [flows[(("chunk", k, c), ("slice", k, c, j))] for j in range(plan.student_slices)]
+            assert slices == [s.size for s in plan.student_shards[k][c]]
+
+
+# -- the clickable graph -----------------------------------------------------------------------------
+@pytest.mark.parametrize("shards", [True, False])
+def test_graph_has_one_node_per_teacher_student_chunk_and_slice(plan, describe, shards):
+    fig = figures.mapping_graph(describe, shards=shards)
+    keys = [key for trace in node_traces(fig).values() for key in node_keys(trace)]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == all_nodes(plan, shards)
+    assert lit_nodes(fig) == all_nodes(plan, shards)  # nothing highlighted: everything in colour
+
+
+def test_graph_is_deterministic_with_fixed_positions(describe):
+    affected = {"teachers": {"1": 0}, "students": {"purge": {"0": 3}}, "label_slices": {}}
+    first = figures.mapping_graph(describe, affected)
+    assert first.to_json() == figures.mapping_graph(describe, affected).to_json()
+    # highlighting changes colours only: every node keeps its place
+    plain = figures.mapping_graph(describe)
+    assert [t.x for t in node_traces(first).values()] == [t.x for t in node_traces(plain).values()]
+    assert [t.y for t in node_traces(first).values()] == [t.y for t in node_traces(plain).values()]
+
+
+@pytest.mark.parametrize("teacher", range(CONFIG.n_teachers))
+def test_highlighting_a_teacher_marks_exactly_what_scope_for_changes_retrains(plan, describe, teacher):
+    scope = scope_for_changes(plan, {teacher: 0}, {})
+    lit = lit_nodes(figures.mapping_graph(describe, scope.to_dict()))
+    r = plan.student_slices
+    expected = {("teacher", teacher), ("shard", teacher)}
+    for k, first in scope.students["purge"].items():
+        expected.add(("student", k))
+        expected |= {("chunk", k, c) for c in range(plan.n_chunks(k)) if (c + 1) * r > first}
+        expected |= {("slice", k, c, j) for c in range(plan.n_chunks(k)) for j in range(r) if c * r + j >= first}
+    assert lit == expected
+    # and that is the paper's rule: the one student it feeds, from the chunk at its position in the group
+    (k,) = [k for k, group in enumerate(plan.mapping) if teacher in group]
+    position = plan.mapping[k].index(teacher)
+    assert {key for key in lit if key[0] == "student"} == {("student", k)}
+    assert {key for key in lit if key[0] == "chunk"} == {("chunk", k, c) for c in range(position, plan.n_chunks(k))}
+
+
+def test_a_student_side_request_lights_its_student_from_the_slice_on_and_no_teacher(plan, describe):
+    where = plan.locations()
+    sample = next(i for i in range(N_POOL) if where["student"][i] >= 0 and where["chunk"][i] == 1
+                  and where["student_slice"][i] == 1)
+    k = int(where["student"][sample])
+    lit = lit_nodes(figures.mapping_graph(describe, retrain_scope(plan, [sample]).to_dict()))
+    first = plan.student_slices + 1  # chunk 1, slice 1
+    assert {key for key in lit if key[0] in ("teacher", "shard")} == set()
+    assert {key for key in lit if key[0] == "student"} == {("student", k)}
+    assert {key for key in lit if key[0] == "slice"} == {
+        ("slice", k, c, j) for c in range(plan.n_chunks(k)) for j in range(plan.student_slices)
+        if c * plan.student_slices + j >= first}
+    assert ("chunk", k, 0) not in lit and ("chunk", k, 1) in lit
+
+
+def test_a_teacher_side_request_lights_the_teacher_and_its_students_chunks(plan, describe):
+    where = plan.locations()
+    sample = next(i for i in range(N_POOL) if where["teacher"][i] == 3)  # disjoint: a teacher-only sample
+    lit = lit_nodes(figures.mapping_graph(describe, retrain_scope(plan, [sample]).to_dict()))
+    # Teacher 4 (id 3) is the first teacher of Student 2: that student retrains from chunk 1, all of it
+    assert {key for key in lit if key[0] in ("teacher", "shard", "student")} == {
+        ("teacher", 3), ("shard", 3), ("student", 1)}
+    assert {key for key in lit if key[0] == "chunk"} == {("chunk", 1, 0), ("chunk", 1, 1)}
+
+
+def test_a_click_maps_back_to_the_node_through_customdata(describe):
+    fig = figures.mapping_graph(describe)
+    teachers = node_traces(fig)["teacher"]
+    selection = {"selection": {"points": [{"curve_number": 0, "point_index": 2,
+                                           "customdata": list(teachers.customdata[2])}]}}
+    assert figures.clicked_node(selection) == ("teacher", 2)
+    chunk = node_traces(fig)["chunk"].customdata[4]
+    assert figures.clicked_node({"selection": {"points": [{"customdata": list(chunk)}]}})[0] == "chunk"
+    assert figures.clicked_node({"selection": {"points": []}}) is None
+    assert figures.clicked_node(None) is None
+
+
+def test_influence_text_names_the_student_chunk_and_steps(plan, describe):
+    affected = scope_for_changes(plan, {2: 0}, {}).to_dict()  # Teacher 3: third of Student 1's group
+    text = figures.teacher_influence_text(describe, affected, 2)
+    steps = plan.student_steps(0)
+    assert "**Teacher 3**" in text
+    assert f"**Student 1 from chunk 3** (steps {2 * plan.student_slices + 1}–{steps} of {steps})" in text
+    assert "Student 2 keeps every checkpoint" in text
+    assert "all 2 students from scratch" in text
+    first = figures.teacher_influence_text(describe, scope_for_changes(plan, {0: 0}, {}).to_dict(), 0)
+    assert "**Student 1 from chunk 1** (steps 1–" in first
+
+
+# -- label composition and class mix ----------------------------------------------------------------
+def test_label_composition_has_a_row_per_chunk_with_the_incremental_teachers(plan):
+    table = figures.label_composition_table(plan)
+    assert len(table) == sum(plan.n_chunks(k) for k in range(plan.n_students))
+    student_1 = table[table["Student"] == "Student 1"]
+    assert student_1["PURGE student"].tolist() == ["Teacher 1", "Teachers 1–2 (1/2 each)", "Teachers 1–3 (1/3 each)"]
+    assert student_1["Single-teacher PURGE"].tolist() == ["Teacher 1", "Teacher 2", "Teacher 3"]
+    assert set(table["Baseline student (SISA)"]) == {"Teachers 1–5 (1/5 each)"}
+    assert table["Samples"].sum() == plan.all_student_samples().size
+
+
+def test_class_mix_counts_sum_to_shard_and_chunk_sizes(plan):
+    labels = np.arange(N_POOL) % 3
+    frame = figures.class_mix_frame(plan, labels, ["a", "b", "c"])
+    totals = frame.groupby("unit")["count"].sum()
+    for t in range(plan.n_teachers):
+        assert totals[f"Teacher {t + 1}"] == plan.teacher_shard(t).size
+        ids = plan.teacher_shard(t)
+        assert frame[(frame["unit"] == f"Teacher {t + 1}") & (frame["class"] == "b")]["count"].item() == \
+            int((labels[ids] == 1).sum())
+    for k in range(plan.n_students):
+        for c in range(plan.n_chunks(k)):
+            assert totals[f"S{k + 1} chunk {c + 1}"] == sum(s.size for s in plan.student_shards[k][c])
+    fig = figures.class_mix_figure(frame)
+    assert len(fig.data) == 2 * 3  # a bar trace per class in each panel
+    assert sum(sum(trace.y) for trace in fig.data) == frame["count"].sum()
+
+
+def test_class_mix_reflects_forgotten_samples(plan):
+    labels = np.zeros(N_POOL, dtype=np.int64)
+    gone = plan.teacher_shard(0)[:4].tolist()
+    before = figures.class_mix_frame(plan, labels, ["only"]).set_index("unit")["count"]
+    after = figures.class_mix_frame(plan.without(gone), labels, ["only"]).set_index("unit")["count"]
+    assert after["Teacher 1"] == before["Teacher 1"] - 4
+    assert after["Teacher 2"] == before["Teacher 2"]
+
+
+# -- the Compare page's figures ----------------------------------------------------------------------
+def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
+    import pandas as pd
+
+    frame = pd.DataFrame({"request": [0, 1, 2] * 2, "method": ["PURGE"] * 3 + ["Full retrain"] * 3,
+                          "unit": ["seconds"] * 6, "value": [0, 1, 2, 0, 5, 5], "cumulative": [0, 1, 3, 0, 5, 10],
+                          "estimated": [False, False, False, False, True, False],
+                          "cumulative_estimated": [False, False, False, False, True, True]})
+    fig = figures.cumulative_cost_figure(frame, "seconds")
+    assert [t.name for t in fig.data] == ["PURGE", "Full retrain"]
+    assert list(fig.data[1].y) == [0, 5, 10]
+    assert fig.data[1].line.dash == "dash" and fig.data[0].line.dash == "solid"
+    assert list(fig.data[1].marker.symbol) == ["circle", "circle-open", "circle"]
+    assert json.loads(fig.to_json())  # serialisable as Streamlit sends it

@@ -1,0 +1,103 @@
+"""The Forget page through AppTest: selection by gallery, ids and class; blast radius and predicted
+cost before running; a real request run as a job and polled by rerunning; results and verification."""
+
+import time
+
+from tests.dashboard.conftest import app_on
+
+POLL_LIMIT_S = 300
+
+
+def markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def frame_with(at, column):
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
+def run_until(at, done, limit=POLL_LIMIT_S):
+    """Rerun the page (as the polling fragment would) until done(at) holds."""
+    deadline = time.monotonic() + limit
+    while not done(at):
+        assert time.monotonic() < deadline, "the job did not finish in time"
+        assert not at.exception, at.exception
+        time.sleep(0.5)
+        at.run()
+    return at
+
+
+def test_no_run_selected_says_how_to_get_one(empty_runs_dir):
+    at = app_on("forget", run=None)
+    assert not at.exception
+    assert any("No run selected" in i.value for i in at.info)
+
+
+def test_latest_request_results_come_from_the_ledger(runs_dir):
+    at = app_on("forget")
+    assert not at.exception
+    assert any(h.value.startswith("Request 2: results") for h in at.header)
+    cost = frame_with(at, "Measured sample-steps")
+    students = cost[cost["Method"] != "Full retrain"]
+    assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
+    assert any("Not verified yet" in i.value for i in at.info)
+
+
+def test_ticking_gallery_images_selects_them_and_previews_the_blast_radius(runs_dir):
+    at = app_on("forget")
+    forgotten = [box for box in at.checkbox if box.key.startswith("pick_") and box.disabled]
+    assert forgotten and all(box.label.endswith("forgotten") for box in forgotten)  # the fixture's requests
+    a, b = [int(box.key[5:]) for box in at.checkbox if box.key.startswith("pick_") and not box.disabled][:2]
+    at.checkbox(key=f"pick_{a}").check().run()
+    at.checkbox(key=f"pick_{b}").check().run()
+    assert not at.exception
+    assert f"Selected: 2** #{a}, #{b}" in markdown(at)
+    assert at.checkbox(key=f"pick_{a}").value and at.checkbox(key=f"pick_{b}").value
+    predicted = frame_with(at, "Label forward passes")
+    assert list(predicted["Method"])[-1] == "Full retrain"
+    assert "Teachers: " in markdown(at)
+    assert at.get_by_key("blast_radius")
+    at.checkbox(key=f"pick_{a}").uncheck().run()
+    assert f"Selected: 1** #{b}" in markdown(at)
+    at.button(key="clear_selection").click().run()
+    assert "Selected: 0" in markdown(at) and at.button(key="forget").disabled
+
+
+def test_ids_and_classes_add_to_the_selection_and_bad_ids_say_why(runs_dir):
+    at = app_on("forget")
+    at.text_input(key="by_ids").input("3, 17 42").run()
+    at.button(key="add_ids").click().run()
+    assert "Selected: 3** #3, #17, #42" in markdown(at)
+    at.text_input(key="by_ids").input("3, x").run()
+    at.button(key="add_ids").click().run()
+    assert not at.exception and "sample ids" in at.error[0].value
+    at.text_input(key="by_ids").input("99999").run()
+    at.button(key="add_ids").click().run()
+    assert not at.exception and "99999" in at.error[0].value
+    at.selectbox(key="by_class").select("7").run()
+    at.button(key="add_class").click().run()
+    assert len(at.session_state["selected"]) > 20
+    at.button(key="clear_selection").click().run()
+    at.number_input(key="random_k").set_value(4).run()
+    at.button(key="add_random").click().run()
+    assert len(at.session_state["selected"]) == 4
+
+
+def test_forget_runs_as_a_job_then_verifies_exact(runs_dir):
+    at = app_on("forget")
+    at.session_state["selected"] = [3, 17, 42]
+    at.run()
+    assert not at.button(key="forget").disabled
+    at.button(key="forget").click().run()
+    assert not at.exception
+    assert at.query_params.get("job")
+    run_until(at, lambda at: any(h.value.startswith("Request 3: results") for h in at.header))
+    cost = frame_with(at, "Measured sample-steps")
+    students = cost[cost["Method"] != "Full retrain"]
+    assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
+    grid = at.get_by_key("retrain_grid")
+    html = "".join(h.proto.body for h in grid.html) if hasattr(grid, "html") else ""
+    assert 'data-state="done"' in html and 'data-state="kept"' in html
+    at.button(key="verify").click().run()
+    run_until(at, lambda at: any("Exact" in s.value for s in at.success))
+    assert not at.exception
