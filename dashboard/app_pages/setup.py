@@ -11,7 +11,8 @@ from purge_engine.plan import METHODS, make_plan, training_cost
 from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.storage import storage_estimate
 
-DEFAULTS = PurgeConfig()  # defaults live only in PurgeConfig
+DEFAULTS = PurgeConfig()
+AUTO_NAME = "auto_run_name"  # the run name the layout suggested last  # defaults live only in PurgeConfig
 GRID_COLUMNS = 6  # wide enough for a caption on one line
 # Keep the pixels square when the browser fits an image to its column.
 PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"
@@ -107,10 +108,19 @@ def default_run_name(config: PurgeConfig) -> str:
             f"{config.student_slices}-e{config.epochs}-seed{config.seed}")
 
 
+def follow_layout(name: str) -> None:
+    """The run name follows the layout until the user types one of their own."""
+    auto = st.session_state.get(AUTO_NAME)
+    if st.session_state.get(state.RUN_NAME) in (None, auto):
+        st.session_state[state.RUN_NAME] = name
+    st.session_state[AUTO_NAME] = name
+
+
 def train_section(config: PurgeConfig, plan) -> None:
     """Train the layout as a run directory under runs/, watching each constituent's steps."""
     st.subheader("Train")
-    name = st.text_input("Run name", value=default_run_name(config), key=state.RUN_NAME,
+    follow_layout(default_run_name(config))
+    name = st.text_input("Run name", key=state.RUN_NAME,
                          help=f"A directory under `{state.runs_dir()}`. Training an existing run with the same "
                               "layout resumes it; its checkpoints are reused.").strip()
     run_dir = state.runs_dir() / name if name else None
