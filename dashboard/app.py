@@ -19,6 +19,8 @@ navigation = st.navigation([
     st.Page("app_pages/mapping.py", title="Mapping", icon=":material/account_tree:"),
     st.Page("app_pages/forget.py", title="Forget", icon=":material/delete_sweep:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/bar_chart:"),
+    st.Page("app_pages/tradeoffs.py", title="Trade-offs", icon=":material/ssid_chart:"),
+    st.Page("app_pages/learn.py", title="Learn", icon=":material/school:"),
 ])
 components.run_sidebar()
 navigation.run()

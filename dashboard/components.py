@@ -115,7 +115,8 @@ def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
     text = f"{snap.title}: {p.last}" if live else f"{snap.title}: {snap.status} in {snap.seconds:.1f} s"
     st.progress(p.fraction if live else (1.0 if snap.status == "succeeded" else p.fraction), text=text)
     counts = views.grid_counts(p.cells)
-    st.caption(f"{p.sample_steps:,} of {p.total_sample_steps:,} predicted sample-steps trained · steps kept: "
+    done = f"{p.sample_steps:,}" + (f" of {p.total_sample_steps:,} predicted" if p.total_sample_steps else "")
+    st.caption(f"{done} sample-steps trained · steps kept: "
                f"{counts['kept']}, restored: {counts['restored']}, retrained: {counts['done']} · soft-label "
                f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s")
     with st.container(key=state.RETRAIN_GRID):

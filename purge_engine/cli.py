@@ -378,3 +378,32 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- reproduce: the command line and Python that redo a run or a request ---------------------------------
+def reproduce_command(config: PurgeConfig, run: str, sample_ids=None, requests=()) -> str:
+    """The shell commands that train this config into `run` (flags only for non-default fields), then
+    serve each earlier request (lists of ids, in order), then forget sample_ids and verify."""
+    defaults = PurgeConfig()
+    flags = " ".join(f"{flag_for(f.name)} {getattr(config, f.name)}" for f in fields(PurgeConfig)
+                     if getattr(config, f.name) != getattr(defaults, f.name) and f.name != "threads")
+    lines = [f"python -m purge_engine train --run {run} {flags}".rstrip()]
+    lines += [f"python -m purge_engine forget --run {run} --samples {','.join(map(str, ids))}" for ids in requests]
+    if sample_ids:
+        lines.append(f"python -m purge_engine forget --run {run} --samples {','.join(map(str, sample_ids))} --verify")
+    return "\n".join(lines)
+
+
+def reproduce_snippet(config: PurgeConfig, run: str, sample_ids=None, requests=()) -> str:
+    """The same in Python, through the engine's public face."""
+    defaults = PurgeConfig()
+    given = ", ".join(f"{f.name}={getattr(config, f.name)!r}" for f in fields(PurgeConfig)
+                      if getattr(config, f.name) != getattr(defaults, f.name) and f.name != "threads")
+    lines = ["from purge_engine.config import PurgeConfig", "from purge_engine.experiment import Experiment", "",
+             f"exp = Experiment.create(PurgeConfig({given}), {run!r})", "exp.train()",
+             "print(exp.evaluate()['accuracy'])"]
+    lines += [f"exp.forget({list(map(int, ids))})" for ids in requests]
+    if sample_ids:
+        lines += [f"report = exp.forget({list(map(int, sample_ids))})", "print(report.cost, report.predicted)",
+                  "print(exp.verify()['exact'])"]
+    return "\n".join(lines)

@@ -201,3 +201,14 @@ def _check_model(name: str, value, dataset: str) -> None:
             f"{name}: got {value!r}, which does not take {dataset}'s {spec.channels}x{spec.height}x{spec.width} "
             f"inputs; must be one of {', '.join([AUTO_MODEL, *fitting])}"
         )
+
+
+# Named layouts for demos and lessons: overrides of the PurgeConfig defaults.
+PRESETS: dict[str, dict] = {
+    "paper MNIST: 32 teachers": {"dataset": "mnist-5k", "n_teachers": 32, "n_students": 8, "teacher_slices": 1,
+                                 "student_slices": 1, "epochs": 10},
+    "classroom: 4 teachers, 2 students": {"n_teachers": 4, "n_students": 2, "teacher_slices": 2,
+                                          "student_slices": 2, "epochs": 10, "student_data": "disjoint",
+                                          "student_fraction": 0.5},
+    "many slices": {"n_teachers": 8, "n_students": 2, "teacher_slices": 4, "student_slices": 4, "epochs": 24},
+}

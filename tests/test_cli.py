@@ -54,3 +54,21 @@ def test_parse_ids_accepts_lists_and_ranges_and_names_bad_tokens():
     assert parse_ids("3, 17,40-42") == [3, 17, 40, 41, 42]
     with pytest.raises(ValueError, match="'x'"):
         parse_ids("3,x")
+
+
+def test_reproduce_command_and_snippet_rebuild_the_same_config(tmp_path):
+    import shlex
+
+    from purge_engine.cli import build_parser, config_from_args, reproduce_command, reproduce_snippet
+    from purge_engine.config import PRESETS, PurgeConfig
+
+    for i, overrides in enumerate(PRESETS.values()):
+        config = PurgeConfig(**overrides)
+        train, forget = reproduce_command(config, "runs/x", sample_ids=[3, 17]).splitlines()
+        args = build_parser().parse_args(shlex.split(train)[3:])
+        assert config_from_args(args) == config
+        assert forget.endswith("--samples 3,17 --verify")
+        namespace: dict = {}
+        snippet = reproduce_snippet(config, str(tmp_path / f"run-{i}"))
+        exec(snippet.replace("exp.train()", "").replace("print(exp.evaluate()['accuracy'])", ""), namespace)
+        assert namespace["exp"].config.replace(threads=0) == config

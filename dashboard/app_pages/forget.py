@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components, figures, state, views
+from purge_engine.cli import reproduce_command, reproduce_snippet
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, predicted_cost, retrain_scope
 
@@ -164,6 +165,10 @@ def results(exp: Experiment, methods: list[str]) -> None:
                   "retained training samples. Forgotten samples should move from the retained rate toward the "
                   "rate of test samples, which the models never saw.")
     verification(exp, record)
+    with st.expander("Reproduce this run and its requests from the command line or Python"):
+        earlier = [exp.ledger.record(r)["sample_ids"] for r in range(1, request_id)]
+        st.code(reproduce_command(exp.config, str(exp.store.root), record["sample_ids"], earlier), language="bash")
+        st.code(reproduce_snippet(exp.config, str(exp.store.root), record["sample_ids"], earlier), language="python")
 
 
 def verification(exp: Experiment, record: dict) -> None:

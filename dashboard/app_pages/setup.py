@@ -3,8 +3,9 @@ store, real samples placed in it; train it as a run, watching every constituent'
 
 import streamlit as st
 
-from dashboard import components, state, views
-from purge_engine.config import AUTO_MODEL, STUDENT_DATA_MODES, PurgeConfig
+from dashboard import components, share, state, views
+from purge_engine.cli import reproduce_command, reproduce_snippet
+from purge_engine.config import AUTO_MODEL, PRESETS, STUDENT_DATA_MODES, PurgeConfig
 from purge_engine.data import DatasetUnavailable
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, make_plan, training_cost
@@ -12,7 +13,9 @@ from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.storage import storage_estimate
 
 DEFAULTS = PurgeConfig()
-AUTO_NAME = "auto_run_name"  # the run name the layout suggested last  # defaults live only in PurgeConfig
+AUTO_NAME = "auto_run_name"  # the run name the layout suggested last
+LINK_READ = "layout_link_read"  # the session has applied the layout its link carried
+PRESET, APPLY_PRESET = "preset", "apply_preset"  # defaults live only in PurgeConfig
 GRID_COLUMNS = 6  # wide enough for a caption on one line
 # Keep the pixels square when the browser fits an image to its column.
 PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"
@@ -21,6 +24,23 @@ NUMBERS = st.column_config.NumberColumn(format="localized")
 
 def field_help(text: str, key: str) -> str:
     return f"{text}\n\nConfig field: `{key}`."
+
+
+def layout_from_link() -> list[str]:
+    """On a session's first run, the layout a shared link carries fills the widgets; returns the
+    messages for values the link got wrong (those fields keep their defaults)."""
+    if st.session_state.get(LINK_READ):
+        return []
+    st.session_state[LINK_READ] = True
+    values, errors = share.layout_from_query(st.query_params.to_dict())
+    st.session_state.update(values)
+    return errors
+
+
+def apply_preset() -> None:
+    """Every layout widget to the chosen preset (fields it does not name: PurgeConfig defaults)."""
+    config = PurgeConfig(**PRESETS[st.session_state[PRESET]])
+    st.session_state.update({key: getattr(config, key) for key in share.LAYOUT_FIELDS})
 
 
 def keep_layout() -> None:
@@ -43,9 +63,14 @@ def model_choice(bar, key: str, label: str, dataset: str) -> str:
 
 def layout_controls() -> PurgeConfig:
     """Sidebar widgets, keyed by the PurgeConfig field each sets; the config is not yet validated."""
+    for message in layout_from_link():
+        st.warning(f"The link's layout: {message}. That field keeps its default.", icon=":material/link_off:")
     keep_layout()
     bar = st.sidebar
     bar.header("Dataset and layout")
+    left, right = bar.columns([3, 1], vertical_alignment="bottom")
+    left.selectbox("Preset", list(PRESETS), key=PRESET, help="Named layouts: pick one and press Apply.")
+    right.button("Apply", key=APPLY_PRESET, on_click=apply_preset)
     names = list(DATASETS)
     values = {state.DATASET: bar.selectbox("Dataset", names, format_func=lambda n: DATASETS[n].title,
                                            key=state.DATASET)}
@@ -130,6 +155,10 @@ def train_section(config: PurgeConfig, plan) -> None:
         start_training(config, run_dir)
     if reason and run_dir is not None:
         st.caption(reason)
+    with st.expander("Reproduce this layout from the command line or Python"):
+        where = f"{state.runs_dir()}/{name or 'my-run'}"
+        st.code(reproduce_command(config, where), language="bash")
+        st.code(reproduce_snippet(config, where), language="python")
     current = state.current_run_dir()
     job = state.current_job(current, kind="train")
     if job is not None:
@@ -177,6 +206,7 @@ except ValueError as err:
     st.caption("Change it in the sidebar: the ⓘ beside each control names the config field it sets.")
     st.stop()
 st.session_state[state.SETUP_CONFIG] = config
+st.query_params.update(share.layout_to_query(config))  # the address bar now reproduces this layout
 bundle = dataset_or_none(config)
 plan = make_plan(config, bundle if bundle is not None else DATASETS[config.dataset].n_train)
 describe = plan.describe()

@@ -101,3 +101,12 @@ def test_forget_runs_as_a_job_then_verifies_exact(runs_dir):
     at.button(key="verify").click().run()
     run_until(at, lambda at: any("Exact" in s.value for s in at.success))
     assert not at.exception
+
+
+def test_reproduce_box_replays_every_request_in_order(runs_dir):
+    at = app_on("forget")
+    code = [c.value for c in at.code]
+    bash = next(c for c in code if c.startswith("python -m purge_engine train"))
+    lines = bash.splitlines()
+    assert len(lines) == 3 and "forget" in lines[1] and lines[2].endswith("--verify")
+    assert any("exp.verify()" in c for c in code)

@@ -125,3 +125,33 @@ def test_train_runs_as_a_job_and_the_sidebar_picks_the_new_run(empty_runs_dir):
     at.button(key="train").click().run()
     assert not at.exception and "already holds a run with another config" in at.error[0].value
     assert "epochs is 2 there" in at.error[0].value
+
+
+def test_a_shared_link_sets_the_layout_and_bad_fields_say_why(empty_runs_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard import APP
+
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update({"n_teachers": "6", "n_students": "3", "epochs": "abc", "dataset": "nope",
+                            "student_data": "disjoint", "student_fraction": "0.5"})
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="n_teachers").value == 6 and at.number_input(key="n_students").value == 3
+    assert at.radio(key="student_data").value == "disjoint"
+    assert at.number_input(key="epochs").value == DEFAULTS.epochs  # the bad field keeps its default
+    messages = " ".join(w.value for w in at.warning)
+    assert "epochs: got 'abc' in the link, must be an integer" in messages and "dataset: got 'nope'" in messages
+    assert at.query_params["n_teachers"] == "6" and at.query_params["epochs"] == str(DEFAULTS.epochs)
+    at.number_input(key="seed").set_value(5).run()
+    assert at.query_params["seed"] == "5"  # the address bar follows the widgets
+
+
+def test_presets_fill_the_layout_and_reproduce_shows_the_commands(at):
+    at.selectbox(key="preset").select("many slices").run()
+    at.button(key="apply_preset").click().run()
+    assert not at.exception
+    assert at.number_input(key="teacher_slices").value == 4 and at.number_input(key="student_slices").value == 4
+    code = " ".join(c.value for c in at.code)
+    assert "python -m purge_engine train --run" in code and "--teacher-slices 4" in code
+    assert "Experiment.create(PurgeConfig(" in code and "teacher_slices=4" in code
