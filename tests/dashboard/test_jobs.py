@@ -82,7 +82,7 @@ def test_one_job_per_run_and_cancel_between_steps(tmp_path, tiny_config):
     # what the cancelled job trained is kept: a second job resumes from it
     resumed = registry.start(exp.store.root, "train", "Resume", lambda on_event, should_stop: exp.train(on_event))
     assert finished(resumed).status == SUCCEEDED
-    kept = sum(row.count(KEPT) for row in resumed.snapshot().progress.cells.values())
+    kept = sum(row.count(KEPT) + row.count(RESTORED) for row in resumed.snapshot().progress.cells.values())
     assert kept == sum(row.count(DONE) for row in snap.progress.cells.values())
 
 
