@@ -68,7 +68,8 @@ class Progress:
             self.phase = event.name
 
     def _fold_step(self, event: StepEvent) -> None:
-        row = self.cells.setdefault((event.role, event.constituent), [PENDING] * event.n_steps)
+        row = self.cells.setdefault((event.role, event.constituent), [])
+        row.extend([PENDING] * (event.n_steps - len(row)))  # a later run of the same constituent may be longer
         row[event.step] = CELL_OF_EVENT[event.kind]
         if event.kind == "training":
             self.last = f"{event.role} {event.constituent + 1}: training step {event.step + 1} of {event.n_steps}"
@@ -138,7 +139,8 @@ class Job:
             result = self._work(self._on_event, self._stop.is_set)
             self._finish(SUCCEEDED, result=result)
         except Cancelled:
-            self._finish(CANCELLED, error="cancelled: every finished step is checkpointed; start again to resume")
+            self._finish(CANCELLED, error="Cancelled at a step boundary: the work finished so far is kept, so "
+                                          "starting again resumes from it.")
         except (ValueError, RuntimeError, OSError) as err:  # the engine's messages name the field at fault
             self._finish(FAILED, error=str(err) or type(err).__name__)
         except Exception as err:  # noqa: BLE001 - a worker thread must report, never die silently

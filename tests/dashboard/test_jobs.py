@@ -76,7 +76,7 @@ def test_one_job_per_run_and_cancel_between_steps(tmp_path, tiny_config):
     assert finished(other).result == 1  # another run is not blocked
     job.cancel()
     snap = finished(job)
-    assert snap.status == CANCELLED and "resume" in snap.error
+    assert snap.status == CANCELLED and "resumes" in snap.error
     assert registry.running(exp.store.root) is None
     assert registry.latest(exp.store.root, kind="train") is job
     # what the cancelled job trained is kept: a second job resumes from it
@@ -123,3 +123,10 @@ def test_shutdown_cancels_running_jobs(tmp_path, tiny_config):
         on_event, should_stop))
     registry.shutdown()
     assert not job.snapshot().running
+
+
+def test_a_constituent_seen_again_with_more_steps_grows_its_row():
+    p = Progress()
+    p.fold(StepEvent("trained", "purge", 0, 1, 2, samples=1, epochs=1))
+    p.fold(StepEvent("training", "purge", 0, 3, 4, samples=1, epochs=1))
+    assert p.cells[("purge", 0)] == [PENDING, DONE, PENDING, "retraining"]

@@ -1,0 +1,407 @@
+"""Sweeps: train a grid of layouts, serve seeded random forget requests on each, and store what was
+measured next to what the plan and the closed forms predict (DESIGN section 7).
+
+    grid = SweepGrid(n_teachers=(8,), n_students=(1, 2, 4, 8), student_slices=(1, 2))
+    results = run_sweep(grid, "runs")          # -> runs/sweeps/<sweep_id>/results.json
+
+For each layout (N_t, N_s, r): an Experiment is created in a scratch directory and trained (teachers
+and the PURGE, single-teacher and baseline students), its test accuracy is measured, then K
+teacher-side requests (one sample each, in a teacher shard and in no student shard) and K
+student-side requests (in a student shard only) are served one at a time. Student data is always
+"disjoint", so both kinds of sample exist. The request samples are drawn from the plan before any
+training (request_samples: stratified over teachers and students, seeded by (seed, N_t)), so the
+progress total is exact and layouts with the same N_t forget the same teacher-side samples.
+
+The default grid (8 layouts on digits, 4 epochs, K = 3) trains 337,769 sample-steps: about 45 s on
+2 CPU cores shared with another busy process.
+
+Speed-ups, per request, in sample-steps (teacher retraining is the same for every method and is
+left out, as theory.teacher_side_speedup leaves it out):
+  teacher side: baseline students / PURGE students;
+  student side: retraining that student from scratch / PURGE students (theory.student_side_speedup).
+A layout's measured speed-up is the ratio of the totals over its K requests (an estimate of the
+ratio of expectations the closed forms give), with the min and max of the per-request ratios.
+
+Results are written once, atomically (temp file + os.replace), when the whole sweep has finished:
+a reader never sees a half-written file, and a cancelled or failed sweep leaves nothing behind
+(its directory, scratch runs included, is removed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+from purge_engine import theory
+from purge_engine.checkpoints import atomic_write_json
+from purge_engine.config import MAX_THREADS, PurgeConfig
+from purge_engine.events import EventCallback, PhaseEvent, ignore
+from purge_engine.plan import (
+    METHODS,
+    Plan,
+    make_plan,
+    predicted_cost,
+    retrain_scope,
+    student_sample_steps,
+    training_cost,
+)
+from purge_engine.seeding import seed_for
+from purge_engine.specs import DATASETS
+from purge_engine.storage import storage_estimate
+from purge_engine.training import Cancelled
+
+SWEEPS_DIR = "sweeps"  # under the runs directory
+RESULTS = "results.json"
+MAX_LAYOUTS = 16
+MAX_REQUESTS = 20  # per side and layout
+MAX_VALUE = 100_000
+ROLES = ("teacher", *METHODS)
+
+
+# -- the grid ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    n_teachers: int
+    n_students: int
+    student_slices: int
+
+    @property
+    def label(self) -> str:
+        return f"N_t = {self.n_teachers}, N_s = {self.n_students}, r = {self.student_slices}"
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """Every (N_t, N_s, r) combination of the three lists is a layout; pairs with N_s > N_t are skipped."""
+
+    dataset: str = "digits"
+    n_teachers: tuple[int, ...] = (8,)
+    n_students: tuple[int, ...] = (1, 2, 4, 8)
+    student_slices: tuple[int, ...] = (1, 2)
+    teacher_slices: int = 1  # teacher retraining is the same for every method: one slice keeps sweeps short
+    epochs: int = 4
+    requests: int = 3  # K: requests per side (teacher, student) and layout
+    student_fraction: float = 0.5  # share of the pool held out as (disjoint) student data
+    seed: int = 0
+    threads: int = 1  # torch threads per run: the small models train fastest on one, and 2 oversubscribe a busy CPU
+
+    def __post_init__(self):
+        for name in ("n_teachers", "n_students", "student_slices"):  # lists from JSON or widgets become tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def layouts(self) -> list[Layout]:
+        """The valid layouts, sorted by N_t, r, N_s (each value once)."""
+        pairs = product(sorted(set(self.n_teachers)), sorted(set(self.student_slices)), sorted(set(self.n_students)))
+        return [Layout(t, s, r) for t, r, s in pairs if s <= t]
+
+    def skipped(self) -> list[str]:
+        """Why some combinations are not layouts (N_s > N_t leaves a student without a teacher)."""
+        pairs = sorted({(t, s) for t in self.n_teachers for s in self.n_students if s > t})
+        return [f"N_t = {t}, N_s = {s}: more students than teachers" for t, s in pairs]
+
+    def config(self, layout: Layout) -> PurgeConfig:
+        return PurgeConfig(dataset=self.dataset, n_teachers=layout.n_teachers, n_students=layout.n_students,
+                           teacher_slices=self.teacher_slices, student_slices=layout.student_slices,
+                           student_data="disjoint", student_fraction=self.student_fraction, epochs=self.epochs,
+                           seed=self.seed, threads=self.threads)
+
+    def validate(self) -> SweepGrid:
+        """Raise ValueError naming the field and its allowed range; return self when every layout can run."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: got {self.dataset!r}, must be one of {', '.join(DATASETS)}")
+        for name in ("n_teachers", "n_students", "student_slices"):
+            _check_values(name, getattr(self, name))
+        _check_int("teacher_slices", self.teacher_slices, 1, 10_000)
+        _check_int("epochs", self.epochs, 1, 10_000)
+        _check_int("requests", self.requests, 1, MAX_REQUESTS)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("threads", self.threads, 1, MAX_THREADS)
+        if not isinstance(self.student_fraction, (int, float)) or not 0 < self.student_fraction < 1:
+            raise ValueError(f"student_fraction: got {self.student_fraction!r}, must be a number in (0, 1) "
+                             "(student data is held out from the teachers in a sweep)")
+        self._check_layouts(self.layouts())
+        return self
+
+    def _check_layouts(self, layouts: list[Layout]) -> None:
+        if not layouts:
+            raise ValueError(f"n_students: every value ({_join(self.n_students)}) is larger than every n_teachers "
+                             f"({_join(self.n_teachers)}); choose n_students in [1, n_teachers] (a student needs "
+                             "at least one teacher)")
+        if len(layouts) > MAX_LAYOUTS:
+            raise ValueError(f"grid: got {len(layouts)} layouts, must be at most {MAX_LAYOUTS}; choose fewer values "
+                             "of n_teachers, n_students or student_slices")
+        n_pool = DATASETS[self.dataset].n_train
+        for layout in layouts:
+            config = self.config(layout)
+            try:
+                config.validate(n_pool=n_pool)
+            except ValueError as err:
+                raise ValueError(f"layout {layout.label}: {err}") from None
+            if min(config.pool_sizes(n_pool)) < self.requests:
+                raise ValueError(f"requests: got {self.requests}, must be at most {min(config.pool_sizes(n_pool))} "
+                                 f"(the samples on each side of {self.dataset})")
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SweepGrid:
+        return cls(**data)
+
+
+def _check_values(name: str, values: tuple) -> None:
+    if not values:
+        raise ValueError(f"{name}: got an empty list, choose at least one integer in [1, {MAX_VALUE}]")
+    for value in values:
+        _check_int(name, value, 1, MAX_VALUE)
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name}: got {value!r}, must be an integer in [{low}, {high}]")
+
+
+def _join(values) -> str:
+    return ", ".join(str(v) for v in sorted(set(values)))
+
+
+# -- what a layout will do, from the plan alone -------------------------------------------------
+@dataclass(frozen=True)
+class LayoutPlan:
+    """A layout's config, plan and request stream: (side, sample id) in serving order."""
+
+    layout: Layout
+    config: PurgeConfig
+    plan: Plan
+    requests: tuple[tuple[str, int], ...]
+
+    def predicted_sample_steps(self) -> int:
+        """Every sample-step the layout will train: the whole plan, then each request in turn."""
+        total, plan = _sample_steps(training_cost(self.plan)), self.plan
+        for _, sample_id in self.requests:
+            total += _sample_steps(predicted_cost(plan, retrain_scope(plan, [sample_id])))
+            plan = plan.without([sample_id])
+        return total
+
+
+def _sample_steps(cost: dict) -> int:
+    return sum(cost[role]["sample_steps"] for role in ROLES)
+
+
+def request_samples(plan: Plan, k: int, seed: int) -> tuple[tuple[str, int], ...]:
+    """K teacher-side samples (in a teacher shard, in no student shard), then K student-side ones (in a
+    student shard only), seeded by (seed, N_t).
+
+    Stratified: the teachers (students) hit are a seeded random order of all of them, repeated as
+    needed, and the sample is uniform within that constituent's shard. The expected cost is that of
+    requests uniform over teachers (as the closed forms assume), with far less spread at small K."""
+    where = plan.locations()
+    rng = np.random.default_rng(seed_for(seed, "sweep-requests", plan.n_teachers))
+    pools = {"teacher": [np.flatnonzero((where["teacher"] == i) & (where["student"] < 0))
+                         for i in range(plan.n_teachers)],
+             "student": [np.flatnonzero((where["student"] == k) & (where["teacher"] < 0))
+                         for k in range(plan.n_students)]}
+    drawn = []
+    for side, shards in pools.items():
+        order = np.concatenate([rng.permutation(len(shards)) for _ in range(-(-k // len(shards)))])
+        taken: list[int] = []
+        for constituent in order[:k]:
+            left = np.setdiff1d(shards[constituent], taken)
+            if left.size == 0:
+                raise ValueError(f"requests: got {k}, more than the {side}-side samples of one shard")
+            taken.append(int(rng.choice(left)))
+        drawn += [(side, i) for i in taken]
+    return tuple(drawn)
+
+
+def plan_sweep(grid: SweepGrid) -> list[LayoutPlan]:
+    """Each layout's plan and requests, from the plan alone (no data loaded, nothing trained)."""
+    grid.validate()
+    n_pool = DATASETS[grid.dataset].n_train
+    plans = []
+    for layout in grid.layouts():
+        config = grid.config(layout)
+        plan = make_plan(config, n_pool)
+        plans.append(LayoutPlan(layout, config, plan, request_samples(plan, grid.requests, grid.seed)))
+    return plans
+
+
+def predicted_sample_steps(grid: SweepGrid) -> int:
+    """Sample-steps the whole sweep will train (what a progress bar counts toward)."""
+    return sum(p.predicted_sample_steps() for p in plan_sweep(grid))
+
+
+# -- running it ------------------------------------------------------------------------------------
+@dataclass
+class _Context:
+    on_event: EventCallback
+    should_stop: Callable[[], bool]
+    index: int = 0
+    n_layouts: int = 0
+    layout: Layout | None = None
+
+    def phase(self, name: str) -> None:
+        self.on_event(PhaseEvent("phase", f"layout {self.index + 1} of {self.n_layouts} ({self.layout.label}): "
+                                          f"{name}", detail=self.layout.label))
+
+    def forward(self, event) -> None:
+        """Engine events go through; its phase names are prefixed with the layout."""
+        if isinstance(event, PhaseEvent) and event.name != "done":
+            self.phase(event.name.replace("students:", "students: "))
+        elif not isinstance(event, PhaseEvent):
+            self.on_event(event)
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise Cancelled(f"sweep cancelled during layout {self.index + 1} of {self.n_layouts}")
+
+
+def new_sweep_id() -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def run_sweep(grid: SweepGrid, root: Path | str, on_event: EventCallback | None = None,
+              should_stop: Callable[[], bool] | None = None, sweep_id: str | None = None) -> dict:
+    """Train and serve every layout of the grid; write <root>/sweeps/<sweep_id>/results.json at the end.
+
+    root: the runs directory. Raises training.Cancelled when should_stop() turns true (checked between
+    layouts, between requests, and between training steps); then, as on any error, the sweep's
+    directory is removed and no results are written. Returns the results (as written)."""
+    from purge_engine.experiment import Experiment  # deferred: the grid and plans need no torch
+
+    layout_plans = plan_sweep(grid)
+    ctx = _Context(on_event or ignore, should_stop or (lambda: False), n_layouts=len(layout_plans))
+    sweep_id = sweep_id or new_sweep_id()
+    folder = Path(root) / SWEEPS_DIR / sweep_id
+    started, clock = datetime.now(UTC), time.perf_counter()
+    finished = False
+    try:
+        records = []
+        for ctx.index, lp in enumerate(layout_plans):
+            ctx.layout = lp.layout
+            ctx.check()
+            records.append(_run_layout(Experiment, lp, folder / "scratch" / f"layout-{ctx.index}", ctx))
+        results = _results(sweep_id, grid, records, started, time.perf_counter() - clock)
+        shutil.rmtree(folder / "scratch", ignore_errors=True)
+        atomic_write_json(folder / RESULTS, results)
+        finished = True
+        ctx.on_event(PhaseEvent("phase", "done"))
+        return results
+    finally:
+        if not finished:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_layout(experiment_cls, lp: LayoutPlan, scratch: Path, ctx: _Context) -> dict:
+    """Train one layout, measure its accuracy, serve its requests; the record of what was measured."""
+    clock = time.perf_counter()
+    ctx.phase("training")
+    exp = experiment_cls.create(lp.config, scratch, plan=lp.plan)
+    train = exp.train(on_event=ctx.forward, should_stop=ctx.should_stop)
+    ctx.phase("evaluating")
+    accuracy = exp.evaluate()["accuracy"]
+    served = []
+    for n, (side, sample_id) in enumerate(lp.requests, start=1):
+        ctx.check()
+        ctx.phase(f"{side}-side request {n} of {len(lp.requests)}")
+        served.append(_serve(exp, side, sample_id, ctx))
+    storage = storage_estimate(lp.config, lp.plan)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "layout": asdict(lp.layout), "teachers_per_student": lp.layout.n_teachers / lp.layout.n_students,
+        "config": lp.config.to_dict(), "checkpoints": storage["checkpoints"], "storage_bytes": storage["total_bytes"],
+        "train": {role: cost.to_dict() for role, cost in train.items()}, "accuracy": accuracy,
+        "theory": _theory(lp.layout), "requests": served, "summary": summarise(served),
+        "seconds": time.perf_counter() - clock,
+    }
+
+
+def _serve(exp, side: str, sample_id: int, ctx: _Context) -> dict:
+    """One forget request; its measured and predicted cost and the speed-up.
+
+    Served as Experiment serves one (section 5): the sample leaves the plan, then train() brings every
+    constituent up to date, retraining exactly what the sample touched. The ledger and the before/after
+    scoring of Experiment.forget are left out: a scratch run needs neither, and on small layouts the
+    scoring costs more than the retraining."""
+    plan = exp.plan
+    where = plan.locate(sample_id)
+    predicted = predicted_cost(plan, retrain_scope(plan, [sample_id]))
+    exp.plan = plan.without([sample_id])
+    exp.store.write_plan(exp.plan)
+    cost = exp.train(on_event=ctx.forward, should_stop=ctx.should_stop)
+    measured = {role: {"sample_steps": cost[role].sample_steps, "seconds": cost[role].seconds} for role in ROLES}
+    if side == "teacher":
+        reference = measured["baseline"]["sample_steps"]
+    else:  # that student retrained from scratch on the reduced plan, as theory.student_side_speedup compares
+        reference = student_sample_steps(exp.plan, where["student"], 0)
+    purge = measured["purge"]["sample_steps"]
+    return {"side": side, "sample_id": sample_id, "teacher_id": where["teacher"], "student_id": where["student"],
+            "measured": measured, "predicted": {role: predicted[role]["sample_steps"] for role in ROLES},
+            "reference_sample_steps": reference, "speedup": reference / purge if purge else None}
+
+
+def _theory(layout: Layout) -> dict:
+    row = theory.theory_row(layout.n_teachers, layout.n_students, layout.student_slices)
+    return {"teacher_side_speedup": row.teacher_side_speedup, "student_side_speedup": row.student_side_speedup}
+
+
+def summarise(served: list[dict]) -> dict:
+    """Per side: speed-up as the ratio of totals over the requests, the min and max of the per-request
+    ratios, and the number of requests."""
+    summary = {}
+    for side in ("teacher", "student"):
+        rows = [r for r in served if r["side"] == side and r["speedup"] is not None]
+        purge = sum(r["measured"]["purge"]["sample_steps"] for r in rows)
+        ratios = [r["speedup"] for r in rows]
+        summary[side] = {"speedup": sum(r["reference_sample_steps"] for r in rows) / purge if purge else None,
+                         "min": min(ratios, default=None), "max": max(ratios, default=None), "n": len(rows)}
+    return summary
+
+
+def _results(sweep_id: str, grid: SweepGrid, records: list[dict], started: datetime, seconds: float) -> dict:
+    import torch  # deferred: recorded with the results, as a benchmark names its machine
+
+    return {"sweep_id": sweep_id, "grid": grid.to_dict(), "skipped": grid.skipped(), "layouts": records,
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": seconds,
+            "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()}}
+
+
+# -- reading stored sweeps ----------------------------------------------------------------------------
+def sweeps_dir(runs_dir: Path | str) -> Path:
+    return Path(runs_dir) / SWEEPS_DIR
+
+
+def list_sweeps(runs_dir: Path | str) -> list[Path]:
+    """results.json of every finished sweep under runs_dir, newest first (ids start with the UTC time)."""
+    root = sweeps_dir(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p / RESULTS for p in root.iterdir() if (p / RESULTS).is_file()), key=lambda p: p.parent.name,
+                  reverse=True)
+
+
+def load_sweep(path: Path | str) -> dict:
+    """A sweep's results (path: its results.json or its directory); ValueError when unreadable."""
+    path = Path(path)
+    path = path / RESULTS if path.is_dir() else path
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"sweep: {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"sweep: {path} is not valid JSON ({err})") from None
+    if not isinstance(results, dict) or "layouts" not in results:
+        raise ValueError(f"sweep: {path} holds no sweep results (no 'layouts')")
+    return results
