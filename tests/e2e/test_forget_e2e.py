@@ -53,9 +53,9 @@ def test_train_forget_verify_flow(page, wait_idle, screenshot_whole_app, tmp_pat
     wait_idle(page)
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
-    for name in ("Mapping", "Compare", "Setup"):
+    for name in ("Mapping", "Compare", "Trade-offs", "Learn", "Setup"):
         page.get_by_role("link", name=name).click()
         wait_idle(page)
         expect(page.locator(EXCEPTION)).to_have_count(0)
-        if name != "Setup":
+        if name in ("Mapping", "Compare"):
             screenshot_whole_app(page, folder / f"screenshot-{name.lower()}.png")

@@ -1,6 +1,9 @@
 """Shared links and the lesson in headless Chromium: a link with a layout or a lesson step opens on
 it; the whole lesson can be walked, guessing, taking each step on a real run, and verifying."""
 
+import os
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -8,6 +11,7 @@ from dashboard import lesson
 from purge_engine.data import load_dataset
 from purge_engine.plan import make_plan
 
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXCEPTION = '[data-testid="stException"]'
 JOB_S = 300
 SAMPLES = lesson.lesson_samples(make_plan(lesson.LESSON_CONFIG, load_dataset("digits")))
@@ -38,7 +42,8 @@ def test_a_shared_lesson_link_lands_on_its_step(page, app_url, wait_idle):
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
-def test_walk_the_whole_lesson(page, app_url, wait_idle):
+def test_walk_the_whole_lesson(page, app_url, wait_idle, screenshot_whole_app, tmp_path):
+    folder = ASSETS if os.environ.get("PURGE_SCREENSHOTS") == "1" else tmp_path
     page.goto(f"{app_url}/learn?step=1")
     wait_idle(page)
     for step, title in enumerate(lesson.STEPS, start=1):
@@ -53,6 +58,8 @@ def test_walk_the_whole_lesson(page, app_url, wait_idle):
             page.locator(".st-key-learn_action button").click()
             expect(page.get_by_text(ACTION_DONE[step]).first).to_be_visible(timeout=JOB_S * 1000)
             wait_idle(page)
+            if step == 6:
+                screenshot_whole_app(page, folder / "screenshot-learn.png")
         expect(page.locator(EXCEPTION)).to_have_count(0)
         if step < len(lesson.STEPS):
             page.get_by_role("button", name="Next →").click()
