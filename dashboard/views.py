@@ -307,7 +307,7 @@ def _cost_row(title: str, constituents: int, predicted: dict, measured: dict, fu
     """Speed-up = full retrain's sample-steps / this row's (predicted; measured equals it)."""
     steps = measured.get("sample_steps")
     planned = int(predicted["sample_steps"])
-    return {"Method": title, "Constituents retrained": constituents,
+    return {"Method": title, "Constituents retrained (teachers + students)": constituents,
             "Predicted sample-steps": planned,
             "Measured sample-steps": None if steps is None else int(steps),
             "Label forward passes": measured.get("label_forwards"),
