@@ -1,0 +1,626 @@
+"""Measured unlearning speed-ups of PURGE against the closed forms (DESIGN section 7).
+
+For each layout (dataset, N_t, N_s, r) it trains one run (teachers, PURGE students, baseline
+students), then serves K teacher-side and K student-side forget requests of one sample each,
+one at a time, on that run, and compares what they cost:
+
+  teacher-side: PURGE student vs the baseline student (SISA), whose every student retrains
+                from scratch because every soft label changed; closed form
+                theory.teacher_side_speedup(N_t, N_s, r).
+  student-side: PURGE student vs retraining that student from scratch; closed form
+                theory.student_side_speedup(R), R = c r. (The baseline student rolls back
+                exactly like PURGE here, so PURGE over baseline is 1; printed as a check.)
+
+Costs are those the engine measures per request (ForgetReport.cost): sample-steps (samples x
+epochs trained, device-independent) and wall seconds of training plus soft-label recomputation
+(each method pays its own labels). Teacher retraining is the same for both methods and is kept
+out of the ratios, as in theory.py; it is printed on its own.
+
+A speed-up is a ratio of sums over the K requests, sum(reference) / sum(PURGE): the ratio of
+expected costs, which is what the closed forms are. Spread: bootstrap standard deviation of that
+ratio over the requests. Requests are drawn with a seeded numpy Generator, stratified over the
+position that decides the cost (the affected teacher's place in its student's group; the
+sample's step in its student), so K requests realise "uniform over teachers / samples" with
+little sampling noise (--draw iid for plain random draws).
+
+Layout choices that make the closed forms' assumptions hold:
+  student_data "disjoint": a teacher-side sample sits in no student shard and vice versa;
+  epochs 2: the SISA rule then gives every student step the same number of epochs for every
+            R (1 epoch, or 2 when R = 1), the "whole number of epochs per step" assumption;
+  N_s divides N_t: c = N_t / N_s teachers per student, equal chunks;
+  teacher_slices 1: only teacher cost depends on it, and it is not in the ratios.
+Slices hold |D^S| / (N_t r) samples, rounded: sizes differ by at most one sample.
+
+    .venv/bin/python benchmarks/bench_forget.py --quick          # under 3 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_forget.py                  # the full grid (long)
+    .venv/bin/python benchmarks/bench_forget.py --smoke --json   # the tests' smallest layout
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from common import (
+    ASSETS,
+    PALETTE,
+    LogPanel,
+    bootstrap_spread,
+    chart_font,
+    hardware,
+    header_line,
+    markdown_table,
+    powers_of_two,
+    ratio_of_sums,
+    say,
+    write_csv,
+)
+
+from purge_engine import theory
+from purge_engine.config import PurgeConfig
+from purge_engine.events import LabelEvent, StepEvent
+from purge_engine.experiment import Experiment
+from purge_engine.plan import Plan, student_sample_steps
+from purge_engine.specs import DATASETS
+
+METHODS = ("purge", "baseline")
+STUDENT_FRACTION = {"digits": 0.5, "mnist-5k": 0.125}  # |D^S|: 718 of 1,437 and 500 of 4,000 samples
+TOLERANCE_STEPS, TOLERANCE_WALL = 0.10, 0.25  # the issue's targets: |measured / closed form - 1|
+
+
+@dataclass(frozen=True)
+class Settings:
+    datasets: tuple[str, ...] = ("digits", "mnist-5k")
+    teachers: tuple[int, ...] = (8, 16, 32)
+    slices: tuple[int, ...] = (1, 2, 4)
+    students: tuple[int, ...] = ()  # N_s values; empty: every divisor of N_t
+    requests: int = 8  # K per side
+    epochs: int = 2
+    teacher_fraction: float = 1.0  # share of the teacher pool used (teacher cost is not in the ratios)
+    batch_size: int = 32
+    seed: int = 0
+    threads: int = 1  # one thread: timings stay stable on a shared machine (sample-steps do not depend on it)
+    draw: str = "stratified"
+    name: str = "bench_forget"  # stem of the CSV and PNG files
+
+
+PRESETS = {
+    "full": Settings(),
+    "quick": Settings(datasets=("digits",), teachers=(8,), slices=(1, 2, 4), requests=4, name="bench_forget_quick"),
+    "smoke": Settings(datasets=("digits",), teachers=(4,), slices=(1,), students=(1, 4), requests=2,
+                      name="bench_forget_smoke"),
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    dataset: str
+    n_teachers: int
+    n_students: int
+    student_slices: int
+
+    @property
+    def steps(self) -> int:
+        """R = c r, student steps (c = N_t / N_s teachers per student)."""
+        return self.n_teachers // self.n_students * self.student_slices
+
+
+@dataclass
+class Served:
+    """One request's measured and plan-predicted costs. `reference` is the baseline student
+    (teacher-side) or retraining the affected student from scratch (student-side). Seconds are
+    wall seconds; cpu: this process's CPU seconds over the same spans (one thread: equal to the
+    wall seconds on an idle machine, and not inflated while another process holds the core)."""
+
+    side: str
+    sample_id: int
+    purge_steps: int
+    reference_steps: int
+    predicted_purge_steps: int
+    predicted_reference_steps: int
+    purge_seconds: float
+    reference_seconds: float
+    purge_label_seconds: float
+    reference_label_seconds: float
+    purge_cpu: float
+    reference_cpu: float
+    purge_label_cpu: float
+    reference_label_cpu: float
+    baseline_steps: int
+    teacher_steps: int
+    teacher_seconds: float
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+@dataclass
+class Watch:
+    """Seconds per constituent from the engine's events, in wall time and in this process's CPU time.
+
+    A step's events come in order: "training", then one label event per slice it fetches (soft
+    labels are computed or reloaded inside the step's data fetch), then "trained". So a step's
+    time includes its labels, and its label phase runs from "training" to its last label event.
+    Wall totals are the engine's own StepEvent/LabelEvent seconds; CPU spans are read here.
+    """
+
+    train: dict = field(default_factory=dict)  # (role, constituent) -> wall seconds of trained steps
+    labels: dict = field(default_factory=dict)  # (method, student_id) -> wall seconds computing labels
+    cpu: dict = field(default_factory=dict)  # (role, constituent) -> CPU seconds of trained steps
+    label_cpu: dict = field(default_factory=dict)  # (role, constituent) -> CPU seconds of label phases
+    _start: tuple = (0.0, 0.0)
+    _mark: tuple = (0.0, 0.0)
+
+    def __call__(self, event) -> None:
+        if isinstance(event, StepEvent) and event.kind == "training":
+            self._start = self._mark = _clock()
+        elif isinstance(event, LabelEvent):
+            self._mark = _clock()
+            if event.kind == "labelled":
+                _add(self.labels, (event.method, event.student_id), event.seconds)
+        elif isinstance(event, StepEvent) and event.kind == "trained":
+            key = (event.role, event.constituent)
+            _add(self.train, key, event.seconds)
+            _add(self.cpu, key, _clock()[1] - self._start[1])
+            _add(self.label_cpu, key, self._mark[1] - self._start[1])
+
+    def seconds(self, role: str, table: str = "train") -> float:
+        """Sum over the role's constituents of one table: train (wall), labels (wall), cpu, label_cpu."""
+        return sum(v for (r, _), v in getattr(self, table).items() if r == role)
+
+    def training_only(self, role: str, constituent: int, table: str = "train") -> float:
+        """One constituent's step time less its label time, in wall ("train") or CPU ("cpu") seconds."""
+        labels = {"train": self.labels, "cpu": self.label_cpu}[table]
+        return getattr(self, table).get((role, constituent), 0.0) - labels.get((role, constituent), 0.0)
+
+
+def _add(table: dict, key, value: float) -> None:
+    table[key] = table.get(key, 0.0) + value
+
+
+class UnscoredExperiment(Experiment):
+    """An Experiment whose forget requests skip the accuracy and membership scoring around the
+    retraining: scoring is not part of unlearning's cost (the engine does not count it either),
+    and with 32 teachers it would take longer than the retraining being measured."""
+
+    def _score(self, roles, forgotten):
+        return {}, {}
+
+
+# -- layouts and configs ---------------------------------------------------------------------------
+def layouts(settings: Settings) -> list[Layout]:
+    return [Layout(d, n_t, n_s, r) for d in settings.datasets for n_t in settings.teachers
+            for n_s in (settings.students or theory.divisors(n_t)) if n_t % n_s == 0 for r in settings.slices]
+
+
+def config_for(layout: Layout, settings: Settings) -> PurgeConfig:
+    return PurgeConfig(dataset=layout.dataset, n_teachers=layout.n_teachers, n_students=layout.n_students,
+                       teacher_slices=1, student_slices=layout.student_slices,
+                       teacher_fraction=settings.teacher_fraction,
+                       student_fraction=STUDENT_FRACTION.get(layout.dataset, 0.25), student_data="disjoint",
+                       epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
+                       threads=settings.threads)
+
+
+def assumptions(plan: Plan) -> tuple[bool, str]:
+    """Whether the closed forms' assumptions hold for this plan, and which one fails if not."""
+    if any(len(plan.mapping[k]) != len(plan.mapping[0]) for k in range(plan.n_students)):
+        return False, "N_s does not divide N_t (unequal chunks per student)"
+    if any(len(set(epochs)) != 1 for epochs in plan.student_epochs):
+        return False, "epochs per student step differ (SISA rule with a fractional 2e/(R+1))"
+    return True, "c whole, equal epochs per step, disjoint student data"
+
+
+def slice_sizes(plan: Plan) -> tuple[int, int]:
+    sizes = [s.size for chunks in plan.student_shards for chunk in chunks for s in chunk]
+    return int(min(sizes)), int(max(sizes))
+
+
+# -- drawing requests ------------------------------------------------------------------------------
+def stratified(candidates: np.ndarray, k: int, rng: np.random.Generator, draw: str) -> list[int]:
+    """k distinct candidates, in random order. 'stratified': one uniform pick in each of k equal
+    strata of the (sorted) candidate list; 'iid': a plain uniform draw without replacement."""
+    if candidates.size < k:
+        raise ValueError(f"requests: want {k} per side, but only {candidates.size} candidate samples")
+    if draw == "iid":
+        picks = rng.choice(candidates, size=k, replace=False)
+    else:
+        picks = candidates[((np.arange(k) + rng.random(k)) * candidates.size / k).astype(np.int64)]
+    return [int(i) for i in rng.permutation(picks)]
+
+
+def teacher_side_candidates(plan: Plan) -> np.ndarray:
+    """Samples in a teacher shard and no student shard, sorted by the position of their teacher
+    in its student's group (what PURGE's cost depends on), then teacher, then id."""
+    where = plan.locations()
+    position = {t: p for group in plan.mapping for p, t in enumerate(group)}
+    ids = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
+    teacher_position = np.array([position[t] for t in where["teacher"][ids]], dtype=np.int64)
+    return ids[np.lexsort((ids, where["teacher"][ids], teacher_position))]
+
+
+def student_side_candidates(plan: Plan) -> np.ndarray:
+    """Samples in a student shard and no teacher shard, sorted by their step in the student
+    (chunk_id * r + slice_id), then student, then id."""
+    where = plan.locations()
+    ids = np.flatnonzero((where["student"] >= 0) & (where["teacher"] < 0))
+    step = where["chunk"][ids] * plan.student_slices + where["student_slice"][ids]
+    return ids[np.lexsort((ids, where["student"][ids], step))]
+
+
+# -- serving -----------------------------------------------------------------------------------------
+def serve(exp: Experiment, sample_id: int, side: str, scratch: dict) -> Served:
+    """Forget one sample and read the costs of PURGE and of its reference for that side.
+
+    Sample-steps come from the engine's ForgetReport; seconds from its step and label events
+    (ForgetReport's seconds add the label seconds a second time, see RESULTS.md). scratch:
+    student_id -> (wall, CPU) seconds of training it when the run was trained, labels excluded."""
+    student = exp.plan.locate(sample_id)["student"]
+    watch = Watch()
+    report = exp.forget([sample_id], methods=METHODS, on_event=watch)
+    cost, predicted = report.cost, report.predicted
+    purge = _measured(watch, "purge", cost["purge"]["sample_steps"], predicted["purge"]["sample_steps"])
+    if side == "teacher":
+        reference = _measured(watch, "baseline", cost["baseline"]["sample_steps"],
+                              predicted["baseline"]["sample_steps"])
+    else:  # that student from scratch on the reduced plan: steps counted from the plan; time: its training
+        # when the run was trained, plus the one relabelled slice a from-scratch retrain would need too
+        steps = student_sample_steps(exp.plan, student, 0)
+        wall, cpu = scratch[student]
+        reference = (steps, steps, wall + purge[2], purge[3], cpu + purge[4], purge[5])
+    return Served(side, sample_id, purge[0], reference[0], purge[1], reference[1], purge[2], reference[2],
+                  purge[3], reference[3], purge[4], reference[4], purge[5], reference[5],
+                  cost["baseline"]["sample_steps"], cost["teacher"]["sample_steps"], watch.seconds("teacher"))
+
+
+def _measured(watch: Watch, role: str, steps: int, predicted: int) -> tuple:
+    """(sample-steps, predicted, wall s, label wall s, CPU s, label CPU s) of one method in one request."""
+    return (steps, predicted, watch.seconds(role), watch.seconds(role, "labels"), watch.seconds(role, "cpu"),
+            watch.seconds(role, "label_cpu"))
+
+
+def summarise(layout: Layout, side: str, served: list[Served], closed: float, holds: bool, note: str,
+              config: PurgeConfig) -> dict:
+    """One CSV row: measured and predicted speed-ups over the side's requests."""
+    def col(name: str) -> list[float]:
+        return [getattr(s, name) for s in served]
+
+    steps = ratio_of_sums(col("reference_steps"), col("purge_steps"))
+    wall = ratio_of_sums(col("reference_seconds"), col("purge_seconds"))
+    train_only = ratio_of_sums(np.subtract(col("reference_seconds"), col("reference_label_seconds")),
+                               np.subtract(col("purge_seconds"), col("purge_label_seconds")))
+    cpu = ratio_of_sums(col("reference_cpu"), col("purge_cpu"))
+    cpu_train_only = ratio_of_sums(np.subtract(col("reference_cpu"), col("reference_label_cpu")),
+                                   np.subtract(col("purge_cpu"), col("purge_label_cpu")))
+    return {
+        "dataset": layout.dataset, "side": side, "n_teachers": layout.n_teachers, "n_students": layout.n_students,
+        "student_slices": layout.student_slices, "steps_per_student": layout.steps, "epochs": config.epochs,
+        "student_samples": config.pool_sizes(DATASETS[layout.dataset].n_train)[1], "requests": len(served),
+        "closed_form": closed,
+        "plan_predicted": ratio_of_sums(col("predicted_reference_steps"), col("predicted_purge_steps")),
+        "speedup_steps": steps,
+        "spread_steps": bootstrap_spread(col("reference_steps"), col("purge_steps"), config.seed),
+        "ratio_steps": steps / closed,
+        "speedup_wall": wall,
+        "spread_wall": bootstrap_spread(col("reference_seconds"), col("purge_seconds"), config.seed),
+        "ratio_wall": wall / closed, "speedup_wall_training_only": train_only,
+        "speedup_cpu": cpu, "spread_cpu": bootstrap_spread(col("reference_cpu"), col("purge_cpu"), config.seed),
+        "ratio_cpu": cpu / closed, "speedup_cpu_training_only": cpu_train_only,
+        "label_share_reference": sum(col("reference_label_seconds")) / sum(col("reference_seconds")),
+        "label_share_purge": sum(col("purge_label_seconds")) / sum(col("purge_seconds")),
+        "label_share_reference_cpu": sum(col("reference_label_cpu")) / sum(col("reference_cpu")),
+        "purge_over_baseline_steps": ratio_of_sums(col("baseline_steps"), col("purge_steps")),
+        "purge_seconds_mean": float(np.mean(col("purge_seconds"))),
+        "reference_seconds_mean": float(np.mean(col("reference_seconds"))),
+        "teacher_steps_mean": float(np.mean(col("teacher_steps"))),
+        "teacher_seconds_mean": float(np.mean(col("teacher_seconds"))),
+        "assumptions_hold": holds, "note": note,
+    }
+
+
+def run_layout(layout: Layout, settings: Settings, root: Path) -> tuple[list[dict], dict]:
+    """Train one run for the layout, serve K teacher-side then K student-side requests; two CSV rows."""
+    config = config_for(layout, settings)
+    exp = UnscoredExperiment.create(config, root / f"{layout.dataset}-{layout.n_teachers}-{layout.n_students}-"
+                                    f"{layout.student_slices}")
+    start = time.perf_counter()
+    initial = Watch()
+    exp.train(on_event=initial, methods=METHODS)
+    trained = time.perf_counter() - start
+    scratch = {k: (initial.training_only("purge", k), initial.training_only("purge", k, "cpu"))
+               for k in range(layout.n_students)}
+    holds, note = assumptions(exp.plan)
+    rng = np.random.default_rng([settings.seed, layout.n_teachers, layout.n_students, layout.student_slices])
+    teacher_ids = stratified(teacher_side_candidates(exp.plan), settings.requests, rng, settings.draw)
+    student_ids = stratified(student_side_candidates(exp.plan), settings.requests, rng, settings.draw)
+    served = {"teacher": [serve(exp, i, "teacher", scratch) for i in teacher_ids],
+              "student": [serve(exp, i, "student", scratch) for i in student_ids]}
+    closed = {"teacher": theory.teacher_side_speedup(layout.n_teachers, layout.n_students, layout.student_slices),
+              "student": theory.student_side_speedup(layout.steps)}
+    low, high = slice_sizes(exp.plan)
+    note = f"{note}; student slices of {low}-{high} samples"
+    rows = [summarise(layout, side, served[side], closed[side], holds, note, config) for side in served]
+    timing = {"train_seconds": trained, "serve_seconds": time.perf_counter() - start - trained,
+              "threads": exp.config.threads, "requests": [asdict(s) for side in served.values() for s in side]}
+    return rows, timing
+
+
+# -- printing ------------------------------------------------------------------------------------------
+COLUMNS = ("dataset", "side", "N_t", "N_s", "r", "R", "closed", "steps", "+-", "/closed", "wall", "+-", "/closed",
+           "w/o label", "labels%", "cpu", "/closed", "w/o label")
+
+
+def table_line(row: dict) -> str:
+    cells = (row["dataset"], row["side"], row["n_teachers"], row["n_students"], row["student_slices"],
+             row["steps_per_student"], f"{row['closed_form']:.2f}", f"{row['speedup_steps']:.2f}",
+             f"{row['spread_steps']:.2f}", f"{row['ratio_steps']:.3f}", f"{row['speedup_wall']:.2f}",
+             f"{row['spread_wall']:.2f}", f"{row['ratio_wall']:.3f}", f"{row['speedup_wall_training_only']:.2f}",
+             f"{row['label_share_reference']:.0%}", f"{row['speedup_cpu']:.2f}", f"{row['ratio_cpu']:.3f}",
+             f"{row['speedup_cpu_training_only']:.2f}")
+    return "  ".join(f"{c!s:>8}" for c in cells)
+
+
+def verdicts(rows: list[dict]) -> dict:
+    """The issue's targets: sample-steps within 10% wherever the assumptions hold; wall seconds
+    within 25% on mnist-5k with N_t = 32 (teacher-side, the closed form the paper reports)."""
+    steps = [r for r in rows if r["assumptions_hold"]]
+    wall = [r for r in rows if r["dataset"] == "mnist-5k" and r["n_teachers"] == 32 and r["side"] == "teacher"]
+    return {
+        "steps_within_10pct": all(abs(r["ratio_steps"] - 1) <= TOLERANCE_STEPS for r in steps),
+        "steps_misses": [_where(r) for r in steps if abs(r["ratio_steps"] - 1) > TOLERANCE_STEPS],
+        "wall_mnist5k_nt32_within_25pct": (all(abs(r["ratio_wall"] - 1) <= TOLERANCE_WALL for r in wall)
+                                           if wall else None),
+        "wall_misses": [_where(r) for r in wall if abs(r["ratio_wall"] - 1) > TOLERANCE_WALL],
+        "cpu_mnist5k_nt32_within_25pct": (all(abs(r["ratio_cpu"] - 1) <= TOLERANCE_WALL for r in wall)
+                                          if wall and all("ratio_cpu" in r for r in wall) else None),
+    }
+
+
+def _where(row: dict) -> str:
+    return (f"{row['dataset']} {row['side']} N_t={row['n_teachers']} N_s={row['n_students']} "
+            f"r={row['student_slices']}: {row['ratio_steps']:.3f} (steps), {row['ratio_wall']:.3f} (wall)")
+
+
+# -- the plot -----------------------------------------------------------------------------------------------
+PANEL_W, PANEL_H, CELL_W, CELL_H, TOP = 270, 250, 350, 340, 150  # pixels
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Teacher-side speed-up against N_s: one panel per (dataset, N_t), the closed form as lines,
+    measured sample-steps as filled dots and wall seconds as open squares, both with error bars."""
+    from PIL import Image, ImageDraw
+
+    teacher = [r for r in rows if r["side"] == "teacher"]
+    datasets = sorted({r["dataset"] for r in teacher})
+    columns = sorted({r["n_teachers"] for r in teacher})
+    width, height = max(80 + CELL_W * len(columns), 900), TOP + CELL_H * len(datasets)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    slices = sorted({r["student_slices"] for r in teacher})
+    _legend(draw, slices, width)
+    left0 = (width - CELL_W * len(columns)) // 2 + 70
+    for d_index, dataset in enumerate(datasets):
+        for n_index, n_teachers in enumerate(columns):
+            mine = [r for r in teacher if r["dataset"] == dataset and r["n_teachers"] == n_teachers]
+            if mine:
+                left, top = left0 + CELL_W * n_index, TOP + 10 + CELL_H * d_index
+                _panel(draw, (left, top, left + PANEL_W, top + PANEL_H), dataset, n_teachers, mine, slices,
+                       first=n_index == 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def _panel(draw, box, dataset: str, n_teachers: int, rows: list[dict], slices: list[int], first: bool) -> None:
+    values = [r[k] for r in rows for k in ("closed_form", "speedup_steps", "speedup_wall")]
+    values += [r["speedup_wall"] + r["spread_wall"] for r in rows]
+    values += [theory.teacher_side_speedup(n_teachers, n, r) for r in slices for n in theory.divisors(n_teachers)]
+    y_ticks = powers_of_two(min(values), max(values))
+    panel = LogPanel(draw, box, (0.75, n_teachers * 1.33), (y_ticks[0], y_ticks[-1]))
+    panel.frame(powers_of_two(1, n_teachers), y_ticks, f"{dataset}, N_t = {n_teachers}", "N_s (students)",
+                "speed-up" if first else None)
+    for i, r in enumerate(slices):
+        color = PALETTE[i % len(PALETTE)]
+        theory_points = [(n, theory.teacher_side_speedup(n_teachers, n, r)) for n in theory.divisors(n_teachers)]
+        panel.line(theory_points, color)
+        for row in (x for x in rows if x["student_slices"] == r):
+            shift = (i - (len(slices) - 1) / 2) * 7  # side by side, so the bars do not hide each other
+            panel.point(row["n_students"], row["speedup_steps"], row["spread_steps"], color, True, shift - 3)
+            panel.point(row["n_students"], row["speedup_wall"], row["spread_wall"], color, False, shift + 3)
+
+
+def _legend(draw, slices: list[int], width: int) -> None:
+    """Title, then two legend rows drawn with the chart's own marks (the bundled font has no symbols)."""
+    ink = "#222222"
+    draw.text((width / 2, 14), "Teacher-side forget requests: speed-up of PURGE over the baseline student",
+              fill=ink, font=chart_font(19), anchor="mt")
+    colours = [("line", PALETTE[i % len(PALETTE)], f"r = {r}") for i, r in enumerate(slices)]
+    _legend_row(draw, width / 2, 58, [*colours, ("text", ink, "(student slices per chunk)")])
+    _legend_row(draw, width / 2, 88, [("line", "#777777", "closed form"), ("dot", "#777777", "measured sample-steps"),
+                                      ("square", "#777777", "measured wall seconds")])
+    draw.text((width / 2, 108), "error bars: bootstrap s.d. over the requests; both axes on log scales", fill=ink,
+              font=chart_font(14), anchor="mt")
+
+
+def _legend_row(draw, centre: float, y: float, items: list[tuple[str, str, str]]) -> None:
+    font, gap = chart_font(15), 24
+    widths = [(0 if kind == "text" else 34) + draw.textlength(label, font=font) for kind, _, label in items]
+    x = centre - (sum(widths) + gap * (len(items) - 1)) / 2
+    for (kind, colour, label), width in zip(items, widths, strict=True):
+        if kind == "line":
+            draw.line([(x, y), (x + 26, y)], fill=colour, width=3)
+        elif kind == "dot":
+            draw.ellipse([(x + 8, y - 5), (x + 18, y + 5)], fill=colour, outline="#222222")
+        elif kind == "square":
+            draw.rectangle([(x + 8, y - 5), (x + 18, y + 5)], fill="white", outline=colour, width=2)
+        draw.text((x + (0 if kind == "text" else 34), y), label, fill="#222222", font=font, anchor="lm")
+        x += width + gap
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="digits, N_t = 8, r in {1, 2, 4}, 4 requests per side")
+    mode.add_argument("--smoke", action="store_true", help="the smallest layouts, for the tests (seconds)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (tables go to stderr)")
+    parser.add_argument("--out", type=Path, default=ASSETS, help="folder for the CSV and PNG (default assets/)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument("--datasets", nargs="+", help="override the preset's datasets")
+    parser.add_argument("--teachers", nargs="+", type=int, help="override the preset's N_t values")
+    parser.add_argument("--students", nargs="+", type=int, help="N_s values (default: every divisor of N_t)")
+    parser.add_argument("--slices", nargs="+", type=int, help="override the preset's student slices r")
+    parser.add_argument("--requests", type=int, help="K, requests per side and layout")
+    parser.add_argument("--epochs", type=int, help="SISA epoch budget (default 2: equal epochs per step)")
+    parser.add_argument("--teacher-fraction", type=float, help="share of the teacher pool used (default 1)")
+    parser.add_argument("--draw", choices=("stratified", "iid"), help="how requests are drawn")
+    parser.add_argument("--seed", type=int, help="seed of the runs and of the request draws")
+    parser.add_argument("--threads", type=int, help="torch threads per run (0: the engine's choice)")
+    parser.add_argument("--name", help="stem of the CSV/PNG file names")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="CSV",
+                        help="run nothing: join CSVs of earlier runs into one CSV and plot under --out/--name")
+    parser.add_argument("--markdown", action="store_true", help="with --merge: print the RESULTS.md tables")
+    return parser.parse_args(argv)
+
+
+def read_rows(paths: list[Path]) -> list[dict]:
+    """Rows of earlier runs' CSVs, with numbers and booleans parsed back."""
+    def parse(value: str):
+        if value in ("True", "False"):
+            return value == "True"
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+
+    rows = []
+    for path in paths:
+        with open(path, newline="") as handle:
+            rows += [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return rows
+
+
+LAYOUT_COLUMNS = {"dataset": "dataset", "n_teachers": "N_t", "n_students": "N_s", "student_slices": "r",
+                  "steps_per_student": "R = cr", "closed_form": "closed form",
+                  "speedup_steps": "measured, sample-steps", "spread_steps": "s.d.", "ratio_steps": "measured / closed",
+                  "speedup_wall": "measured, wall s", "spread_wall": "s.d.", "ratio_wall": "wall / closed",
+                  "speedup_wall_training_only": "wall s w/o labels", "label_share_reference": "labels in reference s",
+                  "speedup_cpu": "measured, CPU s", "ratio_cpu": "CPU / closed",
+                  "speedup_cpu_training_only": "CPU s w/o labels"}
+FORMATS = {"ratio_steps": "{:.3f}", "ratio_wall": "{:.2f}", "ratio_cpu": "{:.2f}", "label_share_reference": "{:.0%}"}
+
+
+def _formatted(row: dict) -> dict:
+    """Speed-ups to 2 decimals, ratios to the closed form to 3 (sample-steps) or 2 (wall), shares in %."""
+    return {k: FORMATS.get(k, "{:.2f}").format(v) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _span(values) -> str:
+    values = [v for v in values if isinstance(v, float)]  # rows of older runs may lack a column
+    return f"{min(values):.3f} - {max(values):.3f}" if values else "n/a"
+
+
+def _per_closed(rows: list[dict], key: str):
+    return (r[key] / r["closed_form"] for r in rows if isinstance(r.get(key), float))
+
+
+def markdown_report(rows: list[dict]) -> str:
+    """The Markdown tables of RESULTS.md, generated from the CSV (never typed by hand): a summary per
+    (dataset, side, N_t), then every layout."""
+    groups = sorted({(r["dataset"], r["side"], r["n_teachers"]) for r in rows})
+    summary = []
+    for group in groups:
+        mine = [r for r in rows if (r["dataset"], r["side"], r["n_teachers"]) == group]
+        summary.append({"dataset": group[0], "side": group[1], "n_teachers": group[2], "layouts": len(mine),
+                        "requests": sum(r["requests"] for r in mine), "steps": _span(r["ratio_steps"] for r in mine),
+                        "wall": _span(r["ratio_wall"] for r in mine),
+                        "train": _span(_per_closed(mine, "speedup_wall_training_only")),
+                        "cpu": _span(r.get("ratio_cpu") for r in mine),
+                        "cpu_train": _span(_per_closed(mine, "speedup_cpu_training_only"))})
+    parts = [markdown_table(summary, {"dataset": "dataset", "side": "side", "n_teachers": "N_t",
+                                      "layouts": "layouts", "requests": "requests",
+                                      "steps": "measured / closed, sample-steps", "wall": "same, wall s",
+                                      "train": "same, wall s without labels", "cpu": "same, CPU s",
+                                      "cpu_train": "same, CPU s without labels"})]
+    for side in ("teacher", "student"):
+        mine = sorted((r for r in rows if r["side"] == side),
+                      key=lambda r: (r["dataset"], r["n_teachers"], r["n_students"], r["student_slices"]))
+        parts.append(f"{side}-side requests, every layout:\n\n"
+                     + markdown_table([_formatted(r) for r in mine], LAYOUT_COLUMNS))
+    return "\n\n".join(parts)
+
+
+def merge(args: argparse.Namespace) -> int:
+    rows = read_rows(args.merge)
+    stem = args.out / (args.name or PRESETS["full"].name)
+    write_csv(stem.with_suffix(".csv"), rows)
+    plot(rows, stem.with_suffix(".png"))
+    if args.markdown:
+        print(markdown_report(rows))
+        return 0
+    result = {"rows": len(rows), "verdicts": verdicts(rows), "files": [str(stem.with_suffix(s)) for s in (".csv",
+                                                                                                           ".png")]}
+    print(json.dumps(result) if args.json else f"# merged {len(rows)} rows; verdicts: {json.dumps(result)}")
+    return 0
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    preset = PRESETS["quick" if args.quick else "smoke" if args.smoke else "full"]
+    overrides = {"datasets": args.datasets, "teachers": args.teachers, "students": args.students,
+                 "slices": args.slices, "requests": args.requests, "epochs": args.epochs, "draw": args.draw,
+                 "teacher_fraction": args.teacher_fraction,
+                 "seed": args.seed, "threads": args.threads, "name": args.name}
+    chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    return Settings(**{**asdict(preset), **chosen})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.merge:
+        return merge(args)
+    settings = settings_from(args)
+    quiet = args.json
+    info = hardware(threads=settings.threads or None)
+    say(header_line(info), quiet)
+    grid = layouts(settings)
+    say(f"# {len(grid)} layouts, {settings.requests} requests per side, epochs {settings.epochs}, "
+        f"draw {settings.draw}, seed {settings.seed}", quiet)
+    say("  ".join(f"{c:>8}" for c in COLUMNS), quiet)
+    rows, timings, start = [], [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-forget-") as tmp:
+        for layout in grid:
+            layout_rows, timing = run_layout(layout, settings, Path(tmp))
+            rows += layout_rows
+            timings.append({**asdict(layout), **timing})
+            for row in layout_rows:
+                say(table_line(row), quiet)
+    seconds = time.perf_counter() - start
+    info["threads"] = timings[0]["threads"] if timings else info["threads"]
+    info["load_average_end"] = round(os.getloadavg()[0], 2)
+    files = {"csv": str(args.out / f"{settings.name}.csv")}
+    write_csv(Path(files["csv"]), rows)
+    if not args.no_plot:
+        files["png"] = str(args.out / f"{settings.name}.png")
+        plot(rows, Path(files["png"]))
+    result = {"hardware": info, "settings": asdict(settings), "rows": rows, "verdicts": verdicts(rows),
+              "timings": timings, "seconds": seconds, "files": files}
+    say(f"# {seconds:.0f} s in all; verdicts: {json.dumps(result['verdicts'])}; wrote {', '.join(files.values())}",
+        quiet)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Engine training throughput against a bare PyTorch loop, and what checkpoints and labels cost.
+
+On the paper's MNIST CNN (models "mnist-cnn") over mnist-5k tensors, in one process:
+
+  1. samples per second of the engine's slice step (training.train_slice_step) and of a bare
+     loop a PyTorch user would write (default Adam, randperm batches, cross-entropy) over the
+     same data tensor, batch size and architecture; timed interleaved after a warm-up; ratio;
+  2. one checkpoint (save_checkpoint: safetensors, sha256, fsync, JSON sidecar) and one restore,
+     as a share of a slice step's time at several step sizes;
+  3. soft labels (LabelCache: teacher forward in eval()/inference_mode, then saved) per sample
+     and teacher, against a training sample-step; a cached slice's reload; predict_proba's own
+     batch size;
+  4. with --stacked: the batched-constituents path (purge_engine.stacked) against the
+     one-at-a-time loop on M equal-size constituents, and how far apart their results are.
+
+    .venv/bin/python benchmarks/bench_throughput.py             # about 2 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_throughput.py --stacked   # adds the stacked comparison
+    .venv/bin/python benchmarks/bench_throughput.py --quick --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import hardware, header_line, interleaved, say, seconds_of
+
+from purge_engine.checkpoints import load_checkpoint, save_checkpoint
+from purge_engine.data import load_dataset
+from purge_engine.events import ignore
+from purge_engine.models import build_model
+from purge_engine.soft_labels import LabelCache
+from purge_engine.stacked import train_many
+from purge_engine.store import RunStore
+from purge_engine.training import predict_proba, teacher_loss, train_slice_step
+
+ARCH, DATASET = "mnist-cnn", "mnist-5k"
+TARGET_RATIO = 0.9  # the issue: engine throughput at least 0.9 of the bare loop
+
+
+# -- 1. the engine's step against a bare loop ---------------------------------------------------------
+def bare_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
+              generator: torch.Generator) -> None:
+    """What a PyTorch user writes: Adam with its defaults, a randperm per epoch, cross-entropy."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0], generator=generator)
+        for start in range(0, x.shape[0], batch_size):
+            batch = order[start:start + batch_size]
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+
+
+def engine_vs_bare(x: torch.Tensor, y: torch.Tensor, args) -> dict:
+    """Samples per second of both loops (median over interleaved repeats) and their ratio."""
+    spec = load_dataset(DATASET).spec
+    engine_model, bare_model = build_model(ARCH, spec, 1), build_model(ARCH, spec, 1)
+    generator = torch.Generator().manual_seed(1)
+    position = iter(range(10**6))  # a new batch order each repeat, as successive steps get
+    fns = {
+        "engine": lambda: train_slice_step(engine_model, x, (y,), teacher_loss, args.epochs, args.batch_size,
+                                           args.lr, (0, "teacher", 0, next(position))),
+        "bare": lambda: bare_loop(bare_model, x, y, args.epochs, args.batch_size, args.lr, generator),
+    }
+    interleaved(fns, 1)  # warm-up: allocator, oneDNN primitives, first-touch pages
+    times = interleaved(fns, args.repeats)
+    samples = x.shape[0] * args.epochs
+    rates = {name: samples / float(np.median(t)) for name, t in times.items()}
+    pair_ratios = [b / e for e, b in zip(times["engine"], times["bare"], strict=True)]
+    return {"samples_per_step": samples, "engine_samples_per_s": rates["engine"],
+            "bare_samples_per_s": rates["bare"], "ratio": rates["engine"] / rates["bare"],
+            "ratio_min": min(pair_ratios), "ratio_max": max(pair_ratios), "repeats": args.repeats}
+
+
+# -- 2. checkpoints ----------------------------------------------------------------------------------------
+def checkpoint_costs(model: torch.nn.Module, root: Path, samples_per_s: float, repeats: int) -> dict:
+    """Median seconds of one save and one restore, and the save's share of a step of S sample-steps."""
+    stem = root / "checkpoints" / "teacher-0" / "step-0"
+    save = [seconds_of(lambda: save_checkpoint(stem, model.state_dict(), {"key": "k"})) for _ in range(repeats)]
+    device = torch.device("cpu")
+    load = [seconds_of(lambda: load_checkpoint(stem, {"key": "k"}, device)) for _ in range(repeats)]
+    save_s, load_s = float(np.median(save)), float(np.median(load))
+    share = {str(s): save_s / (s / samples_per_s + save_s) for s in (100, 1_000, 10_000)}
+    return {"save_seconds": save_s, "restore_seconds": load_s, "save_in_training_samples": save_s * samples_per_s,
+            "save_share_of_step_by_sample_steps": share,
+            "megabytes": stem.with_suffix(".safetensors").stat().st_size / 1e6}
+
+
+# -- 3. soft labels -------------------------------------------------------------------------------------------
+def label_costs(teacher: torch.nn.Module, x: torch.Tensor, root: Path, samples_per_s: float, chunk: int,
+                repeats: int) -> dict:
+    """LabelCache computing one slice's labels with one teacher (teacher already in memory), and
+    reloading a cached slice, against training."""
+    cache = LabelCache(RunStore(root), lambda _t: teacher, x, 10, 2.0, torch.device("cpu"), ignore)
+    ids = np.arange(chunk, dtype=np.int64)
+    keys = iter(range(10**6))
+    cache.get("purge", 0, 0, 0, (0,), "warm-up", ids)
+    compute = [seconds_of(lambda: cache.get("purge", 0, 0, 0, (0,), f"k{next(keys)}", ids)) for _ in range(repeats)]
+    last = f"k{next(keys)}"
+    cache.get("purge", 0, 0, 0, (0,), last, ids)
+    reload = [seconds_of(lambda: cache.get("purge", 0, 0, 0, (0,), last, ids)) for _ in range(repeats)]
+    per_sample = float(np.median(compute)) / chunk
+    return {"chunk": chunk, "label_seconds": float(np.median(compute)), "per_sample_teacher_seconds": per_sample,
+            "label_over_training_sample_step": per_sample * samples_per_s,
+            "reload_seconds": float(np.median(reload)),
+            "predict_proba_samples_per_s": predict_rates(teacher, x[:max(4 * chunk, 1024)])}
+
+
+def predict_rates(model: torch.nn.Module, inputs: torch.Tensor) -> dict:
+    """Forward samples per second of predict_proba at several inference batch sizes (engine: 1024)."""
+    rates = {}
+    for batch in (64, 256, 1024):
+        predict_proba(model, inputs, batch_size=batch)  # warm-up
+        rates[str(batch)] = inputs.shape[0] / min(seconds_of(lambda b=batch: predict_proba(model, inputs,
+                                                                                            batch_size=b))
+                                                  for _ in range(3))
+    return rates
+
+
+# -- 4. stacked constituents ------------------------------------------------------------------------------------
+def stacked_vs_loop(x: torch.Tensor, y: torch.Tensor, args) -> dict:
+    """M constituents of n samples each, trained by the loop and by the stacked path (interleaved)."""
+    spec = load_dataset(DATASET).spec
+    n = x.shape[0] // args.models
+    inputs = [x[i * n:(i + 1) * n] for i in range(args.models)]
+    targets = [(y[i * n:(i + 1) * n],) for i in range(args.models)]
+    positions = [(0, "teacher", i, 0) for i in range(args.models)]
+    epochs = [args.epochs] * args.models
+
+    def run(path: str, models) -> None:
+        train_many(models, inputs, targets, teacher_loss, epochs, args.batch_size, args.lr, positions, path=path)
+
+    fresh = {p: [build_model(ARCH, spec, 10 + i) for i in range(args.models)] for p in ("loop", "stacked")}
+    for path, models in fresh.items():
+        run(path, models)  # also the warm-up
+    diff = max(float((a - b).abs().max()) for ma, mb in zip(fresh["loop"], fresh["stacked"], strict=True)
+               for a, b in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True))
+    times = interleaved({p: (lambda p=p: run(p, fresh[p])) for p in fresh}, max(2, args.repeats // 2))
+    samples = n * args.models * args.epochs
+    rates = {p: samples / float(np.median(t)) for p, t in times.items()}
+    return {"models": args.models, "samples_per_model": n, "loop_samples_per_s": rates["loop"],
+            "stacked_samples_per_s": rates["stacked"], "stacked_over_loop": rates["stacked"] / rates["loop"],
+            "max_abs_param_diff": diff, "device": str(x.device)}
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples and repeats (under a minute)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (text to stderr)")
+    parser.add_argument("--stacked", action="store_true", help="also compare the stacked path with the loop")
+    parser.add_argument("--samples", type=int, default=2048, help="samples per timed step (default 2048)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32, help="the engine's default batch size")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--models", type=int, default=4, help="constituents for --stacked")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable on a shared host)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (the stacked comparison is the one that matters on cuda)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.repeats = min(args.samples, 512), min(args.repeats, 3)
+    return args
+
+
+def report_lines(result: dict) -> list[str]:
+    t, c, lab = result["throughput"], result["checkpoint"], result["labels"]
+    lines = [
+        f"engine {t['engine_samples_per_s']:.0f} samples/s, bare loop {t['bare_samples_per_s']:.0f} samples/s: "
+        f"ratio {t['ratio']:.3f} (per-repeat {t['ratio_min']:.3f}-{t['ratio_max']:.3f}; target >= {TARGET_RATIO})",
+        f"checkpoint save {c['save_seconds'] * 1e3:.1f} ms ({c['megabytes']:.1f} MB) = "
+        f"{c['save_in_training_samples']:.0f} training sample-steps; restore {c['restore_seconds'] * 1e3:.1f} ms; "
+        "share of a step of 100 / 1,000 / 10,000 sample-steps: "
+        + " / ".join(f"{v:.0%}" for v in c["save_share_of_step_by_sample_steps"].values()),
+        f"labels: {lab['per_sample_teacher_seconds'] * 1e6:.0f} us per sample per teacher = "
+        f"{lab['label_over_training_sample_step']:.2f} training sample-steps; cached slice reload "
+        f"{lab['reload_seconds'] * 1e3:.2f} ms; predict_proba samples/s by batch "
+        + ", ".join(f"{b}: {r:.0f}" for b, r in lab["predict_proba_samples_per_s"].items()),
+    ]
+    if "stacked" in result:
+        s = result["stacked"]
+        lines.append(f"stacked ({s['models']} x {s['samples_per_model']} samples on {s['device']}): "
+                     f"{s['stacked_samples_per_s']:.0f} samples/s vs loop {s['loop_samples_per_s']:.0f}: "
+                     f"{s['stacked_over_loop']:.2f}x; max |param diff| {s['max_abs_param_diff']:.1e}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    info = hardware(args.device, args.threads)
+    say(header_line(info), args.json)
+    bundle = load_dataset(DATASET).to(args.device)
+    x, y = bundle.train_x[:args.samples], bundle.train_y[:args.samples]
+    result = {"hardware": info, "settings": {k: v for k, v in vars(args).items() if k != "json"},
+              "throughput": engine_vs_bare(x, y, args)}
+    rate = result["throughput"]["engine_samples_per_s"]
+    model = build_model(ARCH, bundle.spec, 2).to(args.device)
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        result["checkpoint"] = checkpoint_costs(model, Path(tmp), rate, args.repeats)
+        result["labels"] = label_costs(model, bundle.train_x, Path(tmp), rate, min(500, args.samples), args.repeats)
+    if args.stacked:
+        result["stacked"] = stacked_vs_loop(x, y, args)
+    result["verdicts"] = {"engine_at_least_0.9_of_bare": result["throughput"]["ratio"] >= TARGET_RATIO}
+    for line in report_lines(result):
+        say(line, args.json)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
