@@ -2,6 +2,7 @@
 requests served (a teacher-side and a student-side one), under a private runs directory."""
 
 import shutil
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -11,6 +12,7 @@ from purge_engine.experiment import Experiment
 from tests.dashboard import APP
 
 RUN_NAME = "tiny"
+POLL_LIMIT_S = 300  # a job on a busy 2-core machine
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +53,15 @@ def app_on(page: str, run: str | None = RUN_NAME) -> AppTest:
     if page:
         at.switch_page(f"app_pages/{page}.py")
     return at.run()
+
+
+def run_until(at: AppTest, done, limit: float = POLL_LIMIT_S) -> AppTest:
+    """Rerun the page, as its polling fragment would, until done(at) holds (the job runs on a
+    worker thread meanwhile; AppTest never fires run_every)."""
+    deadline = time.monotonic() + limit
+    while not done(at):
+        assert time.monotonic() < deadline, "the job did not finish in time"
+        assert not at.exception, at.exception
+        time.sleep(0.3)
+        at.run()
+    return at

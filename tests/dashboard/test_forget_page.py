@@ -1,11 +1,7 @@
 """The Forget page through AppTest: selection by gallery, ids and class; blast radius and predicted
 cost before running; a real request run as a job and polled by rerunning; results and verification."""
 
-import time
-
-from tests.dashboard.conftest import app_on
-
-POLL_LIMIT_S = 300
+from tests.dashboard.conftest import app_on, run_until
 
 
 def markdown(at) -> str:
@@ -15,16 +11,6 @@ def markdown(at) -> str:
 def frame_with(at, column):
     return next(df.value for df in at.dataframe if column in df.value.columns)
 
-
-def run_until(at, done, limit=POLL_LIMIT_S):
-    """Rerun the page (as the polling fragment would) until done(at) holds."""
-    deadline = time.monotonic() + limit
-    while not done(at):
-        assert time.monotonic() < deadline, "the job did not finish in time"
-        assert not at.exception, at.exception
-        time.sleep(0.5)
-        at.run()
-    return at
 
 
 def test_no_run_selected_says_how_to_get_one(empty_runs_dir):

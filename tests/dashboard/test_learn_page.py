@@ -1,16 +1,12 @@
 """The Learn page through AppTest: every step renders from a real plan, questions reveal their
 engine-computed answers after a guess, and the lesson's actions train, forget and verify a real run."""
 
-import time
-
 import pytest
 
 from dashboard import lesson
 from purge_engine.data import load_dataset
 from purge_engine.plan import make_plan, retrain_scope
-from tests.dashboard.conftest import app_on
-
-POLL_LIMIT_S = 300
+from tests.dashboard.conftest import app_on, run_until
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +28,6 @@ def learn_at(step: int):
     assert not at.exception, at.exception
     return at
 
-
-def wait_for(at, done, limit=POLL_LIMIT_S):
-    deadline = time.monotonic() + limit
-    while not done(at):
-        assert time.monotonic() < deadline and not at.exception, at.exception
-        time.sleep(0.3)
-        at.run()
-    return at
 
 
 def test_lesson_samples_sit_where_the_lesson_says(pristine):
@@ -87,19 +75,19 @@ def test_a_guess_reveals_the_answer(empty_runs_dir, pristine):
 def test_the_lesson_trains_forgets_and_verifies(empty_runs_dir):
     at = learn_at(2)
     at.button(key="learn_action").click().run()
-    wait_for(at, lambda at: any(m.label == "Teacher ensemble: test accuracy" for m in at.metric))
+    run_until(at, lambda at: any(m.label == "Teacher ensemble: test accuracy" for m in at.metric))
     at.query_params["step"] = "5"
     at.run()
     at.button(key="learn_action").click().run()
-    wait_for(at, lambda at: any(m.label.startswith("PURGE student") for m in at.metric))
+    run_until(at, lambda at: any(m.label.startswith("PURGE student") for m in at.metric))
     for step in (6, 7):
         at.query_params["step"] = str(step)
         at.run()
         assert not at.button(key="learn_action").disabled
         at.button(key="learn_action").click().run()
-        wait_for(at, lambda at: any("Measured sample-steps" in df.value.columns for df in at.dataframe))
+        run_until(at, lambda at: any("Measured sample-steps" in df.value.columns for df in at.dataframe))
         assert at.button(key="learn_action").disabled  # already forgotten
     at.query_params["step"] = "8"
     at.run()
     at.button(key="learn_action").click().run()
-    wait_for(at, lambda at: any(s.value.startswith("**Exact.**") for s in at.success))
+    run_until(at, lambda at: any(s.value.startswith("**Exact.**") for s in at.success))

@@ -3,19 +3,17 @@
 
 import base64
 import json
-import time
 
 import numpy as np
 import pytest
 
 from purge_engine import theory
 from purge_engine.sweep import list_sweeps
-from tests.dashboard.conftest import app_on
+from tests.dashboard.conftest import app_on, run_until
 
 # r = 2 after r = 1: a constituent meets more steps in a later layout (the job's progress must cope)
 TINY_GRID = {"sweep_n_teachers": [2], "sweep_n_students": [1, 2], "sweep_student_slices": [1, 2]}
 TINY_NUMBERS = {"sweep_epochs": 1, "sweep_requests": 1}
-POLL_LIMIT_S = 180
 
 
 @pytest.fixture
@@ -51,15 +49,6 @@ def set_tiny_grid(at):
         at.number_input(key=key).set_value(value)
     return at.run()
 
-
-def poll_until(at, done) -> None:
-    """Rerun the page until done(at) holds (the job runs on a worker thread meanwhile)."""
-    deadline = time.monotonic() + POLL_LIMIT_S
-    while not done(at):
-        assert time.monotonic() < deadline, "the sweep did not finish in time"
-        assert not at.exception, at.exception
-        time.sleep(0.5)
-        at.run()
 
 
 def test_theory_curves_and_a_table_row_per_divisor(at):
@@ -108,7 +97,7 @@ def test_a_sweep_runs_from_the_button_is_stored_and_shown_next_time(at, empty_ru
     set_tiny_grid(at)
     assert not at.error and "4 layouts" in " ".join(c.value for c in at.caption)
     at.button(key="sweep_run").click().run()
-    poll_until(at, lambda a: not a.get("progress"))  # the job has ended, one way or another
+    run_until(at, lambda a: not a.get("progress"))  # the job has ended, one way or another
     assert any("finished" in s.value for s in at.success), [e.value for e in at.error]
     [path] = list_sweeps(empty_runs_dir)
     assert at.selectbox(key="sweep_pick").value == path.parent.name
@@ -127,7 +116,7 @@ def test_a_cancelled_sweep_says_so_and_stores_nothing(at, empty_runs_dir):
     at.button(key="sweep_run").click().run()  # the default grid: long enough to be cancelled midway
     assert at.get("progress") and at.button(key="sweep_run").disabled  # one sweep at a time
     at.button(key="sweep_cancel").click().run()
-    poll_until(at, lambda a: any("Sweep cancelled" in w.value for w in a.warning))
+    run_until(at, lambda a: any("Sweep cancelled" in w.value for w in a.warning))
     assert list_sweeps(empty_runs_dir) == []
     assert not list((empty_runs_dir / "sweeps").iterdir())  # scratch runs deleted too
     assert not at.button(key="sweep_run").disabled  # another sweep may start
