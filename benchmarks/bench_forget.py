@@ -47,6 +47,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from common import (
@@ -258,6 +259,17 @@ def student_side_candidates(plan: Plan) -> np.ndarray:
 
 
 # -- serving -----------------------------------------------------------------------------------------
+class Measured(NamedTuple):
+    """One method's cost in one request: sample-steps (measured, plan-predicted), wall and CPU seconds."""
+
+    steps: int
+    predicted: int
+    wall: float
+    label_wall: float
+    cpu: float
+    label_cpu: float
+
+
 def serve(exp: Experiment, sample_id: int, side: str, scratch: dict) -> Served:
     """Forget one sample and read the costs of PURGE and of its reference for that side.
 
@@ -276,16 +288,17 @@ def serve(exp: Experiment, sample_id: int, side: str, scratch: dict) -> Served:
         # when the run was trained, plus the one relabelled slice a from-scratch retrain would need too
         steps = student_sample_steps(exp.plan, student, 0)
         wall, cpu = scratch[student]
-        reference = (steps, steps, wall + purge[2], purge[3], cpu + purge[4], purge[5])
-    return Served(side, sample_id, purge[0], reference[0], purge[1], reference[1], purge[2], reference[2],
-                  purge[3], reference[3], purge[4], reference[4], purge[5], reference[5],
-                  cost["baseline"]["sample_steps"], cost["teacher"]["sample_steps"], watch.seconds("teacher"))
+        reference = Measured(steps, steps, wall + purge.label_wall, purge.label_wall, cpu + purge.label_cpu,
+                             purge.label_cpu)
+    return Served(side, sample_id, purge.steps, reference.steps, purge.predicted, reference.predicted,
+                  purge.wall, reference.wall, purge.label_wall, reference.label_wall, purge.cpu, reference.cpu,
+                  purge.label_cpu, reference.label_cpu, cost["baseline"]["sample_steps"],
+                  cost["teacher"]["sample_steps"], watch.seconds("teacher"))
 
 
-def _measured(watch: Watch, role: str, steps: int, predicted: int) -> tuple:
-    """(sample-steps, predicted, wall s, label wall s, CPU s, label CPU s) of one method in one request."""
-    return (steps, predicted, watch.seconds(role), watch.seconds(role, "labels"), watch.seconds(role, "cpu"),
-            watch.seconds(role, "label_cpu"))
+def _measured(watch: Watch, role: str, steps: int, predicted: int) -> Measured:
+    return Measured(steps, predicted, watch.seconds(role), watch.seconds(role, "labels"), watch.seconds(role, "cpu"),
+                    watch.seconds(role, "label_cpu"))
 
 
 def summarise(layout: Layout, side: str, served: list[Served], closed: float, holds: bool, note: str,
@@ -598,13 +611,15 @@ def main(argv: list[str] | None = None) -> int:
         f"draw {settings.draw}, seed {settings.seed}", quiet)
     say("  ".join(f"{c:>8}" for c in COLUMNS), quiet)
     rows, timings, start = [], [], time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-forget-") as tmp:
-        for layout in grid:
+    for layout in grid:
+        # One directory per layout, deleted after it: gigabytes of earlier runs' checkpoints left on disk
+        # slowed later checkpoint writes (page cache and write-back), and the baseline writes the most.
+        with tempfile.TemporaryDirectory(prefix="bench-forget-") as tmp:
             layout_rows, timing = run_layout(layout, settings, Path(tmp))
-            rows += layout_rows
-            timings.append({**asdict(layout), **timing})
-            for row in layout_rows:
-                say(table_line(row), quiet)
+        rows += layout_rows
+        timings.append({**asdict(layout), **timing})
+        for row in layout_rows:
+            say(table_line(row), quiet)
     seconds = time.perf_counter() - start
     info["threads"] = timings[0]["threads"] if timings else info["threads"]
     info["load_average_end"] = round(os.getloadavg()[0], 2)
