@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PORT ?= 8501
+# Listen on this machine only; `make run ADDRESS=0.0.0.0` exposes the dashboard (it has no authentication).
+ADDRESS ?= 127.0.0.1
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install browser clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +21,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --browser.gatherUsageStats false
+	$(BIN)/streamlit run dashboard/app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check purge_engine dashboard tests benchmarks
 
-test: lint
+# The browser tests drive Debian's Chromium: installed here when missing (as root with apt-get).
+browser:
+	@sh scripts/ensure-chromium.sh
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:

@@ -11,10 +11,12 @@ one at a time, on that run, and compares what they cost:
                 theory.student_side_speedup(R), R = c r. (The baseline student rolls back
                 exactly like PURGE here, so PURGE over baseline is 1; printed as a check.)
 
-Costs are those the engine measures per request (ForgetReport.cost): sample-steps (samples x
-epochs trained, device-independent) and wall seconds of training plus soft-label recomputation
-(each method pays its own labels). Teacher retraining is the same for both methods and is kept
-out of the ratios, as in theory.py; it is printed on its own.
+Costs are those the engine measures per request: sample-steps (samples x epochs trained,
+device-independent) from ForgetReport.cost, and wall seconds of training plus soft-label
+recomputation (each method pays its own labels) from the engine's step and label events, also
+split into labels and the rest, and repeated in this process's CPU seconds (one thread: equal to
+wall seconds on an idle machine). Teacher retraining is the same for both methods and is kept
+out of the ratios, as in theory.py; its mean cost is in the CSV.
 
 A speed-up is a ratio of sums over the K requests, sum(reference) / sum(PURGE): the ratio of
 expected costs, which is what the closed forms are. Spread: bootstrap standard deviation of that
@@ -32,8 +34,9 @@ Layout choices that make the closed forms' assumptions hold:
 Slices hold |D^S| / (N_t r) samples, rounded: sizes differ by at most one sample.
 
     .venv/bin/python benchmarks/bench_forget.py --quick          # under 3 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_forget.py                  # the full grid (long)
-    .venv/bin/python benchmarks/bench_forget.py --smoke --json   # the tests' smallest layout
+    .venv/bin/python benchmarks/bench_forget.py                  # the full grid (hours)
+    .venv/bin/python benchmarks/bench_forget.py --smoke --json   # the tests' smallest layouts
+    .venv/bin/python benchmarks/bench_forget.py --merge a.csv b.csv --markdown  # join runs: CSV, PNG, tables
 """
 
 from __future__ import annotations

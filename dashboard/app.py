@@ -13,7 +13,9 @@ if str(ROOT) not in sys.path:
 
 from dashboard import components  # noqa: E402 - needs the repo root on sys.path first
 
-st.set_page_config(page_title="PURGE Explorer", layout="wide")
+# An emoji favicon is drawn in the browser; a page's ":material/..." icon as favicon would be fetched
+# from fonts.gstatic.com, a request to outside the machine on every page view.
+st.set_page_config(page_title="PURGE Explorer", page_icon="🧹", layout="wide")
 navigation = st.navigation([
     st.Page("app_pages/setup.py", title="Setup", icon=":material/tune:", default=True),
     st.Page("app_pages/mapping.py", title="Mapping", icon=":material/account_tree:"),

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from purge_engine.plan import METHOD_TITLES
+from purge_engine.plan import METHOD_TITLES, METHODS
 
 PAGE_SIZE = 24  # sample images per gallery page
 THUMB_PX = 160  # gallery images are upscaled to about this many pixels a side: their column width
@@ -331,16 +331,45 @@ def accuracy_table(record: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MEMBERSHIP_ROLES = ("teacher", *METHODS)
+
+
+def membership_roles(record: dict) -> list[str]:
+    """The roles of a record's membership check, teacher first, then the student methods in order."""
+    before = record.get("membership_before", {})
+    return [r for r in MEMBERSHIP_ROLES if r in before] + [r for r in before if r not in MEMBERSHIP_ROLES]
+
+
 def membership_table(record: dict) -> pd.DataFrame:
-    """Loss-threshold membership rates (%) of forgotten samples before and after, beside test samples."""
+    """The loss-threshold attack (scoring.membership_check) per role, before and after: its ROC AUC with
+    the 95 % bootstrap interval (text, 0.5 = chance), the forgotten samples' mean loss percentile among
+    test losses (0-100), and the rates (%) at which it calls forgotten, test and member samples members."""
     before, after = record["membership_before"], record.get("membership_after", {})
-    rows = [{"Model": ROLE_TITLES.get(role, role),
-             "Forgotten: member rate before": _percent(before[role].get("forgotten_member_rate")),
-             "Forgotten: member rate after": _percent(after.get(role, {}).get("forgotten_member_rate")),
-             "Test samples: member rate": _percent(after.get(role, before[role]).get("test_member_rate")),
-             "Retained: member rate": _percent(after.get(role, before[role]).get("retained_member_rate"))}
-            for role in before]
+    rows = []
+    for role in membership_roles(record):
+        now = after.get(role, {})
+        rows.append({"Model": ROLE_TITLES.get(role, role),
+                     "Attack AUC before": auc_text(before[role]), "Attack AUC after": auc_text(now),
+                     "Forgotten: loss percentile before": _round(before[role].get("forgotten_percentile")),
+                     "Forgotten: loss percentile after": _round(now.get("forgotten_percentile")),
+                     "Forgotten: member rate before": _percent(before[role].get("forgotten_member_rate")),
+                     "Forgotten: member rate after": _percent(now.get("forgotten_member_rate")),
+                     "Test samples: member rate": _percent((now or before[role]).get("test_member_rate")),
+                     "Members: member rate": _percent((now or before[role]).get("member_rate"))})
     return pd.DataFrame(rows)
+
+
+def auc_text(check: dict) -> str:
+    """"0.63 (0.58–0.67)": the attack's AUC and its 95 % interval; "–" when not recorded."""
+    if check.get("auc") is None:
+        return "–"
+    if check.get("auc_low") is None:
+        return f"{check['auc']:.2f}"
+    return f"{check['auc']:.2f} ({check['auc_low']:.2f}–{check['auc_high']:.2f})"
+
+
+def _round(value) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _percent(value) -> float | None:

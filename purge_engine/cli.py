@@ -15,7 +15,15 @@ from purge_engine import theory
 from purge_engine.checkpoints import CheckpointError
 from purge_engine.config import PurgeConfig
 from purge_engine.events import Event, StepEvent
-from purge_engine.plan import METHOD_TITLES, METHODS, make_plan, predicted_cost, retrain_scope, training_cost
+from purge_engine.plan import (
+    METHOD_TITLES,
+    METHODS,
+    epoch_warnings,
+    make_plan,
+    predicted_cost,
+    retrain_scope,
+    training_cost,
+)
 from purge_engine.specs import DATASETS
 from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
 
@@ -38,7 +46,8 @@ _HELP = {
     "student_model": "student architecture (auto: the dataset's default)",
     "aggregation": "mean (of softmax) or vote",
     "device": "auto, cpu or cuda",
-    "threads": "CPU threads, fixed per run (0: chosen at creation)",
+    "threads": "torch CPU threads per constituent, fixed per run (0 means 1)",
+    "memory_format": "strides of image tensors: channels_last or contiguous (decides every bit)",
 }
 
 
@@ -83,7 +92,7 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     config = config_from_args(args)
     plan = make_plan(config, DATASETS[config.dataset].n_train)
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
-              "training_cost": training_cost(plan)}
+              "training_cost": training_cost(plan), "warnings": epoch_warnings(config)}
     if args.samples:
         scope = retrain_scope(plan, parse_ids(args.samples))
         report["scope"] = scope.to_dict()
@@ -98,13 +107,16 @@ def print_plan(report: dict) -> None:
           f"{report['n_students']} students, {report['student_slices']} slices per chunk")
     for teacher in report["teachers"]:
         print(f"  Teacher {teacher['teacher_id'] + 1}: slices {teacher['slice_sizes']}, "
-              f"epochs per step {teacher['epochs']}")
+              f"epochs per step {teacher['epochs']} ({teacher['passes']:.1f} passes over the shard)")
     for student in report["students"]:
         teachers = ", ".join(str(t + 1) for t in student["teacher_ids"])
-        print(f"  Student {student['student_id'] + 1} <- Teachers {teachers}; epochs per step {student['epochs']}")
+        print(f"  Student {student['student_id'] + 1} <- Teachers {teachers}; epochs per step {student['epochs']} "
+              f"({student['passes']:.1f} passes over the shard)")
         for chunk in student["chunks"]:
             labels = "+".join(str(t + 1) for t in chunk["label_teachers"])
             print(f"    chunk {chunk['chunk_id'] + 1}: labelled by Teachers {labels}, slices {chunk['slice_sizes']}")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     _print_cost("training cost (sample-steps)", report["training_cost"])
     if "scope" in report:
         scope = report["scope"]
@@ -220,7 +232,8 @@ def cmd_forget(args: argparse.Namespace) -> dict:
     report = exp.forget(parse_ids(args.samples), methods=methods, full_retrain=args.full_retrain,
                         on_event=None if args.json else ProgressBar(total))
     if args.verify:
-        report.verification = {k: v for k, v in exp.verify(report.request_id).items() if k != "details"}
+        report.verification = {k: v for k, v in exp.verify(report.request_id, affected_only=args.affected_only).items()
+                               if k != "details"}
     return {"run": str(exp.store.root), **report.to_dict()}
 
 
@@ -246,21 +259,48 @@ def print_forget(report: dict) -> None:
         after = report["accuracy"]["after"][role]
         name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
         print(f"  {name:<26} {before['test']:.4f} -> {after['test']:.4f}")
+    print_membership(report["membership"])
     if report.get("verification"):
         v = report["verification"]
         print(f"verification: exact={v['exact']} ({v['parameters_compared']:,} parameters of "
               f"{v['constituents_compared']} constituents, max |diff| {v['max_abs_diff']}): {v['reason']}")
+        print(f"  reference: {v['reference']}")
+        print(f"  forgotten absent: {v['forgotten_absent']}; work equals prediction: {v['cost_matches_prediction']}")
+
+
+def print_membership(membership: dict) -> None:
+    """AUC [95 % interval] and the forgotten samples' mean loss percentile among test losses, before -> after."""
+    print("membership check (an illustrative loss-threshold attack, not a proof of forgetting; AUC 0.5 = chance):")
+    for role, before in membership["before"].items():
+        after = membership["after"].get(role, {})
+        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
+        percentiles = [_number(check.get("forgotten_percentile"), ".0f") for check in (before, after)]
+        print(f"  {name:<26} AUC {_auc_text(before)} -> {_auc_text(after)}; forgotten at percentile "
+              f"{percentiles[0]} -> {percentiles[1]} of test losses")
+
+
+def _auc_text(check: dict) -> str:
+    return f"{_number(check.get('auc'))} [{_number(check.get('auc_low'))}, {_number(check.get('auc_high'))}]"
+
+
+def _number(value, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
 
 
 def cmd_verify(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
     exp = Experiment.open(_run_dir(args))
-    return {"run": str(exp.store.root), **exp.verify(args.request)}
+    result = exp.verify(args.request, affected_only=args.affected_only)
+    summary = {k: v for k, v in result.items() if k != "details"}
+    return {"run": str(exp.store.root), "request_id": exp.latest_request(), **result, "verification": summary}
 
 
 def print_verify(report: dict) -> None:
     print(f"exact={report['exact']}: {report['reason']}")
+    print(f"  reference: {report['reference']}")
+    print(f"  forgotten samples absent from every slice and file: {report['forgotten_absent']}; "
+          f"measured work equals predicted: {report['cost_matches_prediction']}")
     for row in report["details"]:
         name = "Teacher" if row["role"] == "teacher" else METHOD_TITLES[row["role"]]
         print(f"  {name} {row['constituent'] + 1}: equal={row['equal']} max |diff| {row['max_abs_diff']} "
@@ -331,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--samples", required=True, help="sample ids of the train pool: 3,17,42 or 10-14")
     forget.add_argument("--methods", default=",".join(METHODS), help="student methods to keep up to date")
     forget.add_argument("--verify", action="store_true", help="then prove the result equals training from scratch")
+    forget.add_argument("--affected-only", action="store_true",
+                        help="verify by retraining only the affected constituents in the reference (faster)")
     forget.add_argument("--full-retrain", action="store_true", help="also retrain everything from scratch, for cost")
     forget.add_argument("--json", action="store_true", help="machine-readable output")
     forget.set_defaults(run_command=cmd_forget, show=print_forget)
@@ -338,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="compare the latest request's result with a from-scratch run")
     verify.add_argument("--run", help="run directory (default: the newest under runs/)")
     verify.add_argument("--request", type=int, default=None, help="request id (default: the latest)")
+    verify.add_argument("--affected-only", action="store_true",
+                        help="retrain only the affected constituents in the reference (faster)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run_command=cmd_verify, show=print_verify)
 
@@ -386,7 +430,7 @@ def reproduce_command(config: PurgeConfig, run: str, sample_ids=None, requests=(
     serve each earlier request (lists of ids, in order), then forget sample_ids and verify."""
     defaults = PurgeConfig()
     flags = " ".join(f"{flag_for(f.name)} {getattr(config, f.name)}" for f in fields(PurgeConfig)
-                     if getattr(config, f.name) != getattr(defaults, f.name) and f.name != "threads")
+                     if getattr(config, f.name) != getattr(defaults, f.name))
     lines = [f"python -m purge_engine train --run {run} {flags}".rstrip()]
     lines += [f"python -m purge_engine forget --run {run} --samples {','.join(map(str, ids))}" for ids in requests]
     if sample_ids:
@@ -398,7 +442,7 @@ def reproduce_snippet(config: PurgeConfig, run: str, sample_ids=None, requests=(
     """The same in Python, through the engine's public face."""
     defaults = PurgeConfig()
     given = ", ".join(f"{f.name}={getattr(config, f.name)!r}" for f in fields(PurgeConfig)
-                      if getattr(config, f.name) != getattr(defaults, f.name) and f.name != "threads")
+                      if getattr(config, f.name) != getattr(defaults, f.name))
     lines = ["from purge_engine.config import PurgeConfig", "from purge_engine.experiment import Experiment", "",
              f"exp = Experiment.create(PurgeConfig({given}), {run!r})", "exp.train()",
              "print(exp.evaluate()['accuracy'])"]

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, fields
 
-from purge_engine.specs import DATASETS, MODELS, model_fits
+from purge_engine.specs import DATASETS, MEMORY_FORMATS, MODELS, PREPROCESSING, model_fits
 
 STUDENT_DATA_MODES = ("overlap", "disjoint")
 AGGREGATIONS = ("mean", "vote")
@@ -46,7 +46,10 @@ class PurgeConfig:
     aggregation: str = "mean"  # "mean" of softmax or majority "vote"
     seed: int = 0
     device: str = "auto"
-    threads: int = 0  # 0: chosen when the run is created, then fixed for the run
+    threads: int = 1  # torch threads per constituent, fixed for the run (0 means 1); parallelism comes
+    # from running constituents side by side, not threads: 2 OpenMP threads on tiny kernels stall 20-50x
+    # when another process holds a core
+    memory_format: str = "channels_last"  # strides of image tensors: "channels_last" or "contiguous"
 
     # -- derived ---------------------------------------------------------------
     @property
@@ -93,6 +96,7 @@ class PurgeConfig:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_choice("device", self.device, DEVICES)
         _check_int("threads", self.threads, 0, MAX_THREADS)
+        _check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
         if not isinstance(self.data_root, str) or not self.data_root:
             raise ValueError(f"data_root: got {self.data_root!r}, must be a non-empty path")
         self._check_sizes(DATASETS[self.dataset].n_train if n_pool is None else n_pool)
@@ -155,6 +159,7 @@ class PurgeConfig:
     def fingerprint(self) -> str:
         """Stable 16-hex-digit hash of everything that decides what is trained."""
         identity = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        identity["preprocessing"] = PREPROCESSING
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

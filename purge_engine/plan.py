@@ -42,6 +42,30 @@ def sisa_epochs(n_steps: int, epochs: int) -> tuple[int, ...]:
     return tuple(max(1, n) for n in per_step)
 
 
+def passes_over_shard(per_step: tuple[int, ...]) -> float:
+    """Epochs of work per step expressed as passes over the whole shard: step m (1-based) sees m of
+    the S slices, so it costs epochs_m * m / S passes (equal slices)."""
+    n_steps = len(per_step)
+    return sum(e * m / n_steps for m, e in enumerate(per_step, start=1))
+
+
+def epoch_warnings(config: PurgeConfig) -> list[str]:
+    """Sentences for every constituent kind whose steps outnumber the budget: the floor of one epoch
+    per step then trains more than `epochs` passes (section 4.6 keeps the floor so every slice is
+    trained on; the overrun is shown, never silent)."""
+    kinds = {"Teacher": config.teacher_slices,
+             "Student": max(len(g) for g in make_mapping(config.n_teachers, config.n_students)) * config.student_slices}
+    warnings = []
+    for name, n_steps in kinds.items():
+        if 2 * config.epochs >= n_steps + 1:
+            continue
+        passes = passes_over_shard(sisa_epochs(n_steps, config.epochs))
+        warnings.append(f"{name} constituents have {n_steps} steps but an epoch budget of {config.epochs}: every "
+                        f"step trains at least one epoch, so they train {passes:.1f} passes over their shard, not "
+                        f"{config.epochs}. Set epochs to at least {(n_steps + 2) // 2} to stay on budget.")
+    return warnings
+
+
 # -- the plan --------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Plan:
@@ -206,7 +230,7 @@ class Plan:
     def _describe_teacher(self, teacher_id: int) -> dict:
         slices = self.teacher_shards[teacher_id]
         return {"teacher_id": teacher_id, "slice_sizes": [int(s.size) for s in slices],
-                "epochs": list(self.teacher_epochs),
+                "epochs": list(self.teacher_epochs), "passes": round(passes_over_shard(self.teacher_epochs), 3),
                 "students": [k for k, group in enumerate(self.mapping) if teacher_id in group]}
 
     def _describe_student(self, student_id: int) -> dict:
@@ -215,7 +239,8 @@ class Plan:
                    "slice_sizes": [int(s.size) for s in slices]}
                   for l_, slices in enumerate(self.student_shards[student_id])]
         return {"student_id": student_id, "teacher_ids": list(group), "chunks": chunks,
-                "epochs": list(self.student_epochs[student_id])}
+                "epochs": list(self.student_epochs[student_id]),
+                "passes": round(passes_over_shard(self.student_epochs[student_id]), 3)}
 
     # -- storage ------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -277,7 +302,7 @@ def _permutation(seed: int, role: str, n: int) -> np.ndarray:
 
 
 def _pools(config: PurgeConfig, n_pool: int) -> tuple[np.ndarray, np.ndarray]:
-    """(D^T, D^S) as sample ids (section 4.1)."""
+    """(D^T, D^S) as sample ids of the whole id space (section 4.1)."""
     n_teacher, n_student = config.pool_sizes(n_pool)
     student_order = _permutation(config.seed, "plan-student-data", n_pool)
     student_data = student_order[:n_student]
@@ -289,17 +314,37 @@ def _pools(config: PurgeConfig, n_pool: int) -> tuple[np.ndarray, np.ndarray]:
     return teacher_data, student_data
 
 
+def _pool_of(bundle) -> tuple[int, np.ndarray | None]:
+    """(size of the id space, the ids the data holds, or None when it holds every id)."""
+    if isinstance(bundle, (int, np.integer)):
+        return int(bundle), None
+    held = None if getattr(bundle, "ids", None) is None else np.asarray(bundle.ids, dtype=np.int64)
+    return int(getattr(bundle, "id_space", 0) or bundle.n_train), held
+
+
 def make_plan(config: PurgeConfig, bundle) -> Plan:
-    """The plan for a config over a train pool (a DatasetBundle, or its size as an int)."""
-    n_pool = bundle if isinstance(bundle, int) else bundle.n_train
+    """The plan for a config over a train pool (a DatasetBundle, or the size of its id space as an int).
+
+    Placement is a pure function of the config and each sample's stable id: seeded permutations of
+    the dataset's whole id space are cut into shards, chunks and slices, and only then are the ids
+    the data does not hold dropped. So the plan of a dataset built without some samples puts every
+    other sample exactly where the full dataset's plan puts it, and lists the missing ids as
+    forgotten: a from-scratch run on data that never held them is the reference verification uses.
+    """
+    n_pool, held = _pool_of(bundle)
     config.validate(n_pool=n_pool)
     teacher_data, student_data = _pools(config, n_pool)
     mapping = make_mapping(config.n_teachers, config.n_students)
-    teacher_shards = tuple(_split(shard, config.teacher_slices) for shard in _split(teacher_data, config.n_teachers))
+
+    def cut(ids: np.ndarray, parts: int) -> Slices:
+        return tuple(s if held is None else s[np.isin(s, held)] for s in _split(ids, parts))
+
+    teacher_shards = tuple(cut(shard, config.teacher_slices) for shard in _split(teacher_data, config.n_teachers))
     student_shards = tuple(
-        tuple(_split(chunk, config.student_slices) for chunk in _split(shard, len(group)))
+        tuple(cut(chunk, config.student_slices) for chunk in _split(shard, len(group)))
         for shard, group in zip(_split(student_data, config.n_students), mapping, strict=True)
     )
+    used = np.union1d(teacher_data, student_data)
     return Plan(
         n_pool=n_pool,
         teacher_shards=teacher_shards,
@@ -307,6 +352,7 @@ def make_plan(config: PurgeConfig, bundle) -> Plan:
         student_shards=student_shards,
         teacher_epochs=sisa_epochs(config.teacher_slices, config.epochs),
         student_epochs=tuple(sisa_epochs(len(g) * config.student_slices, config.epochs) for g in mapping),
+        forgotten=frozenset() if held is None else frozenset(np.setdiff1d(used, held).tolist()),
     )
 
 
@@ -320,6 +366,7 @@ class RetrainScope:
     teachers: dict[int, int]  # teacher_id -> first step to retrain
     students: dict[str, dict[int, int]]  # method -> student_id -> first step to retrain
     label_slices: dict[str, tuple[tuple[int, int, int], ...]]  # method -> (student_id, chunk_id, slice_id) relabelled
+    touched_slices: tuple[tuple[int, int, int], ...] = ()  # student slices that lost samples
 
     def to_dict(self) -> dict:
         return {
@@ -327,6 +374,7 @@ class RetrainScope:
             "teachers": {str(i): s for i, s in sorted(self.teachers.items())},
             "students": {m: {str(k): s for k, s in sorted(v.items())} for m, v in self.students.items()},
             "label_slices": {m: [list(c) for c in v] for m, v in self.label_slices.items()},
+            "touched_slices": [list(c) for c in self.touched_slices],
         }
 
 
@@ -369,6 +417,7 @@ def scope_for_changes(plan: Plan, teacher_steps: dict[int, int], student_steps: 
         teachers=dict(sorted(teacher_steps.items())),
         students={m: dict(sorted(v.items())) for m, v in students.items()},
         label_slices={m: tuple(sorted(v)) for m, v in labels.items()},
+        touched_slices=tuple(sorted(touched_slices)),
     )
 
 
@@ -406,9 +455,21 @@ def student_sample_steps(plan: Plan, student_id: int, first_step: int) -> int:
                for m in range(first_step, plan.student_steps(student_id)))
 
 
-def label_forwards(plan: Plan, method: str, slices) -> int:
-    """Teacher forward passes (samples x teachers) to relabel the given (student_id, chunk_id, slice_id)s."""
-    return sum(plan.student_shards[k][c][j].size * len(plan.labelling_teachers(method, k, c)) for k, c, j in slices)
+def label_forwards(plan: Plan, method: str, slices, changed_teachers=None, touched=()) -> int:
+    """Teacher forward passes (samples x teachers) to relabel the given (student_id, chunk_id, slice_id)s.
+
+    Each teacher's softmax outputs are cached per slice (section 4.5), so a relabelled slice costs the
+    forward passes of only its labelling teachers that changed (changed_teachers; None: all of them),
+    or of all its labelling teachers when the slice itself lost samples (touched)."""
+    touched = set(map(tuple, touched))
+
+    def stale(k: int, c: int, j: int) -> int:
+        teachers = plan.labelling_teachers(method, k, c)
+        if changed_teachers is None or (k, c, j) in touched:
+            return len(teachers)
+        return sum(t in changed_teachers for t in teachers)
+
+    return sum(plan.student_shards[k][c][j].size * stale(k, c, j) for k, c, j in slices)
 
 
 def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]:
@@ -425,7 +486,8 @@ def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]
         steps = scope.students[method]
         cost[method] = {
             "sample_steps": sum(student_sample_steps(reduced, k, s) for k, s in steps.items()),
-            "label_forwards": label_forwards(reduced, method, scope.label_slices[method]),
+            "label_forwards": label_forwards(reduced, method, scope.label_slices[method], set(scope.teachers),
+                                             scope.touched_slices),
             "constituents": len(steps),
         }
     everything = full_scope(reduced)

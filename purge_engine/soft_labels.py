@@ -2,10 +2,13 @@
 
 Section 4.5: chunk l of student k is labelled by the mean softmax (temperature T) of its first
 l+1 mapped teachers; the single-teacher ablation uses teacher l alone; the baseline uses every
-teacher. Labels are computed once per slice of a chunk, with the teachers in eval() under
-inference_mode, and cached on disk under a key made of the teachers' checkpoint keys and the
-slice's sample ids: a teacher change recomputes only the chunks it feeds, and a student-side
-deletion only the slice that lost the sample.
+teacher. Each teacher's softmax outputs over each student slice are computed once, with the
+teacher in eval() under inference_mode, and cached on disk under a key made of that teacher's
+checkpoint key, the slice's sample ids and T. A slice's labels are the sum of its teachers' cached
+outputs in fixed teacher order, divided by their count (bitwise stable). So a teacher change costs
+that one teacher's forward passes over the slices it labels, for PURGE and the baseline alike, and a
+student-side deletion costs the forward passes of the one slice that lost the sample. Every method
+keeps its own cache, so each pays for its own labels and the comparison stays fair.
 """
 
 from __future__ import annotations
@@ -30,57 +33,85 @@ def label_teachers(plan: Plan, method: str, student_id: int, chunk_id: int) -> t
 
 
 def label_key(method: str, teacher_keys: tuple[str, ...], ids: np.ndarray, temperature: float) -> str:
+    """Identity of one slice's labels under a method: its labelling teachers' keys, its ids and T."""
     return content_key(kind="soft-labels", method=method, teachers=list(teacher_keys), ids=hash_ids(ids),
                        temperature=temperature)
+
+
+def outputs_key(teacher_key: str, ids: np.ndarray, temperature: float) -> str:
+    """Identity of one teacher's softmax outputs over one slice."""
+    return content_key(kind="teacher-outputs", teacher=teacher_key, ids=hash_ids(ids), temperature=temperature)
+
+
+def mean_of(outputs: list[torch.Tensor], n: int, n_classes: int, device) -> torch.Tensor:
+    """Mean of per-teacher softmax outputs (n, classes), summed in the given (teacher) order.
+    With no teacher (all emptied by forgetting) the labels are uniform over n_classes."""
+    if not outputs:
+        return torch.full((n, n_classes), 1.0 / n_classes, device=device)
+    total = outputs[0]
+    for more in outputs[1:]:
+        total = total + more
+    return total / len(outputs)
 
 
 @torch.inference_mode()
 def ensemble_soft_labels(teachers: list[nn.Module], inputs: torch.Tensor, temperature: float,
                          n_classes: int | None = None) -> torch.Tensor:
-    """Mean over teachers of softmax(logits / T): (n, classes). Summed in teacher order.
-    With no teacher (all emptied by forgetting) the labels are uniform over n_classes."""
-    if not teachers:
-        return torch.full((inputs.shape[0], n_classes), 1.0 / n_classes, device=inputs.device)
-    total = predict_proba(teachers[0], inputs, temperature)
-    for teacher in teachers[1:]:
-        total = total + predict_proba(teacher, inputs, temperature)
-    return total / len(teachers)
+    """Mean over teachers of softmax(logits / T): (n, classes), summed in teacher order."""
+    outputs = [predict_proba(teacher, inputs, temperature) for teacher in teachers]
+    return mean_of(outputs, inputs.shape[0], n_classes, inputs.device)
 
 
 class LabelCache:
-    """Soft labels per (method, student, chunk, slice), on disk, reused while their key holds."""
+    """Per (method, student, chunk, slice, teacher): that teacher's softmax outputs, on disk, reused
+    while their key holds. `get` returns a slice's labels, recomputing only the stale outputs."""
 
-    def __init__(self, store: RunStore, load_teacher: Callable[[int], nn.Module], inputs: torch.Tensor,
-                 n_classes: int, temperature: float, device: torch.device, on_event: EventCallback):
-        self.store, self.load_teacher, self.inputs, self.n_classes = store, load_teacher, inputs, n_classes
+    def __init__(self, store: RunStore, load_teacher: Callable[[int], nn.Module],
+                 take_inputs: Callable[[np.ndarray], torch.Tensor], n_classes: int, temperature: float,
+                 device: torch.device, on_event: EventCallback, meta: dict | None = None):
+        self.store, self.load_teacher, self.take_inputs, self.n_classes = store, load_teacher, take_inputs, n_classes
         self.temperature, self.device, self.on_event = temperature, device, on_event
+        self.meta = meta or {}  # written into every sidecar (e.g. the request it was computed for)
         self.label_forwards = 0  # teacher forward passes (samples x teachers) spent computing labels
         self.seconds = 0.0
 
     def get(self, method: str, student_id: int, chunk_id: int, slice_id: int, teacher_ids: tuple[int, ...],
-            key: str, ids: np.ndarray) -> torch.Tensor:
-        stem = self.store.labels_stem(method, student_id, chunk_id, slice_id)
-        meta = read_sidecar(stem)
-        if meta is not None and meta.get("key") == key:
-            labels = load_checkpoint(stem, {"key": key}, self.device)["labels"]
-            self.on_event(LabelEvent("label-reused", method, student_id, chunk_id, slice_id, teacher_ids,
-                                     int(ids.size)))
-            return labels
-        return self._compute(stem, method, (student_id, chunk_id, slice_id), teacher_ids, key, ids)
-
-    def _compute(self, stem, method, position, teacher_ids, key, ids) -> torch.Tensor:
-        student_id, chunk_id, slice_id = position
-        start = time.perf_counter()
-        index = torch.as_tensor(ids, dtype=torch.long, device=self.inputs.device)
-        teachers = [self.load_teacher(t) for t in teacher_ids]
-        labels = ensemble_soft_labels(teachers, self.inputs[index], self.temperature, self.n_classes)
-        save_checkpoint(stem, {"labels": labels}, {"key": key, "method": method, "student_id": student_id,
-                                                  "chunk_id": chunk_id, "slice_id": slice_id,
-                                                  "teacher_ids": list(teacher_ids),
-                                                  "ids_hash": hash_ids(ids)})
-        seconds = time.perf_counter() - start
-        self.label_forwards += int(ids.size) * len(teacher_ids)
-        self.seconds += seconds
-        self.on_event(LabelEvent("labelled", method, student_id, chunk_id, slice_id, teacher_ids, int(ids.size),
-                                 seconds))
+            teacher_keys: tuple[str, ...], ids: np.ndarray) -> torch.Tensor:
+        """Labels (n, classes) of one slice; teacher_keys: the checkpoint key of each of teacher_ids."""
+        position = (method, student_id, chunk_id, slice_id)
+        start, computed = time.perf_counter(), []
+        outputs = []
+        for teacher_id, teacher_key in zip(teacher_ids, teacher_keys, strict=True):
+            cached = self._cached(position, teacher_id, outputs_key(teacher_key, ids, self.temperature))
+            if cached is None:
+                cached = self._compute(position, teacher_id, teacher_key, ids)
+                computed.append(teacher_id)
+            outputs.append(cached)
+        labels = mean_of(outputs, int(ids.size), self.n_classes, self.device)
+        self._report(position, tuple(computed), int(ids.size), time.perf_counter() - start)
         return labels
+
+    def _cached(self, position, teacher_id: int, key: str) -> torch.Tensor | None:
+        stem = self.store.labels_stem(*position, teacher_id)
+        meta = read_sidecar(stem)
+        if meta is None or meta.get("key") != key:
+            return None
+        return load_checkpoint(stem, {"key": key}, self.device)["outputs"]
+
+    def _compute(self, position, teacher_id: int, teacher_key: str, ids: np.ndarray) -> torch.Tensor:
+        method, student_id, chunk_id, slice_id = position
+        outputs = predict_proba(self.load_teacher(teacher_id), self.take_inputs(ids), self.temperature)
+        meta = {**self.meta, "key": outputs_key(teacher_key, ids, self.temperature), "method": method,
+                "student_id": student_id, "chunk_id": chunk_id, "slice_id": slice_id, "teacher_id": teacher_id,
+                "teacher_key": teacher_key, "ids_hash": hash_ids(ids), "forwards": int(ids.size)}
+        save_checkpoint(self.store.labels_stem(*position, teacher_id), {"outputs": outputs}, meta)
+        self.label_forwards += int(ids.size)
+        return outputs
+
+    def _report(self, position, computed: tuple[int, ...], n: int, seconds: float) -> None:
+        method, student_id, chunk_id, slice_id = position
+        if computed:
+            self.seconds += seconds
+            self.on_event(LabelEvent("labelled", method, student_id, chunk_id, slice_id, computed, n, seconds))
+        else:
+            self.on_event(LabelEvent("label-reused", method, student_id, chunk_id, slice_id, (), n))

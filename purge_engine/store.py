@@ -3,7 +3,7 @@
     <run>/config.json
     <run>/plan.json
     <run>/checkpoints/<role>-<id>/step-<m>.safetensors + .json
-    <run>/soft_labels/<method>-<student_id>/chunk-<l>-slice-<j>.safetensors + .json
+    <run>/soft_labels/<method>-<student_id>/chunk-<l>-slice-<j>-teacher-<i>.safetensors + .json
     <run>/ledger.sqlite
 """
 
@@ -44,8 +44,10 @@ class RunStore:
     def checkpoint_stem(self, role: str, constituent: int, step: int) -> Path:
         return self.root / "checkpoints" / f"{role}-{constituent}" / f"step-{step}"
 
-    def labels_stem(self, method: str, student_id: int, chunk_id: int, slice_id: int) -> Path:
-        return self.root / "soft_labels" / f"{method}-{student_id}" / f"chunk-{chunk_id}-slice-{slice_id}"
+    def labels_stem(self, method: str, student_id: int, chunk_id: int, slice_id: int, teacher_id: int) -> Path:
+        """One teacher's softmax outputs over one student slice, as one method's labels use them."""
+        return (self.root / "soft_labels" / f"{method}-{student_id}"
+                / f"chunk-{chunk_id}-slice-{slice_id}-teacher-{teacher_id}")
 
     # -- what it holds ----------------------------------------------------------------------
     def is_run(self) -> bool:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from purge_engine.checkpoints import load_checkpoint, read_sidecar, save_checkpoint
+from purge_engine.checkpoints import hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.events import EventCallback, StepEvent
 from purge_engine.seeding import generator_for
 from purge_engine.store import RunStore
@@ -161,7 +161,8 @@ def _train_and_save(model, job: ConstituentJob, spec: StepSpec, store: RunStore,
     loss = train_slice_step(model, inputs, targets, loss_fn, spec.epochs, batch_size, lr,
                             (seed, job.rng_role, job.constituent, spec.step))
     meta = {**job.meta, "role": job.role, "constituent": job.constituent, "step": spec.step, "key": spec.key,
-            "samples": int(spec.ids.size), "epochs": spec.epochs, "label_keys": list(spec.label_keys),
+            "samples": int(spec.ids.size), "ids_hash": hash_ids(spec.ids), "epochs": spec.epochs,
+            "label_keys": list(spec.label_keys),
             "loss": loss}
     save_checkpoint(store.checkpoint_stem(job.role, job.constituent, spec.step), model.state_dict(), meta)
     seconds = time.perf_counter() - start

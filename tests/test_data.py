@@ -80,13 +80,12 @@ def test_builtin_split_is_stratified(name):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
-def test_builtin_train_is_normalised(name):
+def test_builtin_train_is_standardised_with_fixed_constants(name):
     b = load_dataset(name)
-    std, mean = torch.std_mean(b.train_x, dim=(0, 2, 3), correction=0)
-    assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-4)
-    assert torch.allclose(std, torch.ones_like(std), atol=1e-4)
+    assert (b.mean, b.std) == (b.spec.norm_mean, b.spec.norm_std)  # the spec's constants, not pool statistics
     assert len(b.mean) == len(b.std) == b.spec.channels
-    assert 0 < b.mean[0] < 1 and b.std[0] > 0
+    std, mean = torch.std_mean(b.train_x, dim=(0, 2, 3), correction=0)
+    assert mean.abs().max() < 0.1 and (std - 1).abs().max() < 0.1  # the constants fit the data roughly
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -241,9 +240,10 @@ def test_torchvision_dataset_loads_from_its_files(name, tmp_path):
     np.testing.assert_array_equal(b.source_index, np.arange(len(t.train_y)))
     assert b.class_names == _expected_class_names(name, t)
     np.testing.assert_array_equal(b.images(b.sample_ids), t.train)  # layout and pixel values survive exactly
-    std, mean = torch.std_mean(b.train_x, dim=(0, 2, 3), correction=0)
-    assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-4)
-    assert torch.allclose(std, torch.ones_like(std), atol=1e-4)
+    mean = torch.tensor(spec.norm_mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.norm_std).view(1, -1, 1, 1)
+    expected = (torch.as_tensor(t.train).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    assert torch.equal(b.train_x, expected.contiguous(memory_format=torch.channels_last))
 
 
 @pytest.mark.parametrize("name", TORCHVISION)
@@ -297,10 +297,40 @@ def test_download_skipped_when_files_are_present(tmp_path, monkeypatch):
     assert load_dataset("svhn", str(tmp_path), download=True).n_train == 15
 
 
-def test_constant_images_get_std_one(tmp_path):
+def test_a_sample_does_not_depend_on_the_others(tmp_path):
+    """Changing every other image leaves one sample's tensor bitwise unchanged (no pool statistics)."""
     t = _tiny("mnist")
-    t.train[:] = 0
-    WRITERS["mnist"](tmp_path, t)
-    b = load_dataset("mnist", str(tmp_path))
-    assert b.std == (1.0,) and b.mean == (0.0,)
+    WRITERS["mnist"](tmp_path / "a", t)
+    first = load_dataset("mnist", str(tmp_path / "a")).train_x[0].clone()
+    t.train[1:] = 0
+    WRITERS["mnist"](tmp_path / "b", t)
+    b = load_dataset("mnist", str(tmp_path / "b"))
+    assert torch.equal(b.train_x[0], first)
     assert torch.isfinite(b.train_x).all() and torch.isfinite(b.test_x).all()
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_excluding_samples_leaves_every_other_tensor_bitwise_equal(name):
+    full = load_dataset(name)
+    reduced = load_dataset(name, exclude=[5, 0, 17])
+    assert reduced.n_train == full.n_train - 3 and reduced.id_space == full.n_train
+    kept = np.setdiff1d(full.sample_ids, [0, 5, 17])
+    np.testing.assert_array_equal(reduced.sample_ids, kept)
+    assert torch.equal(reduced.take(kept)[0], full.take(kept)[0])
+    assert torch.equal(reduced.take(kept)[1], full.take(kept)[1])
+    assert torch.equal(reduced.test_x, full.test_x)
+    with pytest.raises(ValueError, match=r"sample_ids: \[5\] not held"):
+        reduced.take([5])
+
+
+@pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
+def test_memory_format_is_explicit_and_survives_indexing(memory_format):
+    from purge_engine.data import assert_memory_format, layout_strides
+
+    b = load_dataset("mnist-5k", memory_format=memory_format)
+    assert b.train_x.stride() == layout_strides(tuple(b.train_x.shape), memory_format)
+    batch = b.take([3, 1, 2])[0]
+    assert_memory_format(batch, memory_format)
+    other = "contiguous" if memory_format == "channels_last" else "channels_last"
+    with pytest.raises(RuntimeError, match="memory_format"):
+        assert_memory_format(batch, other)

@@ -30,8 +30,10 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 
 
 def from_scratch(exp: Experiment, path) -> Experiment:
-    """Every constituent trained from nothing on the run's current (reduced) plan, same seed."""
-    reference = Experiment.create(exp.config, path, plan=exp.plan)
+    """The whole pipeline from nothing on the dataset built without every forgotten sample: its own
+    preprocessing and its own plan, nothing borrowed from the live run's bookkeeping. Same seed."""
+    reference = Experiment.create(exp.config, path, exclude=sorted(exp.plan.forgotten))
+    assert reference.plan.same_layout(exp.plan)  # placement depends only on the config and each sample's id
     reference.train()
     return reference
 
@@ -45,6 +47,9 @@ def snapshot(root) -> dict:
 KINDS = ["teacher-side", "student-side", "both", "several", "sequential", "empty-slice"]
 
 
+N_CASES = 40  # every kind under both aggregations and both memory layouts
+
+
 def random_case(seed: int):
     rng = random.Random(seed)
     n_teachers = rng.randint(2, 5)
@@ -52,7 +57,9 @@ def random_case(seed: int):
         n_teachers=n_teachers, n_students=rng.randint(1, n_teachers), teacher_slices=rng.randint(1, 3),
         student_slices=rng.randint(1, 3), student_data=rng.choice(["overlap", "disjoint"]),
         teacher_fraction=rng.choice([0.15, 0.2]), student_fraction=rng.choice([0.15, 0.2]),
-        epochs=rng.randint(1, 3), batch_size=rng.choice([16, 64]), seed=rng.randint(0, 10**6), threads=1)
+        epochs=rng.randint(1, 3), batch_size=rng.choice([16, 64]), seed=rng.randint(0, 10**6), threads=1,
+        aggregation=("mean", "vote")[(seed // len(KINDS)) % 2],
+        memory_format=("channels_last", "contiguous")[(seed // (2 * len(KINDS))) % 2])
     return rng, config, KINDS[seed % len(KINDS)]
 
 
@@ -78,22 +85,27 @@ def pick_request(rng: random.Random, plan, kind: str) -> list[list[int]]:
     return [plan.student_shards[k][chunk][rng.randrange(plan.student_slices)].tolist()]
 
 
-@pytest.mark.parametrize("case", range(24))
+@pytest.mark.parametrize("case", range(N_CASES))
 def test_after_every_request_each_constituent_equals_a_from_scratch_run(case, tmp_path):
     rng, config, kind = random_case(case)
     exp = Experiment.create(config, tmp_path / "run")
     exp.train()
-    for n, ids in enumerate(pick_request(rng, exp.plan, kind)):
+    requests = pick_request(rng, exp.plan, kind)
+    for n, ids in enumerate(requests):
         report = exp.forget(ids)
+        assert report.cost_matches_prediction is True
         for role in ("teacher", *METHODS):  # measured work is exactly the predicted work
             assert report.cost[role]["sample_steps"] == report.predicted[role]["sample_steps"], role
             assert report.cost[role]["label_forwards"] == report.predicted[role]["label_forwards"], role
             assert {int(c): s for c, s in report.retrained.get(role, {}).items()} == (
                 {int(c): s for c, s in report.scope["teachers" if role == "teacher" else "students"].items()}
                 if role == "teacher" else {int(c): s for c, s in report.scope["students"][role].items()})
-        reference = from_scratch(exp, tmp_path / f"reference-{n}")
-        assert_bitwise_equal(params_of(exp), params_of(reference))
-    assert exp.verify()["exact"] is True
+        if n < len(requests) - 1:  # the last request is judged by verify's own from-scratch reference
+            assert_bitwise_equal(params_of(exp), params_of(from_scratch(exp, tmp_path / f"reference-{n}")))
+    verdict = exp.verify()
+    assert verdict["exact"] is True, verdict["reason"]
+    assert verdict["forgotten_absent"] and verdict["cost_matches_prediction"] and verdict["plan_matches_reference"]
+    assert verdict["constituents_compared"] == config.n_teachers + len(METHODS) * config.n_students
 
 
 # -- isolation ------------------------------------------------------------------------------------
@@ -285,6 +297,8 @@ def test_membership_and_accuracy_are_reported_before_and_after(disjoint_run, tmp
             assert set(report.accuracy[when][role]) == {"test", "retained", "forgotten"}
             check = report.membership[when][role]
             assert 0.0 <= check["forgotten_member_rate"] <= 1.0 and 0.0 <= check["test_member_rate"] <= 1.0
+            assert 0.0 <= check["auc_low"] <= check["auc"] <= check["auc_high"] <= 1.0
+            assert 0.0 <= check["forgotten_percentile"] <= 100.0 and len(check["forgotten_percentiles"]) == 5
     full = report.full_retrain
     assert full["identical_to_unlearned"] is True
     assert full["sample_steps"] == report.predicted["full_retrain"]["sample_steps"]
@@ -303,6 +317,9 @@ def test_forget_cli_json_has_the_documented_keys(disjoint_run, tmp_path, capsys)
         assert {"seconds", "sample_steps"} <= set(report["cost"][method])
         assert report["predicted"][method]["sample_steps"] == report["cost"][method]["sample_steps"]
     assert set(report["accuracy"]) == {"before", "after"}
+    for when in ("before", "after"):
+        for role in ("teacher", *METHODS):
+            assert {"auc", "auc_low", "auc_high", "forgotten_percentile"} <= set(report["membership"][when][role])
     assert report["verification"]["exact"] is True
     assert report["verification"]["parameters_compared"] > 0 and report["verification"]["max_abs_diff"] == 0.0
     assert main(["ledger", "--run", str(exp.store.root), "--json"]) == 0

@@ -14,6 +14,7 @@ GRID_COLUMNS = 6
 MAX_RANDOM = 1000
 PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"
 NUMBERS = st.column_config.NumberColumn(format="localized")
+PERCENTILE = st.column_config.NumberColumn(format="%.0f", help="0-100: the share of test samples with a lower loss")
 VERDICT_ICONS = {"exact": ":material/verified:", "differs": ":material/error:", "not claimed": ":material/help:",
                  "not verified": ":material/pending:"}
 
@@ -156,19 +157,31 @@ def results(exp: Experiment, methods: list[str]) -> None:
                                 "Label forward passes": NUMBERS,
                                 "Seconds": st.column_config.NumberColumn(format="%.2f s")})
     st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps.")
-    left, right = st.columns(2)
-    left.markdown("**Accuracy (%) before and after**")
-    left.dataframe(views.accuracy_table(record), hide_index=True)
-    right.markdown("**Membership check (%)**")
-    right.dataframe(views.membership_table(record), hide_index=True)
-    right.caption("A loss-threshold attack guesses “member” when a sample's loss is at most the mean loss on "
-                  "retained training samples. Forgotten samples should move from the retained rate toward the "
-                  "rate of test samples, which the models never saw.")
+    st.markdown("**Accuracy (%) before and after**")
+    st.dataframe(views.accuracy_table(record), hide_index=True)
+    membership(record)
     verification(exp, record)
     with st.expander("Reproduce this run and its requests from the command line or Python"):
         earlier = [exp.ledger.record(r)["sample_ids"] for r in range(1, request_id)]
         st.code(reproduce_command(exp.config, str(exp.store.root), record["sample_ids"], earlier), language="bash")
         st.code(reproduce_snippet(exp.config, str(exp.store.root), record["sample_ids"], earlier), language="python")
+
+
+def membership(record: dict) -> None:
+    """The membership check of the request: AUC with its interval, and where the forgotten samples' losses fall."""
+    st.markdown("**Membership check** — an illustrative loss-threshold attack, not a proof of forgetting")
+    st.dataframe(views.membership_table(record), hide_index=True,
+                 column_config={"Forgotten: loss percentile before": PERCENTILE,
+                                "Forgotten: loss percentile after": PERCENTILE})
+    st.caption("The attack (Yeom et al., 2018) calls a sample a member when its loss is at most the mean loss on "
+               "the model's own training samples. AUC: how well the loss tells those samples from test samples, "
+               "which the models never saw (0.5 = chance; in brackets a 95 % bootstrap interval). Loss percentile: "
+               "where the forgotten samples' losses fall among test losses (near 0: they look trained on; near 50: "
+               "they look unseen). Rates in %.")
+    figure = figures.membership_figure(record)
+    if figure is not None:
+        st.plotly_chart(figure, key="membership_chart")
+        st.caption(figures.MEMBERSHIP_CAPTION)
 
 
 def verification(exp: Experiment, record: dict) -> None:

@@ -219,3 +219,32 @@ def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
     assert fig.data[1].line.dash == "dash" and fig.data[0].line.dash == "solid"
     assert list(fig.data[1].marker.symbol) == ["circle", "circle-open", "circle"]
     assert json.loads(fig.to_json())  # serialisable as Streamlit sends it
+
+
+# -- the Forget page's membership figure -----------------------------------------------------------
+def membership_record(with_distribution: bool = True) -> dict:
+    def check(losses, percentiles):
+        return {"auc": 0.6, "forgotten_losses": losses, "forgotten_percentiles": percentiles,
+                "test_loss_quantiles": np.linspace(0.0, 2.0, 101).tolist() if with_distribution else []}
+
+    return {"membership_before": {"purge": check([0.0, 0.1], [0.0, 5.0]), "teacher": check([0.2], [10.0])},
+            "membership_after": {"purge": check([0.9, 1.2], [45.0, 60.0]), "teacher": check([0.8], [40.0])}}
+
+
+def test_membership_figure_draws_test_losses_and_each_forgotten_sample_before_and_after():
+    fig = figures.membership_figure(membership_record())
+    assert [a.text for a in fig.layout.annotations] == ["Teachers", "PURGE student"]  # teacher first
+    names = [t.name for t in fig.data]
+    assert names == ["test losses before", "forgotten samples before", "test losses after",
+                     "forgotten samples after"] * 2
+    before, after = fig.data[5], fig.data[7]  # the PURGE student's forgotten samples
+    assert list(before.y) == [0.0, 5.0] and list(after.y) == [45.0, 60.0]
+    assert min(before.x) == figures.LOSS_FLOOR  # a zero loss drawn at the floor of the log axis
+    assert fig.data[0].line.dash == "dash" and fig.data[2].line.dash == "solid"
+    assert fig.layout.xaxis.type == "log" and list(fig.data[0].y)[-1] == 100
+    assert json.loads(fig.to_json())
+
+
+def test_membership_figure_is_none_for_records_without_a_loss_distribution():
+    assert figures.membership_figure(membership_record(with_distribution=False)) is None
+    assert "not a proof of forgetting" in figures.MEMBERSHIP_CAPTION

@@ -27,6 +27,12 @@ def test_latest_request_results_come_from_the_ledger(runs_dir):
     students = cost[cost["Method"] != "Full retrain"]
     assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
     assert any("Not verified yet" in i.value for i in at.info)
+    membership = frame_with(at, "Attack AUC before")
+    assert list(membership["Model"])[0] == "Teachers"
+    assert membership["Attack AUC after"].str.match(r"^\d\.\d\d \(\d\.\d\d–\d\.\d\d\)$").all()
+    assert membership["Forgotten: loss percentile after"].between(0, 100).all()
+    assert at.get_by_key("membership_chart")
+    assert any("not a proof of forgetting" in c.value for c in at.caption)
 
 
 def test_ticking_gallery_images_selects_them_and_previews_the_blast_radius(runs_dir):

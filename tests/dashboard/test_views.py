@@ -174,7 +174,10 @@ def record_for(plan, sample_ids, measured=True):
     scope = retrain_scope(plan, sample_ids)
     predicted = predicted_cost(plan, scope)
     accuracy = {role: {"test": 0.9, "retained": 0.95, "forgotten": 1.0} for role in ("teacher", "purge")}
-    membership = {role: {"forgotten_member_rate": 1.0, "test_member_rate": 0.3, "retained_member_rate": 0.8}
+    membership = {role: {"forgotten_member_rate": 1.0, "test_member_rate": 0.3, "member_rate": 0.8, "auc": 0.625,
+                         "auc_low": 0.581, "auc_high": 0.672, "forgotten_percentile": 12.5,
+                         "forgotten_percentiles": [12.5], "forgotten_losses": [0.01],
+                         "test_loss_quantiles": np.linspace(0.001, 3.0, 101).tolist()}
                   for role in accuracy}
     record = {"sample_ids": list(sample_ids), "methods": ["purge"], "scope": scope.to_dict(), "predicted": predicted,
               "accuracy_before": accuracy, "membership_before": membership}
@@ -208,6 +211,8 @@ def test_accuracy_membership_and_verdict(plan):
     assert list(acc["Model"]) == ["Teachers", METHOD_TITLES["purge"]] and acc["Test before"].iloc[0] == 90.0
     member = views.membership_table(record)
     assert member["Forgotten: member rate after"].iloc[0] == 100.0
+    assert member["Attack AUC before"].iloc[0] == "0.62 (0.58–0.67)" and member["Members: member rate"].iloc[0] == 80.0
+    assert member["Forgotten: loss percentile after"].iloc[0] == 12.5
     assert views.verdict(record)[0] == "not verified"
     exact = {**record, "exact": True, "equal": True, "parameters_compared": 1234, "constituents_compared": 2,
              "max_abs_diff": 0.0, "reason": "..."}

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,35 +55,46 @@ def runs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e-runs")
 
 
+@contextmanager
+def serve_dashboard(log_path: Path, env: dict[str, str] | None = None):
+    """Run `streamlit run dashboard/app.py` from the repo root, as `make run` does (the address comes
+    from .streamlit/config.toml), on a free port; yield its URL once healthy, stop it on exit."""
+    port = free_port()
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.fileWatcherType", "none"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory, runs_dir):
     """URL of the dashboard served by `streamlit run dashboard/app.py` from the repo root."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PURGE_RUNS_DIR": str(runs_dir)})
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, log_path)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    with serve_dashboard(log_path, {"PURGE_RUNS_DIR": str(runs_dir)}) as url:
+        yield url
+
+
+@pytest.fixture(name="serve_dashboard")
+def serve_dashboard_fixture():
+    return serve_dashboard
 
 
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: e2e tests drive Debian's chromium (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: e2e tests drive Debian's chromium (make browser installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,0 +1,58 @@
+"""The one ensemble prediction (DESIGN section 4.8), shared by Experiment.evaluate, the forget
+report, the sweep and the dashboard (which read what those two write).
+
+Every function takes the softmax outputs of a role's *non-empty* constituents stacked as one
+tensor `probs` of shape (k, n, classes): k constituents, n samples. k may be 0 (forgetting has
+emptied every constituent); the shape still carries n and the class count.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from purge_engine.config import AGGREGATIONS
+
+ABSTAIN = -1  # the prediction of an ensemble with no constituent left: never a class, so counted wrong
+
+
+def mean_softmax(probs: torch.Tensor) -> torch.Tensor:
+    """(n, classes): the mean softmax over the k constituents; uniform 1/classes when k == 0."""
+    _, n, classes = probs.shape
+    if probs.shape[0] == 0:
+        return torch.full((n, classes), 1.0 / classes, dtype=probs.dtype, device=probs.device)
+    return probs.mean(0)
+
+
+def vote(probs: torch.Tensor) -> torch.Tensor:
+    """(n,) int64: the class most constituents rank first (k >= 1).
+
+    Ties between classes with the same number of votes go to the tied class of highest mean
+    softmax, not to the lowest class id; only an exact float tie of that mean too falls back to
+    the lowest tied id (argmax takes the first maximum), so the answer is always deterministic."""
+    counts = F.one_hot(probs.argmax(2), probs.shape[2]).sum(0)  # (n, classes) votes
+    tied = counts == counts.max(1, keepdim=True).values  # (n, classes) the classes sharing the most votes
+    return mean_softmax(probs).masked_fill(~tied, -1.0).argmax(1)  # softmax >= 0 > -1: only tied classes win
+
+
+def ensemble_predict(probs: torch.Tensor, aggregation: str = "mean") -> torch.Tensor:
+    """(n,) int64 predictions of the ensemble: "mean" is the argmax of the mean softmax, "vote" the
+    majority of per-constituent argmaxes (ties: see vote). With k == 0, ABSTAIN (-1) for every sample."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation: got {aggregation!r}; expected one of {', '.join(AGGREGATIONS)}")
+    if probs.shape[0] == 0:
+        return torch.full((probs.shape[1],), ABSTAIN, dtype=torch.long, device=probs.device)
+    return vote(probs) if aggregation == "vote" else probs.mean(0).argmax(1)
+
+
+def accuracy_of(predicted: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Fraction in [0, 1] of predictions (n,) equal to labels (n,); None for an empty set."""
+    if labels.numel() == 0:
+        return None
+    return float((predicted == labels).float().mean())
+
+
+def stack_live(probs: list[torch.Tensor], live: list[int]) -> torch.Tensor:
+    """(k, n, classes) from every constituent's softmax (n, classes), keeping the constituents in `live`."""
+    stacked = torch.stack(probs)
+    return stacked.index_select(0, torch.as_tensor(live, dtype=torch.long, device=stacked.device))

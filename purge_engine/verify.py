@@ -1,0 +1,193 @@
+"""Verification: is the unlearned run what training from scratch, on data that never held the
+forgotten samples, gives? (DESIGN section 6.)
+
+The reference is built without the live run's bookkeeping: the dataset is rebuilt from its
+source with the ledger's forgotten ids excluded and preprocessed afresh (fixed constants, so no
+sample depends on another), `make_plan` places that data on its own (placement is a function of
+the config and each sample's stable id), and every constituent trains from its seeded init. Then:
+- every parameter of every constituent is compared with torch.equal;
+- the ids every live checkpoint and soft-label file says it was trained on must hash to the
+  reference's ids for the same step (data that provably lacks the forgotten samples), and no
+  forgotten id may sit in any slice of the live plan;
+- the request's measured work must have equalled its predicted work.
+Any failure makes `exact` false and says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from purge_engine.checkpoints import hash_ids, read_sidecar
+from purge_engine.events import EventCallback, ignore
+from purge_engine.forget import compare_parameters
+
+
+def forgotten_ids(ledger, up_to: int) -> list[int]:
+    """Every sample id the ledger's requests 1..up_to asked to forget, read from their `started` entries."""
+    ids: set[int] = set()
+    for entry in ledger.entries():
+        if entry["kind"] == "started" and entry["request_id"] <= up_to:
+            ids.update(int(i) for i in entry["body"]["sample_ids"])
+    return sorted(ids)
+
+
+def scratch_dir(exp, name: str) -> Path:
+    path = exp.store.root / "scratch" / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def build_reference(exp, path: Path, forgotten: list[int]):
+    """A new run over the dataset rebuilt without `forgotten`, planned on that data alone."""
+    from purge_engine.experiment import Experiment  # deferred: experiment imports this module
+
+    return Experiment.create(exp.config, path, exclude=forgotten)
+
+
+def live_holds(plan, forgotten: list[int]) -> list[str]:
+    """Where forgotten ids still sit in the live plan's teacher and student slices (empty: nowhere)."""
+    drop = np.asarray(forgotten, dtype=np.int64)
+    found = [f"Teacher {i + 1} slice {j + 1}" for i, slices in enumerate(plan.teacher_shards)
+             for j, ids in enumerate(slices) if np.isin(ids, drop).any()]
+    found += [f"Student {k + 1} chunk {c + 1} slice {j + 1}" for k, chunks in enumerate(plan.student_shards)
+              for c, slices in enumerate(chunks) for j, ids in enumerate(slices) if np.isin(ids, drop).any()]
+    return found
+
+
+def _checkpoint_mismatches(exp, reference, roles) -> list[str]:
+    """Live checkpoints whose recorded ids are not the reference's ids for the same step."""
+    bad = []
+    for role, c in exp.constituents(roles):
+        job = reference.job(role, c)
+        for spec in job.steps:
+            meta = read_sidecar(exp.store.checkpoint_stem(role, c, spec.step)) or {}
+            if meta.get("ids_hash") != hash_ids(spec.ids):
+                bad.append(f"{role} {c} step {spec.step + 1}")
+    return bad
+
+
+def _label_mismatches(exp, reference, methods) -> list[str]:
+    """Live soft-label files whose recorded ids are not the reference's ids for the same slice."""
+    bad, plan = [], reference.plan
+    for method in methods:
+        for k in range(plan.n_students):
+            for c in range(plan.n_chunks(k)):
+                for t in plan.labelling_teachers(method, k, c):
+                    for j in range(plan.student_slices):
+                        meta = read_sidecar(exp.store.labels_stem(method, k, c, j, t)) or {}
+                        if meta.get("ids_hash") != hash_ids(plan.student_shards[k][c][j]):
+                            bad.append(f"{method} Student {k + 1} chunk {c + 1} slice {j + 1} Teacher {t + 1}")
+    return bad
+
+
+def absence_check(exp, reference, forgotten: list[int], methods) -> dict:
+    """No forgotten id in the live plan, and every live file's ids are the reference's."""
+    roles = ["teacher", *methods]
+    in_plan = live_holds(exp.plan, forgotten)
+    files = _checkpoint_mismatches(exp, reference, roles) + _label_mismatches(exp, reference, methods)
+    in_reference = live_holds(reference.plan, forgotten)
+    problems = ([f"forgotten samples still in {', '.join(in_plan[:5])}"] if in_plan else []) + \
+        ([f"trained on other ids than the reference: {', '.join(files[:5])}"] if files else []) + \
+        ([f"reference holds forgotten ids in {', '.join(in_reference[:5])}"] if in_reference else [])
+    return {"forgotten_absent": not problems, "problems": problems}
+
+
+def lend_unaffected(exp, reference, affected: dict[str, set[int]]) -> None:
+    """Copy the final checkpoints of unaffected constituents into the reference run. The reference
+    reuses one only if its key equals the key the reference computes from its own plan and data."""
+    for role, c in exp.constituents(affected):
+        if c in affected[role]:
+            continue
+        last = exp.job(role, c).steps[-1].step
+        for suffix in (".safetensors", ".json"):
+            source = exp.store.checkpoint_stem(role, c, last).with_suffix(suffix)
+            target = reference.store.checkpoint_stem(role, c, last).with_suffix(suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def _environment_reasons(exp, roles) -> list[str]:
+    here, reasons = exp.environment(), []
+    for role, c in exp.constituents(roles):
+        meta = read_sidecar(exp.store.checkpoint_stem(role, c, exp.job(role, c).steps[-1].step)) or {}
+        recorded = meta.get("environment", {})
+        reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
+                    for k in here if recorded.get(k) != here[k]]
+    return reasons
+
+
+def compare_all(exp, reference, roles) -> list[dict]:
+    """One row per constituent: torch.equal over every parameter, the largest |difference|, both hashes."""
+    rows = []
+    for role, c in exp.constituents(roles):
+        live, ref = exp.parameters(role, c), reference.parameters(role, c)
+        rows.append({"role": role, "constituent": c, **compare_parameters(live, ref),
+                     "hash": exp.param_hashes([role])[f"{role}-{c}"],
+                     "reference_hash": reference.param_hashes([role])[f"{role}-{c}"]})
+    return rows
+
+
+def reference_sentence(exp, forgotten: list[int], request_id: int, affected_only: bool) -> str:
+    trained = ("constituents the request affected retrained from their seeded init; the others reused only "
+               "where the reference's own content keys matched" if affected_only else
+               "every constituent trained from its seeded init")
+    return (f"{exp.config.dataset} rebuilt from its source without the {len(forgotten)} sample(s) of requests "
+            f"1-{request_id} in the ledger and preprocessed afresh with fixed constants; placed by make_plan on that "
+            f"data alone (placement depends only on the config and each sample's id); {trained}, same seed")
+
+
+def _verdict(equal: bool, absence: dict, cost_ok, reasons: list[str]) -> str:
+    if reasons:
+        return "exactness not claimed: " + "; ".join(reasons[:5])
+    if not absence["forgotten_absent"]:
+        return "not exact: " + "; ".join(absence["problems"])
+    if cost_ok is not True:
+        return "not exact: the request's measured work differed from its prediction (see the ledger)"
+    if not equal:
+        return "not exact: some parameters differ from the from-scratch run"
+    return "every constituent equals a from-scratch run on data that never held the samples, bit for bit"
+
+
+def verify_request(exp, record: dict, on_event: EventCallback | None = None, should_stop=None,
+                   affected_only: bool = False) -> dict:
+    """Build the independent reference, train it, and judge the live run against it (module docstring)."""
+    methods, request_id = record["methods"], record["request_id"]
+    roles = ["teacher", *methods]
+    forgotten = forgotten_ids(exp.ledger, request_id)
+    path = scratch_dir(exp, "verify")
+    try:
+        reference = build_reference(exp, path, forgotten)
+        if affected_only:
+            lend_unaffected(exp, reference, _affected(record, methods))
+        start = time.perf_counter()
+        reference.train(on_event=on_event or ignore, should_stop=should_stop, methods=methods)
+        seconds = time.perf_counter() - start
+        rows = compare_all(exp, reference, roles)
+        absence = absence_check(exp, reference, forgotten, methods)
+        plan_matches = exp.plan.same_layout(reference.plan)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    return _result(rows, absence, record.get("cost_matches_prediction"), _environment_reasons(exp, roles),
+                   plan_matches, seconds, reference_sentence(exp, forgotten, request_id, affected_only))
+
+
+def _affected(record: dict, methods) -> dict[str, set[int]]:
+    affected = {"teacher": set(map(int, record["scope"]["teachers"]))}
+    affected.update({m: set(map(int, record["scope"]["students"][m])) for m in methods})
+    return affected
+
+
+def _result(rows, absence, cost_ok, reasons, plan_matches, seconds, sentence) -> dict:
+    equal = all(r["equal"] for r in rows)
+    exact = equal and absence["forgotten_absent"] and cost_ok is True and not reasons
+    return {"exact": exact, "equal": equal, "forgotten_absent": absence["forgotten_absent"],
+            "cost_matches_prediction": cost_ok is True, "plan_matches_reference": plan_matches,
+            "reference": sentence, "constituents_compared": len(rows),
+            "parameters_compared": sum(r["parameters"] for r in rows),
+            "max_abs_diff": max((r["max_abs_diff"] for r in rows), default=0.0),
+            "environment_differs": reasons, "problems": absence["problems"],
+            "reason": _verdict(equal, absence, cost_ok, reasons), "seconds": seconds, "details": rows}
