@@ -192,15 +192,6 @@ def _add(table: dict, key, value: float) -> None:
     table[key] = table.get(key, 0.0) + value
 
 
-class UnscoredExperiment(Experiment):
-    """An Experiment whose forget requests skip the accuracy and membership scoring around the
-    retraining: scoring is not part of unlearning's cost (the engine does not count it either),
-    and with 32 teachers it would take longer than the retraining being measured."""
-
-    def _score(self, roles, forgotten):
-        return {}, {}
-
-
 # -- layouts and configs ---------------------------------------------------------------------------
 def layouts(settings: Settings) -> list[Layout]:
     return [Layout(d, n_t, n_s, r) for d in settings.datasets for n_t in settings.teachers
@@ -282,7 +273,7 @@ def serve(exp: Experiment, sample_id: int, side: str, scratch: dict) -> Served:
     student_id -> (wall, CPU) seconds of training it when the run was trained, labels excluded."""
     student = exp.plan.locate(sample_id)["student"]
     watch = Watch()
-    report = exp.forget([sample_id], methods=METHODS, on_event=watch)
+    report = exp.forget([sample_id], methods=METHODS, on_event=watch, score=False)  # time the retraining alone
     cost, predicted = report.cost, report.predicted
     purge = _measured(watch, "purge", cost["purge"]["sample_steps"], predicted["purge"]["sample_steps"])
     if side == "teacher":
@@ -347,7 +338,7 @@ def summarise(layout: Layout, side: str, served: list[Served], closed: float, ho
 def run_layout(layout: Layout, settings: Settings, root: Path) -> tuple[list[dict], dict]:
     """Train one run for the layout, serve K teacher-side then K student-side requests; two CSV rows."""
     config = config_for(layout, settings)
-    exp = UnscoredExperiment.create(config, root / f"{layout.dataset}-{layout.n_teachers}-{layout.n_students}-"
+    exp = Experiment.create(config, root / f"{layout.dataset}-{layout.n_teachers}-{layout.n_students}-"
                                     f"{layout.student_slices}")
     start = time.perf_counter()
     initial = Watch()

@@ -99,12 +99,14 @@ def label_costs(teacher: torch.nn.Module, x: torch.Tensor, root: Path, samples_p
                 repeats: int) -> dict:
     """LabelCache computing one slice's labels with one teacher (teacher already in memory), and
     reloading a cached slice, against training."""
-    cache = LabelCache(RunStore(root), lambda _t: teacher, x, 10, 2.0, torch.device("cpu"), ignore)
+    cache = LabelCache(RunStore(root), lambda _t: teacher, lambda ids: x[torch.as_tensor(ids)], 10, 2.0,
+                       torch.device("cpu"), ignore)
     ids = np.arange(chunk, dtype=np.int64)
     keys = iter(range(10**6))
-    cache.get("purge", 0, 0, 0, (0,), "warm-up", ids)
-    compute = [seconds_of(lambda: cache.get("purge", 0, 0, 0, (0,), f"k{next(keys)}", ids)) for _ in range(repeats)]
-    last = f"k{next(keys)}"
+    cache.get("purge", 0, 0, 0, (0,), ("warm-up",), ids)
+    compute = [seconds_of(lambda: cache.get("purge", 0, 0, 0, (0,), (f"k{next(keys)}",), ids))
+               for _ in range(repeats)]
+    last = (f"k{next(keys)}",)
     cache.get("purge", 0, 0, 0, (0,), last, ids)
     reload = [seconds_of(lambda: cache.get("purge", 0, 0, 0, (0,), last, ids)) for _ in range(repeats)]
     per_sample = float(np.median(compute)) / chunk

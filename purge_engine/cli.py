@@ -270,6 +270,8 @@ def print_forget(report: dict) -> None:
 
 def print_membership(membership: dict) -> None:
     """AUC [95 % interval] and the forgotten samples' mean loss percentile among test losses, before -> after."""
+    if not membership.get("before"):
+        return  # a request served with score=False
     print("membership check (an illustrative loss-threshold attack, not a proof of forgetting; AUC 0.5 = chance):")
     for role, before in membership["before"].items():
         after = membership["after"].get(role, {})

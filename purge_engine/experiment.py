@@ -27,7 +27,7 @@ from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
 from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax, stack_live
 from purge_engine.events import EventCallback, PhaseEvent, ignore
-from purge_engine.forget import ForgetReport, compare_parameters
+from purge_engine.forget import ForgetReport
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan, predicted_cost, retrain_scope
 from purge_engine.scoring import sample_sets, score_role
@@ -378,12 +378,14 @@ class Experiment:
         self.plan = self.store.read_plan()
 
     def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
-               on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None) -> ForgetReport:
+               on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
+               score: bool = True) -> ForgetReport:
         """Serve a forget request: remove the samples from the plan and retrain exactly what they
         touched (section 5). The request is journaled in the ledger before any work and marked done
         after; a second request on the same run waits for this one. A should_stop() that turns true
         raises training.Cancelled between steps: the request stays journaled and is finished by
-        finish_pending() (or the next open())."""
+        finish_pending() (or the next open()). score=False leaves out the accuracy and membership
+        scoring around the request (sweeps and benchmarks, which time the retraining alone)."""
         self._check_methods(methods)
         with writer_lock(self.store):
             self._reload_plan()
@@ -394,9 +396,9 @@ class Experiment:
                                  "train the run before forgetting")
             roles = ["teacher", *methods]
             scope = retrain_scope(self.plan, ids)
-            accuracy, membership = self._score(roles, ids)
+            accuracy, membership = self._score(roles, ids) if score else ({}, {})
             request_id = self.ledger.next_request_id()
-            started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(),
+            started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                        "predicted": predicted_cost(self.plan, scope), "hashes_before": self.param_hashes(roles),
                        "accuracy_before": accuracy, "membership_before": membership}
             self.ledger.append(request_id, "started", started)
@@ -427,7 +429,7 @@ class Experiment:
         finally:
             self._request_id = None
         roles = ["teacher", *methods]
-        accuracy, membership = self._score(roles, ids)
+        accuracy, membership = self._score(roles, ids) if started.get("score", True) else ({}, {})
         work = work_of_request(self, request_id, methods)
         cost_check = cost_matches(started["predicted"], work, roles)
         report = ForgetReport(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # Strides of image tensors (DESIGN section 6): part of what decides every bit, so chosen per run.
 # channels_last trains the CNNs faster on CPU (benchmarks/bench_throughput.py measures it).
 MEMORY_FORMATS = ("channels_last", "contiguous")

@@ -1,8 +1,9 @@
 """What a run directory will hold on disk: checkpoints and cached soft labels (DESIGN section 8).
 
 One checkpoint per slice step of every constituent (teachers and each student method), each the
-model's float32 parameters plus a small JSON sidecar; soft labels as float32 (samples, classes)
-per student slice and method. Counted from the plan, before anything is trained.
+model's float32 parameters plus a small JSON sidecar; soft labels as float32 (samples, classes) per
+student slice, method and labelling teacher (each teacher's outputs are cached apart, section 4.5).
+Counted from the plan, before anything is trained.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from purge_engine.specs import DATASETS
 
 FLOAT_BYTES = 4
 SIDECAR_BYTES = 1500  # a JSON sidecar: keys, hashes, environment (measured on the default run: ~1.2-1.4 kB)
+SAFETENSORS_HEADER_BYTES = 96  # the JSON header of a one-tensor safetensors file
 
 
 @lru_cache(maxsize=32)
@@ -32,11 +34,15 @@ def storage_estimate(config: PurgeConfig, plan: Plan, methods=METHODS) -> dict:
     student_params = parameter_count(config.student_arch, config.dataset)
     teacher_files = plan.n_teachers * plan.teacher_slices
     student_files = len(methods) * sum(plan.student_steps(k) for k in range(plan.n_students))
-    label_values = len(methods) * plan.all_student_samples().size * DATASETS[config.dataset].n_classes
+    label_files = [(plan.student_shards[k][c][j].size, len(plan.labelling_teachers(m, k, c)))
+                   for m in methods for k in range(plan.n_students) for c in range(plan.n_chunks(k))
+                   for j in range(plan.student_slices)]
+    label_values = sum(n * teachers for n, teachers in label_files) * DATASETS[config.dataset].n_classes
+    label_headers = sum(teachers for _, teachers in label_files) * SAFETENSORS_HEADER_BYTES
     sizes = {
         "teacher_checkpoints": teacher_files * (teacher_params * FLOAT_BYTES + SIDECAR_BYTES),
         "student_checkpoints": student_files * (student_params * FLOAT_BYTES + SIDECAR_BYTES),
-        "soft_labels": label_values * FLOAT_BYTES,
+        "soft_labels": label_values * FLOAT_BYTES + label_headers,
         "checkpoints": teacher_files + student_files,
     }
     sizes["total_bytes"] = sizes["teacher_checkpoints"] + sizes["student_checkpoints"] + sizes["soft_labels"]

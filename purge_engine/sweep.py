@@ -328,19 +328,14 @@ def _run_layout(experiment_cls, lp: LayoutPlan, scratch: Path, ctx: _Context) ->
 
 
 def _serve(exp, side: str, sample_id: int, ctx: _Context) -> dict:
-    """One forget request; its measured and predicted cost and the speed-up.
-
-    Served as Experiment serves one (section 5): the sample leaves the plan, then train() brings every
-    constituent up to date, retraining exactly what the sample touched. The ledger and the before/after
-    scoring of Experiment.forget are left out: a scratch run needs neither, and on small layouts the
-    scoring costs more than the retraining."""
-    plan = exp.plan
-    where = plan.locate(sample_id)
-    predicted = predicted_cost(plan, retrain_scope(plan, [sample_id]))
-    exp.plan = plan.without([sample_id])
-    exp.store.write_plan(exp.plan)
-    cost = exp.train(on_event=ctx.forward, should_stop=ctx.should_stop)
-    measured = {role: {"sample_steps": cost[role].sample_steps, "seconds": cost[role].seconds} for role in ROLES}
+    """One forget request through Experiment.forget(score=False); its measured and predicted cost
+    and the speed-up. The accuracy and membership scoring around a request are left out: a scratch
+    run needs neither, and on small layouts the scoring costs more than the retraining."""
+    where = exp.plan.locate(sample_id)
+    report = exp.forget([sample_id], on_event=ctx.forward, should_stop=ctx.should_stop, score=False)
+    predicted = report.predicted
+    measured = {role: {"sample_steps": report.cost[role]["sample_steps"], "seconds": report.cost[role]["seconds"]}
+                for role in ROLES}
     if side == "teacher":
         reference = measured["baseline"]["sample_steps"]
     else:  # that student retrained from scratch on the reduced plan, as theory.student_side_speedup compares

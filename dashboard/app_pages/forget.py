@@ -169,6 +169,8 @@ def results(exp: Experiment, methods: list[str]) -> None:
 
 def membership(record: dict) -> None:
     """The membership check of the request: AUC with its interval, and where the forgotten samples' losses fall."""
+    if not record.get("membership_before"):
+        return  # served without scoring
     st.markdown("**Membership check** — an illustrative loss-threshold attack, not a proof of forgetting")
     st.dataframe(views.membership_table(record), hide_index=True,
                  column_config={"Forgotten: loss percentile before": PERCENTILE,

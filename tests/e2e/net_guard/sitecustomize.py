@@ -46,13 +46,14 @@ def _guard_address(sock, address, verb: str) -> None:
 
 
 def _install() -> None:
-    getaddrinfo, connect, connect_ex, sendto = (socket.getaddrinfo, socket.socket.connect,
-                                                socket.socket.connect_ex, socket.socket.sendto)
+    connect, connect_ex, sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
 
-    def guarded_getaddrinfo(host, *args, **kwargs):
-        if not _is_local(host):
-            _refuse(f"lookup {host}")
-        return getaddrinfo(host, *args, **kwargs)
+    def guarded_lookup(lookup):
+        def guarded(host, *args, **kwargs):
+            if not _is_local(host):
+                _refuse(f"lookup {host}")
+            return lookup(host, *args, **kwargs)
+        return guarded
 
     def guarded_connect(self, address):
         _guard_address(self, address, "connect")
@@ -66,7 +67,8 @@ def _install() -> None:
         _guard_address(self, args[-1], "sendto")
         return sendto(self, data, *args)
 
-    socket.getaddrinfo = guarded_getaddrinfo
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+        setattr(socket, name, guarded_lookup(getattr(socket, name)))
     socket.socket.connect = guarded_connect
     socket.socket.connect_ex = guarded_connect_ex
     socket.socket.sendto = guarded_sendto
