@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from purge_engine.events import Event, LabelEvent, PhaseEvent, StepEvent
-from purge_engine.training import Cancelled
+from purge_engine.events import Cancelled, Event, LabelEvent, PhaseEvent, StepEvent
 
 # Cell states of the constituents x steps grid, in the order a step passes through them.
 PENDING = "pending"  # not reached yet (in training: will train; in a forget: not yet checked)

@@ -86,9 +86,11 @@ def teacher_table(describe: dict) -> pd.DataFrame:
              "Samples": sum(t["slice_sizes"]),
              "Samples per slice": _numbers(t["slice_sizes"]),
              "Epochs per step": _numbers(t["epochs"]),
+             "Passes over shard": t["passes"],
              "Feeds": ", ".join(f"Student {k + 1}" for k in t["students"])}
             for t in describe["teachers"]]
-    return pd.DataFrame(rows, columns=["Teacher", "Samples", "Samples per slice", "Epochs per step", "Feeds"])
+    return pd.DataFrame(rows, columns=["Teacher", "Samples", "Samples per slice", "Epochs per step",
+                                       "Passes over shard", "Feeds"])
 
 
 def student_table(describe: dict) -> pd.DataFrame:

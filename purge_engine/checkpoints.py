@@ -9,15 +9,23 @@ equals the key the plan asks for is reused by construction; any other is retrain
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's vocabulary)
+    CheckpointError,
+    atomic_write_bytes,
+    atomic_write_json,
+    content_key,
+    file_hash,
+    hash_ids,
+    read_json,
+)
 
 FORMAT = 1
 TENSORS_SUFFIX = ".safetensors"
@@ -25,21 +33,7 @@ SIDECAR_SUFFIX = ".json"
 ENV_FIELDS = ("torch", "cpu_capability", "threads", "device")
 
 
-class CheckpointError(RuntimeError):
-    """A stored checkpoint cannot be used: corrupt, truncated, or from another run."""
-
-
 # -- hashing -------------------------------------------------------------------------
-def hash_ids(ids: np.ndarray) -> str:
-    """Order-sensitive hash of sample ids (the order decides which row each batch draws)."""
-    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:20]
-
-
-def content_key(**parts) -> str:
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
-
-
 def hash_tensors(tensors: dict[str, torch.Tensor]) -> str:
     """Hash of parameter bytes, in name order: equal hashes mean bitwise-equal parameters."""
     digest = hashlib.sha256()
@@ -48,14 +42,6 @@ def hash_tensors(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()[:20]
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def environment(device: torch.device) -> dict:
@@ -68,34 +54,6 @@ def environment(device: torch.device) -> dict:
     }
 
 
-# -- atomic writes -----------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: Path, what: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{what}: {path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{what}: {path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None
-
-
 # -- save and load ------------------------------------------------------------------------
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     """Write <stem>.safetensors, then its <stem>.json sidecar (the sidecar last: it is the commit)."""
@@ -105,12 +63,12 @@ def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) ->
     os.close(fd)
     try:
         save_file(cpu, tmp)
-        file_hash = _file_hash(Path(tmp))
+        tensors_hash = file_hash(Path(tmp))
         os.replace(tmp, stem.with_suffix(TENSORS_SUFFIX))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    sidecar = {**meta, "format": FORMAT, "file_sha256": file_hash, "param_hash": hash_tensors(cpu)}
+    sidecar = {**meta, "format": FORMAT, "file_sha256": tensors_hash, "param_hash": hash_tensors(cpu)}
     atomic_write_json(stem.with_suffix(SIDECAR_SUFFIX), sidecar)
     return sidecar
 
@@ -139,7 +97,7 @@ def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str,
     path = stem.with_suffix(TENSORS_SUFFIX)
     if not path.exists():
         raise CheckpointError(f"{name}: {path} is missing")
-    if _file_hash(path) != meta["file_sha256"]:
+    if file_hash(path) != meta["file_sha256"]:
         raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)")
     try:
         tensors = load_file(str(path), device="cpu")

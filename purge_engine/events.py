@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 
+class Cancelled(RuntimeError):
+    """Raised between steps when the caller's should_stop() says so; every finished step is checkpointed."""
+
+
 @dataclass(frozen=True)
 class StepEvent:
     kind: str  # reused | restored | training | trained

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from purge_engine.checkpoints import content_key, environment, hash_ids, load_checkpoint, read_sidecar
+from purge_engine.checkpoints import environment, load_checkpoint, read_sidecar
 from purge_engine.config import PurgeConfig
+from purge_engine.constituents import Chains, ConstituentJob
 from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
 from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax, stack_live
 from purge_engine.events import EventCallback, PhaseEvent, ignore
@@ -32,10 +33,9 @@ from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan, predicted_cost, retrain_scope
 from purge_engine.scoring import sample_sets, score_role
 from purge_engine.seeding import seed_for
-from purge_engine.soft_labels import LabelCache, label_key, label_teachers
+from purge_engine.soft_labels import LabelCache, label_teachers
 from purge_engine.store import Ledger, RunStore, writer_lock
 from purge_engine.training import (
-    ConstituentJob,
     Cost,
     StepSpec,
     student_loss,
@@ -74,7 +74,8 @@ def _config_difference(stored: PurgeConfig, given: PurgeConfig) -> str:
 
 class Experiment:
     def __init__(self, store: RunStore, config: PurgeConfig, plan: Plan, bundle: DatasetBundle):
-        self.store, self.config, self.plan = store, config, plan
+        self.store, self.config = store, config
+        self.plan = plan
         self.device = resolve_device(config.device)
         self.bundle = bundle.to(self.device)
         self._teacher_cache: dict[int, nn.Module] = {}
@@ -134,48 +135,30 @@ class Experiment:
         """What decides the bits besides the data (section 6): recorded in every sidecar, compared by verify."""
         return {**environment(self.device), "memory_format": self.config.memory_format, "executor": "local"}
 
-    def teacher_job(self, teacher_id: int, plan: Plan | None = None) -> ConstituentJob:
-        plan = plan or self.plan
-        parent = content_key(kind="init", role="teacher", constituent=teacher_id, seed=self.config.seed,
-                             model=self.config.teacher_arch)
-        steps = []
-        for m in range(plan.teacher_slices):
-            ids = plan.teacher_step_data(teacher_id, m)
-            parent = content_key(kind="teacher", config=self.config.fingerprint(), constituent=teacher_id, step=m,
-                                 ids=hash_ids(ids), epochs=plan.teacher_epochs[m], parent=parent)
-            steps.append(StepSpec(m, ids, plan.teacher_epochs[m], parent))
-        return ConstituentJob("teacher", "teacher", teacher_id, tuple(steps), self._meta())
+    @property
+    def plan(self) -> Plan:
+        return self._plan
 
-    def teacher_keys(self, plan: Plan | None = None) -> tuple[str, ...]:
-        """The key of each teacher's final checkpoint: its fingerprint for the labels it gives."""
-        return tuple(self.teacher_job(i, plan).steps[-1].key for i in range(self.config.n_teachers))
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        """A new plan brings its own key chains (computed once per plan, constituents.py)."""
+        self._plan, self.chains = plan, Chains(self.config, plan)
 
-    def slice_label_key(self, method: str, student_id: int, chunk_id: int, slice_id: int,
-                        plan: Plan | None = None, teacher_keys: tuple[str, ...] | None = None) -> str:
-        """Key of the soft labels of one slice: its labelling teachers' keys and its sample ids."""
-        plan = plan or self.plan
-        teacher_keys = teacher_keys or self.teacher_keys(plan)
-        teachers = label_teachers(plan, method, student_id, chunk_id)
-        ids = plan.student_shards[student_id][chunk_id][slice_id]
-        return label_key(method, tuple(teacher_keys[t] for t in teachers), ids, self.config.temperature)
+    def job(self, role: str, constituent: int) -> ConstituentJob:
+        """The chain of steps the plan asks of one constituent of a role ("teacher" or a method)."""
+        return self.chains.job(role, constituent, self._meta())
 
-    def student_job(self, method: str, student_id: int, plan: Plan | None = None,
-                    teacher_keys: tuple[str, ...] | None = None) -> ConstituentJob:
-        plan = plan or self.plan
-        teacher_keys = teacher_keys or self.teacher_keys(plan)
-        slice_keys = {(c, j): self.slice_label_key(method, student_id, c, j, plan, teacher_keys)
-                      for c in range(plan.n_chunks(student_id)) for j in range(plan.student_slices)}
-        parent = content_key(kind="init", role="student", constituent=student_id, seed=self.config.seed,
-                             model=self.config.student_arch)
-        steps = []
-        for m in range(plan.student_steps(student_id)):
-            ids = plan.student_step_data(student_id, m)
-            epochs = plan.student_epochs[student_id][m]
-            labels = tuple(slice_keys[position] for position in plan.student_step_slices(student_id, m))
-            parent = content_key(kind=method, config=self.config.fingerprint(), constituent=student_id, step=m,
-                                 ids=hash_ids(ids), epochs=epochs, labels=list(labels), parent=parent)
-            steps.append(StepSpec(m, ids, epochs, parent, labels))
-        return ConstituentJob(method, "student", student_id, tuple(steps), self._meta())
+    def teacher_job(self, teacher_id: int) -> ConstituentJob:
+        return self.job("teacher", teacher_id)
+
+    def student_job(self, method: str, student_id: int) -> ConstituentJob:
+        return self.job(method, student_id)
+
+    def teacher_keys(self) -> tuple[str, ...]:
+        return self.chains.teacher_keys
+
+    def slice_label_key(self, method: str, student_id: int, chunk_id: int, slice_id: int) -> str:
+        return self.chains.slice_label_key(method, student_id, chunk_id, slice_id)
 
     # -- models --------------------------------------------------------------------------------
     def new_teacher(self, teacher_id: int) -> nn.Module:
@@ -195,8 +178,7 @@ class Experiment:
 
     def load_constituent(self, role: str, constituent: int) -> nn.Module:
         """The constituent's final checkpoint as an eval() model; CheckpointError if it is not current."""
-        job = self.teacher_job(constituent) if role == "teacher" else self.student_job(role, constituent)
-        last = job.steps[-1]
+        last = self.job(role, constituent).steps[-1]
         model = (self.new_teacher(constituent) if role == "teacher" else self.new_student(constituent)).to(self.device)
         expect = {"role": role, "constituent": constituent, "step": last.step, "key": last.key}
         model.load_state_dict(load_checkpoint(self.store.checkpoint_stem(role, constituent, last.step), expect,
@@ -264,7 +246,7 @@ class Experiment:
         teacher_keys = self.teacher_keys()
         cost = Cost()
         for k in range(self.config.n_students):
-            job = self.student_job(method, k, teacher_keys=teacher_keys)
+            job = self.student_job(method, k)
             step_data = self._student_step_data(method, k, labels, teacher_keys)
             cost.add(train_constituent(job, self.store, lambda k=k: self.new_student(k), step_data, loss,
                                        self.config.batch_size, self.config.student_lr, self.config.seed,
@@ -291,7 +273,7 @@ class Experiment:
     # -- evaluation ----------------------------------------------------------------------------------
     def is_current(self, role: str, constituent: int) -> bool:
         """True when the constituent's final checkpoint holds the key the plan asks for."""
-        job = self.teacher_job(constituent) if role == "teacher" else self.student_job(role, constituent)
+        job = self.job(role, constituent)
         meta = read_sidecar(self.store.checkpoint_stem(role, constituent, job.steps[-1].step))
         return meta is not None and meta.get("key") == job.steps[-1].key
 
@@ -347,10 +329,6 @@ class Experiment:
         """(role, constituent) for every constituent of the given roles, in order."""
         return [(role, c) for role in roles
                 for c in range(self.config.n_teachers if role == "teacher" else self.config.n_students)]
-
-    def job(self, role: str, constituent: int) -> ConstituentJob:
-        """The chain of steps the plan asks of one constituent of a role ("teacher" or a method)."""
-        return self.teacher_job(constituent) if role == "teacher" else self.student_job(role, constituent)
 
     def param_hashes(self, roles) -> dict[str, str]:
         """"role-id" -> hash of the parameters in the constituent's final checkpoint (None when absent)."""

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from purge_engine.checkpoints import content_key, hash_ids, load_checkpoint, read_sidecar, save_checkpoint
+from purge_engine.constituents import label_key  # noqa: F401 (re-exported)
 from purge_engine.events import EventCallback, LabelEvent
 from purge_engine.plan import Plan
 from purge_engine.store import RunStore
@@ -30,12 +31,6 @@ from purge_engine.training import predict_proba
 def label_teachers(plan: Plan, method: str, student_id: int, chunk_id: int) -> tuple[int, ...]:
     """The teachers whose ensemble labels chunk `chunk_id` of student `student_id` under `method`."""
     return plan.labelling_teachers(method, student_id, chunk_id)
-
-
-def label_key(method: str, teacher_keys: tuple[str, ...], ids: np.ndarray, temperature: float) -> str:
-    """Identity of one slice's labels under a method: its labelling teachers' keys, its ids and T."""
-    return content_key(kind="soft-labels", method=method, teachers=list(teacher_keys), ids=hash_ids(ids),
-                       temperature=temperature)
 
 
 def outputs_key(teacher_key: str, ids: np.ndarray, temperature: float) -> str:

@@ -17,8 +17,8 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from purge_engine.checkpoints import CheckpointError, atomic_write_bytes, read_json
 from purge_engine.config import PurgeConfig
+from purge_engine.files import CheckpointError, atomic_write_bytes, read_json
 from purge_engine.plan import Plan
 
 DEFAULT_RUNS_DIR = Path("runs")

@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from purge_engine import theory
-from purge_engine.checkpoints import atomic_write_json
 from purge_engine.config import MAX_THREADS, PurgeConfig
-from purge_engine.events import EventCallback, PhaseEvent, ignore
+from purge_engine.events import Cancelled, EventCallback, PhaseEvent, ignore
+from purge_engine.files import atomic_write_json
 from purge_engine.plan import (
     METHODS,
     Plan,
@@ -57,7 +57,6 @@ from purge_engine.plan import (
 from purge_engine.seeding import seed_for
 from purge_engine.specs import DATASETS
 from purge_engine.storage import storage_estimate
-from purge_engine.training import Cancelled
 
 SWEEPS_DIR = "sweeps"  # under the runs directory
 RESULTS = "results.json"

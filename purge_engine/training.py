@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from purge_engine.checkpoints import hash_ids, load_checkpoint, read_sidecar, save_checkpoint
-from purge_engine.events import EventCallback, StepEvent
+from purge_engine.constituents import ConstituentJob, StepSpec  # noqa: F401 (re-exported)
+from purge_engine.events import Cancelled, EventCallback, StepEvent  # noqa: F401 (Cancelled re-exported)
 from purge_engine.seeding import generator_for
 from purge_engine.store import RunStore
-
-
-class Cancelled(RuntimeError):
-    """Raised between steps when the caller's should_stop() says so; every finished step is checkpointed."""
 
 
 @dataclass
@@ -46,24 +42,6 @@ class Cost:
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "sample_steps": self.sample_steps,
                 "label_forwards": self.label_forwards, "steps_trained": self.steps_trained}
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    step: int
-    ids: np.ndarray  # sample ids of the step's cumulative data, in slice order
-    epochs: int
-    key: str  # content key of the checkpoint this step produces
-    label_keys: tuple[str, ...] = ()  # students: keys of the soft labels behind the targets
-
-
-@dataclass(frozen=True)
-class ConstituentJob:
-    role: str  # "teacher" or a student method: names the checkpoint folder
-    rng_role: str  # "teacher" or "student": every student method draws the same batch order
-    constituent: int
-    steps: tuple[StepSpec, ...]
-    meta: dict = field(default_factory=dict)  # written into every sidecar (seed, fingerprints, environment)
 
 
 # -- losses ------------------------------------------------------------------------------

@@ -246,3 +246,18 @@ def test_same_seed_same_plan_other_seed_other_plan():
     a = make_plan(PurgeConfig(seed=3), 500)
     assert a.same_layout(make_plan(PurgeConfig(seed=3), 500))
     assert not a.same_layout(make_plan(PurgeConfig(seed=4), 500))
+
+
+# -- the epoch floor ------------------------------------------------------------------------------------
+def test_the_epoch_floor_overrun_is_warned_with_the_real_passes():
+    from purge_engine.plan import epoch_warnings, passes_over_shard, sisa_epochs
+
+    assert passes_over_shard(sisa_epochs(4, 10)) == pytest.approx(10.0)  # on budget: e passes exactly
+    assert epoch_warnings(PurgeConfig(n_teachers=8, n_students=2, teacher_slices=2, student_slices=2, epochs=20)) == []
+    tight = PurgeConfig(n_teachers=8, n_students=2, teacher_slices=2, student_slices=2, epochs=2)  # 8 student steps
+    (warning,) = epoch_warnings(tight)
+    assert warning.startswith("Student constituents have 8 steps but an epoch budget of 2")
+    assert f"{passes_over_shard(sisa_epochs(8, 2)):.1f} passes" in warning and "at least 5" in warning
+    described = make_plan(tight, 1437).describe()["students"][0]
+    assert described["passes"] == pytest.approx(passes_over_shard(sisa_epochs(8, 2)), abs=1e-3)
+    assert described["passes"] > 2

@@ -77,7 +77,7 @@ def test_resuming_from_each_step_checkpoint_equals_the_uninterrupted_run(trained
     run = tmp_path / "run"
     shutil.copytree(reference_exp.store.root, run)
     exp = Experiment.open(run)
-    n_steps = len(exp.teacher_job(constituent).steps if role == "teacher" else exp.student_job(role, constituent).steps)
+    n_steps = len(exp.job(role, constituent).steps)
     for keep in range(n_steps):  # drop every checkpoint after step `keep`, then train again
         for later in range(keep + 1, n_steps):
             for suffix in (".safetensors", ".json"):
@@ -121,8 +121,12 @@ def test_chunk_l_labels_depend_only_on_its_first_l_plus_1_teachers(trained):
     changed[plan.mapping[student][1]] = "perturbed"
 
     def moved(method, chunk_id):
-        return exp.slice_label_key(method, student, chunk_id, 0, teacher_keys=tuple(changed)) != exp.slice_label_key(
-            method, student, chunk_id, 0)
+        from purge_engine.constituents import label_key
+
+        teachers = plan.labelling_teachers(method, student, chunk_id)
+        ids = plan.student_shards[student][chunk_id][0]
+        perturbed = label_key(method, tuple(changed[t] for t in teachers), ids, exp.config.temperature)
+        return perturbed != exp.slice_label_key(method, student, chunk_id, 0)
 
     assert not moved("purge", 0) and moved("purge", 1) and moved("baseline", 0)
 

@@ -8,7 +8,7 @@ from purge_engine.cli import reproduce_command, reproduce_snippet
 from purge_engine.config import AUTO_MODEL, PRESETS, STUDENT_DATA_MODES, PurgeConfig
 from purge_engine.data import DatasetUnavailable
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, make_plan, training_cost
+from purge_engine.plan import METHODS, epoch_warnings, make_plan, training_cost
 from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.storage import storage_estimate
 
@@ -224,6 +224,11 @@ st.dataframe(views.teacher_table(describe), hide_index=True, column_config={"Sam
 st.subheader("Students")
 st.caption("A student trains chunk by chunk, slice by slice; each step trains on everything it has seen so far.")
 st.dataframe(views.student_table(describe), hide_index=True)
+
+for warning in epoch_warnings(config):  # the epoch floor can break the budget: say so, with the numbers
+    st.warning(warning, icon=":material/schedule:")
+st.caption("Passes over shard = the work each constituent's steps add up to, in passes over its whole shard "
+           "(step m sees m of its slices); SISA's rule keeps it at the epoch budget unless steps outnumber it.")
 
 st.subheader("Predicted cost of training from scratch")
 st.dataframe(views.cost_table(training_cost(plan)), hide_index=True,

@@ -39,7 +39,8 @@ def test_teacher_names_are_one_based_and_compact():
 
 def test_teacher_table_has_a_row_per_teacher(plan, describe):
     table = views.teacher_table(describe)
-    assert list(table.columns) == ["Teacher", "Samples", "Samples per slice", "Epochs per step", "Feeds"]
+    assert list(table.columns) == ["Teacher", "Samples", "Samples per slice", "Epochs per step", "Passes over shard",
+                                   "Feeds"]
     assert table["Teacher"].tolist() == [f"Teacher {i}" for i in range(1, plan.n_teachers + 1)]
     assert table["Samples"].sum() == describe["teacher_samples"]
     assert table["Feeds"].iloc[0] == "Student 1" and table["Feeds"].iloc[-1] == f"Student {plan.n_students}"
