@@ -56,3 +56,36 @@ def stack_live(probs: list[torch.Tensor], live: list[int]) -> torch.Tensor:
     """(k, n, classes) from every constituent's softmax (n, classes), keeping the constituents in `live`."""
     stacked = torch.stack(probs)
     return stacked.index_select(0, torch.as_tensor(live, dtype=torch.long, device=stacked.device))
+
+
+# -- over a run's constituents -------------------------------------------------------------------------
+def constituent_probs(run, role: str, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Softmax outputs (n, classes) of every constituent of a role, in constituent order."""
+    from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
+
+    run.apply_threads()
+    return [predict_proba(run.load_constituent(role, c), inputs) for _, c in run.constituents([role])]
+
+
+def live_probs(run, probs: list[torch.Tensor], role: str) -> torch.Tensor:
+    """(k, n, classes): the outputs stacked, keeping the k non-empty constituents (k may be 0)."""
+    from purge_engine.constituents import side_of
+
+    return stack_live(probs, [c for c in range(len(probs)) if not run.plan.is_empty(side_of(role), c)])
+
+
+def evaluate_run(run, inputs: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
+    """Accuracy (fractions in [0, 1]; None on no samples) of the teacher ensemble and each trained
+    student method's ensemble (aggregated as the config says, section 4.8), and of every single
+    constituent, on the test split unless inputs are given."""
+    inputs = run.bundle.test_x if inputs is None else inputs
+    labels = run.bundle.test_y if labels is None else labels
+    roles = run.trained_roles()
+    if "teacher" not in roles:
+        raise ValueError(f"run: {run.store.root} has no trained teachers yet; train it first")
+    accuracy, constituents = {}, {}
+    for role in roles:
+        probs = constituent_probs(run, role, inputs)
+        accuracy[role] = accuracy_of(ensemble_predict(live_probs(run, probs, role), run.config.aggregation), labels)
+        constituents[role] = [accuracy_of(p.argmax(1), labels) for p in probs]
+    return {"accuracy": accuracy, "constituents": constituents, "samples": int(labels.numel())}

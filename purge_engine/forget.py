@@ -48,3 +48,100 @@ def compare_parameters(live: dict[str, torch.Tensor], reference: dict[str, torch
                default=0.0)
     return {"equal": equal, "parameters": int(sum(t.numel() for t in live.values())), "tensors": len(live),
             "max_abs_diff": diff}
+
+
+# -- serving a request (section 5) ---------------------------------------------------------------------
+def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict]:
+    from purge_engine.scoring import score
+
+    return score(run, roles, ids) if wanted else ({}, {})
+
+
+def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -> ForgetReport:
+    """Check and journal a forget request, then execute it; the caller holds no lock (this takes it)."""
+    from purge_engine.constituents import check_methods
+    from purge_engine.plan import predicted_cost, retrain_scope
+    from purge_engine.store import writer_lock
+
+    check_methods(methods)
+    with writer_lock(run.store):
+        run.reload_plan()
+        ids = list(run.plan.check_request(sample_ids))
+        missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
+        if missing:
+            raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; "
+                             "train the run before forgetting")
+        roles = ["teacher", *methods]
+        scope = retrain_scope(run.plan, ids)
+        accuracy, membership = _scores(run, roles, ids, score)
+        request_id = run.ledger.next_request_id()
+        started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
+                   "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
+                   "accuracy_before": accuracy, "membership_before": membership}
+        run.ledger.append(request_id, "started", started)
+        return execute(run, request_id, started, on_event, should_stop=should_stop)
+
+
+def _train_for(run, request_id: int, methods, on_event, should_stop) -> tuple[dict, dict]:
+    """Train the run to its plan, every file it writes stamped with the request; (costs, retrained)."""
+    retrained: dict[str, dict[int, int]] = {}
+
+    def watch(event) -> None:
+        if getattr(event, "kind", "") == "training":
+            retrained.setdefault(event.role, {}).setdefault(event.constituent, event.step)
+        on_event(event)
+
+    run.request_id = request_id
+    try:
+        costs = run.train(on_event=watch, should_stop=should_stop, methods=methods)
+    finally:
+        run.request_id = None
+    return costs, retrained
+
+
+def execute(run, request_id: int, started: dict, on_event, resumed: bool = False, should_stop=None) -> ForgetReport:
+    """Apply a journaled request to the plan (once), bring every constituent up to date, record it
+    with the check that the work done equals the work predicted."""
+    from purge_engine.work import cost_matches, work_of_request
+
+    ids, methods, roles = started["sample_ids"], started["methods"], ["teacher", *started["methods"]]
+    if not set(ids) <= run.plan.forgotten:
+        run.plan = run.plan.without(ids)
+        run.store.write_plan(run.plan)
+    costs, retrained = _train_for(run, request_id, methods, on_event, should_stop)
+    accuracy, membership = _scores(run, roles, ids, started.get("score", True))
+    work = work_of_request(run, request_id, methods)
+    check = cost_matches(started["predicted"], work, roles)
+    report = ForgetReport(
+        request_id=request_id, sample_ids=ids, methods=list(methods), scope=started["scope"],
+        predicted=started["predicted"], cost={role: c.to_dict() for role, c in costs.items()},
+        retrained={r: {str(c): s for c, s in v.items()} for r, v in retrained.items()},
+        reused={r: [c for _, c in run.constituents([r]) if c not in retrained.get(r, {})] for r in roles},
+        accuracy={"before": started["accuracy_before"], "after": accuracy},
+        membership={"before": started["membership_before"], "after": membership},
+        hashes={"before": started["hashes_before"], "after": run.param_hashes(roles)},
+        resumed=resumed, work=work, cost_matches_prediction=check["matches"])
+    done = {k: v for k, v in report.to_dict().items() if k in ("cost", "retrained", "reused", "resumed", "work")}
+    run.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
+                                           "hashes_after": report.hashes["after"],
+                                           "cost_matches_prediction": check["matches"],
+                                           "cost_mismatches": check["mismatches"]})
+    return report
+
+
+def finish_pending(run, on_event) -> list[ForgetReport]:
+    """Finish requests a dead process left journaled but not done. Skipped while another process
+    holds the run's writer lock (it is still working on them)."""
+    from purge_engine.store import writer_lock
+
+    if not run.ledger.pending():
+        return []
+    with writer_lock(run.store, wait=False) as acquired:
+        if not acquired:
+            return []
+        run.reload_plan()
+        reports = []
+        for request_id in run.ledger.pending():
+            started = next(e["body"] for e in run.ledger.entries(request_id) if e["kind"] == "started")
+            reports.append(execute(run, request_id, started, on_event, resumed=True))
+        return reports

@@ -147,3 +147,20 @@ def score_role(probs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], 
     losses = {name: sample_losses(mean_softmax(p), labels[name]) for name, p in probs.items()}
     bootstrap_seed = seed_for(seed, "membership-bootstrap", ROLES.index(role))
     return accuracy, membership_check(losses["members"], losses["test"], losses["forgotten"], bootstrap_seed)
+
+
+def score(run, roles, forgotten: list[int]) -> tuple[dict, dict]:
+    """Accuracy on test / retained / forgotten samples (by the run's aggregation, as evaluate) and
+    the membership check on the role's own training samples, per role. Each constituent makes one
+    forward pass over all the sets together."""
+    from purge_engine.evaluate import constituent_probs, live_probs
+
+    accuracy, membership = {}, {}
+    for role in roles:
+        sets = sample_sets(run.bundle, run.plan, forgotten, run.config.seed, role).sets
+        sizes = [int(y.shape[0]) for _, y in sets.values()]
+        probs = live_probs(run, constituent_probs(run, role, torch.cat([x for x, _ in sets.values()])), role)
+        accuracy[role], membership[role] = score_role(
+            dict(zip(sets, probs.split(sizes, dim=1), strict=True)), {name: y for name, (_, y) in sets.items()},
+            run.config.aggregation, run.config.seed, role)
+    return accuracy, membership

@@ -191,3 +191,41 @@ def _result(rows, absence, cost_ok, reasons, plan_matches, seconds, sentence) ->
             "max_abs_diff": max((r["max_abs_diff"] for r in rows), default=0.0),
             "environment_differs": reasons, "problems": absence["problems"],
             "reason": _verdict(equal, absence, cost_ok, reasons), "seconds": seconds, "details": rows}
+
+
+def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -> dict:
+    """Verify the latest request under the writer lock and record the verdict in the ledger."""
+    from purge_engine.store import writer_lock
+
+    latest = run.latest_request()
+    request_id = latest if request_id is None else request_id
+    if latest is None:
+        raise ValueError("request: this run has served no forget request yet; nothing to verify")
+    if request_id != latest:
+        raise ValueError(f"request: got {request_id}; only the latest request ({latest}) can be verified, "
+                         "because later requests have changed the constituents since")
+    with writer_lock(run.store):
+        run.reload_plan()
+        result = verify_request(run, run.ledger.record(request_id), on_event, should_stop, affected_only)
+        run.ledger.append(request_id, "verified", result)
+    return result
+
+
+def full_retrain(run, methods, on_event, should_stop) -> dict:
+    """Retrain every teacher and the given student methods from scratch, in a scratch directory, on the
+    dataset rebuilt without every forgotten sample: the reference cost. Reports cost, accuracy, and
+    whether the result equals the unlearned run bit for bit."""
+    path = scratch_dir(run, "full-retrain")
+    try:
+        reference = build_reference(run, path, sorted(run.plan.forgotten))
+        start = time.perf_counter()
+        costs = reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
+        seconds = time.perf_counter() - start
+        roles = ["teacher", *methods]
+        same = all(run.param_hashes(roles)[k] == v for k, v in reference.param_hashes(roles).items())
+        return {"seconds": seconds, "sample_steps": sum(c.sample_steps for c in costs.values()),
+                "label_forwards": sum(c.label_forwards for c in costs.values()),
+                "cost": {r: c.to_dict() for r, c in costs.items()},
+                "accuracy": reference.evaluate()["accuracy"], "identical_to_unlearned": same}
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,241 @@
+"""Run: one run directory brought to life. Create or open it, train it to its plan, load its constituents.
+
+    run = Run.create(PurgeConfig(), "runs/demo")
+    run.train(on_event=print)
+
+Training is "bring every constituent up to date with the plan": each step's checkpoint key is
+computed from the plan (constituents.py), matching checkpoints are reused, the rest is retrained by
+the run's executor (executors.py). The same routine resumes an interrupted run and, once the plan has
+lost some samples, retrains exactly the constituents and steps those samples touched (section 5).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from purge_engine.checkpoints import environment, load_checkpoint, read_sidecar
+from purge_engine.config import PurgeConfig
+from purge_engine.constituents import Chains, ConstituentJob, check_methods, count
+from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
+from purge_engine.events import EventCallback, PhaseEvent, ignore
+from purge_engine.executors import LocalExecutor
+from purge_engine.models import build_model
+from purge_engine.plan import METHODS, Plan, make_plan
+from purge_engine.seeding import seed_for
+from purge_engine.store import Ledger, RunStore
+from purge_engine.training import Cost
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """"CPU" or the GPU's name, for people to read."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return device.type.upper()
+
+
+def resolve_config(config: PurgeConfig) -> PurgeConfig:
+    """Fix what 'auto' leaves open, once, at creation: the thread count is part of a run's identity.
+    0 means one thread per constituent, never the machine's count (a run must not inherit it)."""
+    return config.replace(threads=1) if config.threads == 0 else config
+
+
+def _config_difference(stored: PurgeConfig, given: PurgeConfig) -> str:
+    diffs = [f"{k} is {v!r} there, {given.to_dict()[k]!r} here" for k, v in stored.to_dict().items()
+             if k != "data_root" and given.to_dict()[k] != v]
+    return "; ".join(diffs)
+
+
+class Run:
+    """A run directory with its config, plan, dataset and device; the verbs live in their own modules."""
+
+    def __init__(self, store: RunStore, config: PurgeConfig, plan: Plan, bundle: DatasetBundle):
+        self.store, self.config = store, config
+        self.plan = plan
+        self.device = resolve_device(config.device)
+        self.bundle = bundle.to(self.device)
+        self._teacher_cache: dict[int, nn.Module] = {}
+        self.request_id: int | None = None  # the forget request being served, stamped into what it trains
+        self.executor = LocalExecutor()
+
+    # -- create / open ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,
+               plan: Plan | None = None, exclude=()) -> Run:
+        """A new run in run_dir (or the run already there, when it holds the same config).
+
+        exclude: sample ids the dataset is built without, as if its source never held them; the plan
+        is then made from that data alone (verification's from-scratch reference).
+        plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it)."""
+        store = RunStore(run_dir)
+        config.validate()
+        if store.is_run():
+            stored = store.read_config()
+            wanted = config.replace(threads=stored.threads) if config.threads == 0 else config
+            difference = _config_difference(stored, wanted)
+            if difference:
+                raise ValueError(f"run: {store.root} already holds a run with another config: {difference}; "
+                                 "choose another run directory")
+            return cls.open(run_dir)
+        config = resolve_config(config)
+        bundle = load_dataset(config.dataset, config.data_root, download=download, exclude=exclude,
+                              memory_format=config.memory_format)
+        plan = plan or make_plan(config, bundle)
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.write_plan(plan)
+        store.write_config(config)  # last: config.json marks a complete run directory
+        return cls(store, config, plan, bundle)
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> Run:
+        """The run in run_dir, as stored (Experiment.open also finishes a request a dead process left)."""
+        store = RunStore(run_dir)
+        store.check_is_run()
+        config = store.read_config().validate()
+        plan = store.read_plan()
+        bundle = load_dataset(config.dataset, config.data_root, memory_format=config.memory_format)
+        if plan.n_pool != bundle.id_space:
+            raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
+                             f"{config.data_root} has {bundle.id_space}")
+        return cls(store, config, plan, bundle)
+
+    # -- keys: what every checkpoint must hold, computed from the plan -----------------------
+    def _meta(self) -> dict:
+        return {"seed": self.config.seed, "config_fingerprint": self.config.fingerprint(),
+                "environment": self.environment(), "request_id": self.request_id}
+
+    def environment(self) -> dict:
+        """What decides the bits besides the data (section 6): recorded in every sidecar, compared by verify."""
+        return {**environment(self.device), "memory_format": self.config.memory_format,
+                "executor": self.executor.name}
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        """A new plan brings its own key chains (computed once per plan, constituents.py)."""
+        self._plan, self.chains = plan, Chains(self.config, plan)
+
+    def job(self, role: str, constituent: int) -> ConstituentJob:
+        """The chain of steps the plan asks of one constituent of a role ("teacher" or a method)."""
+        return self.chains.job(role, constituent, self._meta())
+
+    def teacher_job(self, teacher_id: int) -> ConstituentJob:
+        return self.job("teacher", teacher_id)
+
+    def student_job(self, method: str, student_id: int) -> ConstituentJob:
+        return self.job(method, student_id)
+
+    def teacher_keys(self) -> tuple[str, ...]:
+        return self.chains.teacher_keys
+
+    def slice_label_key(self, method: str, student_id: int, chunk_id: int, slice_id: int) -> str:
+        return self.chains.slice_label_key(method, student_id, chunk_id, slice_id)
+
+    # -- models --------------------------------------------------------------------------------
+    def new_teacher(self, teacher_id: int) -> nn.Module:
+        seed = seed_for(self.config.seed, "teacher-init", teacher_id)
+        return self._laid_out(build_model(self.config.teacher_arch, self.bundle.spec, seed))
+
+    def new_student(self, student_id: int) -> nn.Module:
+        # Every student method starts student k from the same seeded init: a fair comparison,
+        # and no method is warm-started from another's training.
+        seed = seed_for(self.config.seed, "student-init", student_id)
+        return self._laid_out(build_model(self.config.student_arch, self.bundle.spec, seed))
+
+    def _laid_out(self, model: nn.Module) -> nn.Module:
+        """Convolution weights in the run's memory format, like its inputs (section 6)."""
+        fmt = torch.channels_last if self.config.memory_format == "channels_last" else torch.contiguous_format
+        return model.to(memory_format=fmt)
+
+    def load_constituent(self, role: str, constituent: int) -> nn.Module:
+        """The constituent's final checkpoint as an eval() model; CheckpointError if it is not current."""
+        last = self.job(role, constituent).steps[-1]
+        model = (self.new_teacher(constituent) if role == "teacher" else self.new_student(constituent)).to(self.device)
+        expect = {"role": role, "constituent": constituent, "step": last.step, "key": last.key}
+        model.load_state_dict(load_checkpoint(self.store.checkpoint_stem(role, constituent, last.step), expect,
+                                              self.device))
+        return model.eval()
+
+    def teacher_for_labels(self, teacher_id: int) -> nn.Module:
+        if teacher_id not in self._teacher_cache:
+            self._teacher_cache[teacher_id] = self.load_constituent("teacher", teacher_id)
+        return self._teacher_cache[teacher_id]
+
+    # -- training ---------------------------------------------------------------------------------
+    def apply_threads(self) -> None:
+        torch.set_num_threads(self.config.threads)
+        if self.device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+
+    def inputs(self, ids: np.ndarray) -> torch.Tensor:
+        """Train inputs of the given sample ids, checked to be in the run's memory format."""
+        x = self.bundle.train_x[self.bundle.rows(ids)]
+        assert_memory_format(x, self.config.memory_format)
+        return x
+
+    def train(self, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
+              methods: Sequence[str] = METHODS, roles: Sequence[str] | None = None) -> dict[str, Cost]:
+        """Bring teachers and the given student methods up to date with the plan.
+
+        Returns the measured cost per role ("teacher" and each method); label forward passes are
+        charged to the method that needed them. Raises training.Cancelled when should_stop() turns true.
+        """
+        on_event, should_stop = on_event or ignore, should_stop or (lambda: False)
+        check_methods(methods)
+        self.apply_threads()
+        self._teacher_cache.clear()
+        costs = self.executor.train(self, methods, on_event, should_stop)
+        on_event(PhaseEvent("phase", "done"))
+        return costs
+
+    def is_current(self, role: str, constituent: int) -> bool:
+        """True when the constituent's final checkpoint holds the key the plan asks for."""
+        job = self.job(role, constituent)
+        meta = read_sidecar(self.store.checkpoint_stem(role, constituent, job.steps[-1].step))
+        return meta is not None and meta.get("key") == job.steps[-1].key
+
+    def trained_roles(self) -> list[str]:
+        """Roles whose every constituent is current: "teacher" and the trained student methods."""
+        return [role for role in ("teacher", *METHODS)
+                if all(self.is_current(role, c) for c in range(count(role, self.plan)))]
+
+    def parameters(self, role: str, constituent: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.load_constituent(role, constituent).state_dict().items()}
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.store.ledger_path)
+
+    def constituents(self, roles) -> list[tuple[str, int]]:
+        """(role, constituent) for every constituent of the given roles, in order."""
+        return [(role, c) for role in roles for c in range(count(role, self.plan))]
+
+    def param_hashes(self, roles) -> dict[str, str]:
+        """"role-id" -> hash of the parameters in the constituent's final checkpoint (None when absent)."""
+        hashes = {}
+        for role, c in self.constituents(roles):
+            meta = read_sidecar(self.store.checkpoint_stem(role, c, self.job(role, c).steps[-1].step)) or {}
+            hashes[f"{role}-{c}"] = meta.get("param_hash")
+        return hashes
+
+    def reload_plan(self) -> None:
+        self.plan = self.store.read_plan()
+
+    def latest_request(self) -> int | None:
+        done = [e["request_id"] for e in self.ledger.entries() if e["kind"] == "done"]
+        return max(done) if done else None
