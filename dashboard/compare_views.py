@@ -14,12 +14,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from purge_engine.plan import METHOD_TITLES, METHODS
+from purge_engine.plan import METHODS
+from purge_engine.vocabulary import title, titles
 
-ROLE_TITLES = {"teacher": "Teacher ensemble", **METHOD_TITLES}
+ROLE_TITLES = titles("ensemble")  # kept for importers: vocabulary.title is the source
 ROLE_ORDER = ("teacher", *METHODS)
-SHORT_TITLES = {"purge": "PURGE", "single_teacher": "Single-teacher", "baseline": "Baseline"}
-PURGE, BASELINE, FULL = "PURGE", "Baseline (SISA)", "Full retrain"
+SHORT_TITLES = titles("short")
+PURGE, BASELINE, FULL = "purge", "baseline", "full_retrain"  # the cost lines, keyed by role id
 UNITS = ("sample_steps", "seconds")
 ESTIMATE_NOTE = "estimated from this run's measured seconds per sample-step"
 MAX_IDS_SHOWN = 8
@@ -104,11 +105,11 @@ def _seconds(record: dict, method: str) -> float | None:
 
 LEDGER_COLUMNS = (
     "Request", "Status", "Verified", "Samples", "Side", "Teachers retrained",
-    *(f"{SHORT_TITLES[m]} students" for m in METHODS),
-    "Teacher sample-steps", *(f"{SHORT_TITLES[m]} sample-steps" for m in METHODS),
+    *(f"{title(m, 'short')} students" for m in METHODS),
+    *(f"{title(r, 'short')} sample-steps" for r in ROLE_ORDER),
     "Predicted (teacher + PURGE)", "Full retrain (predicted)",
     "Seconds (teacher + PURGE)", "Seconds (teacher + baseline)", "Time")
-INT_COLUMNS = ("Teacher sample-steps", *(f"{SHORT_TITLES[m]} sample-steps" for m in METHODS),
+INT_COLUMNS = (*(f"{title(r, 'short')} sample-steps" for r in ROLE_ORDER),
                "Predicted (teacher + PURGE)", "Full retrain (predicted)")
 
 
@@ -122,11 +123,10 @@ def ledger_row(record: dict, locations: dict | None = None, running_request: int
            "Teachers retrained": steps_text(_retrained(record, "teacher"), "Teacher")}
     for method in METHODS:
         ran = method in record.get("methods", METHODS)
-        row[f"{SHORT_TITLES[method]} students"] = steps_text(_retrained(record, method), "Student") if ran \
+        row[f"{title(method, 'short')} students"] = steps_text(_retrained(record, method), "Student") if ran \
             else "not run"
-    row["Teacher sample-steps"] = _sample_steps(record, "teacher")
-    for method in METHODS:
-        row[f"{SHORT_TITLES[method]} sample-steps"] = _sample_steps(record, method)
+    for role in ROLE_ORDER:
+        row[f"{title(role, 'short')} sample-steps"] = _sample_steps(record, role)
     if predicted:
         row["Predicted (teacher + PURGE)"] = predicted["teacher"]["sample_steps"] + predicted["purge"]["sample_steps"]
         row["Full retrain (predicted)"] = predicted["full_retrain"]["sample_steps"]
@@ -168,7 +168,8 @@ def request_costs(records: list[dict]) -> pd.DataFrame:
     """Per finished request: sample-steps and seconds of PURGE (teacher + PURGE students), the
     baseline (teacher + baseline students) and a full retrain, in request order.
 
-    Columns: request, method, unit ("sample_steps" or "seconds"), value, estimated. Full-retrain
+    Columns: request, method (role id: PURGE, BASELINE, FULL), unit ("sample_steps" or "seconds"), value,
+    estimated. Full-retrain
     sample-steps are counted from the plan (exact) unless a full retrain was run and measured; its
     seconds are measured when it was run, else estimated (estimated=True) at seconds_per_sample_step.
     A method the request did not run has value NaN."""
@@ -176,11 +177,11 @@ def request_costs(records: list[dict]) -> pd.DataFrame:
     rows = []
     for record in (r for r in records if r.get("status") == "done"):
         request = int(record["request_id"])
-        for name, method in ((PURGE, "purge"), (BASELINE, "baseline")):
+        for method in (PURGE, BASELINE):
             steps = [_sample_steps(record, "teacher"), _sample_steps(record, method)]
-            rows.append((request, name, "sample_steps", math.nan if None in steps else float(sum(steps)), False))
+            rows.append((request, method, "sample_steps", math.nan if None in steps else float(sum(steps)), False))
             seconds = _seconds(record, method)
-            rows.append((request, name, "seconds", math.nan if seconds is None else seconds, False))
+            rows.append((request, method, "seconds", math.nan if seconds is None else seconds, False))
         full = record.get("full_retrain")
         if full:
             rows += [(request, FULL, "sample_steps", float(full["sample_steps"]), False),
@@ -213,24 +214,28 @@ def cumulative_cost_frame(records: list[dict]) -> pd.DataFrame:
 def cost_totals(frame: pd.DataFrame) -> pd.DataFrame:
     """The last cumulative value per method and unit: a small table beside the chart.
 
-    Rows: methods; columns: Sample-steps, Seconds, Seconds estimated (the total includes an estimate)."""
+    Rows: methods, indexed by role id (PURGE, BASELINE, FULL); columns: Method (its title), Sample-steps,
+    Seconds, Seconds estimated (the total includes an estimate)."""
     last = frame.sort_values("request").groupby(["method", "unit"], sort=False).tail(1)
     table = last.pivot(index="method", columns="unit", values="cumulative")
     estimated = last[last["unit"] == "seconds"].set_index("method")["cumulative_estimated"]
     order = [m for m in (PURGE, BASELINE, FULL) if m in table.index]
     table = table.reindex(order)
-    return pd.DataFrame({"Method": order, "Sample-steps": table.get("sample_steps", pd.Series(dtype=float)).values,
+    return pd.DataFrame({"Method": [title(m, "short") for m in order],
+                         "Sample-steps": table.get("sample_steps", pd.Series(dtype=float)).values,
                          "Seconds": table.get("seconds", pd.Series(dtype=float)).values,
-                         "Seconds estimated": [bool(estimated.get(m, False)) for m in order]})
+                         "Seconds estimated": [bool(estimated.get(m, False)) for m in order]},
+                        index=pd.Index(order, name="role"))
 
 
 # -- accuracy over the history ----------------------------------------------------------------------
 def accuracy_frame(records: list[dict]) -> pd.DataFrame:
     """Test accuracy per role over the history: request 0 is before the first request (its
     accuracy_before), then accuracy_after of each finished request; measured full retrains of the
-    PURGE students as role "Full retrain (PURGE students)".
+    PURGE students as role FULL ("full_retrain").
 
-    Columns: request, role (on-screen title), test_accuracy (fraction; NaN when not measured)."""
+    Columns: request, role (role id; vocabulary.title names it), test_accuracy (fraction; NaN when not
+    measured)."""
     done = [r for r in records if r.get("status") == "done"]
     if not done:
         return pd.DataFrame(columns=["request", "role", "test_accuracy"])
@@ -239,14 +244,14 @@ def accuracy_frame(records: list[dict]) -> pd.DataFrame:
         rows += _accuracy_rows(int(record["request_id"]), record.get("accuracy_after", {}))
         full = (record.get("full_retrain") or {}).get("accuracy", {})
         if "purge" in full:
-            rows.append({"request": int(record["request_id"]), "role": f"{FULL} (PURGE students)",
+            rows.append({"request": int(record["request_id"]), "role": FULL,
                          "test_accuracy": _fraction(full["purge"])})
     return pd.DataFrame(rows, columns=["request", "role", "test_accuracy"])
 
 
 def _accuracy_rows(request: int, accuracy: dict) -> list[dict]:
     roles = sorted(accuracy, key=lambda role: ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER))
-    return [{"request": request, "role": ROLE_TITLES.get(role, role),
+    return [{"request": request, "role": role,
              "test_accuracy": _fraction(accuracy[role].get("test"))} for role in roles]
 
 

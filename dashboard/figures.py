@@ -16,8 +16,9 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.views import ROLE_TITLES, membership_roles, teacher_names
-from purge_engine.plan import METHOD_TITLES, METHODS
+from dashboard.views import membership_roles
+from purge_engine.plan import METHODS
+from purge_engine.vocabulary import teacher_names, title
 
 # -- the mapping: shards -> teachers -> students -> chunks -> slices --------------------------------
 LAYERS = ("shard", "teacher", "student", "chunk", "slice")
@@ -85,9 +86,10 @@ def mapping_nodes(describe: dict, shards: bool = True) -> list[Node]:
         for c in s["chunks"]:
             l_ = c["chunk_id"]
             ys = [rows[(k, l_, j)] for j in range(len(c["slice_sizes"]))]
-            labellers = teacher_names(c["label_teachers"])
+            labellers = (f"labelled by {teacher_names(c['label_teachers'])} (mean of their softmax)"
+                         if c["label_teachers"] else "labelled uniformly: every teacher of it has been emptied")
             nodes.append(Node(("chunk", k, l_), f"chunk {l_ + 1} ← {_short_teachers(c['label_teachers'])}",
-                              f"Student {k + 1}, chunk {l_ + 1}: labelled by {labellers} (mean of their softmax); "
+                              f"Student {k + 1}, chunk {l_ + 1}: {labellers}; "
                               f"{sum(c['slice_sizes']):,} samples; steps {l_ * r + 1}–{l_ * r + r}",
                               3.0, float(np.mean(ys))))
             for j, n in enumerate(c["slice_sizes"]):
@@ -98,8 +100,10 @@ def mapping_nodes(describe: dict, shards: bool = True) -> list[Node]:
 
 
 def _short_teachers(teacher_ids) -> str:
-    """[0, 1, 2] -> "T1–T3"; [4] -> "T5"."""
+    """[0, 1, 2] -> "T1–T3"; [4] -> "T5"; [] -> "uniform" (no teacher left to label the chunk)."""
     ids = [int(t) + 1 for t in teacher_ids]
+    if not ids:
+        return "uniform"
     if len(ids) == 1:
         return f"T{ids[0]}"
     return f"T{ids[0]}–T{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ",".join(f"T{i}" for i in ids)
@@ -319,10 +323,9 @@ def label_composition_table(plan) -> pd.DataFrame:
                    "Steps": f"{l_ * r + 1}–{l_ * r + r}" if r > 1 else str(l_ + 1)}
             for method in METHODS:
                 teachers = plan.labelling_teachers(method, k, l_)
-                row[METHOD_TITLES[method]] = _mean_of(teachers)
+                row[title(method)] = _mean_of(teachers)
             rows.append(row)
-    return pd.DataFrame(rows, columns=["Student", "Chunk", "Samples", "Steps",
-                                       *(METHOD_TITLES[m] for m in METHODS)])
+    return pd.DataFrame(rows, columns=["Student", "Chunk", "Samples", "Steps", *(title(m) for m in METHODS)])
 
 
 def _mean_of(teachers) -> str:
@@ -379,15 +382,14 @@ def class_mix_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 # -- the Compare page --------------------------------------------------------------------------
-COST_COLOURS = {"PURGE": "#2f9e44", "Baseline (SISA)": "#1c7ed6", "Full retrain": "#e03131"}
-ROLE_COLOURS = {"Teacher ensemble": "#495057", METHOD_TITLES["purge"]: COST_COLOURS["PURGE"],
-                METHOD_TITLES["single_teacher"]: "#f08c00", METHOD_TITLES["baseline"]: COST_COLOURS["Baseline (SISA)"]}
+ROLE_COLOURS = {"teacher": "#495057", "purge": "#2f9e44", "single_teacher": "#f08c00", "baseline": "#1c7ed6",
+                "full_retrain": "#e03131"}  # keyed by role id, never by a title: renaming a title keeps its colour
 
 
 def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
     """Cumulative cost over the request history, one line per method.
 
-    frame: compare_views.cumulative_cost_frame (long: request, method, unit, cumulative, estimated).
+    frame: compare_views.cumulative_cost_frame (long: request, method (role id), unit, cumulative, estimated).
     unit: "sample_steps" or "seconds". A request whose value is estimated (full-retrain seconds that
     were not measured) gets an open marker; a line resting on any estimate is dashed."""
     part = frame[frame["unit"] == unit]
@@ -395,12 +397,13 @@ def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
     for method in dict.fromkeys(part["method"]):
         rows = part[part["method"] == method]
         estimated = rows["estimated"].to_numpy(dtype=bool)
+        name = title(method, "short")
         fig.add_trace(go.Scatter(
-            x=rows["request"], y=rows["cumulative"], mode="lines+markers", name=method,
-            line={"color": COST_COLOURS.get(method), "dash": "dash" if estimated.any() else "solid"},
+            x=rows["request"], y=rows["cumulative"], mode="lines+markers", name=name,
+            line={"color": ROLE_COLOURS.get(method), "dash": "dash" if estimated.any() else "solid"},
             marker={"symbol": ["circle-open" if e else "circle" for e in estimated], "size": 8},
             customdata=np.where(rows["cumulative_estimated"].to_numpy(dtype=bool), " (includes estimates)", ""),
-            hovertemplate="request %{x}: %{y:,.4~g}%{customdata}<extra>" + method + "</extra>"))
+            hovertemplate="request %{x}: %{y:,.4~g}%{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, hovermode="x unified",
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
                       xaxis={"title": "forget requests served", "dtick": 1, "rangemode": "tozero"},
@@ -410,19 +413,20 @@ def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
 
 
 def accuracy_figure(frame: pd.DataFrame) -> go.Figure:
-    """Test accuracy of each role over the request history (compare_views.accuracy_frame), in percent;
-    measured full retrains as separate markers."""
+    """Test accuracy of each role over the request history (compare_views.accuracy_frame, roles by id),
+    in percent; measured full retrains of the PURGE students as separate markers."""
     fig = go.Figure()
     for role in dict.fromkeys(frame["role"]):
         rows = frame[frame["role"] == role]
-        full = role.startswith("Full retrain")
-        fig.add_trace(go.Scatter(x=rows["request"], y=rows["test_accuracy"] * 100, name=role,
+        full = role == "full_retrain"
+        name = f"{title(role)} (PURGE students)" if full else title(role)
+        fig.add_trace(go.Scatter(x=rows["request"], y=rows["test_accuracy"] * 100, name=name,
                                  mode="markers" if full else "lines+markers",
                                  line={"color": ROLE_COLOURS.get(role)},
                                  marker={"symbol": "diamond-open", "size": 13, "line": {"width": 2},
-                                         "color": COST_COLOURS["Full retrain"]} if full
+                                         "color": ROLE_COLOURS["full_retrain"]} if full
                                  else {"size": 7, "color": ROLE_COLOURS.get(role)},
-                                 hovertemplate="request %{x}: %{y:.1f} %<extra>" + role + "</extra>"))
+                                 hovertemplate="request %{x}: %{y:.1f} %<extra>" + name + "</extra>"))
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
                       xaxis={"title": "after request (0 = before the first)", "dtick": 1},
@@ -446,7 +450,7 @@ def membership_figure(record: dict) -> go.Figure | None:
     if not roles:
         return None
     fig = make_subplots(rows=1, cols=len(roles), shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=[ROLE_TITLES.get(r, r) for r in roles])
+                        subplot_titles=[title(r) for r in roles])
     for col, role in enumerate(roles, start=1):
         for when in ("before", "after"):
             check = record.get(f"membership_{when}", {}).get(role)
@@ -462,8 +466,7 @@ def membership_figure(record: dict) -> go.Figure | None:
 
 def _membership_traces(check: dict, when: str, role: str, legend: bool) -> list[go.Scatter]:
     """The test-loss curve and the forgotten samples' markers of one role at one time."""
-    colour = "#adb5bd" if when == "before" else ROLE_COLOURS.get(
-        "Teacher ensemble" if role == "teacher" else ROLE_TITLES.get(role, role), "#495057")
+    colour = "#adb5bd" if when == "before" else ROLE_COLOURS.get(role, "#495057")
     quantiles = np.maximum(np.asarray(check.get("test_loss_quantiles", []), dtype=float), LOSS_FLOOR)
     curve = go.Scatter(x=quantiles, y=np.linspace(0, 100, quantiles.size), mode="lines", showlegend=legend,
                        name=f"test losses {when}", legendgroup=f"curve-{when}",

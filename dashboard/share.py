@@ -6,18 +6,11 @@ in the link and what is allowed; the page then validates the whole config as usu
 
 from __future__ import annotations
 
-from dataclasses import fields
-
-from purge_engine.config import AUTO_MODEL, STUDENT_DATA_MODES, PurgeConfig
-from purge_engine.specs import DATASETS, MODELS
+from dashboard.fields import widget_range
+from purge_engine.config import PurgeConfig, field_choices, field_kind, field_meta
 
 LAYOUT_FIELDS = ("dataset", "n_teachers", "n_students", "teacher_slices", "student_slices", "student_fraction",
                  "student_data", "epochs", "seed", "teacher_model", "student_model")
-CHOICES = {"dataset": tuple(DATASETS), "student_data": STUDENT_DATA_MODES,
-           "teacher_model": (AUTO_MODEL, *MODELS), "student_model": (AUTO_MODEL, *MODELS)}
-MINIMUM = {"seed": 0, "student_fraction": 0.05}  # the Setup widgets' ranges; other counts start at 1
-MAXIMUM = {"student_fraction": 1.0}
-_TYPES = {f.name: type(getattr(PurgeConfig(), f.name)) for f in fields(PurgeConfig)}
 
 
 def layout_to_query(config: PurgeConfig) -> dict[str, str]:
@@ -39,18 +32,18 @@ def layout_from_query(params) -> tuple[dict, list[str]]:
 
 
 def _parse(name: str, raw: str):
-    if name in CHOICES:
-        if raw not in CHOICES[name]:
-            raise ValueError(f"{name}: got {raw!r} in the link, must be one of {', '.join(CHOICES[name])}")
+    """The field's value from the link's text, within what PurgeConfig's metadata and the Setup widget allow."""
+    if "choices" in field_meta(name):
+        if raw not in field_choices(name):
+            raise ValueError(f"{name}: got {raw!r} in the link, must be one of {', '.join(field_choices(name))}")
         return raw
-    kind = _TYPES[name]
+    integer = field_kind(name) == "int"
+    low, high = widget_range(name)  # a value the widget cannot show would break the page
+    allowed = f"{'an integer' if integer else 'a number'} in [{low}, {high}]"
     try:
-        value = kind(raw)
+        value = int(raw) if integer else float(raw)
     except ValueError:
-        raise ValueError(f"{name}: got {raw!r} in the link, must be {'an integer' if kind is int else 'a number'}") \
-            from None
-    low, high = MINIMUM.get(name, 1), MAXIMUM.get(name)
-    if value < low or (high is not None and value > high):
-        allowed = f"[{low}, {high}]" if high is not None else f"at least {low}"
+        raise ValueError(f"{name}: got {raw!r} in the link, must be {allowed}") from None
+    if not low <= value <= high:  # written so that nan is refused too
         raise ValueError(f"{name}: got {raw!r} in the link, must be {allowed}")
     return value

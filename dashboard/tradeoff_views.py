@@ -14,12 +14,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures import COST_COLOURS, ROLE_COLOURS
-from purge_engine import theory
+from dashboard.figures import ROLE_COLOURS
+from purge_engine import theory, vocabulary
 from purge_engine.config import PurgeConfig
-from purge_engine.plan import METHOD_TITLES, make_plan
+from purge_engine.plan import make_plan
 from purge_engine.simulate import StreamResult
 from purge_engine.storage import storage_estimate
+from purge_engine.sweep import SweepGrid
 
 SLICE_COLOURS = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#5c940d")
 NT_DASHES = ("solid", "dash", "dot", "dashdot")
@@ -128,14 +129,14 @@ def _storage_note(r: int, n_students, storage) -> str | None:
 # -- sweep results ---------------------------------------------------------------------------------
 def sweep_label(results: dict) -> str:
     """"2026-11-23 17:41 · digits · N_t 8 · N_s 1, 2, 4, 8 · r 1 · K 2" for the sweep picker."""
-    grid = results["grid"]
+    grid = SweepGrid.from_dict(results["grid"])  # reads the flat grids of older sweeps too
     when = datetime.fromisoformat(results["started"]).strftime("%Y-%m-%d %H:%M UTC")
 
     def values(name: str) -> str:
-        return ", ".join(str(v) for v in sorted(set(grid[name])))
+        return ", ".join(str(v) for v in sorted(set(getattr(grid, name))))
 
-    return (f"{when} · {grid['dataset']} · N_t {values('n_teachers')} · N_s {values('n_students')} · "
-            f"r {values('student_slices')} · {grid['epochs']} epochs · K {grid['requests']}")
+    return (f"{when} · {grid.base.dataset} · N_t {values('n_teachers')} · N_s {values('n_students')} · "
+            f"r {values('student_slices')} · {grid.base.epochs} epochs · K {grid.requests}")
 
 
 MEASURED_HELP = {
@@ -222,15 +223,12 @@ def request_frame(results: dict) -> pd.DataFrame:
 
 
 def accuracy_frame(results: dict) -> pd.DataFrame:
-    """Long frame: N_t, N_s, r, role (screen title), accuracy (%) of each ensemble after training."""
+    """Long frame: N_t, N_s, r, role (role id; vocabulary.title names it), accuracy (%) of each ensemble
+    after training."""
     rows = [{"N_t": rec["layout"]["n_teachers"], "N_s": rec["layout"]["n_students"],
-             "r": rec["layout"]["student_slices"], "role": _title(role), "accuracy": _percent(value)}
+             "r": rec["layout"]["student_slices"], "role": role, "accuracy": _percent(value)}
             for rec in results["layouts"] for role, value in rec["accuracy"].items()]
     return pd.DataFrame(rows, columns=["N_t", "N_s", "r", "role", "accuracy"])
-
-
-def _title(role: str) -> str:
-    return "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
 
 
 def _percent(value) -> float | None:
@@ -297,7 +295,7 @@ def _measured_points(fig: go.Figure, measured: pd.DataFrame, slices: list[int], 
                 hovertemplate="N_s = %{customdata}: measured %{y:.2f}×<extra>" + name + "</extra>"), row=1, col=col)
 
 
-ACCURACY_ROLES = ("Teacher ensemble", *(METHOD_TITLES[m] for m in ("purge", "single_teacher", "baseline")))
+ACCURACY_ROLES = ("teacher", "purge", "single_teacher", "baseline")
 
 
 def accuracy_figure(frame: pd.DataFrame) -> go.Figure:
@@ -328,17 +326,18 @@ def accuracy_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 def _accuracy_name(role: str, n_teachers: int, r: int, several_nt: bool, several: bool) -> str:
+    name = vocabulary.title(role)
     if role == ACCURACY_ROLES[0]:
-        return f"{role} (N_t = {n_teachers})" if several_nt else role
+        return f"{name} (N_t = {n_teachers})" if several_nt else name
     if not several:
-        return role
-    return f"{role}, N_t = {n_teachers}, r = {r}" if several_nt else f"{role}, r = {r}"
+        return name
+    return f"{name}, N_t = {n_teachers}, r = {r}" if several_nt else f"{name}, r = {r}"
 
 
 # -- the request stream --------------------------------------------------------------------------------
-STREAM_LINES = {"purge": "PURGE", "baseline": "Baseline (SISA)", "full_retrain": "Full retrain after every step"}
-STREAM_COLOURS = {"purge": COST_COLOURS["PURGE"], "baseline": COST_COLOURS["Baseline (SISA)"],
-                  "full_retrain": COST_COLOURS["Full retrain"]}
+STREAM_LINES = {"purge": vocabulary.title("purge", "short"), "baseline": vocabulary.title("baseline", "short"),
+                "full_retrain": f"{vocabulary.title('full_retrain', 'short')} after every step"}
+STREAM_COLOURS = {role: ROLE_COLOURS[role] for role in STREAM_LINES}
 
 
 def stream_frame(result: StreamResult) -> pd.DataFrame:

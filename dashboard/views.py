@@ -12,25 +12,23 @@ import math
 import numpy as np
 import pandas as pd
 
-from purge_engine.plan import METHOD_TITLES, METHODS
+from purge_engine.plan import METHODS
+from purge_engine.vocabulary import (  # noqa: F401 (teacher_names re-exported: views' vocabulary)
+    chunk_label,
+    student_label,
+    teacher_label,
+    teacher_names,
+    title,
+    titles,
+)
 
 PAGE_SIZE = 24  # sample images per gallery page
 THUMB_PX = 160  # gallery images are upscaled to about this many pixels a side: their column width
-TEACHER_TITLE = "Teachers (SISA ensemble)"
+TEACHER_TITLE = title("teacher")  # kept for importers: vocabulary.title is the source
 COST_ROWS = ("teacher", "purge", "single_teacher", "baseline", "full_retrain")
 
 
 # -- names -----------------------------------------------------------------------
-def teacher_names(teacher_ids) -> str:
-    """[0, 1, 2] -> "Teachers 1–3"; [4] -> "Teacher 5"; [0, 2] -> "Teachers 1, 3"."""
-    ids = [int(t) + 1 for t in teacher_ids]
-    if len(ids) == 1:
-        return f"Teacher {ids[0]}"
-    if ids == list(range(ids[0], ids[-1] + 1)):
-        return f"Teachers {ids[0]}–{ids[-1]}"
-    return "Teachers " + ", ".join(map(str, ids))
-
-
 def id_list(sample_ids, limit: int = 30) -> str:
     """[3, 17, 42] -> "#3, #17, #42"; past `limit` ids, "… (+n more)"."""
     ids = [f"#{int(i)}" for i in sample_ids]
@@ -45,6 +43,11 @@ def _numbers(values) -> str:
 def _span(first: int, last: int) -> str:
     """1-based step span: (0, 1) -> "1–2", (3, 3) -> "4"."""
     return str(first + 1) if first == last else f"{first + 1}–{last + 1}"
+
+
+def percent_text(fraction: float | None) -> str:
+    """0.9712 -> "97.1%"; None (the accuracy of an empty set, evaluate.accuracy_of) -> "–"."""
+    return "–" if fraction is None else f"{fraction:.1%}"
 
 
 def human_bytes(n: float) -> str:
@@ -72,7 +75,7 @@ def layout_metrics(describe: dict) -> dict[str, int | str]:
 
 def mapping_table(describe: dict) -> pd.DataFrame:
     """One row per student: the teachers that feed it (one chunk each, in order) and its size."""
-    rows = [{"Student": f"Student {s['student_id'] + 1}",
+    rows = [{"Student": student_label(s["student_id"]),
              "Taught by": teacher_names(s["teacher_ids"]),
              "Chunks": len(s["chunks"]),
              "Samples": sum(sum(c["slice_sizes"]) for c in s["chunks"])}
@@ -82,7 +85,7 @@ def mapping_table(describe: dict) -> pd.DataFrame:
 
 def teacher_table(describe: dict) -> pd.DataFrame:
     """One row per teacher: shard size, samples per slice, epochs per slice step, student fed."""
-    rows = [{"Teacher": f"Teacher {t['teacher_id'] + 1}",
+    rows = [{"Teacher": teacher_label(t["teacher_id"]),
              "Samples": sum(t["slice_sizes"]),
              "Samples per slice": _numbers(t["slice_sizes"]),
              "Epochs per step": _numbers(t["epochs"]),
@@ -104,8 +107,8 @@ def student_table(describe: dict) -> pd.DataFrame:
     for s in describe["students"]:
         for c in s["chunks"]:
             first, last = c["chunk_id"] * r, c["chunk_id"] * r + r - 1
-            rows.append({"Student": f"Student {s['student_id'] + 1}",
-                         "Chunk": f"chunk {c['chunk_id'] + 1}",
+            rows.append({"Student": student_label(s["student_id"]),
+                         "Chunk": chunk_label(c["chunk_id"]),
                          "Labelled by": teacher_names(c["label_teachers"]),
                          "Samples per slice": _numbers(c["slice_sizes"]),
                          "Steps": _span(first, last),
@@ -114,14 +117,14 @@ def student_table(describe: dict) -> pd.DataFrame:
                                        "Epochs per step"])
 
 
-def cost_table(cost: dict) -> pd.DataFrame:
-    """Rows of `training_cost(plan)` (or `predicted_cost`) with their on-screen titles.
+def cost_table(cost: dict, form: str = "ensemble") -> pd.DataFrame:
+    """Rows of `training_cost(plan)` (or, with form "retraining", `predicted_cost`) with their
+    on-screen titles (vocabulary.title in that form).
 
     Sample-steps = samples x epochs trained; label forward passes = samples x teachers asked
     for a soft label.
     """
-    titles = {"teacher": TEACHER_TITLE, **METHOD_TITLES}
-    rows = [{"Method": titles[key],
+    rows = [{"Method": title(key, form),
              "Sample-steps": int(cost[key]["sample_steps"]),
              "Label forward passes": int(cost[key]["label_forwards"]),
              "Constituents": int(cost[key]["constituents"])}
@@ -185,7 +188,7 @@ CELL_STYLE = {  # state -> (symbol, background, title)
     "retraining": ("⟳", "#ffa94d", "retraining now"),
     "done": ("✓", "#8ce99a", "retrained and checkpointed"),
 }
-ROLE_TITLES = {"teacher": "Teachers", **METHOD_TITLES}
+ROLE_TITLES = titles("ensemble")  # kept for importers: vocabulary.title is the source
 
 
 def grid_shape(plan, roles) -> dict[tuple[str, int], int]:
@@ -223,16 +226,16 @@ def retrain_grid_html(shape: dict[tuple[str, int], int], cells: dict[tuple[str, 
         width = max(shape[key] for key in keys)
         header = "".join(f"<th>{m + 1}</th>" for m in range(width))
         rows = [_grid_row(role, c, shape[(role, c)], width, cells.get((role, c))) for _, c in keys]
-        blocks.append(f'<div class="purge-grid" data-role="{role}"><b>{ROLE_TITLES.get(role, role)}</b>'
+        blocks.append(f'<div class="purge-grid" data-role="{role}"><b>{title(role)}</b>'
                       f'<table><tr><th>step →</th>{header}</tr>{"".join(rows)}</table></div>')
     return GRID_CSS + "".join(blocks) + grid_legend_html()
 
 
 def _grid_row(role: str, constituent: int, n_steps: int, width: int, states: list[str] | None) -> str:
     states = states or ["pending"] * n_steps
-    name = "Teacher" if role == "teacher" else "Student"
+    name = teacher_label(constituent) if role == "teacher" else student_label(constituent)
     cells = "".join(_grid_cell(state) for state in states) + "<td></td>" * (width - n_steps)
-    return f"<tr><th>{name} {constituent + 1}</th>{cells}</tr>"
+    return f"<tr><th>{name}</th>{cells}</tr>"
 
 
 def _grid_cell(state: str) -> str:
@@ -276,7 +279,7 @@ def scope_summary(describe: dict, scope: dict, methods) -> list[str]:
         students = scope["students"][method]
         parts = [f"Student {int(k) + 1} from step {s + 1} (chunk {s // r + 1})" for k, s in students.items()]
         kept = describe["n_students"] - len(students)
-        lines.append(f"{METHOD_TITLES[method]}: " + (", ".join(parts) if parts else "no student") +
+        lines.append(f"{title(method)}: " + (", ".join(parts) if parts else "no student") +
                      f" · {kept} of {describe['n_students']} kept untouched")
     return lines
 
@@ -290,13 +293,13 @@ def request_cost_table(record: dict) -> pd.DataFrame:
     """
     cost, predicted, scope = record.get("cost", {}), record["predicted"], record["scope"]
     teacher = cost.get("teacher", {})
-    rows = [_cost_row(TEACHER_TITLE, len(scope["teachers"]), predicted["teacher"], teacher, None)]
+    rows = [_cost_row(title("teacher", "retraining"), len(scope["teachers"]), predicted["teacher"], teacher, None)]
     for method in record["methods"]:
-        rows.append(_cost_row(METHOD_TITLES[method], len(scope["teachers"]) + len(scope["students"][method]),
+        rows.append(_cost_row(title(method, "retraining"), len(scope["teachers"]) + len(scope["students"][method]),
                               _plus(predicted["teacher"], predicted[method]), _plus(teacher, cost.get(method, {})),
                               predicted["full_retrain"]["sample_steps"]))
     full = (record.get("full_retrain") or {})
-    rows.append(_cost_row(METHOD_TITLES["full_retrain"], predicted["full_retrain"]["constituents"],
+    rows.append(_cost_row(title("full_retrain", "retraining"), predicted["full_retrain"]["constituents"],
                           predicted["full_retrain"], full, predicted["full_retrain"]["sample_steps"]))
     return pd.DataFrame(rows)
 
@@ -325,10 +328,10 @@ def accuracy_table(record: dict) -> pd.DataFrame:
     before, after = record["accuracy_before"], record.get("accuracy_after", {})
     rows = []
     for role in before:
-        row = {"Model": ROLE_TITLES.get(role, role)}
-        for key, title in ACCURACY_SETS:
-            row[f"{title} before"] = _percent(before[role].get(key))
-            row[f"{title} after"] = _percent(after.get(role, {}).get(key))
+        row = {"Model": title(role)}
+        for key, name in ACCURACY_SETS:
+            row[f"{name} before"] = _percent(before[role].get(key))
+            row[f"{name} after"] = _percent(after.get(role, {}).get(key))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -350,7 +353,7 @@ def membership_table(record: dict) -> pd.DataFrame:
     rows = []
     for role in membership_roles(record):
         now = after.get(role, {})
-        rows.append({"Model": ROLE_TITLES.get(role, role),
+        rows.append({"Model": title(role),
                      "Attack AUC before": auc_text(before[role]), "Attack AUC after": auc_text(now),
                      "Forgotten: loss percentile before": _round(before[role].get("forgotten_percentile")),
                      "Forgotten: loss percentile after": _round(now.get("forgotten_percentile")),

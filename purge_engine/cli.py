@@ -12,43 +12,26 @@ import sys
 from dataclasses import fields
 
 from purge_engine import theory
-from purge_engine.checkpoints import CheckpointError
-from purge_engine.config import PurgeConfig
+from purge_engine.config import PurgeConfig, allowed_text, field_help
 from purge_engine.events import Event, StepEvent
+from purge_engine.files import CheckpointError
 from purge_engine.plan import (
-    METHOD_TITLES,
     METHODS,
     epoch_warnings,
+    job_sample_steps,
     make_plan,
     predicted_cost,
     retrain_scope,
     training_cost,
 )
+from purge_engine.requests import parse_ids
 from purge_engine.specs import DATASETS
 from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
+from purge_engine.vocabulary import constituent_label, step_label, title
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
 _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
-_HELP = {
-    "dataset": "dataset name: " + ", ".join(DATASETS),
-    "data_root": "folder holding torchvision datasets",
-    "n_teachers": "N_t, teacher constituents",
-    "n_students": "N_s, student constituents (at most N_t)",
-    "teacher_slices": "r_t, slices per teacher shard",
-    "student_slices": "r, slices per student chunk",
-    "teacher_fraction": "share of the teacher pool used, in (0, 1]",
-    "student_fraction": "share of the pool used as student data, in (0, 1]",
-    "student_data": "overlap (same pool as teachers) or disjoint (held out)",
-    "epochs": "SISA epoch budget per constituent",
-    "temperature": "soft-label temperature T",
-    "alpha": "weight of cross-entropy on true labels in the student loss, in [0, 1]",
-    "teacher_model": "teacher architecture (auto: the dataset's default)",
-    "student_model": "student architecture (auto: the dataset's default)",
-    "aggregation": "mean (of softmax) or vote",
-    "device": "auto, cpu or cuda",
-    "threads": "torch CPU threads per constituent, fixed per run (0 means 1)",
-    "memory_format": "strides of image tensors: channels_last or contiguous (decides every bit)",
-}
+_TYPES = {"int": int, "float": float, "str": str, "path": str}  # metadata kind -> argparse type
 
 
 def flag_for(field_name: str) -> str:
@@ -60,10 +43,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("layout and training (defaults from PurgeConfig)")
     group.add_argument("--config", metavar="FILE", help="start from a config JSON file")
     for f in fields(PurgeConfig):
-        default = getattr(PurgeConfig(), f.name)
-        kind = type(default) if not isinstance(default, bool) else str
+        kind = _TYPES[f.metadata["kind"]]
         group.add_argument(flag_for(f.name), dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
-                           help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default {default})")
+                           choices=f.metadata.get("choices"), help=flag_help(f.name))
+
+
+def flag_help(name: str) -> str:
+    """A config flag's help: the field's metadata help, what it may be, and its PurgeConfig default."""
+    return f"{field_help(name)} Must be {allowed_text(name)}; default {getattr(PurgeConfig(), name)}."
 
 
 def config_from_args(args: argparse.Namespace) -> PurgeConfig:
@@ -75,18 +62,6 @@ def config_from_args(args: argparse.Namespace) -> PurgeConfig:
     return base.replace(**given).validate()
 
 
-def parse_ids(text: str) -> list[int]:
-    """'3,17,42' or '10-14' ranges -> ids; ValueError naming the bad token."""
-    ids: list[int] = []
-    for token in filter(None, (t.strip() for t in text.split(","))):
-        low, sep, high = token.partition("-")
-        try:
-            ids.extend(range(int(low), int(high) + 1) if sep and low else [int(token)])
-        except ValueError:
-            raise ValueError(f"samples: {token!r} is not a whole number or a range like 10-14") from None
-    return ids
-
-
 # -- commands ----------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> dict:
     config = config_from_args(args)
@@ -94,7 +69,7 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
               "training_cost": training_cost(plan), "warnings": epoch_warnings(config)}
     if args.samples:
-        scope = retrain_scope(plan, parse_ids(args.samples))
+        scope = retrain_scope(plan, parse_ids(args.samples, plan.n_pool))
         report["scope"] = scope.to_dict()
         report["predicted"] = predicted_cost(plan, scope)
     return report
@@ -113,26 +88,27 @@ def print_plan(report: dict) -> None:
         print(f"  Student {student['student_id'] + 1} <- Teachers {teachers}; epochs per step {student['epochs']} "
               f"({student['passes']:.1f} passes over the shard)")
         for chunk in student["chunks"]:
-            labels = "+".join(str(t + 1) for t in chunk["label_teachers"])
-            print(f"    chunk {chunk['chunk_id'] + 1}: labelled by Teachers {labels}, slices {chunk['slice_sizes']}")
+            labels = ("Teachers " + "+".join(str(t + 1) for t in chunk["label_teachers"]) if chunk["label_teachers"]
+                      else "no teacher (uniform)")
+            print(f"    chunk {chunk['chunk_id'] + 1}: labelled by {labels}, slices {chunk['slice_sizes']}")
     for warning in report["warnings"]:
         print(f"warning: {warning}")
-    _print_cost("training cost (sample-steps)", report["training_cost"])
+    _print_cost("training cost (sample-steps)", report["training_cost"], "ensemble")
     if "scope" in report:
         scope = report["scope"]
         teachers = ", ".join(f"Teacher {int(i) + 1} from step {s + 1}" for i, s in scope["teachers"].items()) or "none"
         print(f"forget {scope['sample_ids']}: retrain {teachers}")
         for method, steps in scope["students"].items():
             shown = ", ".join(f"Student {int(k) + 1} from step {s + 1}" for k, s in steps.items()) or "none"
-            print(f"  {METHOD_TITLES[method]}: {shown}")
+            print(f"  {title(method)}: {shown}")
         _print_cost("predicted cost of the request (sample-steps)", report["predicted"])
 
 
-def _print_cost(title: str, cost: dict) -> None:
-    print(title + ":")
+def _print_cost(heading: str, cost: dict, form: str = "retraining") -> None:
+    print(heading + ":")
     for key, value in cost.items():
-        name = "Teacher retraining" if key == "teacher" else METHOD_TITLES[key]
-        print(f"  {name:<26} {value['sample_steps']:>12,} sample-steps  {value['label_forwards']:>10,} label passes")
+        print(f"  {title(key, form):<26} {value['sample_steps']:>12,} sample-steps  "
+              f"{value['label_forwards']:>10,} label passes")
 
 
 def cmd_theory(args: argparse.Namespace) -> dict:
@@ -154,21 +130,24 @@ def print_theory(report: dict) -> None:
 
 
 class ProgressBar:
-    """Prints one line per finished step to stderr, with a bar over every step of the job."""
+    """Prints one line per finished step to stderr, with a bar over the job's predicted sample-steps
+    (plan.job_sample_steps, as the dashboard's bars). count_reused: a reused step counts as done
+    (training, whose total is the whole plan); a forget request's total is only what it retrains."""
 
-    def __init__(self, total: int, stream=sys.stderr, width: int = 30):
-        self.total, self.done, self.stream, self.width = total, 0, stream, width
+    def __init__(self, total: int, count_reused: bool = False, stream=sys.stderr, width: int = 30):
+        self.total, self.count_reused, self.done, self.stream, self.width = total, count_reused, 0, stream, width
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, StepEvent) or event.kind not in ("reused", "trained"):
             return
-        self.done += 1
-        filled = self.width * self.done // max(self.total, 1)
-        name = "Teacher" if event.role == "teacher" else METHOD_TITLES[event.role].split(" (")[0]
+        if event.kind == "trained" or self.count_reused:
+            self.done += event.samples * event.epochs
+        filled = min(self.width, self.width * self.done // max(self.total, 1))
         what = "reused" if event.kind == "reused" else f"{event.samples} samples x {event.epochs} ep, " \
                                                          f"{event.seconds:.2f}s, loss {event.loss or 0:.3f}"
-        print(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {name} "
-              f"{event.constituent + 1} step {event.step + 1}/{event.n_steps}: {what}", file=self.stream)
+        print(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done:,}/{self.total:,} sample-steps "
+              f"{constituent_label(event.role, event.constituent)} {step_label(event.step)}/{event.n_steps}: {what}",
+              file=self.stream)
 
 
 def _methods(text: str) -> list[str]:
@@ -177,6 +156,33 @@ def _methods(text: str) -> list[str]:
     if unknown or not methods:
         raise ValueError(f"methods: got {text!r}, must be a comma list from {', '.join(METHODS)}")
     return methods
+
+
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution (not part of the run's identity)")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: chains one after another in this process (default); ray: one Ray task per chain")
+    group.add_argument("--ray-address", default=None,
+                       help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")
+    group.add_argument("--workers", type=int, default=None,
+                       help="CPUs of the local Ray cluster (default: every core)")
+
+
+def _executor(args: argparse.Namespace):
+    """The executor the flags ask for, connected before anything is stored (Ray is imported only for
+    --executor ray), so an unreachable cluster leaves no trace."""
+    from purge_engine.executors import make_executor
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
+    executor = make_executor(args.executor, args.ray_address, args.workers)
+    getattr(executor, "connect", lambda: None)()
+    return executor
+
+
+def _use_executor(exp, executor):
+    exp.executor = executor
+    return exp
 
 
 def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str:
@@ -195,10 +201,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
     config = config_from_args(args)
     methods = _methods(args.methods)
-    exp = Experiment.create(config, _run_dir(args, config), download=args.download)
-    total = exp.config.n_teachers * exp.plan.teacher_slices + len(methods) * sum(
-        exp.plan.student_steps(k) for k in range(exp.config.n_students))
-    costs = exp.train(on_event=None if args.json else ProgressBar(total), methods=methods)
+    executor = _executor(args)
+    exp = _use_executor(Experiment.create(config, _run_dir(args, config), download=args.download), executor)
+    progress = None if args.json else ProgressBar(job_sample_steps(exp.plan, methods), count_reused=True)
+    costs = exp.train(on_event=progress, methods=methods)
     return {"run": str(exp.store.root), "fingerprint": exp.config.fingerprint(), "device": str(exp.device),
             "cost": {role: cost.to_dict() for role, cost in costs.items()}, **exp.evaluate()}
 
@@ -213,23 +219,23 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 def print_accuracy(report: dict) -> None:
     if "cost" in report:
         for role, cost in report["cost"].items():
-            name = "Teachers" if role == "teacher" else METHOD_TITLES[role]
-            print(f"{name:<26} trained {cost['sample_steps']:>10,} sample-steps in {cost['seconds']:7.2f} s")
+            print(f"{title(role):<26} trained {cost['sample_steps']:>10,} sample-steps in {cost['seconds']:7.2f} s")
     print(f"test accuracy on {report['samples']} samples ({report['run']}):")
     for role, value in report["accuracy"].items():
-        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
-        singles = ", ".join(f"{a:.3f}" for a in report["constituents"][role])
-        print(f"  {name:<26} {value:.4f}   constituents: {singles}")
+        singles = ", ".join(_number(a) for a in report["constituents"][role])
+        print(f"  {title(role):<26} {_number(value, '.4f')}   constituents: {singles}")
 
 
 def cmd_forget(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
-    exp = Experiment.open(_run_dir(args))
+    executor = _executor(args)
+    exp = _use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor)
+    exp.finish_pending()
     methods = _methods(args.methods)
-    total = exp.config.n_teachers * exp.plan.teacher_slices + len(methods) * sum(
-        exp.plan.student_steps(k) for k in range(exp.config.n_students))
-    report = exp.forget(parse_ids(args.samples), methods=methods, full_retrain=args.full_retrain,
+    ids = parse_ids(args.samples, exp.plan.n_pool)
+    total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=args.full_retrain)
+    report = exp.forget(ids, methods=methods, full_retrain=args.full_retrain,
                         on_event=None if args.json else ProgressBar(total))
     if args.verify:
         report.verification = {k: v for k, v in exp.verify(report.request_id, affected_only=args.affected_only).items()
@@ -241,24 +247,21 @@ def print_forget(report: dict) -> None:
     print(f"forget request {report['request_id']}: samples {report['sample_ids']}"
           + (" (finished after a crash)" if report.get("resumed") else ""))
     for role, steps in report["retrained"].items():
-        name = "Teachers" if role == "teacher" else METHOD_TITLES[role]
         shown = ", ".join(f"{int(c) + 1} from step {s + 1}" for c, s in steps.items())
-        print(f"  {name:<26} retrained {shown}; untouched {[c + 1 for c in report['reused'][role]]}")
+        print(f"  {title(role, 'short'):<26} retrained {shown}; untouched {[c + 1 for c in report['reused'][role]]}")
     print(f"{'':<26} {'sample-steps':>12} {'predicted':>10} {'label passes':>13} {'seconds':>8}")
     for role, cost in report["cost"].items():
-        name = "Teacher retraining" if role == "teacher" else METHOD_TITLES[role]
-        print(f"{name:<26} {cost['sample_steps']:>12,} {report['predicted'][role]['sample_steps']:>10,} "
-              f"{cost['label_forwards']:>13,} {cost['seconds']:>8.2f}")
+        print(f"{title(role, 'retraining'):<26} {cost['sample_steps']:>12,} "
+              f"{report['predicted'][role]['sample_steps']:>10,} {cost['label_forwards']:>13,} {cost['seconds']:>8.2f}")
     if report.get("full_retrain"):
         full = report["full_retrain"]
-        print(f"{'Full retrain':<26} {full['sample_steps']:>12,} "
+        print(f"{title('full_retrain'):<26} {full['sample_steps']:>12,} "
               f"{report['predicted']['full_retrain']['sample_steps']:>10,} {full['label_forwards']:>13,} "
               f"{full['seconds']:>8.2f}  identical to the unlearned run: {full['identical_to_unlearned']}")
     print("test accuracy before -> after:")
     for role, before in report["accuracy"]["before"].items():
         after = report["accuracy"]["after"][role]
-        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
-        print(f"  {name:<26} {before['test']:.4f} -> {after['test']:.4f}")
+        print(f"  {title(role):<26} {_number(before['test'], '.4f')} -> {_number(after['test'], '.4f')}")
     print_membership(report["membership"])
     if report.get("verification"):
         v = report["verification"]
@@ -275,9 +278,8 @@ def print_membership(membership: dict) -> None:
     print("membership check (an illustrative loss-threshold attack, not a proof of forgetting; AUC 0.5 = chance):")
     for role, before in membership["before"].items():
         after = membership["after"].get(role, {})
-        name = "Teacher ensemble" if role == "teacher" else METHOD_TITLES[role]
         percentiles = [_number(check.get("forgotten_percentile"), ".0f") for check in (before, after)]
-        print(f"  {name:<26} AUC {_auc_text(before)} -> {_auc_text(after)}; forgotten at percentile "
+        print(f"  {title(role):<26} AUC {_auc_text(before)} -> {_auc_text(after)}; forgotten at percentile "
               f"{percentiles[0]} -> {percentiles[1]} of test losses")
 
 
@@ -292,7 +294,9 @@ def _number(value, spec: str = ".3f") -> str:
 def cmd_verify(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
-    exp = Experiment.open(_run_dir(args))
+    executor = _executor(args)
+    exp = _use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor)
+    exp.finish_pending()
     result = exp.verify(args.request, affected_only=args.affected_only)
     summary = {k: v for k, v in result.items() if k != "details"}
     return {"run": str(exp.store.root), "request_id": exp.latest_request(), **result, "verification": summary}
@@ -304,9 +308,8 @@ def print_verify(report: dict) -> None:
     print(f"  forgotten samples absent from every slice and file: {report['forgotten_absent']}; "
           f"measured work equals predicted: {report['cost_matches_prediction']}")
     for row in report["details"]:
-        name = "Teacher" if row["role"] == "teacher" else METHOD_TITLES[row["role"]]
-        print(f"  {name} {row['constituent'] + 1}: equal={row['equal']} max |diff| {row['max_abs_diff']} "
-              f"hash {row['hash']} vs {row['reference_hash']}")
+        print(f"  {constituent_label(row['role'], row['constituent'])}: equal={row['equal']} "
+              f"max |diff| {row['max_abs_diff']} hash {row['hash']} vs {row['reference_hash']}")
 
 
 def cmd_ledger(args: argparse.Namespace) -> dict:
@@ -361,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--methods", default=",".join(METHODS), help="student methods to train")
     train.add_argument("--download", action="store_true", help="download a torchvision dataset into --data-root")
     train.add_argument("--json", action="store_true", help="machine-readable output")
+    add_executor_flags(train)
     train.set_defaults(run_command=cmd_train, show=print_accuracy)
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of every ensemble and constituent")
@@ -375,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--verify", action="store_true", help="then prove the result equals training from scratch")
     forget.add_argument("--affected-only", action="store_true",
                         help="verify by retraining only the affected constituents in the reference (faster)")
+    add_executor_flags(forget)
     forget.add_argument("--full-retrain", action="store_true", help="also retrain everything from scratch, for cost")
     forget.add_argument("--json", action="store_true", help="machine-readable output")
     forget.set_defaults(run_command=cmd_forget, show=print_forget)
@@ -385,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--affected-only", action="store_true",
                         help="retrain only the affected constituents in the reference (faster)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    add_executor_flags(verify)
     verify.set_defaults(run_command=cmd_verify, show=print_verify)
 
     ledger = commands.add_parser("ledger", help="the run's forget requests and whether the hash chain holds")
@@ -424,32 +430,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# -- reproduce: the command line and Python that redo a run or a request ---------------------------------
-def reproduce_command(config: PurgeConfig, run: str, sample_ids=None, requests=()) -> str:
-    """The shell commands that train this config into `run` (flags only for non-default fields), then
-    serve each earlier request (lists of ids, in order), then forget sample_ids and verify."""
-    defaults = PurgeConfig()
-    flags = " ".join(f"{flag_for(f.name)} {getattr(config, f.name)}" for f in fields(PurgeConfig)
-                     if getattr(config, f.name) != getattr(defaults, f.name))
-    lines = [f"python -m purge_engine train --run {run} {flags}".rstrip()]
-    lines += [f"python -m purge_engine forget --run {run} --samples {','.join(map(str, ids))}" for ids in requests]
-    if sample_ids:
-        lines.append(f"python -m purge_engine forget --run {run} --samples {','.join(map(str, sample_ids))} --verify")
-    return "\n".join(lines)
-
-
-def reproduce_snippet(config: PurgeConfig, run: str, sample_ids=None, requests=()) -> str:
-    """The same in Python, through the engine's public face."""
-    defaults = PurgeConfig()
-    given = ", ".join(f"{f.name}={getattr(config, f.name)!r}" for f in fields(PurgeConfig)
-                      if getattr(config, f.name) != getattr(defaults, f.name))
-    lines = ["from purge_engine.config import PurgeConfig", "from purge_engine.experiment import Experiment", "",
-             f"exp = Experiment.create(PurgeConfig({given}), {run!r})", "exp.train()",
-             "print(exp.evaluate()['accuracy'])"]
-    lines += [f"exp.forget({list(map(int, ids))})" for ids in requests]
-    if sample_ids:
-        lines += [f"report = exp.forget({list(map(int, sample_ids))})", "print(report.cost, report.predicted)",
-                  "print(exp.verify()['exact'])"]
-    return "\n".join(lines)

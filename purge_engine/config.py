@@ -1,6 +1,8 @@
 """PurgeConfig: every knob of a run, validated once, written as JSON beside what it produced.
 
-CLI flags and dashboard widgets both build this object; defaults live only here.
+CLI flags and dashboard widgets both build this object; defaults live only here. Each field also
+carries its label, help sentence and allowed range or choices as dataclass metadata (`field_meta`),
+which the CLI help, the dashboard widgets, the URL parser, the sweep grid and `validate()` read.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from purge_engine.specs import DATASETS, MEMORY_FORMATS, MODELS, PREPROCESSING, model_fits
 
@@ -24,32 +26,62 @@ MAX_THREADS = 256
 _NOT_FINGERPRINTED = ("data_root", "aggregation")
 
 
+def _knob(default, label: str, help: str, **allowed):
+    """A PurgeConfig field whose metadata says what it means and what it may be; CLI flags, dashboard
+    widgets, the URL parser and validate() all read it (kind: int, float, str or path; min/max, with
+    min_open for an excluded lower bound, max_field for a bound set by another field and step for a
+    float widget's increment; or choices)."""
+    return field(default=default, metadata={"label": label, "help": help, **allowed})
+
+
 @dataclass(frozen=True)
 class PurgeConfig:
-    dataset: str = "digits"
-    data_root: str = "data"
-    n_teachers: int = 8  # N_t
-    n_students: int = 2  # N_s, at most N_t
-    teacher_slices: int = 2  # r_t, slices per teacher shard
-    student_slices: int = 2  # r, slices per student chunk
-    teacher_fraction: float = 1.0  # share of the teacher pool used as D^T
-    student_fraction: float = 1.0  # share of the pool used as D^S
-    student_data: str = "overlap"  # "overlap": D^S drawn from the same pool; "disjoint": held out from teachers
-    epochs: int = 20  # e, the SISA epoch budget per constituent (section 4.6)
-    batch_size: int = 32
-    teacher_lr: float = 2e-3
-    student_lr: float = 2e-3
-    temperature: float = 2.0  # T of the soft labels
-    alpha: float = 0.0  # weight of cross-entropy on true labels in the student loss
-    teacher_model: str = AUTO_MODEL
-    student_model: str = AUTO_MODEL
-    aggregation: str = "mean"  # "mean" of softmax or majority "vote"
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 1  # torch threads per constituent, fixed for the run (0 means 1); parallelism comes
-    # from running constituents side by side, not threads: 2 OpenMP threads on tiny kernels stall 20-50x
-    # when another process holds a core
-    memory_format: str = "channels_last"  # strides of image tensors: "channels_last" or "contiguous"
+    dataset: str = _knob("digits", "Dataset", "Dataset whose train split is the pool of sample ids.",
+                         kind="str", choices=tuple(DATASETS))
+    data_root: str = _knob("data", "Data folder", "Folder holding the torchvision datasets (downloaded there when "
+                           "the machine is online).", kind="path")
+    n_teachers: int = _knob(8, "Teachers (N_t)", "N_t: SISA teachers, each trained only on its own shard of D^T.",
+                            kind="int", min=1, max=100_000)
+    n_students: int = _knob(2, "Students (N_s)", "N_s (at most N_t): students, each distilling a contiguous group "
+                            "of teachers.", kind="int", min=1, max=100_000, max_field="n_teachers")
+    teacher_slices: int = _knob(2, "Teacher slices (r_t)", "r_t: slices per teacher shard; a teacher trains slice "
+                                "by slice, checkpointing each step.", kind="int", min=1, max=10_000)
+    student_slices: int = _knob(2, "Student slices (r)", "r: slices per chunk of a student's shard; a student "
+                                "checkpoints after each.", kind="int", min=1, max=10_000)
+    teacher_fraction: float = _knob(1.0, "Teacher data (share of the pool)", "Share of the teacher pool used as "
+                                    "the teachers' data D^T.", kind="float", min=0, min_open=True, max=1.0, step=0.05)
+    student_fraction: float = _knob(1.0, "Student data (share of the pool)", "Share of the train pool the students "
+                                    "learn from, D^S.", kind="float", min=0, min_open=True, max=1.0, step=0.05)
+    student_data: str = _knob("overlap", "Student data source", "overlap: D^S drawn from the teachers' pool, so a "
+                              "sample can sit in a teacher shard and a student chunk; disjoint: D^S held out from the "
+                              "teachers (so its share must be below 1).", kind="str", choices=STUDENT_DATA_MODES)
+    epochs: int = _knob(20, "Epochs (e)", "e: epoch budget per constituent, spread over its slice steps (SISA, "
+                        "section 4.6).", kind="int", min=1, max=10_000)
+    batch_size: int = _knob(32, "Batch size", "Samples per gradient step.", kind="int", min=1, max=1_000_000)
+    teacher_lr: float = _knob(2e-3, "Teacher learning rate", "Adam learning rate of the teachers.", kind="float",
+                              min=0, min_open=True, max=10.0, step=1e-4)
+    student_lr: float = _knob(2e-3, "Student learning rate", "Adam learning rate of the students.", kind="float",
+                              min=0, min_open=True, max=10.0, step=1e-4)
+    temperature: float = _knob(2.0, "Temperature (T)", "T: softmax temperature of the teachers' soft labels.",
+                               kind="float", min=0, min_open=True, max=100.0, step=0.5)
+    alpha: float = _knob(0.0, "Alpha", "Weight of cross-entropy on true labels in the student loss (0: KL to the "
+                         "soft labels alone).", kind="float", min=0.0, max=1.0, step=0.05)
+    teacher_model: str = _knob(AUTO_MODEL, "Teacher model", "Teacher architecture (auto: the dataset's default).",
+                               kind="str", choices=(AUTO_MODEL, *MODELS), fits_dataset=True)
+    student_model: str = _knob(AUTO_MODEL, "Student model", "Student architecture (auto: the dataset's default).",
+                               kind="str", choices=(AUTO_MODEL, *MODELS), fits_dataset=True)
+    aggregation: str = _knob("mean", "Aggregation", "How the constituents' predictions combine: mean of softmax or "
+                             "majority vote.", kind="str", choices=AGGREGATIONS)
+    seed: int = _knob(0, "Seed", "Every random choice (shards, init, shuffles) comes from (seed, role, position).",
+                      kind="int", min=0, max=2**63 - 1)
+    device: str = _knob("auto", "Device", "Where constituents train: auto (CUDA when present), cpu or cuda.",
+                        kind="str", choices=DEVICES)
+    # Parallelism comes from running constituents side by side, not threads: 2 OpenMP threads on tiny
+    # kernels stall 20-50x when another process holds a core.
+    threads: int = _knob(1, "Threads", "Torch CPU threads per constituent, fixed for the run (0 means 1).",
+                         kind="int", min=0, max=MAX_THREADS)
+    memory_format: str = _knob("channels_last", "Memory format", "Strides of image tensors: channels_last or "
+                               "contiguous (part of what decides every bit).", kind="str", choices=MEMORY_FORMATS)
 
     # -- derived ---------------------------------------------------------------
     @property
@@ -76,31 +108,16 @@ class PurgeConfig:
 
         n_pool: size of the train pool; defaults to the dataset's known size.
         """
-        _check_choice("dataset", self.dataset, tuple(DATASETS))
-        _check_int("n_teachers", self.n_teachers, 1, 100_000)
-        _check_int("n_students", self.n_students, 1, self.n_teachers, "n_teachers")
-        _check_int("teacher_slices", self.teacher_slices, 1, 10_000)
-        _check_int("student_slices", self.student_slices, 1, 10_000)
-        _check_fraction("teacher_fraction", self.teacher_fraction)
-        _check_fraction("student_fraction", self.student_fraction)
-        _check_choice("student_data", self.student_data, STUDENT_DATA_MODES)
-        _check_int("epochs", self.epochs, 1, 10_000)
-        _check_int("batch_size", self.batch_size, 1, 1_000_000)
-        _check_positive("teacher_lr", self.teacher_lr, 10.0)
-        _check_positive("student_lr", self.student_lr, 10.0)
-        _check_positive("temperature", self.temperature, 100.0)
-        _check_range("alpha", self.alpha, 0.0, 1.0)
-        _check_model("teacher_model", self.teacher_model, self.dataset)
-        _check_model("student_model", self.student_model, self.dataset)
-        _check_choice("aggregation", self.aggregation, AGGREGATIONS)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        _check_choice("device", self.device, DEVICES)
-        _check_int("threads", self.threads, 0, MAX_THREADS)
-        _check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
-        if not isinstance(self.data_root, str) or not self.data_root:
-            raise ValueError(f"data_root: got {self.data_root!r}, must be a non-empty path")
+        self.validate_fields()
         self._check_sizes(DATASETS[self.dataset].n_train if n_pool is None else n_pool)
         self._check_device_present()
+        return self
+
+    def validate_fields(self) -> PurgeConfig:
+        """Each field against its own metadata (kind, range or choices; a model must take the dataset's
+        inputs), in field order; no pool sizes, no device probe. Returns self when every field is valid."""
+        for f in fields(self):
+            check_field(f.name, getattr(self, f.name), self)
         return self
 
     def _check_sizes(self, n_pool: int) -> None:
@@ -168,37 +185,83 @@ def _share(fraction: float, n: int) -> int:
     return int(math.floor(fraction * n + 1e-9))
 
 
+# -- field metadata: what each knob means and may be ---------------------------------------------
+def field_meta(name: str) -> dict:
+    """A PurgeConfig field's metadata: label, help, kind and its range (min, max) or choices."""
+    for f in fields(PurgeConfig):
+        if f.name == name:
+            return dict(f.metadata)
+    raise KeyError(f"PurgeConfig has no field {name!r}")
+
+
+def field_help(name: str) -> str:
+    return field_meta(name)["help"]
+
+
+def field_label(name: str) -> str:
+    return field_meta(name)["label"]
+
+
+def field_kind(name: str) -> str:
+    return field_meta(name)["kind"]
+
+
+def field_range(name: str) -> tuple:
+    """(min, max) of a numeric field; a bound set by another field (max_field) is that field's own max."""
+    meta = field_meta(name)
+    if "min" not in meta:
+        raise ValueError(f"{name}: has choices, not a range")
+    return meta["min"], meta["max"]
+
+
+def field_choices(name: str) -> tuple[str, ...]:
+    meta = field_meta(name)
+    if "choices" not in meta:
+        raise ValueError(f"{name}: has a range, not choices")
+    return meta["choices"]
+
+
+def allowed_text(name: str, high=None) -> str:
+    """What a field may be, as error messages say it: "an integer in [1, 100000]", "one of mean, vote".
+    high: a bound set by another field, written as that field's name and value."""
+    meta = field_meta(name)
+    if meta["kind"] == "path":
+        return "a non-empty path"
+    if "choices" in meta:
+        return f"one of {', '.join(meta['choices'])}"
+    low, bound = meta["min"], meta["max"] if high is None else f"{meta['max_field']}={high}"
+    opening = "(" if meta.get("min_open") else "["
+    return f"{'an integer' if meta['kind'] == 'int' else 'a number'} in {opening}{low}, {bound}]"
+
+
+def check_field(name: str, value, config: PurgeConfig | None = None) -> None:
+    """ValueError "<name>: got <value>, must be <allowed>" when value breaks the field's metadata.
+    config: the whole config, for bounds set by another field and the model-fits-dataset rule."""
+    meta = field_meta(name)
+    high = getattr(config, meta["max_field"]) if config is not None and "max_field" in meta else None
+    if not _fits(meta, value, high):
+        raise ValueError(f"{name}: got {value!r}, must be {allowed_text(name, high)}")
+    if meta.get("fits_dataset") and config is not None:
+        _check_model_fit(name, value, config.dataset)
+
+
+def _fits(meta: dict, value, high=None) -> bool:
+    kind = meta["kind"]
+    if kind == "path":
+        return isinstance(value, str) and bool(value)
+    if "choices" in meta:
+        return value in meta["choices"]
+    if not (_is_int(value) or (kind == "float" and isinstance(value, float))):
+        return False
+    above_min = meta["min"] < value if meta.get("min_open") else meta["min"] <= value
+    return above_min and value <= (meta["max"] if high is None else min(high, meta["max"]))
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_int(name: str, value, low: int, high: int, high_name: str | None = None) -> None:
-    bound = f"{high_name}={high}" if high_name else str(high)
-    if not _is_int(value) or not low <= value <= high:
-        raise ValueError(f"{name}: got {value!r}, must be an integer in [{low}, {bound}]")
-
-
-def _check_range(name: str, value, low: float, high: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name}: got {value!r}, must be a number in [{low}, {high}]")
-
-
-def _check_positive(name: str, value, high: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= high:
-        raise ValueError(f"{name}: got {value!r}, must be a number in (0, {high}]")
-
-
-def _check_fraction(name: str, value) -> None:
-    _check_positive(name, value, 1.0)
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}: got {value!r}, must be one of {', '.join(allowed)}")
-
-
-def _check_model(name: str, value, dataset: str) -> None:
-    _check_choice(name, value, (AUTO_MODEL, *MODELS))
+def _check_model_fit(name: str, value, dataset: str) -> None:
     if value != AUTO_MODEL and not model_fits(value, DATASETS[dataset]):
         spec = DATASETS[dataset]
         fitting = [m for m in MODELS if model_fits(m, spec)]

@@ -17,20 +17,21 @@ import numpy as np
 from purge_engine.config import PurgeConfig
 from purge_engine.files import content_key, hash_ids
 from purge_engine.plan import METHODS, Plan
+from purge_engine.vocabulary import title
 
 
 @dataclass(frozen=True)
 class Role:
     name: str  # "teacher" or a method; names the checkpoint folder
     side: str  # "teacher" or "student": which shards of the plan it trains on
-    title: str  # for people, in the ensemble's form
+    title: str  # for people, in the ensemble's form (vocabulary.title)
 
 
 ROLES: dict[str, Role] = {
-    "teacher": Role("teacher", "teacher", "Teacher ensemble (SISA)"),
-    "purge": Role("purge", "student", "PURGE student"),
-    "single_teacher": Role("single_teacher", "student", "Single-teacher PURGE"),
-    "baseline": Role("baseline", "student", "Baseline student (SISA)"),
+    "teacher": Role("teacher", "teacher", title("teacher")),
+    "purge": Role("purge", "student", title("purge")),
+    "single_teacher": Role("single_teacher", "student", title("single_teacher")),
+    "baseline": Role("baseline", "student", title("baseline")),
 }
 
 

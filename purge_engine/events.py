@@ -29,6 +29,7 @@ class StepEvent:
     epochs: int = 0
     seconds: float = 0.0
     loss: float | None = None
+    worker: str = ""  # where the step ran ("node:pid"); empty in the driver's own process
 
     def to_dict(self) -> dict:
         return asdict(self)

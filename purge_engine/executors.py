@@ -18,40 +18,62 @@ from purge_engine.events import EventCallback, PhaseEvent
 from purge_engine.soft_labels import LabelCache
 from purge_engine.training import Cost, student_loss, teacher_loss, train_constituent
 
+# The execution path decides the bits (DESIGN section 6): the one-at-a-time loop gives the same
+# parameters in this process and in a Ray worker, so both record the path "loop"; lanes would not.
+LOOP_PATH = "loop"
+
 
 class LocalExecutor:
     """Every chain in this process, one after another, with the run's thread count."""
 
     name = "local"
+    path = LOOP_PATH
+    workers = 1
 
     def train(self, run, methods: Sequence[str], on_event: EventCallback,
               should_stop: Callable[[], bool]) -> dict[str, Cost]:
-        costs = {"teacher": self.train_teachers(run, on_event, should_stop)}
+        costs = {"teacher": Cost()}
+        on_event(PhaseEvent("phase", "teachers"))
+        for i in range(run.config.n_teachers):
+            costs["teacher"].add(train_chain(run, "teacher", i, on_event, should_stop))
         for method in methods:
-            costs[method] = self.train_students(run, method, on_event, should_stop)
+            on_event(PhaseEvent("phase", f"students:{method}"))
+            labels = label_cache(run, on_event)
+            costs[method] = Cost()
+            for k in range(run.config.n_students):
+                costs[method].add(train_chain(run, method, k, on_event, should_stop, labels))
+            costs[method].label_forwards += labels.label_forwards
+            costs[method].seconds += labels.seconds
         return costs
 
-    def train_teachers(self, run, on_event: EventCallback, should_stop: Callable[[], bool]) -> Cost:
-        on_event(PhaseEvent("phase", "teachers"))
-        config, cost = run.config, Cost()
-        for i in range(config.n_teachers):
-            cost.add(train_constituent(run.job("teacher", i), run.store, lambda i=i: run.new_teacher(i),
-                                       teacher_step_data(run), teacher_loss, config.batch_size, config.teacher_lr,
-                                       config.seed, run.device, on_event, should_stop))
-        return cost
+    def describe(self) -> dict:
+        return {"executor": self.name, "workers": self.workers}
 
-    def train_students(self, run, method: str, on_event: EventCallback, should_stop: Callable[[], bool]) -> Cost:
-        on_event(PhaseEvent("phase", f"students:{method}"))
-        config, cost = run.config, Cost()
-        labels = label_cache(run, on_event)
-        loss = student_loss(config.temperature, config.alpha)
-        for k in range(config.n_students):
-            cost.add(train_constituent(run.job(method, k), run.store, lambda k=k: run.new_student(k),
-                                       student_step_data(run, method, k, labels), loss, config.batch_size,
-                                       config.student_lr, config.seed, run.device, on_event, should_stop))
-        cost.label_forwards += labels.label_forwards
-        cost.seconds += labels.seconds
-        return cost
+
+def train_chain(run, role: str, constituent: int, on_event: EventCallback, should_stop: Callable[[], bool],
+                labels: LabelCache | None = None) -> Cost:
+    """Bring one constituent's chain up to date; a student's label forwards are counted in `labels`."""
+    config = run.config
+    if role == "teacher":
+        return train_constituent(run.job("teacher", constituent), run.store, lambda: run.new_teacher(constituent),
+                                 teacher_step_data(run), teacher_loss, config.batch_size, config.teacher_lr,
+                                 config.seed, run.device, on_event, should_stop)
+    return train_constituent(run.job(role, constituent), run.store, lambda: run.new_student(constituent),
+                             student_step_data(run, role, constituent, labels), student_loss(config.temperature,
+                                                                                              config.alpha),
+                             config.batch_size, config.student_lr, config.seed, run.device, on_event, should_stop)
+
+
+def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None):
+    """The executor a CLI flag or a dashboard choice names: "local" (default) or "ray".
+    Ray is imported only when asked for."""
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        from purge_engine.ray_executor import RayExecutor
+
+        return RayExecutor(address=ray_address, workers=workers)
+    raise ValueError(f"executor: got {name!r}, must be one of local, ray")
 
 
 def label_cache(run, on_event: EventCallback) -> LabelCache:

@@ -18,14 +18,10 @@ import numpy as np
 
 from purge_engine.config import PurgeConfig
 from purge_engine.seeding import seed_for
+from purge_engine.vocabulary import title
 
 METHODS = ("purge", "single_teacher", "baseline")
-METHOD_TITLES = {
-    "purge": "PURGE student",
-    "single_teacher": "Single-teacher PURGE",
-    "baseline": "Baseline student (SISA)",
-    "full_retrain": "Full retrain",
-}
+METHOD_TITLES = {m: title(m) for m in (*METHODS, "full_retrain")}  # kept for importers; vocabulary.title is the source
 
 Slices = tuple[np.ndarray, ...]
 
@@ -235,7 +231,9 @@ class Plan:
 
     def _describe_student(self, student_id: int) -> dict:
         group = self.mapping[student_id]
-        chunks = [{"chunk_id": l_, "label_teachers": list(group[: l_ + 1]),
+        # who labels a chunk is labelling_teachers' answer alone (an emptied teacher drops out), so the
+        # mapping picture, its tables and the CLI agree with the labels the engine computes
+        chunks = [{"chunk_id": l_, "label_teachers": list(self.labelling_teachers("purge", student_id, l_)),
                    "slice_sizes": [int(s.size) for s in slices]}
                   for l_, slices in enumerate(self.student_shards[student_id])]
         return {"student_id": student_id, "teacher_ids": list(group), "chunks": chunks,
@@ -503,6 +501,17 @@ def predicted_cost(plan: Plan, scope: RetrainScope) -> dict[str, dict[str, int]]
 def training_cost(plan: Plan) -> dict[str, dict[str, int]]:
     """Sample-steps of training the whole plan from scratch, per role and method."""
     return predicted_cost(plan, full_scope(plan))
+
+
+def job_sample_steps(plan: Plan, methods=METHODS, scope: RetrainScope | None = None, *, teachers: bool = True,
+                     full_retrain: bool = False) -> int:
+    """The predicted total of a job, what its progress bar counts toward: the sample-steps of training
+    the whole plan (scope None) or of serving `scope`, for the teachers (unless teachers=False: they
+    are trained already), each method in `methods`, and the from-scratch reference when full_retrain.
+    A job trains exactly this much (verify checks measured = predicted)."""
+    cost = training_cost(plan) if scope is None else predicted_cost(plan, scope)
+    roles = (*(("teacher",) if teachers else ()), *methods, *(("full_retrain",) if full_retrain else ()))
+    return sum(cost[role]["sample_steps"] for role in roles)
 
 
 # -- helpers ---------------------------------------------------------------------------------

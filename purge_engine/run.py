@@ -12,6 +12,7 @@ lost some samples, retrains exactly the constituents and steps those samples tou
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     return device.type.upper()
+
+
+def worker_name() -> str:
+    """Where this process runs, for people: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def resolve_config(config: PurgeConfig) -> PurgeConfig:
@@ -113,12 +119,14 @@ class Run:
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
     def _meta(self) -> dict:
         return {"seed": self.config.seed, "config_fingerprint": self.config.fingerprint(),
-                "environment": self.environment(), "request_id": self.request_id}
+                "environment": self.environment(), "request_id": self.request_id,
+                "executor": self.executor.name, "worker": worker_name()}
 
     def environment(self) -> dict:
-        """What decides the bits besides the data (section 6): recorded in every sidecar, compared by verify."""
-        return {**environment(self.device), "memory_format": self.config.memory_format,
-                "executor": self.executor.name}
+        """What decides the bits besides the data (section 6): recorded in every sidecar, compared by
+        verify. The executor's execution path is part of it, the executor's name is not: the loop gives
+        the same bits in this process and in a Ray worker."""
+        return {**environment(self.device), "memory_format": self.config.memory_format, "path": self.executor.path}
 
     @property
     def plan(self) -> Plan:
@@ -199,6 +207,7 @@ class Run:
         check_methods(methods)
         self.apply_threads()
         self._teacher_cache.clear()
+        self.store.record_execution(self.config, self.executor.describe())
         costs = self.executor.train(self, methods, on_event, should_stop)
         on_event(PhaseEvent("phase", "done"))
         return costs

@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 from purge_engine.config import PurgeConfig
-from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan
 from purge_engine.specs import DATASETS
 
@@ -23,6 +22,8 @@ SAFETENSORS_HEADER_BYTES = 96  # the JSON header of a one-tensor safetensors fil
 @lru_cache(maxsize=32)
 def parameter_count(model: str, dataset: str) -> int:
     """Number of parameters (and buffers) the model stores for this dataset's inputs."""
+    from purge_engine.models import build_model  # deferred: importing the estimate (a sweep's plan) needs no torch
+
     net = build_model(model, DATASETS[dataset], seed=0)
     return sum(t.numel() for t in net.state_dict().values())
 

@@ -22,6 +22,7 @@ from purge_engine.files import CheckpointError, atomic_write_bytes, read_json
 from purge_engine.plan import Plan
 
 DEFAULT_RUNS_DIR = Path("runs")
+ENVIRONMENT_KEY = "environment"  # in config.json: the executor and worker count, not part of the fingerprint
 
 
 class RunStore:
@@ -62,12 +63,26 @@ class RunStore:
 
     def read_config(self) -> PurgeConfig:
         try:
-            return PurgeConfig.from_dict(read_json(self.config_path, "run config"))
-        except (CheckpointError, TypeError) as err:
+            data = read_json(self.config_path, "run config")
+            return PurgeConfig.from_dict({k: v for k, v in data.items() if k != ENVIRONMENT_KEY})
+        except (CheckpointError, TypeError, AttributeError) as err:
             raise ValueError(f"run: {self.config_path} cannot be read: {err}") from None
 
-    def write_config(self, config: PurgeConfig) -> None:
-        atomic_write_bytes(self.config_path, (config.to_json() + "\n").encode())
+    def write_config(self, config: PurgeConfig, environment: dict | None = None) -> None:
+        """config.json: the config, plus (outside the fingerprint) how the run was last executed."""
+        data = config.to_dict() | ({ENVIRONMENT_KEY: environment} if environment else {})
+        atomic_write_bytes(self.config_path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+    def read_environment(self) -> dict:
+        """How the run was last trained ({"executor", "workers", ...}); empty before its first training."""
+        try:
+            return read_json(self.config_path, "run config").get(ENVIRONMENT_KEY, {})
+        except CheckpointError:
+            return {}
+
+    def record_execution(self, config: PurgeConfig, execution: dict) -> None:
+        if self.read_environment() != execution:
+            self.write_config(config, execution)
 
     def read_plan(self) -> Plan:
         try:

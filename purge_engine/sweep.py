@@ -1,7 +1,7 @@
 """Sweeps: train a grid of layouts, serve seeded random forget requests on each, and store what was
 measured next to what the plan and the closed forms predict (DESIGN section 7).
 
-    grid = SweepGrid(n_teachers=(8,), n_students=(1, 2, 4, 8), student_slices=(1, 2))
+    grid = SweepGrid(SWEEP_BASE.replace(epochs=8), n_teachers=(8,), n_students=(1, 2, 4, 8), student_slices=(1, 2))
     results = run_sweep(grid, "runs")          # -> runs/sweeps/<sweep_id>/results.json
 
 For each layout (N_t, N_s, r): an Experiment is created in a scratch directory and trained (teachers
@@ -34,7 +34,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
@@ -42,17 +42,16 @@ from pathlib import Path
 import numpy as np
 
 from purge_engine import theory
-from purge_engine.config import MAX_THREADS, PurgeConfig
+from purge_engine.config import PurgeConfig, check_field, field_range
 from purge_engine.events import Cancelled, EventCallback, PhaseEvent, ignore
 from purge_engine.files import atomic_write_json
 from purge_engine.plan import (
     METHODS,
     Plan,
+    job_sample_steps,
     make_plan,
-    predicted_cost,
     retrain_scope,
     student_sample_steps,
-    training_cost,
 )
 from purge_engine.seeding import seed_for
 from purge_engine.specs import DATASETS
@@ -62,7 +61,6 @@ SWEEPS_DIR = "sweeps"  # under the runs directory
 RESULTS = "results.json"
 MAX_LAYOUTS = 16
 MAX_REQUESTS = 20  # per side and layout
-MAX_VALUE = 100_000
 ROLES = ("teacher", *METHODS)
 
 
@@ -78,24 +76,30 @@ class Layout:
         return f"N_t = {self.n_teachers}, N_s = {self.n_students}, r = {self.student_slices}"
 
 
+# What every layout of a sweep shares unless a grid says otherwise: one teacher slice (teacher retraining is
+# the same for every method, so it only lengthens sweeps), 4 epochs, and half the pool held out as student
+# data ("disjoint", so both teacher-only and student-only samples exist). Threads stay at PurgeConfig's 1:
+# the small models train fastest on one, and 2 oversubscribe a busy CPU.
+SWEEP_BASE = PurgeConfig(teacher_slices=1, epochs=4, student_data="disjoint", student_fraction=0.5)
+AXES = ("n_teachers", "n_students", "student_slices")  # the PurgeConfig fields a grid lists values of
+_BASE_FIELDS = tuple(f.name for f in fields(PurgeConfig) if f.name not in AXES)
+
+
 @dataclass(frozen=True)
 class SweepGrid:
-    """Every (N_t, N_s, r) combination of the three lists is a layout; pairs with N_s > N_t are skipped."""
+    """A base PurgeConfig and lists of N_t, N_s and r: every combination is a layout (the base with those
+    three fields replaced); pairs with N_s > N_t are skipped. The base's own values of the three are unused."""
 
-    dataset: str = "digits"
+    base: PurgeConfig = SWEEP_BASE
     n_teachers: tuple[int, ...] = (8,)
     n_students: tuple[int, ...] = (1, 2, 4, 8)
     student_slices: tuple[int, ...] = (1, 2)
-    teacher_slices: int = 1  # teacher retraining is the same for every method: one slice keeps sweeps short
-    epochs: int = 4
     requests: int = 3  # K: requests per side (teacher, student) and layout
-    student_fraction: float = 0.5  # share of the pool held out as (disjoint) student data
-    seed: int = 0
-    threads: int = 1  # torch threads per run: the small models train fastest on one, and 2 oversubscribe a busy CPU
 
     def __post_init__(self):
-        for name in ("n_teachers", "n_students", "student_slices"):  # lists from JSON or widgets become tuples
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in AXES:  # lists from JSON or widgets become tuples of ints
+            values = getattr(self, name)
+            object.__setattr__(self, name, tuple(int(v) if isinstance(v, np.integer) else v for v in values))
 
     def layouts(self) -> list[Layout]:
         """The valid layouts, sorted by N_t, r, N_s (each value once)."""
@@ -108,25 +112,18 @@ class SweepGrid:
         return [f"N_t = {t}, N_s = {s}: more students than teachers" for t, s in pairs]
 
     def config(self, layout: Layout) -> PurgeConfig:
-        return PurgeConfig(dataset=self.dataset, n_teachers=layout.n_teachers, n_students=layout.n_students,
-                           teacher_slices=self.teacher_slices, student_slices=layout.student_slices,
-                           student_data="disjoint", student_fraction=self.student_fraction, epochs=self.epochs,
-                           seed=self.seed, threads=self.threads)
+        return self.base.replace(n_teachers=layout.n_teachers, n_students=layout.n_students,
+                                 student_slices=layout.student_slices)
 
     def validate(self) -> SweepGrid:
         """Raise ValueError naming the field and its allowed range; return self when every layout can run."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset: got {self.dataset!r}, must be one of {', '.join(DATASETS)}")
-        for name in ("n_teachers", "n_students", "student_slices"):
-            _check_values(name, getattr(self, name))
-        _check_int("teacher_slices", self.teacher_slices, 1, 10_000)
-        _check_int("epochs", self.epochs, 1, 10_000)
+        self.base.validate_fields()
+        for name in AXES:
+            _check_axis(name, getattr(self, name))
         _check_int("requests", self.requests, 1, MAX_REQUESTS)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        _check_int("threads", self.threads, 1, MAX_THREADS)
-        if not isinstance(self.student_fraction, (int, float)) or not 0 < self.student_fraction < 1:
-            raise ValueError(f"student_fraction: got {self.student_fraction!r}, must be a number in (0, 1) "
-                             "(student data is held out from the teachers in a sweep)")
+        if self.base.student_data != "disjoint":
+            raise ValueError(f"student_data: got {self.base.student_data!r}, must be disjoint in a sweep (its "
+                             "requests need samples in a teacher shard only and in a student shard only)")
         self._check_layouts(self.layouts())
         return self
 
@@ -138,32 +135,41 @@ class SweepGrid:
         if len(layouts) > MAX_LAYOUTS:
             raise ValueError(f"grid: got {len(layouts)} layouts, must be at most {MAX_LAYOUTS}; choose fewer values "
                              "of n_teachers, n_students or student_slices")
-        n_pool = DATASETS[self.dataset].n_train
         for layout in layouts:
-            config = self.config(layout)
-            try:
-                config.validate(n_pool=n_pool)
-            except ValueError as err:
-                raise ValueError(f"layout {layout.label}: {err}") from None
-            if min(config.pool_sizes(n_pool)) < self.requests:
-                raise ValueError(f"requests: got {self.requests}, must be at most {min(config.pool_sizes(n_pool))} "
-                                 f"(the samples on each side of {self.dataset})")
+            self._check_layout(layout)
+
+    def _check_layout(self, layout: Layout) -> None:
+        config, n_pool = self.config(layout), DATASETS[self.base.dataset].n_train
+        try:
+            config.validate(n_pool=n_pool)
+        except ValueError as err:
+            raise ValueError(f"layout {layout.label}: {err}") from None
+        if min(config.pool_sizes(n_pool)) < self.requests:
+            raise ValueError(f"requests: got {self.requests}, must be at most {min(config.pool_sizes(n_pool))} "
+                             f"(the samples on each side of {self.base.dataset})")
 
     # -- JSON ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+        return {"base": self.base.to_dict(), **{name: list(getattr(self, name)) for name in AXES},
+                "requests": self.requests}
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepGrid:
-        return cls(**data)
+        """The grid to_dict wrote; also the flat form of sweeps stored before grids had a base config."""
+        data = dict(data)
+        base = data.pop("base", None)
+        if base is None:  # flat: the config's fields sat beside the axes
+            base = {**SWEEP_BASE.to_dict(), **{k: data.pop(k) for k in list(data) if k in _BASE_FIELDS}}
+        return cls(base=PurgeConfig.from_dict(base), **data)
 
 
-def _check_values(name: str, values: tuple) -> None:
+def _check_axis(name: str, values: tuple) -> None:
+    """Each value of a grid's list through the PurgeConfig field's own metadata (kind and range)."""
     if not values:
-        raise ValueError(f"{name}: got an empty list, choose at least one integer in [1, {MAX_VALUE}]")
+        low, high = field_range(name)
+        raise ValueError(f"{name}: got an empty list, choose at least one integer in [{low}, {high}]")
     for value in values:
-        _check_int(name, value, 1, MAX_VALUE)
+        check_field(name, value)
 
 
 def _check_int(name: str, value, low: int, high: int) -> None:
@@ -187,15 +193,11 @@ class LayoutPlan:
 
     def predicted_sample_steps(self) -> int:
         """Every sample-step the layout will train: the whole plan, then each request in turn."""
-        total, plan = _sample_steps(training_cost(self.plan)), self.plan
+        total, plan = job_sample_steps(self.plan, METHODS), self.plan
         for _, sample_id in self.requests:
-            total += _sample_steps(predicted_cost(plan, retrain_scope(plan, [sample_id])))
+            total += job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id]))
             plan = plan.without([sample_id])
         return total
-
-
-def _sample_steps(cost: dict) -> int:
-    return sum(cost[role]["sample_steps"] for role in ROLES)
 
 
 def request_samples(plan: Plan, k: int, seed: int) -> tuple[tuple[str, int], ...]:
@@ -227,12 +229,12 @@ def request_samples(plan: Plan, k: int, seed: int) -> tuple[tuple[str, int], ...
 def plan_sweep(grid: SweepGrid) -> list[LayoutPlan]:
     """Each layout's plan and requests, from the plan alone (no data loaded, nothing trained)."""
     grid.validate()
-    n_pool = DATASETS[grid.dataset].n_train
+    n_pool = DATASETS[grid.base.dataset].n_train
     plans = []
     for layout in grid.layouts():
         config = grid.config(layout)
         plan = make_plan(config, n_pool)
-        plans.append(LayoutPlan(layout, config, plan, request_samples(plan, grid.requests, grid.seed)))
+        plans.append(LayoutPlan(layout, config, plan, request_samples(plan, grid.requests, grid.base.seed)))
     return plans
 
 

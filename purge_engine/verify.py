@@ -45,7 +45,9 @@ def build_reference(exp, path: Path, forgotten: list[int]):
     """A new run over the dataset rebuilt without `forgotten`, planned on that data alone."""
     from purge_engine.experiment import Experiment  # deferred: experiment imports this module
 
-    return Experiment.create(exp.config, path, exclude=forgotten)
+    reference = Experiment.create(exp.config, path, exclude=forgotten)
+    reference.executor = exp.executor  # the same execution path: the environment verify compares
+    return reference
 
 
 def live_holds(plan, forgotten: list[int]) -> list[str]:

@@ -1,8 +1,12 @@
+import io
 import json
 
 import pytest
 
-from purge_engine.cli import main, parse_ids
+from purge_engine.cli import ProgressBar, main
+from purge_engine.config import PurgeConfig
+from purge_engine.events import StepEvent
+from purge_engine.specs import DATASETS
 
 
 def run_json(capsys, *argv) -> dict:
@@ -50,25 +54,20 @@ def test_config_file_then_flags(tmp_path, capsys):
     assert (report["config"]["n_teachers"], report["config"]["n_students"], report["config"]["seed"]) == (4, 1, 9)
 
 
-def test_parse_ids_accepts_lists_and_ranges_and_names_bad_tokens():
-    assert parse_ids("3, 17,40-42") == [3, 17, 40, 41, 42]
-    with pytest.raises(ValueError, match="'x'"):
-        parse_ids("3,x")
+def test_plan_refuses_a_range_wider_than_the_pool_at_once(capsys):
+    assert main(["plan", "--samples", "0-99999999999"]) == 2  # refused before the range is built
+    n_pool = DATASETS[PurgeConfig().dataset].n_train
+    assert f"samples: got '0-99999999999', ids must be in [0, {n_pool - 1}]" in capsys.readouterr().err
 
 
-def test_reproduce_command_and_snippet_rebuild_the_same_config(tmp_path):
-    import shlex
-
-    from purge_engine.cli import build_parser, config_from_args, reproduce_command, reproduce_snippet
-    from purge_engine.config import PRESETS, PurgeConfig
-
-    for i, overrides in enumerate(PRESETS.values()):
-        config = PurgeConfig(**overrides)
-        train, forget = reproduce_command(config, "runs/x", sample_ids=[3, 17]).splitlines()
-        args = build_parser().parse_args(shlex.split(train)[3:])
-        assert config_from_args(args) == config
-        assert forget.endswith("--samples 3,17 --verify")
-        namespace: dict = {}
-        snippet = reproduce_snippet(config, str(tmp_path / f"run-{i}"))
-        exec(snippet.replace("exp.train()", "").replace("print(exp.evaluate()['accuracy'])", ""), namespace)
-        assert namespace["exp"].config == config  # threads included: the command reproduces the run
+def test_progress_bar_counts_the_sample_steps_the_job_predicts():
+    out = io.StringIO()
+    bar = ProgressBar(300, stream=out, width=10)
+    bar(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))  # a forget job: reused is not work
+    bar(StepEvent("trained", "purge", 1, 1, 2, samples=100, epochs=3))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[..........] 0/300 sample-steps Teacher 1 step 1/2: reused")
+    assert lines[1].startswith("[##########] 300/300 sample-steps PURGE student 2 step 2/2")
+    training = ProgressBar(200, count_reused=True, stream=io.StringIO())
+    training(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))
+    assert training.done == 100

@@ -1,8 +1,11 @@
 import json
+from dataclasses import fields
 
 import pytest
 
-from purge_engine.config import PurgeConfig
+from purge_engine.config import PurgeConfig, check_field, field_choices, field_help, field_meta, field_range
+
+FIELDS = [f.name for f in fields(PurgeConfig)]
 
 BAD_FIELDS = [
     # (changes, field named in the message, a fragment of the allowed range)
@@ -92,3 +95,63 @@ def test_pool_sizes_follow_the_student_data_mode():
     assert PurgeConfig().pool_sizes(1000) == (1000, 1000)
     assert PurgeConfig(student_data="disjoint", student_fraction=0.3).pool_sizes(1000) == (700, 300)
     assert PurgeConfig(teacher_fraction=0.5, student_fraction=0.2).pool_sizes(1000) == (500, 200)
+
+
+# -- field metadata: one place for each knob's meaning and range ---------------------------------
+@pytest.mark.parametrize("name", FIELDS)
+def test_every_field_carries_a_label_a_help_sentence_and_what_it_may_be(name):
+    meta, default = field_meta(name), getattr(PurgeConfig(), name)
+    assert meta["label"] and meta["help"].endswith(".") and field_help(name) == meta["help"]
+    assert meta["kind"] in ("int", "float", "str", "path")
+    if meta["kind"] in ("int", "float"):
+        low, high = field_range(name)
+        assert low < high and low <= default <= high
+    elif meta["kind"] == "str":
+        assert default in field_choices(name)
+    check_field(name, default)  # every default is allowed by its own metadata
+
+
+def _allowed(name: str) -> str:
+    """The allowed range as an error message writes it, built from the raw metadata."""
+    meta = field_meta(name)
+    if "choices" in meta:
+        return "one of " + ", ".join(meta["choices"])
+    kind = "an integer" if meta["kind"] == "int" else "a number"
+    return f"{kind} in {'(' if meta.get('min_open') else '['}{meta['min']}, {meta['max']}]"
+
+
+@pytest.mark.parametrize("name, bad", [("n_teachers", 0), ("teacher_slices", 10_001), ("epochs", 2.0),
+                                       ("batch_size", 0), ("seed", -1), ("threads", 10**6), ("student_fraction", 0.0),
+                                       ("teacher_lr", 11.0), ("alpha", -0.5), ("aggregation", "median"),
+                                       ("device", "tpu"), ("memory_format", "nhwc")])
+def test_validate_names_the_field_and_the_range_its_metadata_gives(name, bad):
+    with pytest.raises(ValueError) as err:
+        PurgeConfig(**{name: bad}).validate()
+    assert str(err.value) == f"{name}: got {bad!r}, must be {_allowed(name)}"
+
+
+def test_a_bound_set_by_another_field_names_that_field_and_its_value():
+    assert field_meta("n_students")["max_field"] == "n_teachers"
+    with pytest.raises(ValueError, match=r"^n_students: got 5, must be an integer in \[1, n_teachers=4\]$"):
+        PurgeConfig(n_teachers=4, n_students=5).validate()
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_the_cli_help_of_each_config_flag_is_the_field_metadata(name, capsys, monkeypatch):
+    from purge_engine.cli import flag_for, flag_help, main
+
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help to the terminal: one line per flag here
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    out = capsys.readouterr().out
+    assert flag_help(name).startswith(field_help(name)) and flag_help(name) in out
+    assert flag_for(name) in out
+
+
+def test_the_cli_refuses_a_choice_the_metadata_does_not_list(capsys):
+    from purge_engine.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plan", "--aggregation", "median"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'median'" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The engine is a plain library: importing it pulls in no Streamlit, and plan/theory no torch."""
+"""The engine is a plain library: importing it pulls in no Streamlit, and its planning side no torch."""
 
 import subprocess
 import sys
@@ -20,3 +20,47 @@ def test_plan_and_theory_are_pure():
     modules = _modules_after("import purge_engine.plan, purge_engine.theory, purge_engine.config")
     assert "purge_engine.plan" in modules
     assert "torch" not in modules
+
+
+# -- what needs no torch (issue 12): the planning side of the CLI, the store, a sweep's plan, the job registry --
+def _torch_after(statement: str) -> bool:
+    return "torch" in _modules_after(statement)
+
+
+def _cli_loads_torch(*argv: str) -> bool:
+    """Runs `python -m purge_engine ARGV` in a fresh interpreter; True when torch was imported."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['purge_engine', *{list(argv)!r}]\n"
+            "try:\n    runpy.run_module('purge_engine', run_name='__main__')\n"
+            "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return done.stderr.strip().splitlines()[-1] == "True"
+
+
+def test_cli_planning_commands_do_not_load_torch():
+    assert not _cli_loads_torch("theory")
+    assert not _cli_loads_torch("theory", "--teachers", "8", "--requests", "3", "--json")
+    assert not _cli_loads_torch("plan", "--json")
+    assert not _cli_loads_torch("plan", "--samples", "3,10-14")
+
+
+def test_cli_ledger_and_certificate_do_not_load_torch(tmp_path):
+    from purge_engine.config import PurgeConfig
+    from purge_engine.store import Ledger, RunStore
+
+    store = RunStore(tmp_path / "run")
+    store.write_config(PurgeConfig())
+    Ledger(store.ledger_path).append(1, "started", {"sample_ids": [3], "methods": ["purge"], "predicted": {}})
+    assert not _cli_loads_torch("ledger", "--run", str(store.root))
+    assert not _cli_loads_torch("certificate", "--run", str(store.root), "--request", "1")
+
+
+def test_store_sweep_planning_and_the_job_registry_do_not_import_torch():
+    assert not _torch_after("import purge_engine.cli")
+    assert not _torch_after("import purge_engine.store, purge_engine.files, purge_engine.constituents")
+    assert not _torch_after("import purge_engine.reproduce, purge_engine.requests, purge_engine.vocabulary")
+    assert not _torch_after("from purge_engine.sweep import SweepGrid, plan_sweep, predicted_sample_steps; "
+                            "grid = SweepGrid(n_teachers=(4,), n_students=(1, 2), student_slices=(1,), requests=1); "
+                            "assert len(plan_sweep(grid)) == 2 and predicted_sample_steps(grid) > 0")
+    assert not _torch_after("import dashboard.jobs")

@@ -10,6 +10,7 @@ from purge_engine.config import PurgeConfig
 from purge_engine.plan import (
     METHODS,
     Plan,
+    job_sample_steps,
     make_mapping,
     make_plan,
     predicted_cost,
@@ -216,6 +217,29 @@ def test_predicted_cost_counts_the_reduced_plan_and_each_method():
     assert cost["full_retrain"]["sample_steps"] == training_cost(reduced)["full_retrain"]["sample_steps"]
     assert cost["purge"]["label_forwards"] > cost["single_teacher"]["label_forwards"]
     assert cost["baseline"]["label_forwards"] > cost["purge"]["label_forwards"]
+
+
+def test_the_predicted_total_of_a_job_is_counted_once():
+    plan = make_plan(PurgeConfig(n_teachers=4, n_students=2), 1437)
+    cost, steps = training_cost(plan), {role: c["sample_steps"] for role, c in training_cost(plan).items()}
+    assert job_sample_steps(plan) == steps["teacher"] + sum(steps[m] for m in METHODS)
+    assert job_sample_steps(plan, ()) == steps["teacher"]  # teachers alone
+    assert job_sample_steps(plan, METHODS, teachers=False) == sum(cost[m]["sample_steps"] for m in METHODS)
+    scope = retrain_scope(plan, [3, 17])
+    request = predicted_cost(plan, scope)
+    assert job_sample_steps(plan, ["purge"], scope) == request["teacher"]["sample_steps"] + \
+        request["purge"]["sample_steps"]
+    assert job_sample_steps(plan, ["purge"], scope, full_retrain=True) == \
+        job_sample_steps(plan, ["purge"], scope) + request["full_retrain"]["sample_steps"]
+
+
+def test_describe_names_the_teachers_that_label_each_chunk_once_a_shard_is_emptied():
+    plan = make_plan(PurgeConfig(n_teachers=4, n_students=2), 1437)
+    emptied = plan.without(plan.teacher_shard(0))  # Teacher 1, the first of Student 1's group
+    chunks = emptied.describe()["students"][0]["chunks"]
+    assert [c["label_teachers"] for c in chunks] == [[], [1]]
+    assert all(c["label_teachers"] == list(emptied.labelling_teachers("purge", k, c["chunk_id"]))
+               for k, s in enumerate(emptied.describe()["students"]) for c in s["chunks"])
 
 
 @pytest.mark.parametrize("bad,match", [

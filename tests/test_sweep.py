@@ -13,6 +13,7 @@ from purge_engine.simulate import draw_requests, simulate_stream, teacher_weight
 from purge_engine.sweep import (
     MAX_LAYOUTS,
     RESULTS,
+    SWEEP_BASE,
     Layout,
     SweepGrid,
     list_sweeps,
@@ -25,7 +26,7 @@ from purge_engine.sweep import (
 )
 from purge_engine.training import Cancelled
 
-TINY = SweepGrid(n_teachers=(2,), n_students=(1, 2), student_slices=(1,), epochs=1, requests=1)
+TINY = SweepGrid(SWEEP_BASE.replace(epochs=1), n_teachers=(2,), n_students=(1, 2), student_slices=(1,), requests=1)
 ROLES = ("teacher", "purge", "single_teacher", "baseline")
 
 
@@ -34,6 +35,8 @@ ROLES = ("teacher", "purge", "single_teacher", "baseline")
     ({"n_teachers": ()}, r"n_teachers: got an empty list, choose at least one integer in \[1, "),
     ({"n_students": []}, r"n_students: got an empty list"),
     ({"student_slices": (0,)}, r"student_slices: got 0, must be an integer in \[1, "),
+    ({"student_slices": (10_001,)}, r"student_slices: got 10001, must be an integer in \[1, 10000\]"),  # metadata
+    ({"n_teachers": (2.5,)}, r"n_teachers: got 2.5, must be an integer in \[1, 100000\]"),
     ({"n_teachers": (2,), "n_students": (4, 8)}, r"n_students: every value \(4, 8\) is larger than every "
                                                  r"n_teachers \(2\)"),
     ({"n_teachers": (4, 8), "n_students": (1, 2, 3, 4), "student_slices": (1, 2, 3)},
@@ -42,10 +45,13 @@ ROLES = ("teacher", "purge", "single_teacher", "baseline")
                                                   r"got 1000 x 1 = 1000 teacher slices, must be at most the 719"),
     ({"n_students": (8,), "student_slices": (200,)}, r"layout N_t = 8, N_s = 8, r = 200: n_students x chunks x "
                                                      r"student_slices: got 8 x 1 x 200"),
-    ({"student_fraction": 1.0}, r"student_fraction: got 1.0, must be a number in \(0, 1\)"),
+    ({"base": SWEEP_BASE.replace(student_fraction=1.0)}, r"student_fraction: got 1.0, must be in \(0, 1\) when "
+                                                          r"student_data is 'disjoint'"),
+    ({"base": SWEEP_BASE.replace(student_data="overlap")}, r"student_data: got 'overlap', must be disjoint in a sweep"),
     ({"requests": 0}, r"requests: got 0, must be an integer in \[1, 20\]"),
-    ({"epochs": 0}, r"epochs: got 0, must be an integer in \[1, "),
-    ({"dataset": "nope"}, r"dataset: got 'nope', must be one of digits"),
+    ({"base": SWEEP_BASE.replace(epochs=0)}, r"epochs: got 0, must be an integer in \[1, "),
+    ({"base": SWEEP_BASE.replace(dataset="nope")}, r"dataset: got 'nope', must be one of digits"),
+    ({"base": SWEEP_BASE.replace(threads=-1)}, r"threads: got -1, must be an integer in \[0, 256\]"),
 ])
 def test_bad_grids_say_which_field_and_the_allowed_range(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -62,6 +68,21 @@ def test_the_default_grid_is_valid_and_round_trips_through_json():
     grid = SweepGrid().validate()
     assert len(grid.layouts()) == 8
     assert SweepGrid.from_dict(json.loads(json.dumps(grid.to_dict()))) == grid
+
+
+def test_every_layout_is_the_base_config_with_its_three_axes_replaced():
+    base = SWEEP_BASE.replace(epochs=2, seed=5, student_fraction=0.4)
+    grid = SweepGrid(base, n_teachers=(4,), n_students=(2,), student_slices=(3,)).validate()
+    assert grid.config(Layout(4, 2, 3)) == base.replace(n_teachers=4, n_students=2, student_slices=3)
+    assert SweepGrid().config(Layout(8, 2, 1)).fingerprint() == PurgeConfig(  # the grid's former defaults
+        n_teachers=8, n_students=2, teacher_slices=1, student_slices=1, student_data="disjoint", student_fraction=0.5,
+        epochs=4, seed=0, threads=1).fingerprint()
+
+
+def test_a_grid_stored_flat_by_an_older_sweep_still_loads():
+    flat = {"dataset": "digits", "n_teachers": [2], "n_students": [1, 2], "student_slices": [1], "teacher_slices": 1,
+            "epochs": 1, "requests": 1, "student_fraction": 0.5, "seed": 0, "threads": 1}
+    assert SweepGrid.from_dict(flat) == TINY
 
 
 def test_request_samples_are_stratified_seeded_and_on_one_side_only():

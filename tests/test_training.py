@@ -41,7 +41,7 @@ def test_every_constituent_is_trained_and_checkpointed(trained):
     sidecar = json.loads(exp.store.checkpoint_stem("purge", 1, 3).with_suffix(".json").read_text())
     assert sidecar["role"] == "purge" and sidecar["step"] == 3 and len(sidecar["label_keys"]) == 4
     assert set(sidecar["environment"]) == {"torch", "cpu_capability", "threads", "device", "memory_format",
-                                           "executor"}
+                                           "path"}
     assert sidecar["param_hash"] == hash_tensors(params[("purge", 1)])
     assert not list(exp.store.root.rglob("*.pt")) and not list(exp.store.root.rglob("*.pkl"))
 

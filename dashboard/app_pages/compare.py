@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import compare_views, components, figures, state
 from purge_engine.plan import make_plan
+from purge_engine.vocabulary import title
 
 UNIT = "compare_unit"  # radio: sample-steps or seconds
 CERTIFICATE_REQUEST = "certificate_request"
@@ -25,7 +26,7 @@ def running_request(exp, ledger) -> int | None:
 
 
 def headline(cumulative, records) -> None:
-    totals = compare_views.cost_totals(cumulative).set_index("Method")["Sample-steps"]
+    totals = compare_views.cost_totals(cumulative)["Sample-steps"]  # indexed by role id
     forgotten = sum(len(r.get("sample_ids", [])) for r in records if r.get("status") == "done")
     columns = st.columns(4)
     columns[0].metric("Requests served", sum(r.get("status") == "done" for r in records))
@@ -33,9 +34,10 @@ def headline(cumulative, records) -> None:
     for column, other in ((columns[2], compare_views.FULL), (columns[3], compare_views.BASELINE)):
         purge, cost = totals.get(compare_views.PURGE), totals.get(other)
         ratio = cost / purge if purge and cost == cost and purge == purge else None  # NaN: a method not run
-        column.metric(f"{other} ÷ PURGE", "–" if ratio is None else f"{ratio:.2f}×",
-                      help=f"Cumulative sample-steps of {other.lower()} over those of PURGE (teacher retraining "
-                           "included in both).")
+        name, purge_name = title(other, "short"), title(compare_views.PURGE, "short")
+        column.metric(f"{name} ÷ {purge_name}", "–" if ratio is None else f"{ratio:.2f}×",
+                      help=f"Cumulative sample-steps of {name} over those of {purge_name} (teacher "
+                           "retraining included in both).")
 
 
 def cost_view(cumulative) -> None:

@@ -6,9 +6,10 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components, figures, state, views
-from purge_engine.cli import reproduce_command, reproduce_snippet
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, predicted_cost, retrain_scope
+from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope
+from purge_engine.reproduce import reproduce_command, reproduce_snippet
+from purge_engine.requests import parse_ids
 
 GRID_COLUMNS = 6
 MAX_RANDOM = 1000
@@ -45,15 +46,6 @@ def available(exp: Experiment) -> np.ndarray:
     return np.setdiff1d(used, np.fromiter(exp.plan.forgotten, dtype=np.int64, count=len(exp.plan.forgotten)))
 
 
-def parse_ids(text: str) -> list[int]:
-    """"3, 17 42" -> [3, 17, 42]; raises ValueError naming the bad token."""
-    tokens = text.replace(",", " ").split()
-    bad = [t for t in tokens if not t.isdigit()]
-    if bad:
-        raise ValueError(f"sample ids: got {bad[0]!r}; write whole numbers ≥ 0 separated by commas or spaces")
-    return [int(t) for t in tokens]
-
-
 def selection_controls(exp: Experiment) -> None:
     """Add samples by class, by teacher shard, by id list, or k at random; clear."""
     bundle, plan = exp.bundle, exp.plan
@@ -67,10 +59,12 @@ def selection_controls(exp: Experiment) -> None:
                                    format_func=lambda t: f"Teacher {t + 1}")
     if by_teacher.button("Add shard", key=state.ADD_TEACHER, width="stretch"):
         add(np.intersect1d(pool, plan.teacher_shard(teacher)))
-    text = by_ids.text_input("Sample ids", placeholder="3, 17, 42", key=state.BY_IDS)
+    text = by_ids.text_input("Sample ids", placeholder="3, 17, 40-45", key=state.BY_IDS,
+                             help=f"Ids of the train pool, 0 to {plan.n_pool - 1}: commas or spaces; ranges "
+                                  "like 10-14.")
     if by_ids.button("Add ids", key=state.ADD_IDS, width="stretch"):
         try:
-            add(plan.check_request(parse_ids(text)))
+            add(plan.check_request(parse_ids(text, plan.n_pool)))
         except ValueError as err:
             st.error(str(err), icon=":material/error:")
     k = at_random.number_input("Samples at random", 1, MAX_RANDOM, 3, key=state.RANDOM_K)
@@ -118,7 +112,8 @@ def preview(exp: Experiment, ids: list[int], methods: list[str]) -> None:
     st.html(views.retrain_grid_html(views.grid_shape(exp.plan, ["teacher", *methods]),
                                     views.planned_cells(exp.plan, scope, ["teacher", *methods])))
     cost = predicted_cost(exp.plan, scope)
-    st.dataframe(views.cost_table({k: v for k, v in cost.items() if k in ("teacher", *methods, "full_retrain")}),
+    st.dataframe(views.cost_table({k: v for k, v in cost.items() if k in ("teacher", *methods, "full_retrain")},
+                                  "retraining"),
                  hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
     st.caption("Predicted from the plan, exactly: sample-steps = samples × epochs each retrained step trains on. "
                "Teacher retraining is shared by every student method; full retrain = every teacher and every "
@@ -126,11 +121,7 @@ def preview(exp: Experiment, ids: list[int], methods: list[str]) -> None:
 
 
 def run_request(exp: Experiment, ids: list[int], methods: list[str], full: bool) -> None:
-    scope = retrain_scope(exp.plan, ids)
-    cost = predicted_cost(exp.plan, scope)
-    total = sum(cost[k]["sample_steps"] for k in ("teacher", *methods))
-    if full:
-        total += cost["full_retrain"]["sample_steps"]
+    total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=full)
     run_dir = exp.store.root
 
     def work(on_event, should_stop):

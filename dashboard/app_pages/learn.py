@@ -9,7 +9,8 @@ import streamlit as st
 
 from dashboard import components, figures, lesson, state, views
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, make_plan, predicted_cost, retrain_scope, training_cost
+from purge_engine.plan import METHODS, job_sample_steps, make_plan, predicted_cost, retrain_scope
+from purge_engine.vocabulary import teacher_label, title
 
 QUERY_STEP = "step"
 PREV, NEXT, RESET = "learn_prev", "learn_next", "learn_reset"
@@ -53,11 +54,6 @@ def hidden_until_guessed(step: int) -> bool:
     st.info("Make your guess below first: the plan appears here once you have checked your answer.",
             icon=":material/visibility_off:")
     return True
-
-
-def training_total(plan, methods) -> int:
-    cost = training_cost(plan)
-    return sum(cost[role]["sample_steps"] for role in ("teacher", *methods))
 
 
 def action(label: str, kind: str, work, reason: str | None, total: int = 0) -> None:
@@ -116,14 +112,14 @@ def step_sisa(exp, plan, bundle, samples) -> None:
         "constituent* per shard; the ensemble votes. Each teacher trains *slice by slice*, saving a checkpoint "
         "after each slice. Forgetting a sample retrains one teacher, from the checkpoint before its slice.")
     st.dataframe(views.teacher_table(plan.describe()).drop(columns=["Feeds"]), hide_index=True)
-    action("Train the 4 teachers", "train", train_work(()), None, training_total(plan, ()))
+    action("Train the 4 teachers", "train", train_work(()), None, job_sample_steps(plan, ()))
     job_progress(plan, ["teacher"])
     if trained(exp, "teacher"):
         result = exp.evaluate()
         cols = st.columns(1 + plan.n_teachers)
-        cols[0].metric("Teacher ensemble: test accuracy", f"{result['accuracy']['teacher']:.1%}")
+        cols[0].metric(f"{title('teacher')}: test accuracy", views.percent_text(result["accuracy"]["teacher"]))
         for column, (i, value) in zip(cols[1:], enumerate(result["constituents"]["teacher"]), strict=True):
-            column.metric(f"Teacher {i + 1} alone", f"{value:.1%}")
+            column.metric(f"{teacher_label(i)} alone", views.percent_text(value))
 
 
 def step_baseline(exp, plan, bundle, samples) -> None:
@@ -162,12 +158,12 @@ def step_labels(exp, plan, bundle, samples) -> None:
     st.dataframe(figures.label_composition_table(plan), hide_index=True)
     action("Train the students (PURGE, single-teacher, baseline)", "train", train_work(METHODS),
            None if trained(exp, "teacher") else "Train the teachers first (step 2).",
-           training_total(plan, METHODS) - training_total(plan, ()))
+           job_sample_steps(plan, METHODS, teachers=False))
     job_progress(plan, ["teacher", *METHODS])
     if trained(exp, "teacher", *METHODS):
         accuracy = exp.evaluate()["accuracy"]
         for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
-            column.metric(f"{views.ROLE_TITLES[role]}: test accuracy", f"{value:.1%}")
+            column.metric(f"{title(role)}: test accuracy", views.percent_text(value))
 
 
 def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int) -> None:
@@ -186,8 +182,7 @@ def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int) -> No
     reason = ("Train the teachers and students first (steps 2 and 5)." if not trained(exp, "teacher", *METHODS)
               else f"#{sample_id} is already forgotten (request {record['request_id']})." if record else None)
     action(f"Forget #{sample_id}", "forget", forget_work(sample_id), reason,
-           sum(c["sample_steps"] for k, c in predicted_cost(plan, retrain_scope(plan, [sample_id])).items()
-               if k in ("teacher", *METHODS)))
+           job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id])))
     job_progress(plan, roles)
     if record is not None:
         st.dataframe(views.request_cost_table(record), hide_index=True,

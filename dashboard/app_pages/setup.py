@@ -4,13 +4,15 @@ store, real samples placed in it; train it as a run, watching every constituent'
 import streamlit as st
 
 from dashboard import components, share, state, views
-from purge_engine.cli import reproduce_command, reproduce_snippet
-from purge_engine.config import AUTO_MODEL, PRESETS, STUDENT_DATA_MODES, PurgeConfig
+from dashboard.fields import choice_kwargs, number_kwargs, widget_help
+from purge_engine.config import AUTO_MODEL, PRESETS, PurgeConfig, field_label
 from purge_engine.data import DatasetUnavailable
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, epoch_warnings, make_plan, training_cost
+from purge_engine.plan import METHODS, epoch_warnings, job_sample_steps, make_plan, training_cost
+from purge_engine.reproduce import reproduce_command, reproduce_snippet
 from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.storage import storage_estimate
+from purge_engine.vocabulary import title
 
 DEFAULTS = PurgeConfig()
 AUTO_NAME = "auto_run_name"  # the run name the layout suggested last
@@ -20,10 +22,9 @@ GRID_COLUMNS = 6  # wide enough for a caption on one line
 # Keep the pixels square when the browser fits an image to its column.
 PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"
 NUMBERS = st.column_config.NumberColumn(format="localized")
-
-
-def field_help(text: str, key: str) -> str:
-    return f"{text}\n\nConfig field: `{key}`."
+# The layout's integer fields, drawn in two columns (left, right, left, ...); label, help and range from PurgeConfig.
+NUMBER_FIELDS = (state.N_TEACHERS, state.N_STUDENTS, state.TEACHER_SLICES, state.STUDENT_SLICES, state.EPOCHS,
+                 state.SEED)
 
 
 def layout_from_link() -> list[str]:
@@ -51,14 +52,20 @@ def keep_layout() -> None:
         st.session_state[key] = st.session_state.get(key, getattr(DEFAULTS, key))
 
 
-def model_choice(bar, key: str, label: str, dataset: str) -> str:
+def model_choice(bar, key: str, dataset: str) -> str:
     options = [AUTO_MODEL, *(m for m in MODELS if model_fits(m, DATASETS[dataset]))]
     if st.session_state.get(key) not in options:  # another dataset was picked
         st.session_state[key] = AUTO_MODEL
     default = getattr(DATASETS[dataset], key)
-    return bar.selectbox(label, options, key=key, help=field_help(
-        f"auto = {default} ({MODELS[default].title}) for this dataset.", key),
-        format_func=lambda m: f"auto ({default})" if m == AUTO_MODEL else f"{m}: {MODELS[m].title}")
+    return bar.selectbox(field_label(key), options, key=key,
+                         help=widget_help(key, f"For this dataset auto = {default} ({MODELS[default].title})."),
+                         format_func=lambda m: f"auto ({default})" if m == AUTO_MODEL else f"{m}: {MODELS[m].title}")
+
+
+def layout_numbers(bar) -> dict:
+    """The layout's counts, two columns of number inputs whose label, help and range come from PurgeConfig."""
+    columns = bar.columns(2)
+    return {key: columns[i % 2].number_input(**number_kwargs(key), key=key) for i, key in enumerate(NUMBER_FIELDS)}
 
 
 def layout_controls() -> PurgeConfig:
@@ -71,30 +78,15 @@ def layout_controls() -> PurgeConfig:
     left, right = bar.columns([3, 1], vertical_alignment="bottom")
     left.selectbox("Preset", list(PRESETS), key=PRESET, help="Named layouts: pick one and press Apply.")
     right.button("Apply", key=APPLY_PRESET, on_click=apply_preset)
-    names = list(DATASETS)
-    values = {state.DATASET: bar.selectbox("Dataset", names, format_func=lambda n: DATASETS[n].title,
-                                           key=state.DATASET)}
-    left, right = bar.columns(2)
-    for column, key, label, tip in (
-        (left, state.N_TEACHERS, "Teachers", "N_t: SISA teachers, each trained only on its own shard."),
-        (right, state.N_STUDENTS, "Students", "N_s (at most N_t): each student distils a group of teachers."),
-        (left, state.TEACHER_SLICES, "Teacher slices", "r_t: a teacher trains slice by slice, checkpointing each."),
-        (right, state.STUDENT_SLICES, "Student slices", "r: slices per chunk of a student's shard."),
-        (left, state.EPOCHS, "Epochs", "e: epoch budget per constituent, spread over its steps (SISA)."),
-        (right, state.SEED, "Seed", "Every random choice (shards, init, shuffles) comes from this seed."),
-    ):
-        values[key] = column.number_input(label, min_value=0 if key == state.SEED else 1, step=1, key=key,
-                                          help=field_help(tip, key))
-    share = bar.slider("Student data (share of the pool)", 0.05, 1.0, step=0.05, key=state.STUDENT_FRACTION,
-                       help=field_help("Share of the train pool the students learn from.", state.STUDENT_FRACTION))
-    values[state.STUDENT_FRACTION] = round(share, 2)  # the browser's 0.15000000000000002 -> 0.15
-    values[state.STUDENT_DATA] = bar.radio(
-        "Student data source", STUDENT_DATA_MODES, horizontal=True, key=state.STUDENT_DATA,
-        help=field_help("overlap: drawn from the teachers' pool, so a sample can sit in a teacher shard and a "
-                        "student chunk. disjoint: held out from the teachers (so the share must be below 1).",
-                        state.STUDENT_DATA))
-    values[state.TEACHER_MODEL] = model_choice(bar, state.TEACHER_MODEL, "Teacher model", values[state.DATASET])
-    values[state.STUDENT_MODEL] = model_choice(bar, state.STUDENT_MODEL, "Student model", values[state.DATASET])
+    values = {state.DATASET: bar.selectbox(**choice_kwargs(state.DATASET), key=state.DATASET,
+                                           format_func=lambda n: DATASETS[n].title)}
+    values.update(layout_numbers(bar))
+    fraction = bar.slider(**number_kwargs(state.STUDENT_FRACTION), key=state.STUDENT_FRACTION)
+    values[state.STUDENT_FRACTION] = round(fraction, 2)  # the browser's 0.15000000000000002 -> 0.15
+    values[state.STUDENT_DATA] = bar.radio(**choice_kwargs(state.STUDENT_DATA), horizontal=True,
+                                           key=state.STUDENT_DATA)
+    values[state.TEACHER_MODEL] = model_choice(bar, state.TEACHER_MODEL, values[state.DATASET])
+    values[state.STUDENT_MODEL] = model_choice(bar, state.STUDENT_MODEL, values[state.DATASET])
     return PurgeConfig(**values)
 
 
@@ -173,7 +165,7 @@ def start_training(config: PurgeConfig, run_dir) -> None:
         st.error(str(err), icon=":material/error:")
         return
     state.select_run(run_dir.name)
-    total = sum(c["sample_steps"] for k, c in training_cost(exp.plan).items() if k in ("teacher", *METHODS))
+    total = job_sample_steps(exp.plan, METHODS)
 
     def work(on_event, should_stop):
         exp.train(on_event=on_event, should_stop=should_stop)
@@ -188,7 +180,7 @@ def draw_accuracy(snap) -> None:
     st.success("Trained. Go to **Forget** to remove samples, or **Mapping** to see who feeds whom.",
                icon=":material/check_circle:")
     for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
-        column.metric(f"{views.ROLE_TITLES[role]}: test accuracy", f"{value:.1%}")
+        column.metric(f"{title(role)}: test accuracy", views.percent_text(value))
 
 
 st.title("PURGE Explorer: Setup")

@@ -9,22 +9,32 @@ import streamlit as st
 
 from dashboard import components, state
 from dashboard import tradeoff_views as tv
+from dashboard.fields import choice_kwargs, number_kwargs, widget_help
 from dashboard.jobs import CANCELLED, FAILED, SUCCEEDED
 from purge_engine import theory
-from purge_engine.config import PurgeConfig
+from purge_engine.config import PurgeConfig, field_label
 from purge_engine.events import PhaseEvent, StepEvent
 from purge_engine.plan import make_plan
 from purge_engine.simulate import DISTRIBUTIONS, MODES, draw_requests, simulate_stream
 from purge_engine.specs import DATASETS
-from purge_engine.sweep import SweepGrid, list_sweeps, load_sweep, predicted_sample_steps, run_sweep, sweeps_dir
+from purge_engine.sweep import (
+    AXES,
+    MAX_REQUESTS,
+    SweepGrid,
+    list_sweeps,
+    load_sweep,
+    predicted_sample_steps,
+    run_sweep,
+    sweeps_dir,
+)
 
 # Theory.
 DATASET, N_TEACHERS, SLICES = "tradeoff_dataset", "tradeoff_n_teachers", "tradeoff_slices"
 THEORY_CSV, THEORY_CHART = "tradeoff_theory_csv", "tradeoff_theory_chart"
 SLICE_OPTIONS = [1, 2, 3, 4, 6, 8, 12, 16]
-# Sweeps: each grid widget's key is "sweep_" + the SweepGrid field it sets.
-SWEEP_FIELDS = ("dataset", "n_teachers", "n_students", "student_slices", "epochs", "requests", "student_fraction",
-                "seed")
+# Sweeps: each grid widget's key is "sweep_" + the field it sets: an axis of SweepGrid, its requests, or a field
+# of its base PurgeConfig (label, help and range from that field's metadata).
+SWEEP_BASE_FIELDS = ("dataset", "epochs", "student_fraction", "seed")
 SWEEP_RUN, SWEEP_CANCEL, SWEEP_PICK = "sweep_run", "sweep_cancel", "sweep_pick"
 SWEEP_JOB, SWEEP_ADOPTED = "sweep_job", "sweep_adopted"  # this session's sweep job; the job whose sweep was picked
 SWEEP_CSV = {"layouts": "sweep_layouts_csv", "requests": "sweep_requests_csv", "accuracy": "sweep_accuracy_csv"}
@@ -94,24 +104,29 @@ def theory_table(dataset: str, n_teachers: int, slices) -> None:
 
 
 # -- 2. sweeps --------------------------------------------------------------------------------------
+def keep_grid() -> None:
+    keep("sweep_requests", DEFAULT_GRID.requests)
+    for name in AXES:
+        keep(f"sweep_{name}", list(getattr(DEFAULT_GRID, name)))
+    for name in SWEEP_BASE_FIELDS:
+        keep(f"sweep_{name}", getattr(DEFAULT_GRID.base, name))
+
+
 def grid_controls() -> SweepGrid:
-    for name in SWEEP_FIELDS:
-        value = getattr(DEFAULT_GRID, name)
-        keep(f"sweep_{name}", list(value) if isinstance(value, tuple) else value)
-    top = st.columns([2, 1.2, 2, 1.6])
-    values = {"dataset": top[0].selectbox("Dataset", list(DATASETS), key="sweep_dataset",
-                                          format_func=lambda n: DATASETS[n].title),
-              "n_teachers": top[1].multiselect("N_t", GRID_OPTIONS, key="sweep_n_teachers"),
-              "n_students": top[2].multiselect("N_s", GRID_OPTIONS, key="sweep_n_students"),
-              "student_slices": top[3].multiselect("r", SLICE_OPTIONS, key="sweep_student_slices")}
-    bottom = st.columns(4)
-    for column, name, label, low, high in ((bottom[0], "epochs", "Epochs", 1, 200),
-                                           (bottom[1], "requests", "Requests K per side", 1, 20),
-                                           (bottom[3], "seed", "Seed", 0, 2**31)):
-        values[name] = column.number_input(label, min_value=low, max_value=high, step=1, key=f"sweep_{name}")
-    values["student_fraction"] = round(bottom[2].slider("Student data (share of the pool)", 0.1, 0.9, step=0.05,
-                                                        key="sweep_student_fraction"), 2)
-    return SweepGrid(**values)
+    keep_grid()
+    top, bottom = st.columns([2, 1.2, 2, 1.6]), st.columns(4)
+    base = {"dataset": top[0].selectbox(**choice_kwargs("dataset"), key="sweep_dataset",
+                                        format_func=lambda n: DATASETS[n].title)}
+    axes = {name: column.multiselect(field_label(name), options, key=f"sweep_{name}", help=widget_help(name))
+            for column, name, options in zip(top[1:], AXES, (GRID_OPTIONS, GRID_OPTIONS, SLICE_OPTIONS), strict=True)}
+    base["epochs"] = bottom[0].number_input(**number_kwargs("epochs"), key="sweep_epochs")
+    requests = bottom[1].number_input("Requests K per side", min_value=1, max_value=MAX_REQUESTS, step=1,
+                                      key="sweep_requests")
+    fraction = number_kwargs("student_fraction")  # a sweep's student data is disjoint: the teachers need the rest
+    fraction["max_value"] -= fraction["step"]
+    base["student_fraction"] = round(bottom[2].slider(**fraction, key="sweep_student_fraction"), 2)
+    base["seed"] = bottom[3].number_input(**number_kwargs("seed"), key="sweep_seed")
+    return SweepGrid(DEFAULT_GRID.base.replace(**base), requests=requests, **axes)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

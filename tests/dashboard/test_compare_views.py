@@ -8,6 +8,7 @@ import pytest
 from dashboard import compare_views as cv
 from purge_engine.plan import make_plan
 from purge_engine.store import Ledger, RunStore
+from purge_engine.vocabulary import title
 from tests.dashboard.conftest import RUN_NAME
 
 
@@ -49,10 +50,10 @@ def records():
 def test_ledger_frame_has_one_row_per_request_with_its_costs(records):
     frame = cv.ledger_frame(records)
     assert frame["Request"].tolist() == [1, 2, 3, 4]
-    assert frame["Teacher sample-steps"].tolist()[:3] == [10, 10, 10]
+    assert frame["Teachers sample-steps"].tolist()[:3] == [10, 10, 10]
     assert frame["PURGE sample-steps"].tolist()[:3] == [20, 20, 20]
-    assert frame["Baseline sample-steps"].tolist()[:3] == [40, 40, 40]
-    assert frame["Teacher sample-steps"].isna().tolist() == [False, False, False, True]  # not finished: no cost
+    assert frame["Baseline (SISA) sample-steps"].tolist()[:3] == [40, 40, 40]
+    assert frame["Teachers sample-steps"].isna().tolist() == [False, False, False, True]  # not finished: no cost
     assert frame["Predicted (teacher + PURGE)"].tolist() == [30] * 4
     assert frame["Full retrain (predicted)"].tolist() == [100] * 4
     assert frame["Seconds (teacher + PURGE)"].tolist()[:3] == [3.0, 3.0, 3.0]
@@ -61,7 +62,7 @@ def test_ledger_frame_has_one_row_per_request_with_its_costs(records):
     assert cv.ledger_frame(records, running_request=4)["Status"].tolist()[-1] == "running"
     assert frame["Teachers retrained"][0] == "Teacher 2 from scratch"
     assert frame["PURGE students"][0] == "Student 1 from step 3"
-    assert frame["Baseline students"][0] == "Students 1–2 from scratch"
+    assert frame["Baseline (SISA) students"][0] == "Students 1–2 from scratch"
     assert frame["Time"][0] == "2025-01-01 10:00:00 UTC"
     assert "Side" not in frame.columns  # no locations given
 
@@ -84,8 +85,8 @@ def test_steps_text_groups_constituents_by_first_step():
 
 def test_a_method_not_run_is_shown_as_such():
     frame = cv.ledger_frame([record(1, methods=("purge",))])
-    assert frame["Baseline students"][0] == "not run"
-    assert frame["Baseline sample-steps"].isna()[0]
+    assert frame["Baseline (SISA) students"][0] == "not run"
+    assert frame["Baseline (SISA) sample-steps"].isna()[0]
 
 
 # -- cumulative cost ------------------------------------------------------------------------------
@@ -113,9 +114,10 @@ def test_full_retrain_seconds_are_measured_where_run_and_estimated_elsewhere(rec
     assert full.loc[2, "value"] == 20.0 and not full.loc[2, "estimated"]
     assert full.loc[1, "value"] == pytest.approx(100 * rate) and full.loc[1, "estimated"]
     assert full["cumulative_estimated"].tolist() == [False, True, True, True]
-    totals = cv.cost_totals(frame).set_index("Method")
+    totals = cv.cost_totals(frame)  # indexed by role id, titled for the screen
     assert totals.loc[cv.FULL, "Seconds estimated"] and not totals.loc[cv.PURGE, "Seconds estimated"]
     assert totals.loc[cv.PURGE, "Sample-steps"] == 90
+    assert totals["Method"].tolist() == [title(r, "short") for r in (cv.PURGE, cv.BASELINE, cv.FULL)]
 
 
 def test_without_a_full_retrain_the_rate_comes_from_the_requests():
@@ -135,12 +137,11 @@ def test_a_method_missing_from_a_request_breaks_its_line():
 # -- accuracy -------------------------------------------------------------------------------------
 def test_accuracy_starts_before_the_first_request(records):
     frame = cv.accuracy_frame(records)
-    teacher = frame[frame["role"] == "Teacher ensemble"]
+    teacher = frame[frame["role"] == "teacher"]  # roles by id: titles are the figure's business
     assert teacher["request"].tolist() == [0, 1, 2, 3]
     assert teacher["test_accuracy"].tolist() == pytest.approx([0.9, 0.89, 0.88, 0.87])
-    assert frame["role"].drop_duplicates().tolist()[:3] == ["Teacher ensemble", "PURGE student",
-                                                            "Baseline student (SISA)"]
-    full = frame[frame["role"].str.startswith("Full retrain")]
+    assert frame["role"].drop_duplicates().tolist()[:3] == ["teacher", "purge", "baseline"]
+    full = frame[frame["role"] == cv.FULL]
     assert full["request"].tolist() == [2] and full["test_accuracy"].tolist() == [0.81]
     assert cv.accuracy_frame([record(1, status="running")]).empty
 
@@ -160,14 +161,13 @@ def test_frames_from_a_real_ledger_match_its_entries(trained_runs_dir):
     rows = frame.set_index("Request")
     for request_id in ids:
         measured = {e["kind"]: e["body"] for e in ledger.entries(request_id)}["done"]["cost"]
-        for role, column in (("teacher", "Teacher"), ("purge", "PURGE"), ("single_teacher", "Single-teacher"),
-                             ("baseline", "Baseline")):
-            assert rows.loc[request_id, f"{column} sample-steps"] == measured[role]["sample_steps"], role
+        for role in ("teacher", "purge", "single_teacher", "baseline"):
+            assert rows.loc[request_id, f"{title(role, 'short')} sample-steps"] == measured[role]["sample_steps"], role
     cumulative = cv.cumulative_cost_frame(records)
     purge = cumulative[(cumulative["method"] == cv.PURGE) & (cumulative["unit"] == "sample_steps")]
     total = sum(r["cost"]["teacher"]["sample_steps"] + r["cost"]["purge"]["sample_steps"] for r in records)
     assert purge["cumulative"].iloc[-1] == total
     assert purge["cumulative"].is_monotonic_increasing
     # PURGE's measured sample-steps are what the plan predicted before each request ran
-    assert (frame["Teacher sample-steps"] + frame["PURGE sample-steps"]).tolist() == \
+    assert (frame["Teachers sample-steps"] + frame["PURGE sample-steps"]).tolist() == \
         frame["Predicted (teacher + PURGE)"].tolist()

@@ -8,6 +8,7 @@ import pytest
 from dashboard import figures
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import make_plan, retrain_scope, scope_for_changes
+from purge_engine.vocabulary import teacher_names, title
 
 # Uneven on purpose: 5 teachers over 2 students gives groups of 3 and 2; 3 student slices per chunk.
 CONFIG = PurgeConfig(n_teachers=5, n_students=2, teacher_slices=2, student_slices=3, student_data="disjoint",
@@ -179,6 +180,26 @@ def test_label_composition_has_a_row_per_chunk_with_the_incremental_teachers(pla
     assert table["Samples"].sum() == plan.all_student_samples().size
 
 
+def test_the_graph_and_the_label_table_agree_once_a_teacher_shard_is_emptied(plan):
+    emptied = plan.without(plan.teacher_shard(1))  # Teacher 2: second of Student 1's group
+    table = figures.label_composition_table(emptied).set_index(["Student", "Chunk"])
+    chunks = {n.key: n for n in figures.mapping_nodes(emptied.describe()) if n.key[0] == "chunk"}
+    for k in range(emptied.n_students):
+        for c in range(emptied.n_chunks(k)):
+            teachers = emptied.labelling_teachers("purge", k, c)  # the one source of who labels a chunk
+            assert 1 not in teachers or k != 0
+            node = chunks[("chunk", k, c)]
+            assert table.loc[(f"Student {k + 1}", f"chunk {c + 1}"), "PURGE student"].startswith(
+                teacher_names(teachers))
+            assert f"labelled by {teacher_names(teachers)} " in node.hover
+    assert table.loc[("Student 1", "chunk 2"), "PURGE student"] == "Teacher 1"
+    assert table.loc[("Student 1", "chunk 2"), "Single-teacher PURGE"] == "uniform (no teacher left)"
+    alone = make_plan(CONFIG.replace(n_teachers=2, n_students=2), N_POOL)
+    alone = alone.without(alone.teacher_shard(0))  # Student 1's only teacher emptied: its chunk is uniform
+    node = next(n for n in figures.mapping_nodes(alone.describe()) if n.key == ("chunk", 0, 0))
+    assert node.text == "chunk 1 ← uniform" and "labelled uniformly" in node.hover
+
+
 def test_class_mix_counts_sum_to_shard_and_chunk_sizes(plan):
     labels = np.arange(N_POOL) % 3
     frame = figures.class_mix_frame(plan, labels, ["a", "b", "c"])
@@ -209,16 +230,28 @@ def test_class_mix_reflects_forgotten_samples(plan):
 def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
     import pandas as pd
 
-    frame = pd.DataFrame({"request": [0, 1, 2] * 2, "method": ["PURGE"] * 3 + ["Full retrain"] * 3,
+    frame = pd.DataFrame({"request": [0, 1, 2] * 2, "method": ["purge"] * 3 + ["full_retrain"] * 3,
                           "unit": ["seconds"] * 6, "value": [0, 1, 2, 0, 5, 5], "cumulative": [0, 1, 3, 0, 5, 10],
                           "estimated": [False, False, False, False, True, False],
                           "cumulative_estimated": [False, False, False, False, True, True]})
     fig = figures.cumulative_cost_figure(frame, "seconds")
-    assert [t.name for t in fig.data] == ["PURGE", "Full retrain"]
+    assert [t.name for t in fig.data] == [title("purge", "short"), title("full_retrain", "short")]
+    assert [t.line.color for t in fig.data] == [figures.ROLE_COLOURS["purge"], figures.ROLE_COLOURS["full_retrain"]]
     assert list(fig.data[1].y) == [0, 5, 10]
     assert fig.data[1].line.dash == "dash" and fig.data[0].line.dash == "solid"
     assert list(fig.data[1].marker.symbol) == ["circle", "circle-open", "circle"]
     assert json.loads(fig.to_json())  # serialisable as Streamlit sends it
+
+
+def test_renaming_a_title_keeps_its_colour(monkeypatch):
+    import pandas as pd
+
+    from purge_engine import vocabulary
+
+    monkeypatch.setitem(vocabulary.TITLES, "baseline", vocabulary.Titles("Renamed", "Renamed student", "Renamed"))
+    frame = pd.DataFrame({"request": [0, 1], "role": ["baseline"] * 2, "test_accuracy": [0.9, 0.8]})
+    trace = figures.accuracy_figure(frame).data[0]
+    assert trace.name == "Renamed student" and trace.line.color == figures.ROLE_COLOURS["baseline"]
 
 
 # -- the Forget page's membership figure -----------------------------------------------------------
@@ -233,7 +266,7 @@ def membership_record(with_distribution: bool = True) -> dict:
 
 def test_membership_figure_draws_test_losses_and_each_forgotten_sample_before_and_after():
     fig = figures.membership_figure(membership_record())
-    assert [a.text for a in fig.layout.annotations] == ["Teachers", "PURGE student"]  # teacher first
+    assert [a.text for a in fig.layout.annotations] == [title("teacher"), title("purge")]  # teacher first
     names = [t.name for t in fig.data]
     assert names == ["test losses before", "forgotten samples before", "test losses after",
                      "forgotten samples after"] * 2

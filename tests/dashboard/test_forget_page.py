@@ -1,6 +1,7 @@
 """The Forget page through AppTest: selection by gallery, ids and class; blast radius and predicted
 cost before running; a real request run as a job and polled by rerunning; results and verification."""
 
+from purge_engine.vocabulary import title
 from tests.dashboard.conftest import app_on, run_until
 
 
@@ -28,7 +29,7 @@ def test_latest_request_results_come_from_the_ledger(runs_dir):
     assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
     assert any("Not verified yet" in i.value for i in at.info)
     membership = frame_with(at, "Attack AUC before")
-    assert list(membership["Model"])[0] == "Teachers"
+    assert list(membership["Model"])[0] == title("teacher")
     assert membership["Attack AUC after"].str.match(r"^\d\.\d\d \(\d\.\d\d–\d\.\d\d\)$").all()
     assert membership["Forgotten: loss percentile after"].between(0, 100).all()
     assert at.get_by_key("membership_chart")
@@ -62,10 +63,20 @@ def test_ids_and_classes_add_to_the_selection_and_bad_ids_say_why(runs_dir):
     assert "Selected: 3** #3, #17, #42" in markdown(at)
     at.text_input(key="by_ids").input("3, x").run()
     at.button(key="add_ids").click().run()
-    assert not at.exception and "sample ids" in at.error[0].value
+    assert not at.exception and "samples: got 'x'" in at.error[0].value
     at.text_input(key="by_ids").input("99999").run()
     at.button(key="add_ids").click().run()
     assert not at.exception and "99999" in at.error[0].value
+    at.text_input(key="by_ids").input("0-99999999999").run()  # refused at once, never built
+    at.button(key="add_ids").click().run()
+    assert not at.exception and "ids must be in [0, " in at.error[0].value
+    at.button(key="clear_selection").click().run()
+    free = {int(box.key[5:]) for box in at.checkbox if box.key.startswith("pick_") and not box.disabled}
+    first = min(i for i in free if {i + 1, i + 2} <= free)
+    at.text_input(key="by_ids").input(f"{first}-{first + 2}").run()  # a range, as on the command line
+    at.button(key="add_ids").click().run()
+    assert at.session_state["selected"] == [first, first + 1, first + 2]
+    at.button(key="clear_selection").click().run()
     at.selectbox(key="by_class").select("7").run()
     at.button(key="add_class").click().run()
     assert len(at.session_state["selected"]) > 20

@@ -1,11 +1,13 @@
 """The Setup page through Streamlit's AppTest: widgets found by their vocabulary keys."""
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from purge_engine.config import PurgeConfig
+from dashboard.fields import JS_MAX_INT
+from purge_engine.config import PurgeConfig, field_help, field_label, field_meta, field_range
 from purge_engine.specs import DATASETS
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -18,6 +20,35 @@ def at():
     app = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not app.exception
     return app
+
+
+@pytest.fixture(scope="module")
+def setup_page():
+    """The Setup page as first drawn, shared by tests that only read its widgets."""
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception
+    return app
+
+
+INT_FIELDS = [f.name for f in fields(PurgeConfig) if f.metadata["kind"] == "int" and f.name in LAYOUT_KEYS]
+
+
+def test_the_page_draws_a_number_input_for_every_int_field_of_the_layout(setup_page):
+    drawn = {w.key for w in setup_page.number_input if w.key in {f.name for f in fields(PurgeConfig)}}
+    assert drawn == set(INT_FIELDS) == set(LAYOUT_KEYS)
+
+
+@pytest.mark.parametrize("name", INT_FIELDS)
+def test_an_int_widget_takes_label_help_and_range_from_the_field_metadata(setup_page, name):
+    widget, (low, high) = setup_page.number_input(key=name), field_range(name)
+    assert (widget.min, widget.max, widget.step) == (low, min(high, JS_MAX_INT), 1)  # a browser holds ints to 2^53
+    assert widget.label == field_label(name) and widget.help.startswith(field_help(name))
+
+
+def test_the_student_share_slider_leaves_out_the_excluded_zero_by_one_step(setup_page):
+    slider, meta = setup_page.slider(key="student_fraction"), field_meta("student_fraction")
+    assert meta["min_open"] and (slider.min, slider.max) == (meta["min"] + meta["step"], meta["max"])
+    assert slider.label == field_label("student_fraction")
 
 
 def table_with(at, column):

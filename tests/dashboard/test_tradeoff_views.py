@@ -7,7 +7,7 @@ from purge_engine import theory
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import make_plan
 from purge_engine.simulate import draw_requests, simulate_stream
-from purge_engine.sweep import SweepGrid, run_sweep
+from purge_engine.sweep import SWEEP_BASE, SweepGrid, run_sweep
 
 BASE = PurgeConfig(student_data="disjoint", student_fraction=0.5)
 PAPER = [1.48, 2.91, 5.65, 10.67, 19.2, 32]  # DESIGN section 7: N_t = 32, r = 1, N_s = 1, 2, 4, 8, 16, 32
@@ -15,7 +15,7 @@ PAPER = [1.48, 2.91, 5.65, 10.67, 19.2, 32]  # DESIGN section 7: N_t = 32, r = 1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    grid = SweepGrid(n_teachers=(2,), n_students=(1, 2), student_slices=(1,), epochs=1, requests=1)
+    grid = SweepGrid(SWEEP_BASE.replace(epochs=1), n_teachers=(2,), n_students=(1, 2), student_slices=(1,), requests=1)
     return run_sweep(grid, tmp_path_factory.mktemp("runs"))
 
 
@@ -93,6 +93,8 @@ def test_request_and_accuracy_frames(results):
     fig = tv.accuracy_figure(accuracy)
     assert {t.name for t in fig.data} == {"Teacher ensemble", "PURGE student", "Single-teacher PURGE",
                                           "Baseline student (SISA)"}
+    assert set(accuracy["role"]) == set(tv.ACCURACY_ROLES)  # keyed by role id; the colour follows the role
+    assert {t.name: t.line.color for t in fig.data}["PURGE student"] == tv.ROLE_COLOURS["purge"]
     assert "N_t 2 · N_s 1, 2 · r 1" in tv.sweep_label(results)
 
 

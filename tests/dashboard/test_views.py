@@ -10,6 +10,7 @@ import torch
 from dashboard import views
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import METHOD_TITLES, make_plan, training_cost
+from purge_engine.vocabulary import title
 
 N_POOL = 1437  # digits' train pool
 
@@ -80,6 +81,8 @@ def test_cost_table_titles_and_numbers(plan):
     assert table["Method"].tolist() == [views.TEACHER_TITLE, *(METHOD_TITLES[m] for m in views.COST_ROWS[1:])]
     assert table["Sample-steps"].tolist() == [cost[k]["sample_steps"] for k in views.COST_ROWS]
     assert table["Label forward passes"].iloc[0] == 0
+    request = views.cost_table(cost, "retraining")  # a forget request's cost: the teachers' row is their retraining
+    assert request["Method"].iloc[0] == title("teacher", "retraining") == "Teacher retraining"
 
 
 def test_sample_grid_frame_places_samples_one_based(bundle, plan):
@@ -192,7 +195,7 @@ def record_for(plan, sample_ids, measured=True):
 def test_request_cost_table_puts_measured_beside_predicted(plan):
     record = record_for(plan, [int(plan.teacher_shards[0][0][0])])
     table = views.request_cost_table(record)
-    assert list(table["Method"]) == [views.TEACHER_TITLE, METHOD_TITLES["purge"], METHOD_TITLES["full_retrain"]]
+    assert list(table["Method"]) == [title(r, "retraining") for r in ("teacher", "purge", "full_retrain")]
     rows = table.iloc[:2]
     assert (rows["Measured sample-steps"] == rows["Predicted sample-steps"]).all()
     purge = table.iloc[1]
@@ -209,7 +212,7 @@ def test_request_cost_table_puts_measured_beside_predicted(plan):
 def test_accuracy_membership_and_verdict(plan):
     record = record_for(plan, [7])
     acc = views.accuracy_table(record)
-    assert list(acc["Model"]) == ["Teachers", METHOD_TITLES["purge"]] and acc["Test before"].iloc[0] == 90.0
+    assert list(acc["Model"]) == [title("teacher"), title("purge")] and acc["Test before"].iloc[0] == 90.0
     member = views.membership_table(record)
     assert member["Forgotten: member rate after"].iloc[0] == 100.0
     assert member["Attack AUC before"].iloc[0] == "0.62 (0.58–0.67)" and member["Members: member rate"].iloc[0] == 80.0
@@ -232,6 +235,7 @@ def test_scope_summary_names_what_retrains(plan, describe):
 
 
 def test_small_formatters():
+    assert views.percent_text(0.9712) == "97.1%" and views.percent_text(None) == "–"  # the empty set: None
     assert views.human_bytes(999) == "999 B" and views.human_bytes(39_000_000) == "39.0 MB"
     assert views.id_list([3, 17, 42]) == "#3, #17, #42"
     assert views.id_list(range(40), limit=2) == "#0, #1 … (+38 more)"

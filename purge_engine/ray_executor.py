@@ -1,0 +1,216 @@
+"""RayExecutor: constituent chains as Ray core tasks, on every core of one machine or on a cluster (section 12).
+
+Constituents share nothing but their teachers' outputs, so this is a task farm: one idempotent task
+per (role, constituent) chain. Teacher tasks run first; a student task takes the teachers it is
+labelled by as dependencies (PURGE and single-teacher: its mapped group; the baseline: every teacher),
+so a PURGE student starts as soon as its own teachers are done. Workers read their start checkpoint
+and write their step checkpoints (tensors first, sidecar last) into the run directory, which must be
+on storage every node sees; the driver alone writes the config, the plan and the ledger. A task is
+idempotent by content key, so a retried task (a lost worker, `max_retries`) reuses every step already
+finished and retrains none. Data reaches workers as torch tensors through the object store, and each
+worker re-lays them out in the run's memory format, sets its own thread count and stamps its own
+environment into what it writes.
+
+Imported only when `--executor ray` is asked for: the default executor never loads Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+import ray
+
+from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent
+from purge_engine.executors import LOOP_PATH, label_cache, train_chain
+from purge_engine.training import Cost
+
+POLL_SECONDS = 0.1
+MAX_RETRIES = 3  # a task whose worker died is run again; finished steps are reused by key
+
+
+@ray.remote
+class Control:
+    """The driver's mailbox: workers post progress events and read the stop flag at every step boundary."""
+
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+        self.stopped = False
+
+    def post(self, kind: str, event: dict) -> None:
+        self.events.append((kind, event))
+
+    def drain(self) -> list[tuple[str, dict]]:
+        events, self.events = self.events, []
+        return events
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def should_stop(self) -> bool:
+        return self.stopped
+
+
+class _WorkerExecutor:
+    """What a run in a Ray worker records as its executor."""
+
+    name, path, workers = "ray", LOOP_PATH, 1
+
+
+def _worker_run(root: str, config, plan, bundle, request_id):
+    from purge_engine.run import Run
+    from purge_engine.store import RunStore
+
+    store = RunStore(root)
+    if not store.is_run():
+        raise RuntimeError(f"run: {root} is not visible from Ray worker {os.uname().nodename}; the run directory "
+                           "must be on storage every node of the cluster mounts at the same path")
+    run = Run(store, config, plan, bundle)
+    run.executor, run.request_id = _WorkerExecutor(), request_id
+    run.apply_threads()
+    return run
+
+
+@ray.remote(max_retries=MAX_RETRIES)
+def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, control,
+               torch_version: str, *teachers_done) -> dict:
+    """Train one (role, constituent) chain in a worker; returns its measured cost and where it ran."""
+    import torch
+
+    from purge_engine.run import worker_name
+
+    if torch.__version__ != torch_version:
+        raise RuntimeError(f"worker {worker_name()}: torch {torch.__version__}, but the driver runs torch "
+                           f"{torch_version}; exactness needs one torch build on every node")
+    run = _worker_run(root, config, plan, bundle, request_id)
+    worker = worker_name()
+
+    def on_event(event) -> None:
+        body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
+        control.post.remote(type(event).__name__, body)
+
+    def should_stop() -> bool:
+        return ray.get(control.should_stop.remote())
+
+    labels = None if role == "teacher" else label_cache(run, on_event)
+    cost = train_chain(run, role, constituent, on_event, should_stop, labels)
+    if labels is not None:
+        cost.label_forwards += labels.label_forwards
+        cost.seconds += labels.seconds
+    return {"role": role, "constituent": constituent, "cost": cost.to_dict(), "worker": worker}
+
+
+_EVENTS = {"StepEvent": StepEvent, "LabelEvent": LabelEvent, "PhaseEvent": PhaseEvent}
+
+
+def _event_from(kind: str, body: dict):
+    if kind == "LabelEvent":
+        body = {**body, "teacher_ids": tuple(body["teacher_ids"])}
+    return _EVENTS[kind](**body)
+
+
+class RayExecutor:
+    """One Ray task per constituent chain; `address`: an existing cluster ("auto", "host:port"), or
+    None to start a local one with `workers` CPUs (default: every core)."""
+
+    name = "ray"
+    path = LOOP_PATH
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        self.address, self.requested_workers = address, workers
+        self.startup_seconds = 0.0
+
+    # -- the cluster ------------------------------------------------------------------------------
+    def connect(self) -> None:
+        if ray.is_initialized():
+            return
+        if self.address and self.address != "auto":
+            _check_reachable(self.address)
+        start = time.perf_counter()
+        try:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+            else:
+                ray.init(num_cpus=self.requested_workers or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ValueError(f"ray_address: could not join the Ray cluster at {self.address!r}: {err}") from None
+        self.startup_seconds = time.perf_counter() - start
+
+    @property
+    def workers(self) -> int:
+        self.connect()
+        return int(ray.cluster_resources().get("CPU", 1))
+
+    def describe(self) -> dict:
+        """{"executor", "workers", "nodes", "cpus", "gpus", "address"} of the cluster in use."""
+        self.connect()
+        resources = ray.cluster_resources()
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        return {"executor": self.name, "workers": int(resources.get("CPU", 0)), "nodes": len(nodes),
+                "cpus": int(resources.get("CPU", 0)), "gpus": int(resources.get("GPU", 0)),
+                "address": self.address or "local"}
+
+    # -- training ---------------------------------------------------------------------------------
+    def train(self, run, methods: Sequence[str], on_event: EventCallback,
+              should_stop: Callable[[], bool]) -> dict[str, Cost]:
+        import torch
+
+        self.connect()
+        control = Control.remote()
+        shared = (str(run.store.root.resolve()), run.config, run.plan, ray.put(run.bundle.to("cpu")),
+                  run.request_id)
+        options = {"num_cpus": 1, "num_gpus": 0 if run.device.type == "cpu" else 1 / max(1, self.workers)}
+        on_event(PhaseEvent("phase", "teachers"))
+        teachers = [chain_task.options(**options).remote(*shared, "teacher", i, control, torch.__version__)
+                    for i in range(run.config.n_teachers)]
+        students = [chain_task.options(**options).remote(*shared, m, k, control, torch.__version__,
+                                                         *[teachers[t] for t in _labelled_by(run.plan, m, k)])
+                    for m in methods for k in range(run.config.n_students)]
+        results = self._wait(teachers + students, control, on_event, should_stop)
+        return _costs(results, methods)
+
+    def _wait(self, refs, control, on_event: EventCallback, should_stop: Callable[[], bool]) -> list[dict]:
+        pending, stopping = list(refs), False
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_SECONDS)
+            for kind, body in ray.get(control.drain.remote()):
+                on_event(_event_from(kind, body))
+            if not stopping and should_stop():
+                stopping = True
+                ray.get(control.stop.remote())
+        for kind, body in ray.get(control.drain.remote()):
+            on_event(_event_from(kind, body))
+        try:
+            return ray.get(list(refs))
+        except ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, Cancelled) or stopping:
+                raise Cancelled("cancelled: the Ray tasks stopped at their next step boundary") from None
+            raise RuntimeError(f"a Ray task failed: {err.cause}") from None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once an address nothing listens on (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        raise ValueError(f"ray_address: got {address!r}, but no Ray cluster answers there ({err}); start one with "
+                         "`ray start --head` or leave --ray-address out to start a local one") from None
+
+
+def _labelled_by(plan, method: str, student_id: int) -> list[int]:
+    """Teachers whose outputs a student's labels need (its dependencies)."""
+    if method == "baseline":
+        return list(range(plan.n_teachers))
+    return list(plan.mapping[student_id])
+
+
+def _costs(results: list[dict], methods) -> dict[str, Cost]:
+    costs = {role: Cost() for role in ("teacher", *methods)}
+    for result in results:
+        costs[result["role"]].add(Cost(**result["cost"]))
+    return costs

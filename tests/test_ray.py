@@ -1,0 +1,137 @@
+"""RayExecutor on a real two-node Ray cluster on this machine (loopback only, token auth on both nodes):
+bitwise equal to in-process training, a killed worker's chain retried without retraining finished
+steps, forget and verify through Ray, and the errors a misconfigured cluster gives."""
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+# Since 2.59 a local Ray head turns on token auth; both nodes and this driver must share one token,
+# and Ray reads the mode when it is first imported, so it is set before the import.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+# Loopback only: otherwise ray.init(address="127.0.0.1:port") swaps in the machine's own address (found by
+# a UDP probe towards a public IP), where the test cluster does not listen. With this switch off Ray
+# resolves "this node" to 127.0.0.1.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+ray = pytest.importorskip("ray")  # pinned in requirements.txt: present wherever `make test` ran
+
+from purge_engine.config import PurgeConfig  # noqa: E402
+from purge_engine.experiment import Experiment  # noqa: E402
+from purge_engine.plan import METHODS  # noqa: E402
+
+CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=3, student_slices=2, epochs=3, batch_size=32,
+                     teacher_fraction=0.6, student_data="disjoint", student_fraction=0.3)
+ROLES = ["teacher", *METHODS]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, connect=False,
+                      head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    exp = Experiment.create(CONFIG, tmp_path_factory.mktemp("runs") / "local")
+    exp.train()
+    return exp
+
+
+def on_ray(exp: Experiment, cluster) -> Experiment:
+    from purge_engine.ray_executor import RayExecutor
+
+    exp.executor = RayExecutor(address=cluster.address)
+    return exp
+
+
+def test_a_run_trained_on_two_nodes_equals_the_in_process_run_with_a_worker_killed(cluster, local_run, tmp_path):
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    exp = on_ray(Experiment.create(CONFIG, tmp_path / "ray"), cluster)
+    events, killed = [], []
+
+    def kill_first_worker(event):
+        events.append(event)
+        if getattr(event, "kind", "") == "trained" and event.role == "teacher" and not killed:
+            pid = int(event.worker.rsplit(":", 1)[1])
+            killed.append((event.constituent, event.step, pid))
+            os.kill(pid, signal.SIGKILL)  # mid-chain: its next steps are not trained yet
+
+    exp.train(on_event=kill_first_worker)
+    constituent, step, pid = killed[0]
+    trained = [e for e in events if e.kind == "trained" and e.role == "teacher" and e.constituent == constituent]
+    assert [e.step for e in trained].count(step) == 1  # a finished step is never retrained
+    reused = [e for e in events if e.kind == "reused" and e.role == "teacher" and e.constituent == constituent]
+    assert reused and all(e.worker and not e.worker.endswith(f":{pid}") for e in reused)  # the retry reused it
+    assert {e.worker.split(":")[0] for e in events if getattr(e, "worker", "")}  # workers named themselves
+    assert exp.param_hashes(ROLES) == local_run.param_hashes(ROLES)  # every constituent, bit for bit
+    assert exp.store.read_environment()["executor"] == "ray"
+
+
+def test_forget_and_verify_through_ray_are_exact_and_keep_the_ledger(cluster, local_run, tmp_path):
+    shutil.copytree(local_run.store.root, tmp_path / "run")
+    exp = on_ray(Experiment.open(tmp_path / "run"), cluster)
+    report = exp.forget([int(exp.plan.teacher_shards[2][1][0])], score=False)
+    assert report.cost_matches_prediction is True
+    assert report.retrained["teacher"] == {"2": 1}
+    verdict = exp.verify(affected_only=True)
+    assert verdict["exact"] is True, verdict["reason"]
+    assert exp.ledger.verify_chain()[0]
+    assert [e["kind"] for e in exp.ledger.entries()] == ["started", "done", "verified"]
+
+
+def test_a_run_directory_the_workers_cannot_see_is_a_clear_error(cluster, local_run, tmp_path, monkeypatch):
+    from purge_engine import ray_executor
+
+    exp = on_ray(Experiment.create(CONFIG.replace(seed=5), tmp_path / "hidden"), cluster)
+    monkeypatch.setattr(exp.store, "root", tmp_path / "not-mounted")  # what the driver tells the workers
+    with pytest.raises(RuntimeError, match="not visible from Ray worker"):
+        ray_executor.RayExecutor.train(exp.executor, exp, ["purge"], lambda e: None, lambda: False)
+
+
+def test_a_worker_with_another_torch_is_refused(cluster, tmp_path, monkeypatch):
+    import torch
+
+    exp = on_ray(Experiment.create(CONFIG.replace(seed=6), tmp_path / "other-torch"), cluster)
+    monkeypatch.setattr(torch, "__version__", "0.0.0-driver")  # what the driver announces to its workers
+    with pytest.raises(RuntimeError, match="torch .* but the driver runs torch 0.0.0-driver"):
+        exp.train()
+    monkeypatch.undo()
+    assert not list((tmp_path / "other-torch").rglob("*.safetensors"))
+
+
+def test_an_unreachable_cluster_is_a_clear_error_and_stores_nothing(tmp_path):
+    script = (
+        "import sys\n"
+        "from purge_engine.cli import main\n"
+        f"sys.exit(main(['train', '--run', {str(tmp_path / 'r')!r}, '--teachers', '2', '--students', '1',"
+        " '--epochs', '1', '--executor', 'ray', '--ray-address', '127.0.0.1:1']))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "ray_address" in result.stderr and "127.0.0.1:1" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_local_executor_never_imports_ray(tmp_path):
+    script = (
+        "import sys\n"
+        "from purge_engine.cli import main\n"
+        f"main(['train', '--run', {str(tmp_path / 'r')!r}, '--teachers', '2', '--students', '1', '--epochs', '1',"
+        " '--json'])\n"
+        "print('ray' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
