@@ -80,6 +80,32 @@ def engine_vs_bare(x: torch.Tensor, y: torch.Tensor, args) -> dict:
             "ratio_min": min(pair_ratios), "ratio_max": max(pair_ratios), "repeats": args.repeats}
 
 
+def memory_formats(args) -> dict:
+    """The engine's slice step with the run's two memory formats (data and weights laid out alike),
+    interleaved: samples per second of each, per architecture. The default ("channels_last") is
+    chosen by this measurement; either is exact, but a run keeps the one it was created with."""
+    out = {}
+    for dataset, arch in (("digits", "digits-cnn"), (DATASET, ARCH)):
+        fns = {fmt: _format_step(dataset, arch, fmt, args) for fmt in ("channels_last", "contiguous")}
+        interleaved(fns, 1)
+        times = interleaved(fns, args.repeats)
+        n = min(args.samples, load_dataset(dataset).n_train) * args.epochs
+        rates = {fmt: n / float(np.median(t)) for fmt, t in times.items()}
+        out[arch] = {**{f"{fmt}_samples_per_s": r for fmt, r in rates.items()},
+                     "channels_last_over_contiguous": rates["channels_last"] / rates["contiguous"]}
+    return out
+
+
+def _format_step(dataset: str, arch: str, fmt: str, args):
+    bundle = load_dataset(dataset, memory_format=fmt).to(args.device)
+    x, y = bundle.train_x[:args.samples], bundle.train_y[:args.samples]
+    layout = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    model = build_model(arch, bundle.spec, 1).to(args.device).to(memory_format=layout)
+    position = iter(range(10**6))
+    return lambda: train_slice_step(model, x, (y,), teacher_loss, args.epochs, args.batch_size, args.lr,
+                                    (0, "teacher", 0, next(position)))
+
+
 # -- 2. checkpoints ----------------------------------------------------------------------------------------
 def checkpoint_costs(model: torch.nn.Module, root: Path, samples_per_s: float, repeats: int) -> dict:
     """Median seconds of one save and one restore, and the save's share of a step of S sample-steps."""
@@ -189,6 +215,9 @@ def report_lines(result: dict) -> list[str]:
         f"{lab['reload_seconds'] * 1e3:.2f} ms; predict_proba samples/s by batch "
         + ", ".join(f"{b}: {r:.0f}" for b, r in lab["predict_proba_samples_per_s"].items()),
     ]
+    for arch, m in result.get("memory_format", {}).items():
+        lines.append(f"{arch}: channels_last {m['channels_last_samples_per_s']:.0f} samples/s, contiguous "
+                     f"{m['contiguous_samples_per_s']:.0f}: ratio {m['channels_last_over_contiguous']:.2f}")
     if "stacked" in result:
         s = result["stacked"]
         lines.append(f"stacked ({s['models']} x {s['samples_per_model']} samples on {s['device']}): "
@@ -211,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         result["checkpoint"] = checkpoint_costs(model, Path(tmp), rate, args.repeats)
         result["labels"] = label_costs(model, bundle.train_x, Path(tmp), rate, min(500, args.samples), args.repeats)
+    result["memory_format"] = memory_formats(args)
     if args.stacked:
         result["stacked"] = stacked_vs_loop(x, y, args)
     result["verdicts"] = {"engine_at_least_0.9_of_bare": result["throughput"]["ratio"] >= TARGET_RATIO}

@@ -392,7 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     add_executor_flags(verify)
     verify.set_defaults(run_command=cmd_verify, show=print_verify)
+    _add_record_commands(commands)
+    return parser
 
+
+def _add_record_commands(commands) -> None:
+    """The commands that read a run's records or pure arithmetic: ledger, certificate, theory."""
     ledger = commands.add_parser("ledger", help="the run's forget requests and whether the hash chain holds")
     ledger.add_argument("--run", help="run directory (default: the newest under runs/)")
     ledger.add_argument("--json", action="store_true", help="machine-readable output")
@@ -411,7 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--requests", type=int, default=0, help="also the speed-up for K requests served as one batch")
     th.add_argument("--json", action="store_true", help="machine-readable output")
     th.set_defaults(run_command=cmd_theory, show=print_theory)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
