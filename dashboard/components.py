@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import state, views
 from dashboard.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
-from purge_engine.experiment import Experiment, device_label
+from purge_engine.experiment import Experiment
+from purge_engine.run import device_label
 from purge_engine.specs import DATASETS
 
 POLL_S = 0.5  # how often a page polls a running job's snapshot
@@ -30,6 +32,7 @@ def run_sidebar() -> None:
     bar.selectbox("Run", options, key=state.RUN_PICKER, on_change=_picked,
                   help=f"Run directories under `{state.runs_dir()}`: everything a run trained and forgot is "
                        "stored there and survives a restart.")
+    bar.caption(views.execution_text(*state.execution(), state.cluster()))
     if current is None:
         bar.caption("No run selected: train one on the Setup page, or pick one above.")
         return
@@ -49,8 +52,22 @@ def run_sidebar() -> None:
 
 
 def _picked() -> None:
+    """The run picker's on_change. Not a pick when it fires in a fragment's own rerun (a job's poll):
+    the sidebar moves the picker to the URL's run itself (after Train, say), and the browser can replay
+    its widget states from before that move with the first poll, which it requests while the page is
+    still drawing; taken as a pick, that stale value cleared the run and the job from the URL. A real
+    pick in the sidebar always reruns the whole app."""
+    if in_fragment_rerun():
+        return
     name = st.session_state[state.RUN_PICKER]
     state.select_run(None if name == NO_RUN else name)
+
+
+def in_fragment_rerun() -> bool:
+    """True while a fragment reruns on its own (a job's poll). A widget outside every fragment that
+    the page sets itself must ignore its on_change then: the change is a stale replay, not a click."""
+    ctx = get_script_run_ctx()
+    return bool(getattr(ctx, "fragment_ids_this_run", None))  # Streamlit's run context (1.37+)
 
 
 def open_current_run() -> Experiment | None:
@@ -120,4 +137,9 @@ def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
                f"{counts['kept']}, restored: {counts['restored']}, retrained: {counts['done']} · soft-label "
                f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s")
     with st.container(key=state.RETRAIN_GRID):
-        st.html(views.retrain_grid_html(shape, p.cells))
+        st.html(views.retrain_grid_html(shape, p.cells, p.workers))
+    if p.workers:  # steps an executor ran outside this process (Ray): say where
+        workers = views.worker_table(p.workers)
+        n = workers["Worker"].nunique()
+        with st.expander(f"Workers: {n} process{'es' * (n != 1)} trained these steps (hover a cell for its worker)"):
+            st.dataframe(workers, hide_index=True)

@@ -39,7 +39,9 @@ class JobBusy(RuntimeError):
 class Progress:
     """What the events of one job said so far: grid cells, sample-steps done, the current phase.
 
-    cells[(role, constituent)] is a list of cell states, one per step (grown as events arrive).
+    cells[(role, constituent)] is a list of cell states, one per step (grown as events arrive);
+    workers[(role, constituent)][step] is the worker ("host:pid") that trained the step, for steps an
+    executor ran outside this process (StepEvent.worker is empty in-process).
     """
 
     total_sample_steps: int = 0  # predicted by the plan; 0 when unknown
@@ -47,6 +49,7 @@ class Progress:
     sample_steps: int = 0
     phase: str = ""
     cells: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    workers: dict[tuple[str, int], dict[int, str]] = field(default_factory=dict)
     labelled: int = 0  # slices of soft labels computed
     label_reused: int = 0
     last: str = "starting"
@@ -70,6 +73,8 @@ class Progress:
         row = self.cells.setdefault((event.role, event.constituent), [])
         row.extend([PENDING] * (event.n_steps - len(row)))  # a later run of the same constituent may be longer
         row[event.step] = CELL_OF_EVENT[event.kind]
+        if event.worker and event.kind in ("training", "trained"):
+            self.workers.setdefault((event.role, event.constituent), {})[event.step] = event.worker
         if event.kind == "training":
             self.last = f"{event.role} {event.constituent + 1}: training step {event.step + 1} of {event.n_steps}"
         if event.kind == "trained" or (event.kind == "reused" and self.count_reused):
@@ -83,7 +88,8 @@ class Progress:
         return min(1.0, self.sample_steps / self.total_sample_steps)
 
     def copy(self) -> Progress:
-        return replace(self, cells={key: list(row) for key, row in self.cells.items()})
+        return replace(self, cells={key: list(row) for key, row in self.cells.items()},
+                       workers={key: dict(steps) for key, steps in self.workers.items()})
 
 
 @dataclass

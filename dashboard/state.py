@@ -10,11 +10,13 @@ finds them; runs live under $PURGE_RUNS_DIR (default `runs/`), so work survives 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard.jobs import Job, JobRegistry
+from purge_engine import executors
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, load_dataset
 from purge_engine.experiment import Experiment
@@ -44,6 +46,12 @@ RUN_NAME = "run_name"  # Setup: name of the run directory to train into
 TRAIN = "train"  # Setup: the Train button
 CANCEL = "cancel"  # any page: cancel the job shown
 QUERY_RUN, QUERY_JOB = "run", "job"
+
+# Execution (not part of a run's identity): where the jobs this session starts run.
+EXECUTOR = "executor"  # Setup: radio, "local" or "ray" (make_executor's names, as the CLI's --executor)
+RAY_ADDRESS = "ray_address"  # Setup: text box, empty = start a local Ray cluster (the CLI's --ray-address)
+EXECUTION = "execution"  # (executor, ray_address or None) last chosen on Setup (not a widget: every page reads it)
+EXECUTOR_TITLES = {"local": "In this process", "ray": "Ray (all cores, or a cluster)"}
 
 # Forget page.
 SELECTED = "selected"  # set of sample ids picked for forgetting (0-based, engine ids)
@@ -121,9 +129,12 @@ def current_run_dir() -> Path | None:
 
 
 def select_run(name: str | None) -> None:
-    """Make `name` the current run (in the URL); None clears it. The job of another run is dropped."""
-    _set_param(QUERY_RUN, name or None)
-    _set_param(QUERY_JOB, None)
+    """Make `name` the current run (in the URL); None clears it. The job of another run is dropped;
+    selecting the current run again keeps its job."""
+    name = name or None
+    if name != _param(QUERY_RUN):
+        _set_param(QUERY_JOB, None)
+    _set_param(QUERY_RUN, name)
 
 
 def open_run(run_dir: Path) -> Experiment:
@@ -132,20 +143,65 @@ def open_run(run_dir: Path) -> Experiment:
     return Experiment.open(run_dir, finish_pending=False)
 
 
-def current_job(run_dir: Path | None, kind: str | None = None) -> Job | None:
-    """The job to show for this run: the one named in the URL, else one running on the run."""
+def current_job(run_dir: Path | None, kinds: tuple[str, ...] | None = None) -> Job | None:
+    """The job to show for this run: the one running on it, of any kind and whichever session
+    started it (the registry is process-wide), else the finished one named in this viewer's URL
+    when it is of one of `kinds` (the kinds whose results the page draws; None: any).
+
+    A running job wins over the URL's: a second viewer, or a link naming an older job, must see
+    the run's live job, as the buttons it disables already do. It is then put in this viewer's
+    URL, so a reload finds it too."""
     if run_dir is None:
         return None
     jobs = registry()
-    job = jobs.get(_param(QUERY_JOB))
-    if job is not None and job.run_dir == str(run_dir.resolve()) and (kind is None or job.kind == kind):
-        return job
     running = jobs.running(run_dir)
-    return running if running is not None and (kind is None or running.kind == kind) else None
+    if running is not None:
+        if _param(QUERY_JOB) != running.job_id:
+            show_job(running)
+        return running
+    job = jobs.get(_param(QUERY_JOB))
+    if job is not None and job.run_dir == str(run_dir.resolve()) and (kinds is None or job.kind in kinds):
+        return job
+    return None
 
 
 def show_job(job: Job) -> None:
     _set_param(QUERY_JOB, job.job_id)
+
+
+# -- where jobs run ------------------------------------------------------------------------------
+def execution() -> tuple[str, str | None]:
+    """(executor name, Ray address or None) this session chose on Setup; ("local", None) before."""
+    return st.session_state.get(EXECUTION) or ("local", None)
+
+
+def job_executor():
+    """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
+    joined (or started) by the job's worker thread, not by the page."""
+    name, address = execution()
+    return executors.make_executor(name, ray_address=address)
+
+
+def open_for_job(run_dir: Path | str, executor, finish_pending: bool = True) -> Experiment:
+    """The run opened in a job's worker thread, set to train on `executor`."""
+    exp = Experiment.open(run_dir, finish_pending=finish_pending)
+    exp.executor = executor
+    return exp
+
+
+def ray_connected() -> bool:
+    """True when this process has joined a Ray cluster (a job did); never imports Ray itself."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def cluster() -> dict | None:
+    """RayExecutor.describe() of the cluster this session's jobs use; None when they run locally or
+    before a job has started Ray (describing would start it from the page)."""
+    name, address = execution()
+    if name != "ray" or not ray_connected():
+        return None
+    return executors.make_executor(name, ray_address=address).describe()
 
 
 def setup_config() -> PurgeConfig:

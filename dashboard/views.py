@@ -7,6 +7,7 @@ Ids are 0-based in the engine and 1-based here, on screen (DESIGN section 2).
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -215,32 +216,66 @@ def planned_cells(plan, scope, roles) -> dict[tuple[str, int], list[str]]:
     return cells
 
 
-def retrain_grid_html(shape: dict[tuple[str, int], int], cells: dict[tuple[str, int], list[str]]) -> str:
+def retrain_grid_html(shape: dict[tuple[str, int], int], cells: dict[tuple[str, int], list[str]],
+                      workers: dict[tuple[str, int], dict[int, str]] | None = None) -> str:
     """An HTML table per role: a row per constituent, a cell per slice step, coloured by state.
 
-    Each cell carries data-state="<state>" (tests and the browser read it) and a tooltip.
+    Each cell carries data-state="<state>" (tests and the browser read it) and a tooltip; a step
+    that ran on a worker (workers[(role, constituent)][step] = "host:pid") also carries
+    data-worker and names the worker in its tooltip.
     """
+    workers = workers or {}
     blocks = []
     for role in dict.fromkeys(role for role, _ in shape):
         keys = [key for key in shape if key[0] == role]
         width = max(shape[key] for key in keys)
         header = "".join(f"<th>{m + 1}</th>" for m in range(width))
-        rows = [_grid_row(role, c, shape[(role, c)], width, cells.get((role, c))) for _, c in keys]
+        rows = [_grid_row(role, c, shape[(role, c)], width, cells.get((role, c)), workers.get((role, c), {}))
+                for _, c in keys]
         blocks.append(f'<div class="purge-grid" data-role="{role}"><b>{title(role)}</b>'
                       f'<table><tr><th>step →</th>{header}</tr>{"".join(rows)}</table></div>')
     return GRID_CSS + "".join(blocks) + grid_legend_html()
 
 
-def _grid_row(role: str, constituent: int, n_steps: int, width: int, states: list[str] | None) -> str:
+def _grid_row(role: str, constituent: int, n_steps: int, width: int, states: list[str] | None,
+              workers: dict[int, str]) -> str:
     states = states or ["pending"] * n_steps
     name = teacher_label(constituent) if role == "teacher" else student_label(constituent)
-    cells = "".join(_grid_cell(state) for state in states) + "<td></td>" * (width - n_steps)
-    return f"<tr><th>{name}</th>{cells}</tr>"
+    cells = "".join(_grid_cell(state, workers.get(step, "")) for step, state in enumerate(states))
+    return f"<tr><th>{name}</th>{cells}{'<td></td>' * (width - n_steps)}</tr>"
 
 
-def _grid_cell(state: str) -> str:
+def _grid_cell(state: str, worker: str = "") -> str:
     symbol, colour, title = CELL_STYLE[state]
-    return f'<td data-state="{state}" title="{title}" style="background:{colour}">{symbol}</td>'
+    where = f' data-worker="{html.escape(worker)}"' if worker else ""
+    tooltip = html.escape(f"{title} · on {worker}" if worker else title)
+    return f'<td data-state="{state}"{where} title="{tooltip}" style="background:{colour}">{symbol}</td>'
+
+
+def worker_table(workers: dict[tuple[str, int], dict[int, str]]) -> pd.DataFrame:
+    """Which worker trained each constituent's steps: a row per (constituent, worker), 1-based steps.
+
+    Empty when every step ran in this process (StepEvent.worker is empty there).
+    """
+    rows = []
+    for (role, constituent), steps in workers.items():
+        name = teacher_label(constituent) if role == "teacher" else student_label(constituent)
+        for worker in dict.fromkeys(steps.values()):
+            mine = sorted(step + 1 for step, w in steps.items() if w == worker)
+            rows.append({"Method": title(role), "Constituent": name, "Worker": worker, "Steps": _numbers(mine)})
+    return pd.DataFrame(rows, columns=["Method", "Constituent", "Worker", "Steps"])
+
+
+def execution_text(executor: str, ray_address: str | None, cluster: dict | None) -> str:
+    """Where this session's jobs run, for the sidebar. cluster: RayExecutor.describe() once Ray is up."""
+    if executor != "ray":
+        return "Jobs run in this process."
+    where = f"the Ray cluster at `{ray_address}`" if ray_address else "a local Ray cluster"
+    if cluster is None:
+        return f"Jobs run on {where}; it starts with the first job."
+    nodes, cpus, gpus = cluster["nodes"], cluster["cpus"], cluster["gpus"]
+    return (f"Jobs run on {where}: {nodes} node{'s' * (nodes != 1)} · {cpus} CPU{'s' * (cpus != 1)} · "
+            f"{gpus} GPU{'s' * (gpus != 1)}.")
 
 
 def grid_legend_html() -> str:

@@ -56,8 +56,8 @@ def random_case(seed: int):
     config = PurgeConfig(
         n_teachers=n_teachers, n_students=rng.randint(1, n_teachers), teacher_slices=rng.randint(1, 3),
         student_slices=rng.randint(1, 3), student_data=rng.choice(["overlap", "disjoint"]),
-        teacher_fraction=rng.choice([0.15, 0.2]), student_fraction=rng.choice([0.15, 0.2]),
-        epochs=rng.randint(1, 3), batch_size=rng.choice([16, 64]), seed=rng.randint(0, 10**6), threads=1,
+        teacher_fraction=rng.choice([0.1, 0.15]), student_fraction=rng.choice([0.1, 0.15]),
+        epochs=rng.randint(1, 2), batch_size=rng.choice([16, 64]), seed=rng.randint(0, 10**6), threads=1,
         aggregation=("mean", "vote")[(seed // len(KINDS)) % 2],
         memory_format=("channels_last", "contiguous")[(seed // (2 * len(KINDS))) % 2])
     return rng, config, KINDS[seed % len(KINDS)]

@@ -30,7 +30,10 @@ def set_selected(ids) -> None:
 
 
 def toggle(sample_id: int) -> None:
-    """Gallery checkbox callback: runs before the rerun, so the page sees the new selection."""
+    """Gallery checkbox callback: runs before the rerun, so the page sees the new selection. The page
+    sets the boxes itself (clearing them once a request starts): a job's poll may replay older ticks."""
+    if components.in_fragment_rerun():
+        return
     ids = set(selected())
     ids.symmetric_difference_update({sample_id})
     set_selected(ids)
@@ -122,11 +125,11 @@ def preview(exp: Experiment, ids: list[int], methods: list[str]) -> None:
 
 def run_request(exp: Experiment, ids: list[int], methods: list[str], full: bool) -> None:
     total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=full)
-    run_dir = exp.store.root
+    run_dir, executor = exp.store.root, state.job_executor()
 
     def work(on_event, should_stop):
-        return Experiment.open(run_dir).forget(ids, methods=methods, full_retrain=full, on_event=on_event,
-                                               should_stop=should_stop).request_id
+        return state.open_for_job(run_dir, executor).forget(ids, methods=methods, full_retrain=full,
+                                                            on_event=on_event, should_stop=should_stop).request_id
 
     title = f"Forgetting {len(ids)} sample{'s' * (len(ids) != 1)}"
     if components.start_job(run_dir, "forget", title, work, total):
@@ -185,14 +188,13 @@ def verification(exp: Experiment, record: dict) -> None:
     reason = components.busy_reason(run_dir)
     if st.button("Verify: retrain the affected constituents from scratch and compare", key=state.VERIFY,
                  disabled=reason is not None, help=reason, icon=":material/fact_check:"):
+        executor = state.job_executor()  # the reference trains on the same path (verify.py)
+
         def work(on_event, should_stop):
-            return Experiment.open(run_dir).verify(on_event=on_event, should_stop=should_stop)
+            return state.open_for_job(run_dir, executor).verify(on_event=on_event, should_stop=should_stop)
 
         if components.start_job(run_dir, "verify", f"Verifying request {record['request_id']}", work):
             st.rerun()
-    job = state.current_job(run_dir, kind="verify")
-    if job is not None and job.snapshot().running:
-        components.job_view(job, views.grid_shape(exp.plan, ["teacher", *record["methods"]]))
 
 
 def pending_request(exp: Experiment) -> None:
@@ -204,8 +206,10 @@ def pending_request(exp: Experiment) -> None:
     st.warning(f"Request {pending[0]} was journaled but not finished (the process stopped mid-request). "
                "Finishing it retrains what is left; nothing done so far is lost.", icon=":material/restore:")
     if st.button(f"Finish request {pending[0]}", key=state.FINISH_PENDING):
+        executor = state.job_executor()
+
         def work(on_event, should_stop):
-            exp = Experiment.open(run_dir, finish_pending=False)
+            exp = state.open_for_job(run_dir, executor, finish_pending=False)
             return [report.request_id for report in exp.finish_pending(on_event)]
 
         if components.start_job(run_dir, "forget", f"Finishing request {pending[0]}", work):
@@ -220,7 +224,13 @@ exp = components.open_current_run()
 if exp is None:
     st.stop()
 run_dir = exp.store.root
-job = state.current_job(run_dir, kind="forget")
+# The run's running job (any kind, any viewer's), else the finished request or verification in the URL.
+job = state.current_job(run_dir, kinds=("forget", "verify"))
+if job is not None and job.kind == "train":
+    st.info("This run is training (started on **Setup**): forget requests can start once it is done.",
+            icon=":material/hourglass:")
+    components.job_view(job, views.grid_shape(exp.plan, ["teacher", *METHODS]))
+    st.stop()
 trained = exp.trained_roles()
 methods = [m for m in METHODS if m in trained] if job is None else list(METHODS)
 if job is None and ("teacher" not in trained or not methods):

@@ -90,6 +90,31 @@ def layout_controls() -> PurgeConfig:
     return PurgeConfig(**values)
 
 
+def keep_execution() -> None:
+    """The widgets' choice into state.EXECUTION (also their on_change: before the rerun draws the sidebar)."""
+    name, address = st.session_state[state.EXECUTOR], st.session_state[state.RAY_ADDRESS].strip()
+    st.session_state[state.EXECUTION] = (name, (address or None) if name == "ray" else None)
+
+
+def execution_controls() -> None:
+    """Where the jobs of this session run (Setup's training, Forget's requests and verifications):
+    not part of the run's identity, so kept in the session (state.EXECUTION), not in the config."""
+    executor, address = state.execution()
+    st.session_state[state.EXECUTOR] = st.session_state.get(state.EXECUTOR, executor)  # survives other pages
+    st.session_state[state.RAY_ADDRESS] = st.session_state.get(state.RAY_ADDRESS, address or "")
+    bar = st.sidebar
+    bar.header("Execution")
+    name = bar.radio("Train constituents", list(state.EXECUTOR_TITLES), key=state.EXECUTOR,
+                     format_func=state.EXECUTOR_TITLES.get, on_change=keep_execution,
+                     help="In this process: one chain after another. Ray: one task per constituent chain, side by "
+                          "side on every core of this machine or on a cluster; the same bits either way.")
+    bar.text_input("Ray address", key=state.RAY_ADDRESS, disabled=name != "ray", on_change=keep_execution,
+                   placeholder="empty: a local cluster; or auto, host:6379",
+                   help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
+                        "one with every core. The run directory must be on storage every node sees.")
+    keep_execution()
+
+
 def dataset_or_none(config: PurgeConfig):
     try:
         return state.load_bundle(config.dataset, config.data_root)
@@ -151,11 +176,12 @@ def train_section(config: PurgeConfig, plan) -> None:
         where = f"{state.runs_dir()}/{name or 'my-run'}"
         st.code(reproduce_command(config, where), language="bash")
         st.code(reproduce_snippet(config, where), language="python")
-    current = state.current_run_dir()
-    job = state.current_job(current, kind="train")
+    # The job of the run the Train button is about (running: whoever started it), else the current run's.
+    shown = run_dir if run_dir is not None and state.registry().running(run_dir) else state.current_run_dir()
+    job = state.current_job(shown, kinds=("train",))
     if job is not None:
-        components.job_view(job, views.grid_shape(state.open_run(current).plan, ["teacher", *METHODS]),
-                            draw_accuracy)
+        components.job_view(job, views.grid_shape(state.open_run(shown).plan, ["teacher", *METHODS]),
+                            draw_accuracy if job.kind == "train" else None)
 
 
 def start_training(config: PurgeConfig, run_dir) -> None:
@@ -166,6 +192,7 @@ def start_training(config: PurgeConfig, run_dir) -> None:
         return
     state.select_run(run_dir.name)
     total = job_sample_steps(exp.plan, METHODS)
+    exp.executor = state.job_executor()  # joined (Ray) by the worker thread, not here
 
     def work(on_event, should_stop):
         exp.train(on_event=on_event, should_stop=should_stop)
@@ -191,6 +218,7 @@ st.markdown(
     "changed teacher retrains only the student it feeds, from the first chunk that teacher labels. "
     "Pick a dataset and a layout in the sidebar; everything below is the plan they make.")
 config = layout_controls()
+execution_controls()
 try:
     config.validate()
 except ValueError as err:

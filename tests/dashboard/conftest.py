@@ -2,17 +2,73 @@
 requests served (a teacher-side and a student-side one), under a private runs directory."""
 
 import shutil
+import threading
 import time
+from dataclasses import dataclass, field, replace
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import RUNS_DIR_ENV
+from purge_engine import executors
+from purge_engine.events import Cancelled, StepEvent
+from purge_engine.executors import LocalExecutor
 from purge_engine.experiment import Experiment
 from tests.dashboard import APP
 
 RUN_NAME = "tiny"
 POLL_LIMIT_S = 300  # a job on a busy 2-core machine
+FAKE_WORKER = "node-b:4242"  # the worker name a FakeExecutor stamps on every step, as a Ray worker would
+FAKE_CLUSTER = {"nodes": 2, "cpus": 6, "gpus": 1}
+
+
+@dataclass
+class FakeExecutors:
+    """What the dashboard asked of make_executor, and what the executors it got did."""
+
+    made: list = field(default_factory=list)  # (name, ray_address) per make_executor call
+    trained: list = field(default_factory=list)  # (name, run directory name) per train call
+    gate: threading.Event = field(default_factory=threading.Event)  # train waits until it is set
+
+
+class FakeExecutor(LocalExecutor):
+    """Trains in this process as LocalExecutor does (same bits, same path), once the gate is open,
+    stamping FAKE_WORKER on every step event; honours should_stop while it waits, as RayExecutor
+    does at step boundaries. No Ray anywhere."""
+
+    def __init__(self, chosen: str, address: str | None, fakes: FakeExecutors):
+        self.chosen, self.address, self.fakes = chosen, address, fakes
+
+    def train(self, run, methods, on_event, should_stop):
+        while not self.fakes.gate.wait(0.02):
+            if should_stop():
+                raise Cancelled("cancelled while waiting for the gate")
+        self.fakes.trained.append((self.chosen, run.store.root.name))
+
+        def stamped(event):
+            on_event(replace(event, worker=FAKE_WORKER) if isinstance(event, StepEvent) else event)
+
+        return super().train(run, methods, stamped, should_stop)
+
+    def describe(self) -> dict:
+        if self.chosen != "ray":
+            return super().describe()
+        return {"executor": "ray", "workers": FAKE_CLUSTER["cpus"], **FAKE_CLUSTER, "address": self.address or "local"}
+
+
+@pytest.fixture
+def fake_executors(monkeypatch):
+    """make_executor replaced by one that records its arguments and returns a FakeExecutor (gate open)."""
+    fakes = FakeExecutors()
+    fakes.gate.set()
+
+    def make_executor(name="local", ray_address=None, workers=None):
+        fakes.made.append((name, ray_address))
+        return FakeExecutor(name, ray_address, fakes)
+
+    monkeypatch.setattr(executors, "make_executor", make_executor)
+    yield fakes
+    fakes.gate.set()  # a job still waiting finishes on its own
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 """The Forget page through AppTest: selection by gallery, ids and class; blast radius and predicted
 cost before running; a real request run as a job and polled by rerunning; results and verification."""
 
+from streamlit.testing.v1 import AppTest
+
 from purge_engine.vocabulary import title
+from tests.dashboard import APP
 from tests.dashboard.conftest import app_on, run_until
 
 
@@ -113,3 +116,57 @@ def test_reproduce_box_replays_every_request_in_order(runs_dir):
     lines = bash.splitlines()
     assert len(lines) == 3 and "forget" in lines[1] and lines[2].endswith("--verify")
     assert any("exp.verify()" in c for c in code)
+
+
+def test_a_second_viewer_finds_the_running_job_and_watches_it_live(runs_dir, fake_executors):
+    """Viewers of a run share its job: one that did not start it (no job id in its URL), or whose
+    link names an older job, is shown the running one live and gets it into its URL."""
+    fake_executors.gate.clear()  # the job waits, so it is still running while the others look
+    first = app_on("forget")
+    first.session_state["selected"] = [3, 17, 42]
+    first.run()
+    first.button(key="forget").click().run()
+    job_id = first.query_params["job"]
+    second = app_on("forget")  # another session: ?run=tiny, no job
+    assert not second.exception
+    assert second.button(key="forget").disabled and second.button(key="cancel")  # the live poll
+    assert any(p.text.startswith("Forgetting 3 samples") for p in second.get("progress"))
+    assert second.query_params["job"] == job_id
+    on_setup = app_on("")
+    assert not on_setup.exception and on_setup.button(key="cancel") and on_setup.get_by_key("retrain_grid")
+    fake_executors.gate.set()
+    run_until(second, lambda at: any(h.value.startswith("Request 3: results") for h in at.header))
+    # a link naming the finished job: the next running job wins
+    fake_executors.gate.clear()
+    first.session_state["selected"] = [5]
+    first.run()
+    first.button(key="forget").click().run()
+    assert first.query_params["job"] != job_id
+    stale = AppTest.from_file(str(APP), default_timeout=90)
+    stale.query_params.update(run="tiny", job=job_id)
+    stale.switch_page("app_pages/forget.py").run()
+    assert not stale.exception and stale.button(key="cancel")
+    assert stale.query_params["job"] == first.query_params["job"]
+    fake_executors.gate.set()
+    run_until(stale, lambda at: any(h.value.startswith("Request 4: results") for h in at.header))
+
+
+def test_forget_and_verify_run_on_the_executor_chosen_on_setup_and_cancel_reaches_it(runs_dir, fake_executors):
+    at = app_on("")
+    at.radio(key="executor").set_value("ray").run()
+    at.switch_page("app_pages/forget.py").run()
+    at.session_state["selected"] = [3]
+    at.run()
+    fake_executors.gate.clear()
+    at.button(key="forget").click().run()
+    assert fake_executors.made[-1] == ("ray", None)
+    at.button(key="cancel").click().run()  # the executor sees should_stop() turn true
+    run_until(at, lambda at: any("Cancelled at a step boundary" in w.value for w in at.warning))
+    assert fake_executors.trained == []
+    fake_executors.gate.set()
+    at.button(key="finish_pending").click().run()  # the journaled request, finished on the same executor
+    run_until(at, lambda at: any(h.value.startswith("Request 3: results") for h in at.header))
+    assert fake_executors.trained == [("ray", "tiny")]
+    at.button(key="verify").click().run()
+    run_until(at, lambda at: any("Exact" in s.value for s in at.success))
+    assert fake_executors.made[-1] == ("ray", None) and len(fake_executors.trained) > 1  # the reference too

@@ -130,3 +130,15 @@ def test_a_constituent_seen_again_with_more_steps_grows_its_row():
     p.fold(StepEvent("trained", "purge", 0, 1, 2, samples=1, epochs=1))
     p.fold(StepEvent("training", "purge", 0, 3, 4, samples=1, epochs=1))
     assert p.cells[("purge", 0)] == [PENDING, DONE, PENDING, "retraining"]
+
+
+def test_progress_keeps_the_worker_of_each_step_an_executor_ran_elsewhere():
+    p = Progress()
+    p.fold(StepEvent("reused", "teacher", 0, 0, 3, worker="node-a:11"))  # reused: not trained anywhere
+    p.fold(StepEvent("training", "teacher", 0, 1, 3, worker="node-a:11"))
+    p.fold(StepEvent("trained", "teacher", 0, 2, 3, samples=1, epochs=1, worker="node-b:22"))
+    p.fold(StepEvent("trained", "purge", 0, 0, 1, samples=1, epochs=1))  # in-process: no worker
+    assert p.workers == {("teacher", 0): {1: "node-a:11", 2: "node-b:22"}}
+    copy = p.copy()
+    p.fold(StepEvent("trained", "teacher", 0, 1, 3, samples=1, epochs=1, worker="node-c:33"))
+    assert copy.workers[("teacher", 0)][1] == "node-a:11"  # a snapshot does not follow later events

@@ -186,3 +186,36 @@ def test_presets_fill_the_layout_and_reproduce_shows_the_commands(at):
     code = " ".join(c.value for c in at.code)
     assert "python -m purge_engine train --run" in code and "--teacher-slices 4" in code
     assert "Experiment.create(PurgeConfig(" in code and "teacher_slices=4" in code
+
+
+def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_workers(empty_runs_dir, fake_executors,
+                                                                                   monkeypatch):
+    from dashboard import state
+    from tests.dashboard.conftest import FAKE_WORKER, app_on, run_until
+
+    at = app_on("", run=None)
+    assert at.radio(key="executor").value == "local" and at.text_input(key="ray_address").disabled
+    assert any(c.value == "Jobs run in this process." for c in at.sidebar.caption)
+    for key, value in (("n_teachers", 2), ("n_students", 1), ("epochs", 1), ("teacher_slices", 1),
+                       ("student_slices", 1)):
+        at.number_input(key=key).set_value(value).run()
+    at.radio(key="executor").set_value("ray").run()
+    at.text_input(key="ray_address").input("head-node:6379").run()
+    assert not at.text_input(key="ray_address").disabled
+    assert any("the Ray cluster at `head-node:6379`; it starts with the first job" in c.value
+               for c in at.sidebar.caption)
+    at.button(key="train").click().run()
+    assert not at.exception
+    run_until(at, lambda at: any("Trained." in s.value for s in at.success))
+    name = "digits-t2-s1-r1x1-e1-seed0"
+    assert ("ray", "head-node:6379") in fake_executors.made and fake_executors.trained == [("ray", name)]
+    workers = next(df.value for df in at.dataframe if "Worker" in df.value.columns)
+    assert set(workers["Worker"]) == {FAKE_WORKER} and "Teacher 1" in set(workers["Constituent"])
+    # the sidebar shows the cluster once a job has joined it (describe() is never called before)
+    monkeypatch.setattr(state, "ray_connected", lambda: True)
+    at.run()
+    assert any("2 nodes · 6 CPUs · 1 GPU." in c.value for c in at.sidebar.caption)
+    # the choice survives a visit to another page
+    at.switch_page("app_pages/mapping.py").run()
+    at.switch_page("app_pages/setup.py").run()
+    assert at.radio(key="executor").value == "ray" and at.text_input(key="ray_address").value == "head-node:6379"

@@ -171,6 +171,29 @@ def test_grid_counts_and_empty_cells():
     assert html.count('data-state="pending"') == 1 + 3  # Student 2 has no events yet: all pending
 
 
+def test_grid_cells_and_table_name_the_worker_of_each_step():
+    cells = {("teacher", 0): ["done", "done"], ("purge", 1): ["kept", "done"]}
+    workers = {("teacher", 0): {0: "node-a:11", 1: "node-b:22"}, ("purge", 1): {1: "node-a:11"}}
+    html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 2, ("purge", 1): 2}, cells, workers)
+    assert html.count('data-worker="node-a:11"') == 2 and html.count('data-worker="node-b:22"') == 1
+    assert 'title="retrained and checkpointed · on node-b:22"' in html
+    assert "data-worker" not in views.retrain_grid_html({("teacher", 0): 2}, cells)  # in-process: no worker
+    table = views.worker_table(workers)
+    assert table.to_dict("records") == [
+        {"Method": title("teacher"), "Constituent": "Teacher 1", "Worker": "node-a:11", "Steps": "1"},
+        {"Method": title("teacher"), "Constituent": "Teacher 1", "Worker": "node-b:22", "Steps": "2"},
+        {"Method": title("purge"), "Constituent": "Student 2", "Worker": "node-a:11", "Steps": "2"}]
+    assert views.worker_table({}).empty
+
+
+def test_execution_text_names_the_executor_and_the_cluster():
+    assert views.execution_text("local", None, None) == "Jobs run in this process."
+    assert "a local Ray cluster; it starts with the first job" in views.execution_text("ray", None, None)
+    cluster = {"nodes": 1, "cpus": 16, "gpus": 0}
+    assert views.execution_text("ray", "head:6379", cluster) == (
+        "Jobs run on the Ray cluster at `head:6379`: 1 node · 16 CPUs · 0 GPUs.")
+
+
 def record_for(plan, sample_ids, measured=True):
     """A ledger record shaped as Experiment.forget writes it, with measured = predicted."""
     from purge_engine.plan import predicted_cost, retrain_scope

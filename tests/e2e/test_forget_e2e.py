@@ -27,7 +27,8 @@ def test_train_forget_verify_flow(page, wait_idle, screenshot_whole_app, tmp_pat
     assert "job=" in page.url and "run=" in page.url
 
     page.reload()  # a reload during the running job re-attaches to it through the URL
-    expect(page.get_by_text("Training digits-")).to_be_visible(timeout=60_000)
+    # the job's own progress bar (the sidebar and the disabled button's caption name the job too)
+    expect(page.get_by_test_id("stProgress").get_by_text("Training digits-")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Trained.")).to_be_visible(timeout=TRAIN_S * 1000)
     wait_idle(page)
     expect(page.locator(EXCEPTION)).to_have_count(0)
