@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,20 @@ DONE = "done"  # trained and checkpointed
 CELL_OF_EVENT = {"reused": KEPT, "restored": RESTORED, "training": RETRAINING, "trained": DONE}
 
 RUNNING, SUCCEEDED, FAILED, CANCELLED = "running", "succeeded", "failed", "cancelled"
+
+# Ray starts a local cluster's processes as children of the calling *thread*, with a parent-death
+# signal: started from a job's worker thread, the cluster dies when that job ends, and the next Ray
+# call hangs for a minute, then terminates the whole server. So executors connect on this one thread,
+# which lives as long as the process (made on first use: nothing starts at import).
+_CONNECTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="purge-executor-connect")
+
+
+def connect(executor) -> None:
+    """Join or start the executor's cluster, if it has one (RayExecutor.connect), from the
+    process-lifetime thread; call it from a job's worker thread, before training."""
+    join = getattr(executor, "connect", None)
+    if join is not None:
+        _CONNECTOR.submit(join).result()
 
 
 class JobBusy(RuntimeError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.jobs import Job, JobRegistry
+from dashboard.jobs import Job, JobRegistry, connect
 from purge_engine import executors
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, load_dataset
@@ -177,15 +177,24 @@ def execution() -> tuple[str, str | None]:
 
 def job_executor():
     """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
-    joined (or started) by the job's worker thread, not by the page."""
+    its cluster joined (or started) by the job (use_executor), not by the page."""
     name, address = execution()
     return executors.make_executor(name, ray_address=address)
 
 
-def open_for_job(run_dir: Path | str, executor, finish_pending: bool = True) -> Experiment:
-    """The run opened in a job's worker thread, set to train on `executor`."""
-    exp = Experiment.open(run_dir, finish_pending=finish_pending)
+def use_executor(exp: Experiment, executor) -> Experiment:
+    """Set the run to train on `executor`, its cluster joined (jobs.connect). In a job's worker thread."""
+    connect(executor)
     exp.executor = executor
+    return exp
+
+
+def open_for_job(run_dir: Path | str, executor, finish_pending: bool = True) -> Experiment:
+    """The run opened in a job's worker thread, set to train on `executor`; a request a dead process
+    left half done is finished first (on that executor too), unless finish_pending is False."""
+    exp = use_executor(Experiment.open(run_dir, finish_pending=False), executor)
+    if finish_pending:
+        exp.finish_pending()
     return exp
 
 

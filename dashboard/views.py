@@ -257,8 +257,10 @@ def worker_table(workers: dict[tuple[str, int], dict[int, str]]) -> pd.DataFrame
 
     Empty when every step ran in this process (StepEvent.worker is empty there).
     """
+    order = ("teacher", *METHODS)  # as the grid draws them, whatever order the workers finished in
     rows = []
-    for (role, constituent), steps in workers.items():
+    for role, constituent in sorted(workers, key=lambda key: (order.index(key[0]), key[1])):
+        steps = workers[(role, constituent)]
         name = teacher_label(constituent) if role == "teacher" else student_label(constituent)
         for worker in dict.fromkeys(steps.values()):
             mine = sorted(step + 1 for step, w in steps.items() if w == worker)

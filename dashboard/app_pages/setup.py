@@ -192,10 +192,10 @@ def start_training(config: PurgeConfig, run_dir) -> None:
         return
     state.select_run(run_dir.name)
     total = job_sample_steps(exp.plan, METHODS)
-    exp.executor = state.job_executor()  # joined (Ray) by the worker thread, not here
+    executor = state.job_executor()
 
     def work(on_event, should_stop):
-        exp.train(on_event=on_event, should_stop=should_stop)
+        state.use_executor(exp, executor).train(on_event=on_event, should_stop=should_stop)
         return exp.evaluate()
 
     if components.start_job(run_dir, "train", f"Training {run_dir.name}", work, total, count_reused=True):

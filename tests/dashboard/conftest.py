@@ -28,6 +28,7 @@ class FakeExecutors:
 
     made: list = field(default_factory=list)  # (name, ray_address) per make_executor call
     trained: list = field(default_factory=list)  # (name, run directory name) per train call
+    connected: list = field(default_factory=list)  # the thread each connect() ran on
     gate: threading.Event = field(default_factory=threading.Event)  # train waits until it is set
 
 
@@ -38,6 +39,9 @@ class FakeExecutor(LocalExecutor):
 
     def __init__(self, chosen: str, address: str | None, fakes: FakeExecutors):
         self.chosen, self.address, self.fakes = chosen, address, fakes
+
+    def connect(self) -> None:
+        self.fakes.connected.append(threading.current_thread().name)
 
     def train(self, run, methods, on_event, should_stop):
         while not self.fakes.gate.wait(0.02):

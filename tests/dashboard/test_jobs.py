@@ -5,7 +5,19 @@ import threading
 
 import pytest
 
-from dashboard.jobs import CANCELLED, DONE, FAILED, KEPT, PENDING, RESTORED, SUCCEEDED, JobBusy, JobRegistry, Progress
+from dashboard.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    KEPT,
+    PENDING,
+    RESTORED,
+    SUCCEEDED,
+    JobBusy,
+    JobRegistry,
+    Progress,
+    connect,
+)
 from purge_engine.events import LabelEvent, PhaseEvent, StepEvent
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, predicted_cost, retrain_scope, training_cost
@@ -142,3 +154,18 @@ def test_progress_keeps_the_worker_of_each_step_an_executor_ran_elsewhere():
     copy = p.copy()
     p.fold(StepEvent("trained", "teacher", 0, 1, 3, samples=1, epochs=1, worker="node-c:33"))
     assert copy.workers[("teacher", 0)][1] == "node-a:11"  # a snapshot does not follow later events
+
+
+def test_executors_connect_on_one_thread_that_outlives_the_jobs():
+    """Ray's local cluster dies with the thread that started it: every job joins from the same one."""
+    threads = []
+
+    class Clustered:
+        def connect(self):
+            threads.append(threading.current_thread())
+
+    registry = JobRegistry()
+    for run in ("/tmp/run-c", "/tmp/run-d"):
+        finished(registry.start(run, "train", "t", lambda on_event, should_stop: connect(Clustered())))
+    connect(object())  # an executor without a cluster (LocalExecutor): nothing to join
+    assert len(threads) == 2 and threads[0] is threads[1] and threads[0].is_alive()

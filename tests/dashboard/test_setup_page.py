@@ -209,6 +209,7 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     run_until(at, lambda at: any("Trained." in s.value for s in at.success))
     name = "digits-t2-s1-r1x1-e1-seed0"
     assert ("ray", "head-node:6379") in fake_executors.made and fake_executors.trained == [("ray", name)]
+    assert [n.split("_")[0] for n in fake_executors.connected] == ["purge-executor-connect"]  # outlives the job
     workers = next(df.value for df in at.dataframe if "Worker" in df.value.columns)
     assert set(workers["Worker"]) == {FAKE_WORKER} and "Teacher 1" in set(workers["Constituent"])
     # the sidebar shows the cluster once a job has joined it (describe() is never called before)

@@ -173,7 +173,7 @@ def test_grid_counts_and_empty_cells():
 
 def test_grid_cells_and_table_name_the_worker_of_each_step():
     cells = {("teacher", 0): ["done", "done"], ("purge", 1): ["kept", "done"]}
-    workers = {("teacher", 0): {0: "node-a:11", 1: "node-b:22"}, ("purge", 1): {1: "node-a:11"}}
+    workers = {("purge", 1): {1: "node-a:11"}, ("teacher", 0): {0: "node-a:11", 1: "node-b:22"}}  # finish order
     html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 2, ("purge", 1): 2}, cells, workers)
     assert html.count('data-worker="node-a:11"') == 2 and html.count('data-worker="node-b:22"') == 1
     assert 'title="retrained and checkpointed · on node-b:22"' in html
