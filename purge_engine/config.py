@@ -42,7 +42,7 @@ class PurgeConfig:
                            "the machine is online).", kind="path")
     n_teachers: int = _knob(8, "Teachers (N_t)", "N_t: SISA teachers, each trained only on its own shard of D^T.",
                             kind="int", min=1, max=100_000)
-    n_students: int = _knob(2, "Students (N_s)", "N_s (at most N_t): students, each distilling a contiguous group "
+    n_students: int = _knob(4, "Students (N_s)", "N_s (at most N_t): students, each distilling a contiguous group "
                             "of teachers.", kind="int", min=1, max=100_000, max_field="n_teachers")
     teacher_slices: int = _knob(2, "Teacher slices (r_t)", "r_t: slices per teacher shard; a teacher trains slice "
                                 "by slice, checkpointing each step.", kind="int", min=1, max=10_000)
@@ -50,9 +50,9 @@ class PurgeConfig:
                                 "checkpoints after each.", kind="int", min=1, max=10_000)
     teacher_fraction: float = _knob(1.0, "Teacher data (share of the pool)", "Share of the teacher pool used as "
                                     "the teachers' data D^T.", kind="float", min=0, min_open=True, max=1.0, step=0.05)
-    student_fraction: float = _knob(1.0, "Student data (share of the pool)", "Share of the train pool the students "
+    student_fraction: float = _knob(0.3, "Student data (share of the pool)", "Share of the train pool the students "
                                     "learn from, D^S.", kind="float", min=0, min_open=True, max=1.0, step=0.05)
-    student_data: str = _knob("overlap", "Student data source", "overlap: D^S drawn from the teachers' pool, so a "
+    student_data: str = _knob("disjoint", "Student data source", "overlap: D^S drawn from the teachers' pool, so a "
                               "sample can sit in a teacher shard and a student chunk; disjoint: D^S held out from the "
                               "teachers (so its share must be below 1).", kind="str", choices=STUDENT_DATA_MODES)
     epochs: int = _knob(20, "Epochs (e)", "e: epoch budget per constituent, spread over its slice steps (SISA, "
@@ -158,17 +158,30 @@ class PurgeConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PurgeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict, complete: bool = False) -> PurgeConfig:
+        """The config a dict of fields names; fields it leaves out take their defaults, unless
+        complete (a stored run's config.json, which must name every field it was trained with)."""
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise ValueError(f"config: got a JSON {_json_type(data)}, must be an object of PurgeConfig fields "
+                             f"({', '.join(known)})")
+        unknown = sorted(str(k) for k in set(data) - set(known))
         if unknown:
             raise ValueError(f"config: unknown field(s) {', '.join(unknown)}; "
                              f"known fields are {', '.join(sorted(known))}")
+        missing = [name for name in known if name not in data]
+        if complete and missing:
+            raise ValueError(f"config: missing field(s) {', '.join(missing)}; a run's config must name every "
+                             "field (a default filled in now may not be the one it was trained with)")
         return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> PurgeConfig:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+            raise ValueError(f"config: not valid JSON ({err})") from None
+        return cls.from_dict(data)
 
     def replace(self, **changes) -> PurgeConfig:
         return dataclasses.replace(self, **changes)
@@ -179,6 +192,11 @@ class PurgeConfig:
         identity["preprocessing"] = PREPROCESSING
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _json_type(value) -> str:
+    names = {list: "array", type(None): "null", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _share(fraction: float, n: int) -> int:
@@ -266,17 +284,26 @@ def _check_model_fit(name: str, value, dataset: str) -> None:
         spec = DATASETS[dataset]
         fitting = [m for m in MODELS if model_fits(m, spec)]
         raise ValueError(
-            f"{name}: got {value!r}, which does not take {dataset}'s {spec.channels}x{spec.height}x{spec.width} "
+            f"{name}: got {value!r}, which does not take {dataset}'s {spec.shape_text} "
             f"inputs; must be one of {', '.join([AUTO_MODEL, *fitting])}"
         )
 
 
 # Named layouts for demos and lessons: overrides of the PurgeConfig defaults.
 PRESETS: dict[str, dict] = {
+    # The defaults: 30% of digits held out for 4 students, so most clicked samples are teacher-side,
+    # where PURGE retrains one student's tail and the baseline every student (median 2.4x, README).
+    "demo: the defaults (teacher-side deletions)": {},
+    # Every sample in a teacher shard and a student chunk: every request is student-side as well, where
+    # PURGE's edge is at most 3R/(2R+1). Kept to show why the paper holds the students' data apart.
+    "overlap: every sample in both sides": {"n_students": 2, "student_data": "overlap", "student_fraction": 1.0},
     "paper MNIST: 32 teachers": {"dataset": "mnist-5k", "n_teachers": 32, "n_students": 8, "teacher_slices": 1,
                                  "student_slices": 1, "epochs": 10},
     "classroom: 4 teachers, 2 students": {"n_teachers": 4, "n_students": 2, "teacher_slices": 2,
                                           "student_slices": 2, "epochs": 10, "student_data": "disjoint",
                                           "student_fraction": 0.5},
+    # The paper's scale (60,000 training images, 32 teachers) on Fashion-MNIST, installed offline from Debian.
+    "paper scale: 32 teachers on 60,000 images": {"dataset": "fashion-mnist", "n_teachers": 32, "n_students": 8,
+                                                  "epochs": 2},
     "many slices": {"n_teachers": 8, "n_students": 2, "teacher_slices": 4, "student_slices": 4, "epochs": 24},
 }

@@ -34,6 +34,7 @@ class ForgetReport:
     resumed: bool = False  # finished after a crash, on reopening the run
     work: dict = field(default_factory=dict)  # role -> sample_steps, label_forwards read back from what it wrote
     cost_matches_prediction: bool | None = None  # work == predicted, for every role (section 7)
+    advantage: dict = field(default_factory=dict)  # side, why, predicted and measured (advantage.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,27 +60,34 @@ def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict]:
 
 def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -> ForgetReport:
     """Check and journal a forget request, then execute it; the caller holds no lock (this takes it)."""
+    from purge_engine.advantage import request_side, why
     from purge_engine.constituents import check_methods
     from purge_engine.plan import predicted_cost, retrain_scope
-    from purge_engine.store import writer_lock
 
     check_methods(methods)
-    with writer_lock(run.store):
-        run.reload_plan()
+    run.plan.check_request(sample_ids)  # refused before the lock: a refused request leaves the run as it was
+    if not run.store.lock_path.exists():
+        _check_trained(run, methods)
+    with run.writing("a forget request", on_event, should_stop):
         ids = list(run.plan.check_request(sample_ids))
-        missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
-        if missing:
-            raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; "
-                             "train the run before forgetting")
+        _check_trained(run, methods)
         roles = ["teacher", *methods]
         scope = retrain_scope(run.plan, ids)
         accuracy, membership = _scores(run, roles, ids, score)
         request_id = run.ledger.next_request_id()
         started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                    "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
+                   "side": request_side(run.plan, ids), "why": why(run.plan, ids),
                    "accuracy_before": accuracy, "membership_before": membership}
         run.ledger.append(request_id, "started", started)
         return execute(run, request_id, started, on_event, should_stop=should_stop)
+
+
+def _check_trained(run, methods) -> None:
+    missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
+    if missing:
+        raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; "
+                         "train the run before forgetting")
 
 
 def _train_for(run, request_id: int, methods, on_event, should_stop) -> tuple[dict, dict]:
@@ -120,13 +128,26 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         accuracy={"before": started["accuracy_before"], "after": accuracy},
         membership={"before": started["membership_before"], "after": membership},
         hashes={"before": started["hashes_before"], "after": run.param_hashes(roles)},
-        resumed=resumed, work=work, cost_matches_prediction=check["matches"])
-    done = {k: v for k, v in report.to_dict().items() if k in ("cost", "retrained", "reused", "resumed", "work")}
+        resumed=resumed, work=work, cost_matches_prediction=check["matches"],
+        advantage=_advantage(started, work, methods))
+    done = {k: v for k, v in report.to_dict().items()
+            if k in ("cost", "retrained", "reused", "resumed", "work", "advantage")}
     run.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
                                            "hashes_after": report.hashes["after"],
                                            "cost_matches_prediction": check["matches"],
                                            "cost_mismatches": check["mismatches"]})
     return report
+
+
+def _advantage(started: dict, work: dict, methods) -> dict:
+    """PURGE's advantage over the baseline student on this request, predicted and as measured from
+    what the retraining wrote; None where the request served no baseline or retrained no student."""
+    from purge_engine.advantage import advantage
+
+    both = {"purge", "baseline"} <= set(methods)
+    return {"side": started.get("side"), "why": started.get("why"),
+            "predicted": advantage(started["predicted"]) if both else None,
+            "measured": advantage(work) if both and {"purge", "baseline"} <= set(work) else None}
 
 
 def finish_pending(run, on_event) -> list[ForgetReport]:
@@ -136,7 +157,7 @@ def finish_pending(run, on_event) -> list[ForgetReport]:
 
     if not run.ledger.pending():
         return []
-    with writer_lock(run.store, wait=False) as acquired:
+    with writer_lock(run.store, wait=False, holder="finishing an interrupted request") as acquired:
         if not acquired:
             return []
         run.reload_plan()

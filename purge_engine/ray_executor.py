@@ -17,6 +17,7 @@ Imported only when `--executor ray` is asked for: the default executor never loa
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -34,11 +35,10 @@ MAX_RETRIES = 3  # a task whose worker died is run again; finished steps are reu
 
 @ray.remote
 class Control:
-    """The driver's mailbox: workers post progress events and read the stop flag at every step boundary."""
+    """The driver's mailbox: workers post progress events (fire and forget)."""
 
     def __init__(self):
         self.events: list[tuple[str, dict]] = []
-        self.stopped = False
 
     def post(self, kind: str, event: dict) -> None:
         self.events.append((kind, event))
@@ -47,11 +47,12 @@ class Control:
         events, self.events = self.events, []
         return events
 
-    def stop(self) -> None:
-        self.stopped = True
 
-    def should_stop(self) -> bool:
-        return self.stopped
+# A worker never blocks on the driver: a ray.get inside a task hands its CPU back to Ray, which then
+# starts another worker process (importing torch again) and runs two chains on one CPU. The stop
+# flag is a file in the run directory (every node sees it), named for the one train call it stops.
+def _stop_path(root: str, token: str) -> str:
+    return os.path.join(root, f".stop-{token}")
 
 
 class _WorkerExecutor:
@@ -75,9 +76,10 @@ def _worker_run(root: str, config, plan, bundle, request_id):
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, control,
+def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, control, token: str,
                torch_version: str, *teachers_done) -> dict:
     """Train one (role, constituent) chain in a worker; returns its measured cost and where it ran."""
+    started = time.perf_counter()
     import torch
 
     from purge_engine.run import worker_name
@@ -86,21 +88,23 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
         raise RuntimeError(f"worker {worker_name()}: torch {torch.__version__}, but the driver runs torch "
                            f"{torch_version}; exactness needs one torch build on every node")
     run = _worker_run(root, config, plan, bundle, request_id)
-    worker = worker_name()
+    worker, ready = worker_name(), time.perf_counter()
 
     def on_event(event) -> None:
         body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
         control.post.remote(type(event).__name__, body)
 
     def should_stop() -> bool:
-        return ray.get(control.should_stop.remote())
+        return os.path.exists(_stop_path(root, token))
 
     labels = None if role == "teacher" else label_cache(run, on_event)
     cost = train_chain(run, role, constituent, on_event, should_stop, labels)
     if labels is not None:
         cost.label_forwards += labels.label_forwards
         cost.seconds += labels.seconds
-    return {"role": role, "constituent": constituent, "cost": cost.to_dict(), "worker": worker}
+    # Where a task's time goes: set-up (imports on a fresh worker, the run) apart from its chain.
+    timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
+    return {"role": role, "constituent": constituent, "cost": cost.to_dict(), "worker": worker, "timing": timing}
 
 
 _EVENTS = {"StepEvent": StepEvent, "LabelEvent": LabelEvent, "PhaseEvent": PhaseEvent}
@@ -122,6 +126,7 @@ class RayExecutor:
     def __init__(self, address: str | None = None, workers: int | None = None):
         self.address, self.requested_workers = address, workers
         self.startup_seconds = 0.0
+        self.timings: list[dict] = []  # per task of the last train: setup_seconds, chain_seconds, pid
 
     # -- the cluster ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -138,6 +143,7 @@ class RayExecutor:
                          log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ValueError(f"ray_address: could not join the Ray cluster at {self.address!r}: {err}") from None
+        _warm_workers(int(ray.cluster_resources().get("CPU", 1)))
         self.startup_seconds = time.perf_counter() - start
 
     @property
@@ -160,20 +166,26 @@ class RayExecutor:
         import torch
 
         self.connect()
-        control = Control.remote()
-        shared = (str(run.store.root.resolve()), run.config, run.plan, ray.put(run.bundle.to("cpu")),
-                  run.request_id)
+        control, token = Control.remote(), secrets.token_hex(8)
+        root = str(run.store.root.resolve())
+        shared = (root, run.config, run.plan, ray.put(run.bundle.to("cpu")), run.request_id)
         options = {"num_cpus": 1, "num_gpus": 0 if run.device.type == "cpu" else 1 / max(1, self.workers)}
         on_event(PhaseEvent("phase", "teachers"))
-        teachers = [chain_task.options(**options).remote(*shared, "teacher", i, control, torch.__version__)
+        teachers = [chain_task.options(**options).remote(*shared, "teacher", i, control, token, torch.__version__)
                     for i in range(run.config.n_teachers)]
-        students = [chain_task.options(**options).remote(*shared, m, k, control, torch.__version__,
+        students = [chain_task.options(**options).remote(*shared, m, k, control, token, torch.__version__,
                                                          *[teachers[t] for t in _labelled_by(run.plan, m, k)])
                     for m in methods for k in range(run.config.n_students)]
-        results = self._wait(teachers + students, control, on_event, should_stop)
+        try:
+            results = self._wait(teachers + students, control, _stop_path(root, token), on_event, should_stop)
+        finally:
+            if os.path.exists(_stop_path(root, token)):
+                os.remove(_stop_path(root, token))
+        self.timings = [{"role": r["role"], "constituent": r["constituent"], **r["timing"]} for r in results]
         return _costs(results, methods)
 
-    def _wait(self, refs, control, on_event: EventCallback, should_stop: Callable[[], bool]) -> list[dict]:
+    def _wait(self, refs, control, stop_path: str, on_event: EventCallback,
+              should_stop: Callable[[], bool]) -> list[dict]:
         pending, stopping = list(refs), False
         while pending:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_SECONDS)
@@ -181,7 +193,8 @@ class RayExecutor:
                 on_event(_event_from(kind, body))
             if not stopping and should_stop():
                 stopping = True
-                ray.get(control.stop.remote())
+                with open(stop_path, "w") as flag:
+                    flag.write("stop\n")
         for kind, body in ray.get(control.drain.remote()):
             on_event(_event_from(kind, body))
         try:
@@ -190,6 +203,20 @@ class RayExecutor:
             if isinstance(err.cause, Cancelled) or stopping:
                 raise Cancelled("cancelled: the Ray tasks stopped at their next step boundary") from None
             raise RuntimeError(f"a Ray task failed: {err.cause}") from None
+
+
+@ray.remote(num_cpus=1)
+def _warm(seconds: float) -> int:
+    import purge_engine.executors  # noqa: F401 (torch and the engine, once per worker process)
+
+    time.sleep(seconds)  # held long enough that the next warm-up lands on another worker
+    return os.getpid()
+
+
+def _warm_workers(n: int) -> None:
+    """Start and warm one worker per CPU (a fresh worker spends ~2 s importing torch): part of the
+    start-up, so the first chains of the first job do not pay it."""
+    ray.get([_warm.remote(0.2) for _ in range(n)])
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -4,7 +4,6 @@ steps, forget and verify through Ray, and the errors a misconfigured cluster giv
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ ray = pytest.importorskip("ray")  # pinned in requirements.txt: present wherever
 from purge_engine.config import PurgeConfig  # noqa: E402
 from purge_engine.experiment import Experiment  # noqa: E402
 from purge_engine.plan import METHODS  # noqa: E402
+from tests.conftest import copy_of  # noqa: E402
 
 CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=3, student_slices=2, epochs=3, batch_size=32,
                      teacher_fraction=0.6, student_data="disjoint", student_fraction=0.3)
@@ -45,10 +45,8 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    exp = Experiment.create(CONFIG, tmp_path_factory.mktemp("runs") / "local")
-    exp.train()
-    return exp
+def local_run(train_once):
+    return train_once(CONFIG)
 
 
 def on_ray(exp: Experiment, cluster) -> Experiment:
@@ -82,8 +80,7 @@ def test_a_run_trained_on_two_nodes_equals_the_in_process_run_with_a_worker_kill
 
 
 def test_forget_and_verify_through_ray_are_exact_and_keep_the_ledger(cluster, local_run, tmp_path):
-    shutil.copytree(local_run.store.root, tmp_path / "run")
-    exp = on_ray(Experiment.open(tmp_path / "run"), cluster)
+    exp = on_ray(copy_of(local_run, tmp_path / "run"), cluster)
     report = exp.forget([int(exp.plan.teacher_shards[2][1][0])], score=False)
     assert report.cost_matches_prediction is True
     assert report.retrained["teacher"] == {"2": 1}
@@ -91,6 +88,25 @@ def test_forget_and_verify_through_ray_are_exact_and_keep_the_ledger(cluster, lo
     assert verdict["exact"] is True, verdict["reason"]
     assert exp.ledger.verify_chain()[0]
     assert [e["kind"] for e in exp.ledger.entries()] == ["started", "done", "verified"]
+
+
+def test_a_cancelled_ray_job_stops_at_a_step_boundary_and_resumes_to_the_same_bits(cluster, local_run, tmp_path):
+    from purge_engine.events import Cancelled
+
+    exp = on_ray(Experiment.create(CONFIG, tmp_path / "cancel"), cluster)
+    seen = []
+
+    def after_first_step() -> bool:
+        return any(getattr(e, "kind", "") == "trained" for e in seen)
+
+    with pytest.raises(Cancelled):
+        exp.train(on_event=seen.append, should_stop=after_first_step)
+    total = sum(len(exp.job(role, c).steps) for role in ROLES for c in range(CONFIG.n_teachers if role == "teacher"
+                                                                             else CONFIG.n_students))
+    assert 1 <= len([e for e in seen if getattr(e, "kind", "") == "trained"]) < total
+    assert not list((tmp_path / "cancel").glob(".stop-*"))  # the flag is removed with the job
+    exp.train()  # resumes from the checkpoints the cancelled job wrote
+    assert exp.param_hashes(ROLES) == local_run.param_hashes(ROLES)
 
 
 def test_a_run_directory_the_workers_cannot_see_is_a_clear_error(cluster, local_run, tmp_path, monkeypatch):
