@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 
 from purge_engine import theory
+from purge_engine.advantage import advantage, request_side, why
 from purge_engine.config import PurgeConfig, allowed_text, field_help
 from purge_engine.events import Event, StepEvent
 from purge_engine.files import CheckpointError
@@ -26,12 +27,15 @@ from purge_engine.plan import (
 )
 from purge_engine.requests import parse_ids
 from purge_engine.specs import DATASETS
-from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
+from purge_engine.store import DEFAULT_RUNS_DIR, LOCK_TIMEOUT_S, list_runs
 from purge_engine.vocabulary import constituent_label, step_label, title
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
 _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
 _TYPES = {"int": int, "float": float, "str": str, "path": str}  # metadata kind -> argparse type
+MAX_CONFIG_BYTES = 1 << 20
+MAX_WAIT_S = 86_400.0
+_REQUEST_ID = "a whole number, the id of a request in the run's ledger"
 
 
 def flag_for(field_name: str) -> str:
@@ -44,8 +48,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="FILE", help="start from a config JSON file")
     for f in fields(PurgeConfig):
         kind = _TYPES[f.metadata["kind"]]
-        group.add_argument(flag_for(f.name), dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(),
-                           choices=f.metadata.get("choices"), help=flag_help(f.name))
+        group.add_argument(flag_for(f.name), dest=f.name, type=_flag_type(f.name, kind), default=None,
+                           metavar=kind.__name__.upper(), choices=f.metadata.get("choices"), help=flag_help(f.name))
+
+
+def _flag_type(name: str, kind: type, allowed: str | None = None):
+    """argparse's type for a flag: a value that is not a number is refused naming the field and its
+    range (a config field's own, unless `allowed` says it)."""
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: got {text!r}, must be {allowed or allowed_text(name)}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def flag_help(name: str) -> str:
@@ -55,11 +72,28 @@ def flag_help(name: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> PurgeConfig:
     base = PurgeConfig()
-    if getattr(args, "config", None):
-        with open(args.config) as handle:
-            base = PurgeConfig.from_json(handle.read())
+    if getattr(args, "config", None) is not None:
+        base = read_config_file(args.config)
     given = {f.name: getattr(args, f.name) for f in fields(PurgeConfig) if getattr(args, f.name, None) is not None}
     return base.replace(**given).validate()
+
+
+def read_config_file(path: str) -> PurgeConfig:
+    """--config FILE: a JSON object of PurgeConfig fields (those left out keep their defaults)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ValueError(f"config: cannot read {path!r} ({err.strerror or err}); --config must name a JSON "
+                         "file of PurgeConfig fields") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ValueError(f"config: {path!r} is over {MAX_CONFIG_BYTES:,} bytes; a config is a small JSON object")
+    try:
+        return PurgeConfig.from_json(text.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"config: {path!r} is not a UTF-8 JSON object of PurgeConfig fields ({err})") from None
+    except ValueError as err:
+        raise ValueError(f"{err} (in {path})") from None
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -68,10 +102,12 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     plan = make_plan(config, DATASETS[config.dataset].n_train)
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
               "training_cost": training_cost(plan), "warnings": epoch_warnings(config)}
-    if args.samples:
+    if args.samples is not None:  # "" is a request that names no id: refused, not ignored
         scope = retrain_scope(plan, parse_ids(args.samples, plan.n_pool))
         report["scope"] = scope.to_dict()
         report["predicted"] = predicted_cost(plan, scope)
+        report["advantage"] = {"side": request_side(plan, scope.sample_ids), "why": why(plan, scope.sample_ids),
+                               "predicted": advantage(report["predicted"])}
     return report
 
 
@@ -102,6 +138,17 @@ def print_plan(report: dict) -> None:
             shown = ", ".join(f"Student {int(k) + 1} from step {s + 1}" for k, s in steps.items()) or "none"
             print(f"  {title(method)}: {shown}")
         _print_cost("predicted cost of the request (sample-steps)", report["predicted"])
+        print_advantage(report["advantage"])
+
+
+def print_advantage(adv: dict) -> None:
+    """The headline: baseline student ÷ PURGE students, and why (advantage.py)."""
+    for key in ("predicted", "measured"):
+        if adv.get(key) is not None:
+            print(f"PURGE's advantage ({key}): the baseline student retrains {adv[key]:.2f}x the sample-steps "
+                  "PURGE's students do (teacher retraining is the same for both)")
+    if adv.get("why"):
+        print(adv["why"])
 
 
 def _print_cost(heading: str, cost: dict, form: str = "retraining") -> None:
@@ -112,6 +159,7 @@ def _print_cost(heading: str, cost: dict, form: str = "retraining") -> None:
 
 
 def cmd_theory(args: argparse.Namespace) -> dict:
+    theory.check_layout(args.teachers, args.students, args.student_slices, args.requests)
     students = [args.students] if args.students else theory.divisors(args.teachers)
     rows = [theory.theory_row(args.teachers, n, args.student_slices).to_dict() for n in students]
     if args.requests:
@@ -158,13 +206,21 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
+def add_wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=_flag_type("wait", float, f"a number of seconds in [0, {MAX_WAIT_S:g}]"),
+                        default=LOCK_TIMEOUT_S, metavar="SECONDS",
+                        help="how long to wait while another process trains, forgets or verifies on the run "
+                             f"(default {LOCK_TIMEOUT_S:g})")
+
+
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    add_wait_flag(parser)
     group = parser.add_argument_group("execution (not part of the run's identity)")
     group.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: chains one after another in this process (default); ray: one Ray task per chain")
     group.add_argument("--ray-address", default=None,
                        help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", type=_flag_type("workers", int, "an integer of at least 1"), default=None,
                        help="CPUs of the local Ray cluster (default: every core)")
 
 
@@ -185,6 +241,16 @@ def _use_executor(exp, executor):
     return exp
 
 
+def _waiting(exp, args: argparse.Namespace):
+    """The run set to wait up to --wait seconds for another writer, saying so on stderr."""
+    wait = getattr(args, "wait", LOCK_TIMEOUT_S)
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise ValueError(f"wait: got {wait:g}, must be a number of seconds in [0, {MAX_WAIT_S:g}]")
+    exp.lock_timeout = wait
+    exp.on_wait = lambda sentence: print(sentence, file=sys.stderr)
+    return exp
+
+
 def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str:
     if args.run:
         return args.run
@@ -202,7 +268,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     config = config_from_args(args)
     methods = _methods(args.methods)
     executor = _executor(args)
-    exp = _use_executor(Experiment.create(config, _run_dir(args, config), download=args.download), executor)
+    exp = _waiting(_use_executor(Experiment.create(config, _run_dir(args, config), download=args.download),
+                                 executor), args)
     progress = None if args.json else ProgressBar(job_sample_steps(exp.plan, methods), count_reused=True)
     costs = exp.train(on_event=progress, methods=methods)
     return {"run": str(exp.store.root), "fingerprint": exp.config.fingerprint(), "device": str(exp.device),
@@ -212,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
-    exp = Experiment.open(_run_dir(args))
+    exp = _waiting(Experiment.open(_run_dir(args)), args)
     return {"run": str(exp.store.root), **exp.evaluate()}
 
 
@@ -230,7 +297,7 @@ def cmd_forget(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
     executor = _executor(args)
-    exp = _use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor)
+    exp = _waiting(_use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor), args)
     exp.finish_pending()
     methods = _methods(args.methods)
     ids = parse_ids(args.samples, exp.plan.n_pool)
@@ -262,6 +329,7 @@ def print_forget(report: dict) -> None:
     for role, before in report["accuracy"]["before"].items():
         after = report["accuracy"]["after"][role]
         print(f"  {title(role):<26} {_number(before['test'], '.4f')} -> {_number(after['test'], '.4f')}")
+    print_advantage(report.get("advantage") or {})
     print_membership(report["membership"])
     if report.get("verification"):
         v = report["verification"]
@@ -295,7 +363,7 @@ def cmd_verify(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
     executor = _executor(args)
-    exp = _use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor)
+    exp = _waiting(_use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor), args)
     exp.finish_pending()
     result = exp.verify(args.request, affected_only=args.affected_only)
     summary = {k: v for k, v in result.items() if k != "details"}
@@ -348,6 +416,26 @@ def cmd_certificate(args: argparse.Namespace) -> dict:
     return Ledger(store.ledger_path).certificate(args.request)
 
 
+def cmd_datasets(args: argparse.Namespace) -> dict:
+    from purge_engine.sources import catalog  # no torch: reads specs and looks for files
+
+    return {"data_root": args.data_root, "datasets": catalog(args.data_root)}
+
+
+def print_datasets(report: dict) -> None:
+    print(f"{'dataset':<16} {'here':<4} {'train':>7} {'test':>7} {'input':<18} {'classes':>7}  "
+          f"{'teacher / student model':<24} licence")
+    for row in report["datasets"]:
+        spec = DATASETS[row["name"]]
+        models = row["teacher_model"] if row["teacher_model"] == row["student_model"] else \
+            f"{row['teacher_model']} / {row['student_model']}"
+        print(f"{row['name']:<16} {'yes' if row['available'] else 'no':<4} {row['n_train']:>7,} {row['n_test']:>7,} "
+              f"{spec.shape_text:<18} {row['n_classes']:>7}  {models:<24} {row['licence']}")
+    for row in report["datasets"]:
+        where = f"found at {row['found_at']}" if row["available"] else row["how_to_get"]
+        print(f"  {row['name']}: from {' or '.join(row['sources'])}; {where}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m purge_engine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -370,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test accuracy of every ensemble and constituent")
     evaluate.add_argument("--run", help="run directory (default: the newest under runs/)")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    add_wait_flag(evaluate)
     evaluate.set_defaults(run_command=cmd_evaluate, show=print_accuracy)
 
     forget = commands.add_parser("forget", help="serve a forget request: retrain only what the samples touched")
@@ -386,13 +475,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="compare the latest request's result with a from-scratch run")
     verify.add_argument("--run", help="run directory (default: the newest under runs/)")
-    verify.add_argument("--request", type=int, default=None, help="request id (default: the latest)")
+    verify.add_argument("--request", type=_flag_type("request", int, _REQUEST_ID), default=None,
+                        help="request id (default: the latest)")
     verify.add_argument("--affected-only", action="store_true",
                         help="retrain only the affected constituents in the reference (faster)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     add_executor_flags(verify)
     verify.set_defaults(run_command=cmd_verify, show=print_verify)
     _add_record_commands(commands)
+
+    datasets = commands.add_parser("datasets", help="every dataset: where it comes from, licence, whether it is "
+                                   "here, sizes, default models")
+    datasets.add_argument("--data-root", default=PurgeConfig().data_root,
+                          help="folder searched for torchvision files (as --data-root of train)")
+    datasets.add_argument("--json", action="store_true", help="machine-readable output")
+    datasets.set_defaults(run_command=cmd_datasets, show=print_datasets)
     return parser
 
 
@@ -405,15 +502,18 @@ def _add_record_commands(commands) -> None:
 
     certificate = commands.add_parser("certificate", help="a request's ledger record as a JSON certificate")
     certificate.add_argument("--run", help="run directory (default: the newest under runs/)")
-    certificate.add_argument("--request", type=int, required=True, help="request id")
+    certificate.add_argument("--request", type=_flag_type("request", int, _REQUEST_ID), required=True,
+                             help="request id")
     certificate.add_argument("--json", action="store_true", default=True, help=argparse.SUPPRESS)
     certificate.set_defaults(run_command=cmd_certificate, show=None)
 
     th = commands.add_parser("theory", help="closed-form speed-ups of PURGE over the baseline student")
-    th.add_argument("--teachers", type=int, default=PurgeConfig().n_teachers, help="N_t")
-    th.add_argument("--students", type=int, default=None, help="N_s (default: every divisor of N_t)")
-    th.add_argument("--student-slices", type=int, default=1, help="r, slices per chunk")
-    th.add_argument("--requests", type=int, default=0, help="also the speed-up for K requests served as one batch")
+    th.add_argument("--teachers", type=_flag_type("n_teachers", int), default=PurgeConfig().n_teachers, help="N_t")
+    th.add_argument("--students", type=_flag_type("n_students", int, "an integer in [1, n_teachers]"), default=None,
+                    help="N_s (default: every divisor of N_t)")
+    th.add_argument("--student-slices", type=_flag_type("student_slices", int), default=1, help="r, slices per chunk")
+    th.add_argument("--requests", type=_flag_type("requests", int, f"an integer in [0, {theory.MAX_REQUESTS}]"),
+                    default=0, help="also the speed-up for K requests served as one batch")
     th.add_argument("--json", action="store_true", help="machine-readable output")
     th.set_defaults(run_command=cmd_theory, show=print_theory)
 
