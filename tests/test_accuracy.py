@@ -8,11 +8,11 @@ from purge_engine.experiment import Experiment
 
 @pytest.mark.slow
 def test_default_digits_layout_reaches_its_accuracy_targets(tmp_path):
-    exp = Experiment.create(PurgeConfig(), tmp_path / "digits")  # 8 teachers, 2 students, 2 + 2 slices, overlap
+    exp = Experiment.create(PurgeConfig(), tmp_path / "digits")  # 8 teachers, 4 students on a held-out 30 %
     exp.train()
     accuracy = exp.evaluate()["accuracy"]
     assert accuracy["teacher"] >= 0.93
-    assert accuracy["purge"] >= 0.90
+    assert accuracy["purge"] >= 0.90  # measured 0.944 (README)
     assert abs(accuracy["purge"] - accuracy["baseline"]) <= 0.03
 
 

@@ -1,3 +1,6 @@
+"""config.py: PurgeConfig validation naming field, value and range; JSON round trip; fingerprint; field metadata
+read by validate() and the CLI help."""
+
 import json
 from dataclasses import fields
 
@@ -35,7 +38,7 @@ BAD_FIELDS = [
     ({"device": "tpu"}, "device", "auto, cpu, cuda"),
     ({"threads": -2}, "threads", "[0,"),
     ({"data_root": ""}, "data_root", "non-empty"),
-    ({"n_teachers": 800, "n_students": 1, "teacher_slices": 2}, "n_teachers x teacher_slices", "1437"),
+    ({"n_teachers": 800, "n_students": 1, "teacher_slices": 2}, "n_teachers x teacher_slices", "1006"),  # 70 % of 1437
     ({"n_teachers": 8, "n_students": 1, "student_slices": 200}, "student_slices", "student samples"),
     ({"n_teachers": 1500, "n_students": 1, "teacher_slices": 1}, "n_teachers x teacher_slices", "at most"),
 ]
@@ -92,9 +95,10 @@ def test_auto_models_resolve_per_dataset():
 
 
 def test_pool_sizes_follow_the_student_data_mode():
-    assert PurgeConfig().pool_sizes(1000) == (1000, 1000)
+    assert PurgeConfig(student_data="overlap", student_fraction=1.0).pool_sizes(1000) == (1000, 1000)
+    assert PurgeConfig().pool_sizes(1000) == (700, 300)  # the defaults: 30 % held out for the students
     assert PurgeConfig(student_data="disjoint", student_fraction=0.3).pool_sizes(1000) == (700, 300)
-    assert PurgeConfig(teacher_fraction=0.5, student_fraction=0.2).pool_sizes(1000) == (500, 200)
+    assert PurgeConfig(teacher_fraction=0.5, student_fraction=0.2, student_data="overlap").pool_sizes(1000) == (500, 200)
 
 
 # -- field metadata: one place for each knob's meaning and range ---------------------------------

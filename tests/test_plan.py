@@ -171,7 +171,7 @@ def _even_plan(n_teachers, n_students, r, epochs):
     c = n_teachers // n_students
     n_pool = n_students * c * r * 5
     return make_plan(PurgeConfig(n_teachers=n_teachers, n_students=n_students, teacher_slices=1, student_slices=r,
-                                 epochs=epochs), n_pool)
+                                 epochs=epochs, student_data="overlap", student_fraction=1.0), n_pool)
 
 
 def _teacher_side_ratio(plan):
