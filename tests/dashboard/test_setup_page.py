@@ -91,6 +91,9 @@ def test_more_students_than_teachers_is_an_error_not_a_traceback(at):
 
 
 def test_disjoint_student_data_needs_a_share_below_one(at):
+    at.radio(key="student_data").set_value("overlap").run()
+    at.slider(key="student_fraction").set_value(1.0).run()
+    assert not at.exception and not at.error
     at.radio(key="student_data").set_value("disjoint").run()
     assert not at.exception
     assert "student_fraction" in at.error[0].value
@@ -105,6 +108,7 @@ def test_disjoint_student_data_needs_a_share_below_one(at):
 
 def test_changing_teachers_changes_mapping_and_tables(at):
     at.number_input(key="n_teachers").set_value(4).run()
+    at.number_input(key="n_students").set_value(2).run()
     assert not at.exception and not at.error
     assert len(table_with(at, "Teacher")) == 4
     assert at.table[0].value["Taught by"].tolist() == ["Teachers 1–2", "Teachers 3–4"]
@@ -136,7 +140,8 @@ def test_train_runs_as_a_job_and_the_sidebar_picks_the_new_run(empty_runs_dir):
     from tests.dashboard.conftest import app_on
 
     at = app_on("", run=None)
-    for key, value in (("n_teachers", 4), ("epochs", 2), ("teacher_slices", 1), ("student_slices", 1)):
+    for key, value in (("n_teachers", 4), ("n_students", 2), ("epochs", 2), ("teacher_slices", 1),
+                       ("student_slices", 1)):
         at.number_input(key=key).set_value(value).run()
     assert at.text_input(key="run_name").value == "digits-t4-s2-r1x1-e2-seed0"
     at.button(key="train").click().run()

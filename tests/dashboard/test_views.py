@@ -13,11 +13,14 @@ from purge_engine.plan import METHOD_TITLES, make_plan, training_cost
 from purge_engine.vocabulary import title
 
 N_POOL = 1437  # digits' train pool
+# The tables below are checked on the layout where every sample sits on both sides (2 students of 4
+# chunks each): every sample has a teacher and a student place to show.
+OVERLAP = PurgeConfig(n_students=2, student_data="overlap", student_fraction=1.0)
 
 
 @pytest.fixture(scope="module")
 def plan():
-    return make_plan(PurgeConfig(), N_POOL)
+    return make_plan(OVERLAP, N_POOL)
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +265,18 @@ def test_small_formatters():
     assert views.human_bytes(999) == "999 B" and views.human_bytes(39_000_000) == "39.0 MB"
     assert views.id_list([3, 17, 42]) == "#3, #17, #42"
     assert views.id_list(range(40), limit=2) == "#0, #1 … (+38 more)"
+
+
+def test_available_samples_are_those_in_some_shard_and_not_yet_forgotten(plan):
+    used = np.union1d(plan.all_teacher_samples(), plan.all_student_samples())
+    assert np.array_equal(views.available_samples(plan), used)
+    gone = used[[0, 5]]
+    assert np.array_equal(views.available_samples(plan.without(gone.tolist())), np.setdiff1d(used, gone))
+
+
+def test_a_layout_suggests_its_run_name_and_states_its_storage():
+    config = PurgeConfig(n_teachers=8, n_students=4, teacher_slices=2, student_slices=3, epochs=6, seed=7)
+    assert views.default_run_name(config) == "digits-t8-s4-r2x3-e6-seed7"
+    text = views.storage_text({"total_bytes": 1536, "checkpoints": 1200, "teacher_checkpoints": 1000,
+                               "student_checkpoints": 500, "soft_labels": 36})
+    assert "**1.5 kB**" in text and "1,200 checkpoints" in text and "teachers 1.0 kB" in text
