@@ -273,8 +273,12 @@ def new_sweep_id() -> str:
 
 
 def run_sweep(grid: SweepGrid, root: Path | str, on_event: EventCallback | None = None,
-              should_stop: Callable[[], bool] | None = None, sweep_id: str | None = None) -> dict:
+              should_stop: Callable[[], bool] | None = None, sweep_id: str | None = None,
+              executor=None) -> dict:
     """Train and serve every layout of the grid; write <root>/sweeps/<sweep_id>/results.json at the end.
+
+    executor: what trains each layout's constituents (executors.make_executor; default in-process).
+    The speed-ups are ratios of sample-steps, which no executor changes; the seconds are its own.
 
     root: the runs directory. Raises training.Cancelled when should_stop() turns true (checked between
     layouts, between requests, and between training steps); then, as on any error, the sweep's
@@ -292,8 +296,10 @@ def run_sweep(grid: SweepGrid, root: Path | str, on_event: EventCallback | None 
         for ctx.index, lp in enumerate(layout_plans):
             ctx.layout = lp.layout
             ctx.check()
-            records.append(_run_layout(Experiment, lp, folder / "scratch" / f"layout-{ctx.index}", ctx))
+            records.append(_run_layout(Experiment, lp, folder / "scratch" / f"layout-{ctx.index}", ctx, executor))
         results = _results(sweep_id, grid, records, started, time.perf_counter() - clock)
+        results["executor"] = (executor.describe() if executor is not None
+                               else {"executor": "local", "workers": 1})
         shutil.rmtree(folder / "scratch", ignore_errors=True)
         atomic_write_json(folder / RESULTS, results)
         finished = True
@@ -304,11 +310,13 @@ def run_sweep(grid: SweepGrid, root: Path | str, on_event: EventCallback | None 
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run_layout(experiment_cls, lp: LayoutPlan, scratch: Path, ctx: _Context) -> dict:
+def _run_layout(experiment_cls, lp: LayoutPlan, scratch: Path, ctx: _Context, executor=None) -> dict:
     """Train one layout, measure its accuracy, serve its requests; the record of what was measured."""
     clock = time.perf_counter()
     ctx.phase("training")
     exp = experiment_cls.create(lp.config, scratch, plan=lp.plan)
+    if executor is not None:
+        exp.executor = executor
     train = exp.train(on_event=ctx.forward, should_stop=ctx.should_stop)
     ctx.phase("evaluating")
     accuracy = exp.evaluate()["accuracy"]

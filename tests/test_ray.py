@@ -109,6 +109,18 @@ def test_a_cancelled_ray_job_stops_at_a_step_boundary_and_resumes_to_the_same_bi
     assert exp.param_hashes(ROLES) == local_run.param_hashes(ROLES)
 
 
+def test_a_sweep_on_ray_measures_the_same_work_as_its_plan(cluster, tmp_path):
+    from purge_engine.ray_executor import RayExecutor
+    from purge_engine.sweep import SWEEP_BASE, SweepGrid, run_sweep
+
+    grid = SweepGrid(SWEEP_BASE.replace(epochs=1), n_teachers=(2,), n_students=(2,), student_slices=(1,), requests=1)
+    results = run_sweep(grid, tmp_path, executor=RayExecutor(address=cluster.address))
+    assert results["executor"]["executor"] == "ray" and results["executor"]["nodes"] == 2
+    [record] = results["layouts"]
+    for request in record["requests"]:
+        assert {r: request["measured"][r]["sample_steps"] for r in ROLES} == request["predicted"]
+
+
 def test_a_run_directory_the_workers_cannot_see_is_a_clear_error(cluster, local_run, tmp_path, monkeypatch):
     from purge_engine import ray_executor
 
