@@ -73,14 +73,17 @@ class Experiment(Run):
         request (sweeps and benchmarks, which time the retraining alone)."""
         report = _forget.serve(self, sample_ids, methods, on_event or ignore, should_stop, score)
         if full_retrain:
-            report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)
-            self.ledger.append(report.request_id, "full_retrain", {"full_retrain": report.full_retrain})
+            with self.writing(f"a full retrain after request {report.request_id}", on_event or ignore, should_stop):
+                report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)
+                self.ledger.append(report.request_id, "full_retrain", {"full_retrain": report.full_retrain})
         return report
 
-    def finish_pending(self, on_event: EventCallback | None = None) -> list[ForgetReport]:
+    def finish_pending(self, on_event: EventCallback | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> list[ForgetReport]:
         """Finish requests a dead process left journaled but not done (skipped while another process
-        holds the writer lock: it is still working on them)."""
-        return _forget.finish_pending(self, on_event or ignore)
+        holds the writer lock: it is still working on them). should_stop: as forget's; a cancelled
+        request stays journaled for the next try."""
+        return _forget.finish_pending(self, on_event or ignore, should_stop)
 
     # -- verification and the reference cost (verify.py) -----------------------------------------------
     def verify(self, request_id: int | None = None, on_event: EventCallback | None = None,

@@ -150,7 +150,7 @@ def _advantage(started: dict, work: dict, methods) -> dict:
             "measured": advantage(work) if both and {"purge", "baseline"} <= set(work) else None}
 
 
-def finish_pending(run, on_event) -> list[ForgetReport]:
+def finish_pending(run, on_event, should_stop=None) -> list[ForgetReport]:
     """Finish requests a dead process left journaled but not done. Skipped while another process
     holds the run's writer lock (it is still working on them)."""
     from purge_engine.store import writer_lock
@@ -164,5 +164,5 @@ def finish_pending(run, on_event) -> list[ForgetReport]:
         reports = []
         for request_id in run.ledger.pending():
             started = next(e["body"] for e in run.ledger.entries(request_id) if e["kind"] == "started")
-            reports.append(execute(run, request_id, started, on_event, resumed=True))
+            reports.append(execute(run, request_id, started, on_event, resumed=True, should_stop=should_stop))
         return reports

@@ -30,6 +30,7 @@ from purge_engine.executors import LOOP_PATH, label_cache, train_chain
 from purge_engine.training import Cost
 
 POLL_SECONDS = 0.1
+_JOINED: str | None = None  # the cluster this process joined through connect() ("local" or an address)
 MAX_RETRIES = 3  # a task whose worker died is run again; finished steps are reused by key
 
 
@@ -130,7 +131,13 @@ class RayExecutor:
 
     # -- the cluster ------------------------------------------------------------------------------
     def connect(self) -> None:
+        global _JOINED
+        wanted = self.address or "local"
         if ray.is_initialized():
+            if _JOINED is not None and wanted != _JOINED:
+                raise ValueError(f"ray_address: got {wanted!r}, but this process has joined the Ray cluster "
+                                 f"{_JOINED!r} already and Ray serves one cluster per process; restart it to "
+                                 "use another cluster")
             return
         if self.address and self.address != "auto":
             _check_reachable(self.address)
@@ -143,6 +150,7 @@ class RayExecutor:
                          log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ValueError(f"ray_address: could not join the Ray cluster at {self.address!r}: {err}") from None
+        _JOINED = wanted
         _warm_workers(int(ray.cluster_resources().get("CPU", 1)))
         self.startup_seconds = time.perf_counter() - start
 

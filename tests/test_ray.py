@@ -163,3 +163,12 @@ def test_the_local_executor_never_imports_ray(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_asking_for_another_cluster_than_the_one_joined_is_a_clear_error(cluster, monkeypatch):
+    from purge_engine import ray_executor
+
+    monkeypatch.setattr(ray_executor, "_JOINED", cluster.address)
+    ray_executor.RayExecutor(address=cluster.address).connect()  # the same one: fine
+    with pytest.raises(ValueError, match="ray_address: got '127.0.0.1:1', but this process has joined"):
+        ray_executor.RayExecutor(address="127.0.0.1:1").connect()
