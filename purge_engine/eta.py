@@ -1,0 +1,121 @@
+"""Seconds a job will take, from throughput measured on this machine, and a live estimate while it runs.
+
+A job's size is exact before it starts (`plan.predicted_cost`: sample-steps and label forward passes).
+Its seconds are that size over a throughput measured here, never a guess: `calibrate` times a fresh
+teacher model and a fresh student model training on the run's own first samples (after one warm-up
+batch) and a teacher's soft-label forward passes, with the run's batch size, threads and device.
+While a job runs, `LiveEta` re-estimates from the job's own trained steps.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from purge_engine.checkpoints import read_sidecar, save_checkpoint
+from purge_engine.constituents import side_of
+from purge_engine.training import predict_proba, student_loss, teacher_loss, train_slice_step
+
+CALIBRATION_SAMPLES = 128  # a few batches: long enough to time, short enough to run before a job
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Throughput measured on this machine: sample-steps (samples x epochs) per second of training,
+    per side, and teacher forward passes per second of soft labelling."""
+
+    teacher: float
+    student: float
+    label: float
+    step: float  # fixed seconds of one slice step besides training: building the model, writing its checkpoint
+    seconds: float  # what measuring them took
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate(run) -> Rates:
+    """Time one short training step of each side's model and one labelling pass on the run's data."""
+    start = time.perf_counter()
+    ids = run.bundle.sample_ids[:CALIBRATION_SAMPLES]
+    inputs, labels = run.inputs(ids), run.bundle.train_y[run.bundle.rows(ids)]
+    batch = run.config.batch_size
+    teacher = _rate(run.new_teacher(0).to(run.device), inputs, (labels,), teacher_loss, batch, run.config.teacher_lr)
+    soft = torch.full((inputs.shape[0], run.bundle.spec.n_classes), 1.0 / run.bundle.spec.n_classes,
+                      device=inputs.device)
+    student = _rate(run.new_student(0).to(run.device), inputs, (soft, labels),
+                    student_loss(run.config.temperature, run.config.alpha), batch, run.config.student_lr)
+    model = run.new_teacher(0).to(run.device)
+    predict_proba(model, inputs[:batch])  # warm-up
+    clock = time.perf_counter()
+    predict_proba(model, inputs, run.config.temperature)
+    label = inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
+    return Rates(teacher, student, label, _step_seconds(run), time.perf_counter() - start)
+
+
+def _step_seconds(run) -> float:
+    """A step's fixed cost: a fresh model laid out, its checkpoint written and its sidecar read back."""
+    with tempfile.TemporaryDirectory() as scratch:
+        clock = time.perf_counter()
+        model = run.new_teacher(0).to(run.device)
+        stem = Path(scratch) / "step-0"
+        save_checkpoint(stem, model.state_dict(), {"key": "calibration"})
+        read_sidecar(stem)
+        return time.perf_counter() - clock
+
+
+def _rate(model, inputs, targets, loss_fn, batch_size: int, lr: float) -> float:
+    # One warm-up pass over a batch (first-call allocation), then one timed epoch over every sample.
+    train_slice_step(model, inputs[:batch_size], tuple(t[:batch_size] for t in targets), loss_fn, 1, batch_size, lr,
+                     (0, "calibration", 0))
+    clock = time.perf_counter()
+    train_slice_step(model, inputs, targets, loss_fn, 1, batch_size, lr, (0, "calibration", 1))
+    return inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
+
+
+def predicted_seconds(cost: dict, rates: Rates, roles, steps: dict[str, int] | None = None) -> float:
+    """Seconds of training and labelling `roles` (keys of a `plan.predicted_cost` / `training_cost`),
+    plus each role's fixed cost per slice step when `steps` (role -> steps trained, `job_steps`) is given.
+    A full retrain is priced at the teachers' rate (it trains teachers and students alike)."""
+    total = 0.0
+    for role in roles:
+        side_rate = rates.teacher if role == "full_retrain" or side_of(role) == "teacher" else rates.student
+        total += cost[role]["sample_steps"] / side_rate + cost[role].get("label_forwards", 0) / rates.label
+        total += (steps or {}).get(role, 0) * rates.step
+    return total
+
+
+def job_steps(plan, scope=None) -> dict[str, int]:
+    """Slice steps each role trains: the whole plan (scope None) or what a RetrainScope retrains."""
+    from purge_engine.plan import METHODS, full_scope
+
+    scope = scope or full_scope(plan)
+    steps = {"teacher": sum(plan.teacher_slices - s for s in scope.teachers.values())}
+    for method in METHODS:
+        steps[method] = sum(plan.student_steps(k) - s for k, s in scope.students[method].items())
+    everything = full_scope(plan)
+    steps["full_retrain"] = plan.n_teachers * plan.teacher_slices + sum(
+        plan.student_steps(k) for k in everything.students["purge"])
+    return steps
+
+
+class LiveEta:
+    """Seconds left of a job of `total` sample-steps, from the rate of its own trained steps so far."""
+
+    def __init__(self, total: int, clock=time.perf_counter):
+        self.total, self.done, self.clock = total, 0, clock
+        self.started = clock()
+
+    def add(self, sample_steps: int) -> None:
+        self.done += sample_steps
+
+    def seconds_left(self) -> float | None:
+        """None until the job has trained something to measure its rate by."""
+        elapsed = self.clock() - self.started
+        if self.done <= 0 or elapsed <= 0:
+            return None
+        return max(0.0, (self.total - self.done) * elapsed / self.done)
