@@ -183,19 +183,27 @@ class ProgressBar:
     (training, whose total is the whole plan); a forget request's total is only what it retrains."""
 
     def __init__(self, total: int, count_reused: bool = False, stream=sys.stderr, width: int = 30):
+        from purge_engine.eta import LiveEta
+
         self.total, self.count_reused, self.done, self.stream, self.width = total, count_reused, 0, stream, width
+        self.eta = LiveEta(total)  # from the steps this job trains itself (reused ones cost no time)
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, StepEvent) or event.kind not in ("reused", "trained"):
             return
         if event.kind == "trained" or self.count_reused:
             self.done += event.samples * event.epochs
+        if event.kind == "trained":
+            self.eta.add(event.samples * event.epochs)
+        elif self.count_reused:
+            self.eta.total -= event.samples * event.epochs
         filled = min(self.width, self.width * self.done // max(self.total, 1))
         what = "reused" if event.kind == "reused" else f"{event.samples} samples x {event.epochs} ep, " \
                                                          f"{event.seconds:.2f}s, loss {event.loss or 0:.3f}"
+        left = self.eta.seconds_left()
         print(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done:,}/{self.total:,} sample-steps "
-              f"{constituent_label(event.role, event.constituent)} {step_label(event.step)}/{event.n_steps}: {what}",
-              file=self.stream)
+              f"{constituent_label(event.role, event.constituent)} {step_label(event.step)}/{event.n_steps}: {what}"
+              + ("" if left is None else f"; ~{left:.0f} s left"), file=self.stream)
 
 
 def _methods(text: str) -> list[str]:
