@@ -78,11 +78,22 @@ def evaluate_run(run, inputs: torch.Tensor | None = None, labels: torch.Tensor |
     """Accuracy (fractions in [0, 1]; None on no samples) of the teacher ensemble and each trained
     student method's ensemble (aggregated as the config says, section 4.8), and of every single
     constituent, on the test split unless inputs are given."""
-    inputs = run.bundle.test_x if inputs is None else inputs
-    labels = run.bundle.test_y if labels is None else labels
+    if not run.store.lock_path.exists():  # the lock would add its file: refuse an untrained run before
+        _check_teachers(run)
+    with run.writing("evaluation", shared=True):  # never beside a forget request rewriting checkpoints
+        return _evaluate_roles(run, _check_teachers(run), inputs, labels)
+
+
+def _check_teachers(run) -> list[str]:
     roles = run.trained_roles()
     if "teacher" not in roles:
         raise ValueError(f"run: {run.store.root} has no trained teachers yet; train it first")
+    return roles
+
+
+def _evaluate_roles(run, roles, inputs, labels) -> dict:
+    inputs = run.bundle.test_x if inputs is None else inputs
+    labels = run.bundle.test_y if labels is None else labels
     accuracy, constituents = {}, {}
     for role in roles:
         probs = constituent_probs(run, role, inputs)

@@ -64,5 +64,7 @@ def read_json(path: Path, what: str) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{what}: {path} is missing") from None
+    except OSError as err:  # a directory where the file should be, no permission, ...
+        raise CheckpointError(f"{what}: {path} cannot be read ({err.strerror or err})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{what}: {path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None

@@ -29,6 +29,7 @@ class ForgetReport:
     accuracy: dict = field(default_factory=dict)  # {"before"|"after": {role: {"test", "retained", "forgotten"}}}
     membership: dict = field(default_factory=dict)  # {"before"|"after": {role: scoring.membership_check()}}
     hashes: dict = field(default_factory=dict)  # {"before"|"after": {"role-id": param hash}}
+    outputs: dict = field(default_factory=dict)  # {"before"|"after": {"role-id": scoring.constituent_outputs()}}
     full_retrain: dict | None = None
     verification: dict | None = None
     resumed: bool = False  # finished after a crash, on reopening the run
@@ -52,10 +53,13 @@ def compare_parameters(live: dict[str, torch.Tensor], reference: dict[str, torch
 
 
 # -- serving a request (section 5) ---------------------------------------------------------------------
-def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict]:
+def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict, dict]:
+    """(accuracy, membership, per-constituent outputs) around a request; empty when not wanted."""
     from purge_engine.scoring import score
 
-    return score(run, roles, ids) if wanted else ({}, {})
+    constituents: dict = {}
+    accuracy, membership = score(run, roles, ids, constituents) if wanted else ({}, {})
+    return accuracy, membership, constituents
 
 
 def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -> ForgetReport:
@@ -73,12 +77,12 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
         _check_trained(run, methods)
         roles = ["teacher", *methods]
         scope = retrain_scope(run.plan, ids)
-        accuracy, membership = _scores(run, roles, ids, score)
+        accuracy, membership, outputs = _scores(run, roles, ids, score)
         request_id = run.ledger.next_request_id()
         started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                    "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
                    "side": request_side(run.plan, ids), "why": why(run.plan, ids),
-                   "accuracy_before": accuracy, "membership_before": membership}
+                   "accuracy_before": accuracy, "membership_before": membership, "outputs_before": outputs}
         run.ledger.append(request_id, "started", started)
         return execute(run, request_id, started, on_event, should_stop=should_stop)
 
@@ -117,7 +121,7 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         run.plan = run.plan.without(ids)
         run.store.write_plan(run.plan)
     costs, retrained = _train_for(run, request_id, methods, on_event, should_stop)
-    accuracy, membership = _scores(run, roles, ids, started.get("score", True))
+    accuracy, membership, outputs = _scores(run, roles, ids, started.get("score", True))
     work = work_of_request(run, request_id, methods)
     check = cost_matches(started["predicted"], work, roles)
     report = ForgetReport(
@@ -128,12 +132,13 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         accuracy={"before": started["accuracy_before"], "after": accuracy},
         membership={"before": started["membership_before"], "after": membership},
         hashes={"before": started["hashes_before"], "after": run.param_hashes(roles)},
+        outputs={"before": started.get("outputs_before", {}), "after": outputs},
         resumed=resumed, work=work, cost_matches_prediction=check["matches"],
         advantage=_advantage(started, work, methods))
     done = {k: v for k, v in report.to_dict().items()
             if k in ("cost", "retrained", "reused", "resumed", "work", "advantage")}
     run.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
-                                           "hashes_after": report.hashes["after"],
+                                           "hashes_after": report.hashes["after"], "outputs_after": outputs,
                                            "cost_matches_prediction": check["matches"],
                                            "cost_mismatches": check["mismatches"]})
     return report

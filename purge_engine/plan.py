@@ -11,6 +11,7 @@ of the chunks before and slices 0..slice_id of the current chunk (DESIGN section
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -518,7 +519,7 @@ def job_sample_steps(plan: Plan, methods=METHODS, scope: RetrainScope | None = N
 def _as_id_tuple(sample_ids, n_pool: int) -> tuple[int, ...]:
     values = list(np.atleast_1d(np.asarray(sample_ids, dtype=object)).tolist()) if sample_ids is not None else []
     if not values:
-        raise ValueError("sample_ids: got an empty request; name at least one sample id")
+        raise ValueError(f"sample_ids: got an empty request; name at least one sample id in [0, {n_pool - 1}]")
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))
            and not (isinstance(v, float) and v.is_integer())]
     if bad:
@@ -528,7 +529,12 @@ def _as_id_tuple(sample_ids, n_pool: int) -> tuple[int, ...]:
     if out_of_range:
         raise ValueError(f"sample_ids: got {_preview(out_of_range)}, must be in [0, {n_pool - 1}] "
                          "(ids of the train pool)")
-    return tuple(sorted(set(ids)))
+    distinct = sorted(set(ids))
+    if len(distinct) != len(ids):
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"sample_ids: {_preview(twice)} given more than once; name each id in "
+                         f"[0, {n_pool - 1}] once")
+    return tuple(distinct)
 
 
 def _preview(values, limit: int = 8) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from purge_engine.executors import LocalExecutor
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.seeding import seed_for
-from purge_engine.store import Ledger, RunStore
+from purge_engine.store import LOCK_TIMEOUT_S, Ledger, RunStore, holds_writer_lock, writer_lock
 from purge_engine.training import Cost
 
 
@@ -74,6 +75,8 @@ class Run:
         self._teacher_cache: dict[int, nn.Module] = {}
         self.request_id: int | None = None  # the forget request being served, stamped into what it trains
         self.executor = LocalExecutor()
+        self.lock_timeout: float | None = LOCK_TIMEOUT_S  # seconds to wait for another writer (None: for ever)
+        self.on_wait: Callable[[str], None] = lambda _sentence: None  # told when it must wait (the CLI prints it)
 
     # -- create / open ---------------------------------------------------------------------
     @classmethod
@@ -86,6 +89,8 @@ class Run:
         plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it)."""
         store = RunStore(run_dir)
         config.validate()
+        if store.root.exists() and not store.root.is_dir():
+            raise ValueError(f"run: {store.root} exists and is not a directory; a run is a directory")
         if store.is_run():
             stored = store.read_config()
             wanted = config.replace(threads=stored.threads) if config.threads == 0 else config
@@ -110,6 +115,7 @@ class Run:
         store.check_is_run()
         config = store.read_config().validate()
         plan = store.read_plan()
+        Ledger(store.ledger_path).check()  # a ledger emptied, cut short or corrupted: a LedgerError sentence
         bundle = load_dataset(config.dataset, config.data_root, memory_format=config.memory_format)
         if plan.n_pool != bundle.id_space:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
@@ -183,6 +189,26 @@ class Run:
             self._teacher_cache[teacher_id] = self.load_constituent("teacher", teacher_id)
         return self._teacher_cache[teacher_id]
 
+    # -- the writer lock --------------------------------------------------------------------------
+    @contextmanager
+    def writing(self, what: str, on_event: EventCallback = ignore, should_stop: Callable[[], bool] | None = None,
+                shared: bool = False):
+        """Hold the run's writer lock (store.writer_lock) for `what` ("training", ...), waiting up to
+        self.lock_timeout for another writer and saying so (a PhaseEvent "waiting" and self.on_wait);
+        RunBusy names the request in progress when the wait runs out. Taken first (not inside a
+        forget request that holds it already), the plan is read again from disk: another process may
+        have served a request since this run was opened. shared: a reader (evaluate)."""
+        def waiting(sentence: str) -> None:
+            on_event(PhaseEvent("phase", "waiting", sentence))
+            self.on_wait(sentence)
+
+        first = not holds_writer_lock(self.store)
+        with writer_lock(self.store, timeout=self.lock_timeout, holder=what, on_wait=waiting,
+                         should_stop=should_stop, shared=shared):
+            if first and self.store.plan_path.is_file():
+                self.reload_plan()
+            yield
+
     # -- training ---------------------------------------------------------------------------------
     def apply_threads(self) -> None:
         torch.set_num_threads(self.config.threads)
@@ -205,10 +231,11 @@ class Run:
         """
         on_event, should_stop = on_event or ignore, should_stop or (lambda: False)
         check_methods(methods)
-        self.apply_threads()
-        self._teacher_cache.clear()
-        self.store.record_execution(self.config, self.executor.describe())
-        costs = self.executor.train(self, methods, on_event, should_stop)
+        with self.writing("training", on_event, should_stop):
+            self.apply_threads()
+            self._teacher_cache.clear()
+            self.store.record_execution(self.config, self.executor.describe())
+            costs = self.executor.train(self, methods, on_event, should_stop)
         on_event(PhaseEvent("phase", "done"))
         return costs
 

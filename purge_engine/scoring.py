@@ -149,18 +149,37 @@ def score_role(probs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], 
     return accuracy, membership_check(losses["members"], losses["test"], losses["forgotten"], bootstrap_seed)
 
 
-def score(run, roles, forgotten: list[int]) -> tuple[dict, dict]:
+def score(run, roles, forgotten: list[int], constituents: dict | None = None) -> tuple[dict, dict]:
     """Accuracy on test / retained / forgotten samples (by the run's aggregation, as evaluate) and
     the membership check on the role's own training samples, per role. Each constituent makes one
-    forward pass over all the sets together."""
+    forward pass over all the sets together. constituents: a dict filled, when given, with what each
+    constituent itself predicts ("role-c" -> constituent_outputs), from the same forward passes."""
     from purge_engine.evaluate import constituent_probs, live_probs
 
     accuracy, membership = {}, {}
     for role in roles:
         sets = sample_sets(run.bundle, run.plan, forgotten, run.config.seed, role).sets
         sizes = [int(y.shape[0]) for _, y in sets.values()]
-        probs = live_probs(run, constituent_probs(run, role, torch.cat([x for x, _ in sets.values()])), role)
+        every = constituent_probs(run, role, torch.cat([x for x, _ in sets.values()]))
+        probs = live_probs(run, every, role)
+        labels = {name: y for name, (_, y) in sets.items()}
         accuracy[role], membership[role] = score_role(
-            dict(zip(sets, probs.split(sizes, dim=1), strict=True)), {name: y for name, (_, y) in sets.items()},
+            dict(zip(sets, probs.split(sizes, dim=1), strict=True)), labels,
             run.config.aggregation, run.config.seed, role)
+        if constituents is not None:
+            for c, p in enumerate(every):
+                parts = dict(zip(sets, p.split(sizes), strict=True))
+                constituents[f"{role}-{c}"] = constituent_outputs(parts["test"], labels["test"], parts["forgotten"],
+                                                                  labels["forgotten"])
     return accuracy, membership
+
+
+def constituent_outputs(test: torch.Tensor, test_y: torch.Tensor, forgotten: torch.Tensor,
+                        forgotten_y: torch.Tensor) -> dict:
+    """One constituent's softmax on the test set (n, classes) and on the forgotten samples (k, classes):
+    its test accuracy, and per forgotten sample the class it predicts and its probability of the
+    sample's true label (what "it no longer remembers the sample" can look like, or not)."""
+    true = forgotten.gather(1, forgotten_y.view(-1, 1)).view(-1) if forgotten.shape[0] else forgotten.new_zeros(0)
+    return {"test": accuracy_of(test.argmax(dim=1), test_y),
+            "forgotten_predicted": forgotten.argmax(dim=1).tolist() if forgotten.shape[0] else [],
+            "forgotten_true_probability": [float(v) for v in true]}

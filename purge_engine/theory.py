@@ -10,12 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from purge_engine.config import field_range
+
+MAX_REQUESTS = 1_000_000  # K of the batched closed form
+
+
+def _whole(value, name: str, low: int, high: int, bound: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}: got {value!r}, must be an integer in [{low}, {bound or high}]")
+
+
+def check_layout(n_teachers: int, n_students: int | None = None, student_slices: int = 1,
+                 n_requests: int = 0) -> None:
+    """ValueError naming the field and its range (PurgeConfig's, for the layout) for a layout the closed
+    forms do not take; n_students None: every divisor of n_teachers is asked for."""
+    _whole(n_teachers, "n_teachers", *field_range("n_teachers"))
+    if n_students is not None:
+        _whole(n_students, "n_students", 1, n_teachers, f"n_teachers={n_teachers}")
+    _whole(student_slices, "student_slices", *field_range("student_slices"))
+    _whole(n_requests, "requests", 0, MAX_REQUESTS)
+
 
 def _check(n_teachers: int, n_students: int, student_slices: int) -> None:
-    if not 1 <= n_students <= n_teachers:
-        raise ValueError(f"n_students: got {n_students}, must be an integer in [1, n_teachers={n_teachers}]")
-    if student_slices < 1:
-        raise ValueError(f"student_slices: got {student_slices}, must be an integer in [1, 10000]")
+    check_layout(n_teachers, n_students, student_slices)
 
 
 def teacher_side_speedup(n_teachers: int, n_students: int, student_slices: int) -> float:

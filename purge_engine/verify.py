@@ -195,21 +195,35 @@ def _result(rows, absence, cost_ok, reasons, plan_matches, seconds, sentence) ->
             "reason": _verdict(equal, absence, cost_ok, reasons), "seconds": seconds, "details": rows}
 
 
-def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -> dict:
-    """Verify the latest request under the writer lock and record the verdict in the ledger."""
-    from purge_engine.store import writer_lock
-
+def _latest_or_refuse(run, request_id) -> int:
+    """The request to verify: the latest one done (request_id None) or request_id when it is that one."""
     latest = run.latest_request()
-    request_id = latest if request_id is None else request_id
     if latest is None:
         raise ValueError("request: this run has served no forget request yet; nothing to verify")
-    if request_id != latest:
+    if request_id is not None and request_id != latest:
         raise ValueError(f"request: got {request_id}; only the latest request ({latest}) can be verified, "
                          "because later requests have changed the constituents since")
-    with writer_lock(run.store):
-        run.reload_plan()
-        result = verify_request(run, run.ledger.record(request_id), on_event, should_stop, affected_only)
-        run.ledger.append(request_id, "verified", result)
+    return latest
+
+
+def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -> dict:
+    """Verify the latest request under the writer lock and record the verdict in the ledger.
+
+    Checked once before the lock (a refused verify leaves the run as it was) and again under it: a
+    forget request that held the lock meanwhile has changed the plan and the constituents, and a
+    verdict on the request before it would be false."""
+    from purge_engine.store import run_is_busy
+
+    if run_is_busy(run.store) is None:  # no request in progress that could become the latest: refuse now
+        _latest_or_refuse(run, request_id)
+    what = "a verification" + (f" of request {request_id}" if request_id is not None else "")
+    with run.writing(what, on_event or ignore, should_stop):
+        if run.ledger.pending():
+            raise ValueError(f"request: request {run.ledger.pending()[-1]} was journaled but not finished; "
+                             "finish it (open the run, or `forget` finishes it first) before verifying")
+        latest = _latest_or_refuse(run, request_id)
+        result = verify_request(run, run.ledger.record(latest), on_event, should_stop, affected_only)
+        run.ledger.append(latest, "verified", result)
     return result
 
 

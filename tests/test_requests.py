@@ -1,3 +1,5 @@
+"""requests.py: sample-id lists as people type them ("3, 17, 40-45"), errors naming the token, and back."""
+
 import time
 
 import pytest
@@ -8,8 +10,18 @@ from purge_engine.requests import format_ids, parse_ids
 def test_lists_spaces_and_ranges_read_the_same_everywhere():
     assert parse_ids("3, 17,40-42", 100) == [3, 17, 40, 41, 42]
     assert parse_ids("42 3  17", 100) == [3, 17, 42]
-    assert parse_ids("10–12, 11", 100) == [10, 11, 12]  # the en dash the screen writes; each id once
-    assert parse_ids("  ", 100) == []
+    assert parse_ids("10–12, 13", 100) == [10, 11, 12, 13]  # the en dash the screen writes
+
+
+@pytest.mark.parametrize("text, message", [
+    ("10–12, 11", r"samples: 11 is named twice \(again in '11'\); name each id in \[0, 99\] once"),
+    ("3 3", r"samples: 3 is named twice"),
+    ("", r"samples: got '', which names no id; write whole numbers in \[0, 99\]"),
+    (" , ", r"samples: got ' , ', which names no id"),
+])
+def test_an_empty_list_or_an_id_named_twice_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_ids(text, 100)
 
 
 @pytest.mark.parametrize("text, message", [
