@@ -382,8 +382,12 @@ def class_mix_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 # -- the Compare page --------------------------------------------------------------------------
-ROLE_COLOURS = {"teacher": "#495057", "purge": "#2f9e44", "single_teacher": "#f08c00", "baseline": "#1c7ed6",
-                "full_retrain": "#e03131"}  # keyed by role id, never by a title: renaming a title keeps its colour
+# Okabe-Ito colours (safe for the common colour-blindnesses), keyed by role id, never by a title:
+# renaming a title keeps its colour. Every role also has its own marker, so colour is never the only cue.
+ROLE_COLOURS = {"teacher": "#555555", "purge": "#009E73", "single_teacher": "#E69F00", "baseline": "#0072B2",
+                "full_retrain": "#D55E00"}
+ROLE_MARKERS = {"teacher": "x", "purge": "circle", "single_teacher": "triangle-up", "baseline": "square",
+                "full_retrain": "diamond"}
 
 
 def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
@@ -394,14 +398,19 @@ def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
     were not measured) gets an open marker; a line resting on any estimate is dashed."""
     part = frame[frame["unit"] == unit]
     fig = go.Figure()
-    for method in dict.fromkeys(part["method"]):
+    methods = list(dict.fromkeys(part["method"]))
+    for order, method in enumerate(methods):
         rows = part[part["method"] == method]
         estimated = rows["estimated"].to_numpy(dtype=bool)
         name = title(method, "short")
+        # Lines drawn earlier are wider and their markers larger: where two methods cost the same, the
+        # later one sits inside the earlier one's halo instead of hiding it.
+        width, size = 2 + 2.5 * (len(methods) - 1 - order), 7 + 4 * (len(methods) - 1 - order)
+        symbol = ROLE_MARKERS.get(method, "circle")
         fig.add_trace(go.Scatter(
             x=rows["request"], y=rows["cumulative"], mode="lines+markers", name=name,
-            line={"color": ROLE_COLOURS.get(method), "dash": "dash" if estimated.any() else "solid"},
-            marker={"symbol": ["circle-open" if e else "circle" for e in estimated], "size": 8},
+            line={"color": ROLE_COLOURS.get(method), "dash": "dash" if estimated.any() else "solid", "width": width},
+            marker={"symbol": [f"{symbol}-open" if e else symbol for e in estimated], "size": size},
             customdata=np.where(rows["cumulative_estimated"].to_numpy(dtype=bool), " (includes estimates)", ""),
             hovertemplate="request %{x}: %{y:,.4~g}%{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10}, hovermode="x unified",

@@ -239,8 +239,21 @@ def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
     assert [t.line.color for t in fig.data] == [figures.ROLE_COLOURS["purge"], figures.ROLE_COLOURS["full_retrain"]]
     assert list(fig.data[1].y) == [0, 5, 10]
     assert fig.data[1].line.dash == "dash" and fig.data[0].line.dash == "solid"
-    assert list(fig.data[1].marker.symbol) == ["circle", "circle-open", "circle"]
+    assert list(fig.data[1].marker.symbol) == ["diamond", "diamond-open", "diamond"]  # full retrain's own marker
     assert json.loads(fig.to_json())  # serialisable as Streamlit sends it
+
+
+def test_methods_that_cost_the_same_are_never_drawn_invisibly_under_one_another():
+    import pandas as pd
+
+    # A student-side request: PURGE and the baseline retrain exactly the same sample-steps.
+    frame = pd.DataFrame({"request": [0, 1] * 2, "method": ["baseline"] * 2 + ["purge"] * 2,
+                          "unit": ["sample_steps"] * 4, "value": [0, 9, 0, 9], "cumulative": [0, 9, 0, 9],
+                          "estimated": [False] * 4, "cumulative_estimated": [False] * 4})
+    baseline, purge = figures.cumulative_cost_figure(frame, "sample_steps").data
+    assert list(baseline.y) == list(purge.y)
+    assert baseline.line.width > purge.line.width and baseline.marker.size > purge.marker.size  # a halo
+    assert set(baseline.marker.symbol) != set(purge.marker.symbol)  # and another shape: not colour alone
 
 
 def test_renaming_a_title_keeps_its_colour(monkeypatch):
