@@ -219,11 +219,22 @@ def clicked_node(selection: dict | None) -> tuple | None:
     return None
 
 
-def teacher_influence_text(describe: dict, affected: dict, teacher_id: int) -> str:
-    """What forgetting one sample of a teacher retrains, per method, from scope_for_changes({t: 0})."""
+def shared_with_students(plan, teacher_id: int) -> dict[int, int]:
+    """Student id -> how many of the teacher's samples also sit in that student's data (overlap layouts)."""
+    where = plan.locations()["student"][plan.teacher_shard(teacher_id)]
+    students, counts = np.unique(where[where >= 0], return_counts=True)
+    return {int(k): int(n) for k, n in zip(students, counts, strict=True)}
+
+
+def teacher_influence_text(describe: dict, affected: dict, teacher_id: int,
+                           shared: dict[int, int] | None = None) -> str:
+    """What forgetting one sample of a teacher retrains, per method, from scope_for_changes({t: 0}).
+    shared: shared_with_students(); its samples that also sit in a student's data retrain that student
+    from their slice as well, so the sentences say which samples they hold for."""
     r = describe["student_slices"]
     purge = {int(k): int(s) for k, s in affected["students"].get("purge", {}).items()}
-    parts = [f"Forgetting a sample of **Teacher {teacher_id + 1}** retrains Teacher {teacher_id + 1} "
+    only = " that sits only in its shard" if shared else ""
+    parts = [f"Forgetting a sample of **Teacher {teacher_id + 1}**{only} retrains Teacher {teacher_id + 1} "
              "(from the slice that held it)"]
     if purge:
         parts.append(" and, for PURGE, " + "; ".join(
@@ -244,6 +255,11 @@ def teacher_influence_text(describe: dict, affected: dict, teacher_id: int) -> s
     if baseline:
         text += (f" The baseline student (SISA) retrains {_count_students(len(baseline), describe['n_students'])} "
                  "from scratch: every baseline label comes from the whole teacher ensemble.")
+    if shared:
+        held = ", ".join(f"Student {k + 1}: {n:,}" for k, n in shared.items())
+        text += (f" {sum(shared.values()):,} of this teacher's samples also sit in a student's data ({held}): "
+                 "forgetting one of those also retrains that student from the sample's slice, under every method "
+                 "(the Forget page prices each sample exactly).")
     return text
 
 

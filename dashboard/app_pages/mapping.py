@@ -67,7 +67,8 @@ def influence_view(plan, describe: dict) -> None:
         st.caption("Pick a teacher above, or click one in the graph, to see what forgetting one of its samples "
                    "retrains.")
     else:
-        st.markdown(figures.teacher_influence_text(describe, affected, teacher))
+        st.markdown(figures.teacher_influence_text(describe, affected, teacher,
+                                                   figures.shared_with_students(plan, teacher)))
     st.plotly_chart(figures.mapping_graph(describe, affected, shards=shards), key=GRAPH, on_select="rerun",
                     selection_mode="points", config={"displayModeBar": False})
 

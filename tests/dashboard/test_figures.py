@@ -169,6 +169,23 @@ def test_influence_text_names_the_student_chunk_and_steps(plan, describe):
     assert "**Student 1 from chunk 1** (steps 1–" in first
 
 
+def test_influence_text_stays_true_for_a_sample_that_also_sits_in_a_student():
+    # Overlap: most of Teacher 3's samples also sit in some student's data; forgetting one of those
+    # retrains that student too, so "Student 2 keeps every checkpoint" must say which samples it means.
+    from purge_engine.config import PurgeConfig
+    from purge_engine.plan import make_plan, retrain_scope
+
+    plan = make_plan(PurgeConfig(n_teachers=6, n_students=2, student_data="overlap", student_fraction=1.0), 1437)
+    shared = figures.shared_with_students(plan, 2)
+    assert set(shared) == {0, 1} and sum(shared.values()) == plan.teacher_shard(2).size
+    text = figures.teacher_influence_text(plan.describe(), scope_for_changes(plan, {2: 0}, {}).to_dict(), 2, shared)
+    assert "that sits only in its shard" in text and f"Student 2: {shared[1]:,}" in text
+    sample = next(int(i) for i in plan.teacher_shard(2) if plan.locate(int(i))["student"] == 1)
+    assert 1 in retrain_scope(plan, [sample]).students["purge"]  # what the sentence now warns about
+    disjoint = make_plan(PurgeConfig(n_teachers=6, n_students=2), 1437)
+    assert figures.shared_with_students(disjoint, 2) == {}
+
+
 # -- label composition and class mix ----------------------------------------------------------------
 def test_label_composition_has_a_row_per_chunk_with_the_incremental_teachers(plan):
     table = figures.label_composition_table(plan)
