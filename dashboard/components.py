@@ -1,4 +1,4 @@
-"""Page parts shared by several pages: the run sidebar and the live view of a background job.
+"""Page parts shared by several pages: the run sidebar, the sample gallery and the live view of a background job.
 
 Each draws with st.* from engine output and a job snapshot; none does engine work itself.
 """
@@ -18,6 +18,10 @@ from purge_engine.specs import DATASETS
 
 POLL_S = 0.5  # how often a page polls a running job's snapshot
 NO_RUN = "— none —"
+GALLERY_COLUMNS = 6  # wide enough for a caption on one line
+PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"  # square pixels when fitted
+GALLERY_LEGEND = ("Under each image: #sample id · label · T3/s2 = Teacher 3, slice 2 · S1/c2/s1 = Student 1, "
+                  "chunk 2, slice 1 (T – / S –: in no teacher / no student shard).")
 
 
 # -- the sidebar: current run and the run picker ----------------------------------------------------
@@ -82,6 +86,51 @@ def open_current_run() -> Experiment | None:
     except ValueError as err:
         st.error(str(err), icon=":material/error:")
         return None
+
+
+# -- the sample gallery (Setup and Forget) -------------------------------------------------------
+def sample_gallery(bundle, plan, page_key: str, page_label: str, on_pick: Callable[[int], None] | None = None,
+                   picked=frozenset()) -> None:
+    """One page of the train pool (in the container state.SAMPLE_GRID), each image placed in the plan.
+
+    Without on_pick the placement is the image's caption. With it, a checkbox per image (key pick_<id>)
+    ticked when the id is in `picked`, calling on_pick(id) on a click; forgotten samples are disabled.
+    The page sets the boxes itself on every run, so a job's poll replaying older ticks changes nothing."""
+    pages = views.n_pages(bundle.n_train)
+    if st.session_state.get(page_key, 1) > pages:  # a smaller dataset was picked
+        st.session_state[page_key] = pages
+    st.caption(GALLERY_LEGEND)
+    page = st.columns([1, 5])[0].number_input(f"{page_label} (of {pages})", min_value=1, max_value=pages, step=1,
+                                              key=page_key)
+    ids = views.page_ids(bundle.n_train, page)
+    images = views.upscale(bundle.images(ids)) if bundle.texts is None else bundle.sample_texts(ids)  # text: words
+    captions = views.sample_grid_frame(bundle, plan, ids)["caption"].tolist()
+    st.html(PIXELATED)
+    with st.container(key=state.SAMPLE_GRID):
+        for start in range(0, len(ids), GALLERY_COLUMNS):
+            row = range(start, min(start + GALLERY_COLUMNS, len(ids)))
+            for column, i in zip(st.columns(GALLERY_COLUMNS)[: len(row)], row, strict=True):
+                _gallery_cell(column, images[i], captions[i], int(ids[i]), plan.forgotten, on_pick, picked)
+
+
+def _gallery_cell(column, image, caption: str, sample_id: int, forgotten, on_pick, picked) -> None:
+    if on_pick is None:
+        _show_sample(column, image, caption)
+        return
+    _show_sample(column, image)
+    gone = sample_id in forgotten
+    key = f"{state.PICK_PREFIX}{sample_id}"
+    st.session_state[key] = sample_id in picked
+    column.checkbox(f"#{sample_id} forgotten" if gone else caption, key=key, disabled=gone, on_change=on_pick,
+                    args=(sample_id,))
+
+
+def _show_sample(column, sample, caption: str | None = None) -> None:
+    """An image, or in its place a text sample's words (text datasets such as rotten-tomatoes)."""
+    if isinstance(sample, str):
+        column.markdown(sample if caption is None else f"{sample}  \n*{caption}*")
+    else:
+        column.image(sample, caption=caption, width="stretch", output_format="PNG")
 
 
 # -- jobs --------------------------------------------------------------------------------------

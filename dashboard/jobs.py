@@ -83,6 +83,8 @@ class Progress:
                 self.label_reused += 1
         elif isinstance(event, PhaseEvent):
             self.phase = event.name
+            if event.name == "waiting":  # another process holds the run: say for what
+                self.last = event.detail
 
     def _fold_step(self, event: StepEvent) -> None:
         row = self.cells.setdefault((event.role, event.constituent), [])

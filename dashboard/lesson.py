@@ -1,7 +1,8 @@
 """The Learn page's lesson: a tiny real layout, the samples it deletes, and the questions it asks.
 
-Pure: every fact and every answer is read from the engine's plan (make_plan, retrain_scope,
-predicted_cost), never written by hand, so the lesson stays true if the engine's layout rules change.
+Pure (no st.*): every fact and every answer is read from the engine's plan (make_plan, retrain_scope,
+predicted_cost) or the lesson run's ledger, never written by hand, so the lesson stays true if the
+engine's layout rules change.
 Questions are asked about the lesson's pristine plan (before anything is forgotten), so an answer
 does not change once the step has been taken.
 """
@@ -53,6 +54,22 @@ def lesson_samples(plan: Plan) -> dict[str, int]:
     teacher_side = next(int(i) for i in plan.teacher_shards[t][s] if where["student"][i] < 0)
     student_side = next(int(i) for i in plan.student_shards[k][c][j] if where["teacher"][i] < 0)
     return {"teacher_side": teacher_side, "student_side": student_side}
+
+
+def trained(exp, *roles: str) -> bool:
+    """True when the lesson run exists and has trained every one of `roles`."""
+    return exp is not None and set(roles) <= set(exp.trained_roles())
+
+
+def request_for(exp, sample_id: int) -> dict | None:
+    """The ledger record of the finished lesson request that forgot sample_id, if any."""
+    if exp is None:
+        return None
+    for request_id in range(1, exp.ledger.next_request_id()):
+        record = exp.ledger.record(request_id)
+        if sample_id in record["sample_ids"] and record["status"] == "done":
+            return record
+    return None
 
 
 def _steps(first: int, last: int) -> str:

@@ -20,7 +20,7 @@ from purge_engine import executors
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, load_dataset
 from purge_engine.experiment import Experiment
-from purge_engine.store import DEFAULT_RUNS_DIR, list_runs
+from purge_engine.store import DEFAULT_RUNS_DIR, list_runs, run_dir_under
 
 RUNS_DIR_ENV = "PURGE_RUNS_DIR"
 
@@ -102,6 +102,12 @@ def run_names() -> list[str]:
     return [path.name for path in list_runs(runs_dir())]
 
 
+def run_dir_for(name: str) -> Path:
+    """The directory of the run called `name`, strictly under runs_dir(): a run name is a name, never a
+    path (store.check_run_name). ValueError naming run_name and what it may be otherwise."""
+    return run_dir_under(runs_dir(), name)
+
+
 def _param(name: str) -> str | None:
     """A query parameter, restored from the session when a page switch dropped it from the URL."""
     value = st.query_params.get(name)
@@ -123,7 +129,7 @@ def _set_param(name: str, value: str | None) -> None:
 def current_run_dir() -> Path | None:
     """The run named in the URL, when it exists."""
     name = _param(QUERY_RUN)
-    if not name or name not in run_names():
+    if not name or name not in run_names():  # a whitelist: a link's ?run=../x names no run listed there
         return None
     return runs_dir() / name
 

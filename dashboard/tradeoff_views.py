@@ -7,6 +7,7 @@ purge_engine.simulate. Ids are 0-based in the engine and 1-based on screen (DESI
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -17,6 +18,7 @@ from plotly.subplots import make_subplots
 from dashboard.figures import ROLE_COLOURS
 from purge_engine import theory, vocabulary
 from purge_engine.config import PurgeConfig
+from purge_engine.events import PhaseEvent, StepEvent
 from purge_engine.plan import make_plan
 from purge_engine.simulate import StreamResult
 from purge_engine.storage import storage_estimate
@@ -137,6 +139,22 @@ def sweep_label(results: dict) -> str:
 
     return (f"{when} · {grid.base.dataset} · N_t {values('n_teachers')} · N_s {values('n_students')} · "
             f"r {values('student_slices')} · {grid.base.epochs} epochs · K {grid.requests}")
+
+
+def per_layout(on_event):
+    """A job's progress keeps a row of steps per (role, constituent); a sweep meets each pair once per
+    layout, with another number of steps, so its step events are keyed by layout too: the role becomes
+    "purge (N_t = 8, N_s = 2, r = 1)", from the layout's PhaseEvent detail."""
+    layout = {"label": ""}
+
+    def forward(event) -> None:
+        if isinstance(event, PhaseEvent):
+            layout["label"] = event.detail
+        elif isinstance(event, StepEvent):
+            event = replace(event, role=f"{event.role} ({layout['label']})")
+        on_event(event)
+
+    return forward
 
 
 MEASURED_HELP = {

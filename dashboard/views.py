@@ -133,6 +133,21 @@ def cost_table(cost: dict, form: str = "ensemble") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Method", "Sample-steps", "Label forward passes", "Constituents"])
 
 
+def storage_text(storage: dict) -> str:
+    """The Setup page's sentence on a layout's storage, from `storage_estimate(config, plan)` (bytes)."""
+    return (f"Checkpoint storage when fully trained: **{human_bytes(storage['total_bytes'])}** "
+            f"({storage['checkpoints']:,} checkpoints: teachers {human_bytes(storage['teacher_checkpoints'])}, "
+            f"students of the three methods {human_bytes(storage['student_checkpoints'])}; cached soft labels "
+            f"{human_bytes(storage['soft_labels'])}). Every slice step keeps its checkpoint, so a forget "
+            "request restarts from the one before the first affected step.")
+
+
+def default_run_name(config) -> str:
+    """The run name a layout suggests: "digits-t8-s4-r2x2-e10-seed0"."""
+    return (f"{config.dataset}-t{config.n_teachers}-s{config.n_students}-r{config.teacher_slices}x"
+            f"{config.student_slices}-e{config.epochs}-seed{config.seed}")
+
+
 # -- the sample gallery ----------------------------------------------------------------
 def n_pages(n_pool: int, page_size: int = PAGE_SIZE) -> int:
     return max(1, math.ceil(n_pool / page_size))
@@ -169,6 +184,12 @@ def sample_grid_frame(bundle, plan, sample_ids) -> pd.DataFrame:
         frame[key] = _one_based(where[key])
     frame["caption"] = [_caption(row) for row in frame.itertuples()]
     return frame
+
+
+def available_samples(plan) -> np.ndarray:
+    """Sample ids that can still be forgotten: in some teacher or student shard, not forgotten yet."""
+    used = np.union1d(plan.all_teacher_samples(), plan.all_student_samples())
+    return np.setdiff1d(used, np.fromiter(plan.forgotten, dtype=np.int64, count=len(plan.forgotten)))
 
 
 def upscale(images: np.ndarray, size: int = THUMB_PX) -> np.ndarray:

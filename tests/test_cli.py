@@ -1,3 +1,5 @@
+"""cli.py: plan and theory as JSON and text, config files under flags, field-named errors, the progress bar."""
+
 import io
 import json
 

@@ -98,7 +98,8 @@ def test_pool_sizes_follow_the_student_data_mode():
     assert PurgeConfig(student_data="overlap", student_fraction=1.0).pool_sizes(1000) == (1000, 1000)
     assert PurgeConfig().pool_sizes(1000) == (700, 300)  # the defaults: 30 % held out for the students
     assert PurgeConfig(student_data="disjoint", student_fraction=0.3).pool_sizes(1000) == (700, 300)
-    assert PurgeConfig(teacher_fraction=0.5, student_fraction=0.2, student_data="overlap").pool_sizes(1000) == (500, 200)
+    overlap = PurgeConfig(teacher_fraction=0.5, student_fraction=0.2, student_data="overlap")
+    assert overlap.pool_sizes(1000) == (500, 200)
 
 
 # -- field metadata: one place for each knob's meaning and range ---------------------------------

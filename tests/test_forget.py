@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 from purge_engine.store import Ledger
+from tests.conftest import copy_of, snapshot
 
 
 def params_of(exp: Experiment) -> dict:
@@ -36,11 +36,6 @@ def from_scratch(exp: Experiment, path) -> Experiment:
     assert reference.plan.same_layout(exp.plan)  # placement depends only on the config and each sample's id
     reference.train()
     return reference
-
-
-def snapshot(root) -> dict:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "writer.lock"}
 
 
 # -- the property test: random layouts, random requests -----------------------------------------
@@ -109,21 +104,7 @@ def test_after_every_request_each_constituent_equals_a_from_scratch_run(case, tm
 
 
 # -- isolation ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def disjoint_run(tmp_path_factory):
-    """8 teachers, 4 students, student data held out from the teachers: clean teacher-side requests."""
-    config = PurgeConfig(n_teachers=8, n_students=4, teacher_slices=2, student_slices=2, student_data="disjoint",
-                         student_fraction=0.3, teacher_fraction=0.5, epochs=2, batch_size=64, threads=1)
-    exp = Experiment.create(config, tmp_path_factory.mktemp("runs") / "disjoint")
-    exp.train()
-    return exp
-
-
-def copy_of(exp: Experiment, path) -> Experiment:
-    shutil.copytree(exp.store.root, path)
-    return Experiment.open(path)
-
-
+# disjoint_run (tests/conftest.py): 8 teachers, 4 students, student data held out from the teachers.
 def test_a_teacher_side_request_retrains_only_the_student_it_feeds_but_every_baseline(disjoint_run, tmp_path):
     exp = copy_of(disjoint_run, tmp_path / "run")
     sample = int(exp.plan.teacher_shards[5][0][3])  # Teacher 6: second in Student 3's group
@@ -204,7 +185,7 @@ def test_a_missing_or_foreign_run_directory_is_a_clear_error(tmp_path):
     assert main(["forget", "--run", str(tmp_path), "--samples", "1"]) == 2
 
 
-# -- the ledger, crashes, and one writer at a time --------------------------------------------------
+# -- a crash mid-request ---------------------------------------------------------------------------
 KILLER = """
 import os, signal, sys
 from purge_engine.experiment import Experiment
@@ -236,56 +217,6 @@ def test_a_request_killed_midway_is_finished_on_reopening(disjoint_run, tmp_path
     assert record["status"] == "done" and record["resumed"] is True
     assert ledger.verify_chain()[0]
     assert_bitwise_equal(params_of(reopened), params_of(uninterrupted))
-
-
-def test_the_ledger_is_append_only_and_its_chain_detects_edits(disjoint_run, tmp_path):
-    import sqlite3
-
-    exp = copy_of(disjoint_run, tmp_path / "run")
-    exp.forget([int(exp.plan.teacher_shards[0][0][0])])
-    exp.verify()
-    ledger = exp.ledger
-    assert [e["kind"] for e in ledger.entries()] == ["started", "done", "verified"]
-    assert ledger.verify_chain()[0]
-    certificate = ledger.certificate(1)
-    assert certificate["exact"] is True and "not a cryptographic proof" in certificate["caveat"]
-    conn = sqlite3.connect(exp.store.ledger_path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("UPDATE entries SET body = '{}' WHERE seq = 1")
-    conn.execute("DROP TRIGGER entries_no_update")  # a determined editor gets past the trigger...
-    conn.execute("UPDATE entries SET body = '{\"sample_ids\": [1]}' WHERE seq = 1")
-    conn.commit()
-    conn.close()
-    ok, detail = ledger.verify_chain()  # ...but not past the hash chain
-    assert not ok and "entry 1" in detail
-
-
-def test_a_second_request_waits_for_the_first(disjoint_run, tmp_path):
-    exp_a = copy_of(disjoint_run, tmp_path / "run")
-    exp_b = Experiment.open(tmp_path / "run")
-    first_training = threading.Event()
-    release = threading.Event()
-
-    def hold(event):
-        if getattr(event, "kind", "") == "training" and not first_training.is_set():
-            first_training.set()
-            release.wait(timeout=60)
-
-    a = threading.Thread(target=exp_a.forget, args=([int(exp_a.plan.teacher_shards[0][0][0])],),
-                         kwargs={"on_event": hold})
-    a.start()
-    assert first_training.wait(timeout=60)
-    b = threading.Thread(target=exp_b.forget, args=([int(exp_b.plan.teacher_shards[7][0][0])],))
-    b.start()
-    b.join(timeout=1.0)
-    assert b.is_alive()  # still waiting for the writer lock
-    assert [e["kind"] for e in exp_a.ledger.entries()] == ["started"]
-    release.set()
-    a.join(timeout=120)
-    b.join(timeout=120)
-    kinds = [(e["request_id"], e["kind"]) for e in exp_a.ledger.entries()]
-    assert kinds == [(1, "started"), (1, "done"), (2, "started"), (2, "done")]
-    assert len(Experiment.open(tmp_path / "run").plan.forgotten) == 2
 
 
 def test_membership_and_accuracy_are_reported_before_and_after(disjoint_run, tmp_path):

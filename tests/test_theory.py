@@ -1,3 +1,5 @@
+"""theory.py: the closed-form speed-ups against the published values (DESIGN section 7) and their bounds."""
+
 import pytest
 
 from purge_engine import theory

@@ -2,7 +2,6 @@
 every constituent compared; and the checks that catch a live run whose bookkeeping lies."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -12,21 +11,15 @@ from purge_engine import plan as plan_module
 from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, Plan
+from tests.conftest import copy_of
 
 CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, student_data="disjoint",
                      student_fraction=0.3, teacher_fraction=0.5, epochs=2, batch_size=64, threads=1)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    exp = Experiment.create(CONFIG, tmp_path_factory.mktemp("runs") / "base")
-    exp.train()
-    return exp
-
-
-def copy_of(exp: Experiment, path) -> Experiment:
-    shutil.copytree(exp.store.root, path)
-    return Experiment.open(path)
+def trained(train_once):
+    return train_once(CONFIG)
 
 
 def all_parameters(exp: Experiment) -> dict:

@@ -1,3 +1,5 @@
+"""vocabulary.py: on-screen names of roles (three forms each) and 1-based positions (DESIGN section 2)."""
+
 import pytest
 
 from purge_engine import vocabulary as v

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import compare_views, components, figures, state
 from purge_engine.plan import make_plan
+from purge_engine.store import run_is_busy
 from purge_engine.vocabulary import title
 
 UNIT = "compare_unit"  # radio: sample-steps or seconds
@@ -19,10 +20,12 @@ SECONDS = st.column_config.NumberColumn(format="%.2f")
 
 
 def running_request(exp, ledger) -> int | None:
-    """The request a forget job is working on now (the latest unfinished one), if any."""
+    """The request a forget job, or another process holding the run's lock, is working on now (the
+    latest unfinished one), if any; a journaled request nobody holds is one a dead process left."""
     job = state.registry().running(exp.store.root)
     pending = ledger.pending()
-    return pending[-1] if job is not None and job.kind == "forget" and pending else None
+    serving = (job is not None and job.kind == "forget") or (job is None and run_is_busy(exp.store) is not None)
+    return pending[-1] if serving and pending else None
 
 
 def headline(cumulative, records) -> None:

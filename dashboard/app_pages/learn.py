@@ -4,74 +4,23 @@ The step is in the URL (`?step=3`), so a link opens the same step."""
 
 import shutil
 
-import numpy as np
 import streamlit as st
 
-from dashboard import components, figures, lesson, state, views
+from dashboard import learn_parts as parts
+from dashboard import lesson, state
+from dashboard.learn_parts import lesson_dir
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, job_sample_steps, make_plan, predicted_cost, retrain_scope
-from purge_engine.vocabulary import teacher_label, title
+from purge_engine.plan import make_plan
 
 QUERY_STEP = "step"
 PREV, NEXT, RESET = "learn_prev", "learn_next", "learn_reset"
-ACTION = "learn_action"  # the button that takes the step
-ANSWER, CHECK, REVEALED = "learn_answer_{}", "learn_check_{}", "learn_revealed_{}"
-NUMBERS = st.column_config.NumberColumn(format="localized")
-
-
-# -- the lesson run -----------------------------------------------------------------------------------
-def lesson_dir():
-    return state.runs_dir() / lesson.LESSON_RUN
 
 
 def lesson_run() -> Experiment | None:
     return state.open_run(lesson_dir()) if (lesson_dir() / "config.json").exists() else None
 
 
-def trained(exp: Experiment | None, *roles: str) -> bool:
-    return exp is not None and set(roles) <= set(exp.trained_roles())
-
-
-def request_for(exp: Experiment | None, sample_id: int) -> dict | None:
-    """The ledger record of the lesson request that forgot sample_id, if any."""
-    if exp is None:
-        return None
-    for request_id in range(1, exp.ledger.next_request_id()):
-        record = exp.ledger.record(request_id)
-        if sample_id in record["sample_ids"] and record["status"] == "done":
-            return record
-    return None
-
-
-def guessed(step: int) -> bool:
-    return st.session_state.get(REVEALED.format(step)) is not None
-
-
-def hidden_until_guessed(step: int) -> bool:
-    """True (with a note) while the step's preview would give its question's answer away."""
-    if guessed(step):
-        return False
-    st.info("Make your guess below first: the plan appears here once you have checked your answer.",
-            icon=":material/visibility_off:")
-    return True
-
-
-def action(label: str, kind: str, work, reason: str | None, total: int = 0) -> None:
-    """The step's button: starts `work` as a job on the lesson run; the job's live view below it."""
-    reason = components.busy_reason(lesson_dir()) or reason
-    if st.button(label, key=ACTION, type="primary", disabled=reason is not None, help=reason):
-        if components.start_job(lesson_dir(), kind, label, work, total):
-            st.rerun()
-    if reason:
-        st.caption(reason)
-
-
-def job_progress(exp_plan, roles) -> None:
-    job = state.current_job(lesson_dir())
-    if job is not None:
-        components.job_view(job, views.grid_shape(exp_plan, roles))
-
-
+# -- the jobs a step starts (worker threads: engine calls only) ---------------------------------------
 def train_work(methods):
     def work(on_event, should_stop):
         exp = Experiment.create(lesson.LESSON_CONFIG, lesson_dir())
@@ -90,157 +39,7 @@ def verify_work(on_event, should_stop):
     return Experiment.open(lesson_dir()).verify(on_event=on_event, should_stop=should_stop)
 
 
-# -- the steps ---------------------------------------------------------------------------------------
-def step_hard(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "A trained network does not keep its training images, but every weight carries a trace of each of them: "
-        "every image nudged every weight in every epoch. When someone asks for their image back (the GDPR's "
-        "right to erasure), deleting the file is not enough. The only *exact* way to remove one image's "
-        "influence is to train again without it: costly for one model, and the requests keep coming.")
-    ids = np.arange(12)
-    for column, image, i in zip(st.columns(12), views.upscale(bundle.images(ids), 64), ids, strict=True):
-        column.image(image, caption=f"#{i} · {bundle.class_names[int(bundle.train_y[i])]}", output_format="PNG")
-    left, right = st.columns(2)
-    left.metric("Training images (scikit-learn digits)", f"{plan.n_pool:,}")
-    right.metric("One retrain of a single model", f"{plan.n_pool * lesson.LESSON_CONFIG.epochs:,} sample-steps",
-                 help="samples × epochs")
-
-
-def step_sisa(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "**SISA** (Sharded, Isolated, Sliced, Aggregated) cuts the data into *shards* and trains one *teacher "
-        "constituent* per shard; the ensemble votes. Each teacher trains *slice by slice*, saving a checkpoint "
-        "after each slice. Forgetting a sample retrains one teacher, from the checkpoint before its slice.")
-    st.dataframe(views.teacher_table(plan.describe()).drop(columns=["Feeds"]), hide_index=True)
-    action("Train the 4 teachers", "train", train_work(()), None, job_sample_steps(plan, ()))
-    job_progress(plan, ["teacher"])
-    if trained(exp, "teacher"):
-        result = exp.evaluate()
-        cols = st.columns(1 + plan.n_teachers)
-        cols[0].metric(f"{title('teacher')}: test accuracy", views.percent_text(result["accuracy"]["teacher"]))
-        for column, (i, value) in zip(cols[1:], enumerate(result["constituents"]["teacher"]), strict=True):
-            column.metric(f"{teacher_label(i)} alone", views.percent_text(value))
-
-
-def step_baseline(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "We now want small, fast *students* that learn from the teachers' soft labels (knowledge distillation). "
-        "The usual way: every student learns every chunk from the **whole teacher ensemble**. Here is what "
-        f"forgetting teacher-side sample #{samples['teacher_side']} would cost that baseline, next to PURGE:")
-    if hidden_until_guessed(3):
-        return
-    scope = retrain_scope(plan, [samples["teacher_side"]])
-    roles = ["teacher", "purge", "baseline"]
-    st.html(views.retrain_grid_html(views.grid_shape(plan, roles), views.planned_cells(plan, scope, roles)))
-    cost = predicted_cost(plan, scope)
-    st.dataframe(views.cost_table({k: cost[k] for k in ("teacher", "purge", "baseline", "full_retrain")}),
-                 hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
-
-
-def step_mapping(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "**PURGE** restores isolation with a *constituent mapping*: each student is taught only by its own "
-        "group of teachers. A teacher's influence now stops at one student.")
-    describe = plan.describe()
-    st.dataframe(views.mapping_table(describe), hide_index=True)
-    st.plotly_chart(figures.mapping_graph(describe, affected=retrain_scope(plan, [samples["teacher_side"]])
-                                          .to_dict()), key="learn_mapping")
-    st.caption(f"Highlighted: what forgetting #{samples['teacher_side']} (Teacher "
-               f"{lesson.TEACHER_SIDE[0] + 1}'s shard) touches.")
-
-
-def step_labels(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "Within its group a student does not ask every teacher at once. Its shard is cut into *chunks*, one per "
-        "teacher: chunk 1 is labelled by the first teacher, chunk 2 by the mean of the first two, and so on "
-        "(*incremental multi-teacher distillation*). Each chunk is cut into slices with checkpoints, as SISA "
-        "does. So a teacher influences only the chunks from its own on.")
-    st.dataframe(figures.label_composition_table(plan), hide_index=True)
-    action("Train the students (PURGE, single-teacher, baseline)", "train", train_work(METHODS),
-           None if trained(exp, "teacher") else "Train the teachers first (step 2).",
-           job_sample_steps(plan, METHODS, teachers=False))
-    job_progress(plan, ["teacher", *METHODS])
-    if trained(exp, "teacher", *METHODS):
-        accuracy = exp.evaluate()["accuracy"]
-        for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
-            column.metric(f"{title(role)}: test accuracy", views.percent_text(value))
-
-
-def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int) -> None:
-    st.markdown(lead)
-    image = views.upscale(bundle.images(np.array([sample_id])), 96)[0]
-    where = views.sample_grid_frame(bundle, plan, [sample_id])["caption"].iloc[0]
-    left, right = st.columns([1, 5])
-    left.image(image, caption=where, output_format="PNG")
-    roles = ["teacher", *METHODS]
-    record = request_for(exp, sample_id)
-    with right:
-        if record is not None or not hidden_until_guessed(step):
-            scope = retrain_scope(plan, [sample_id])
-            st.caption("Planned: kept (·), restored from checkpoint (↺), retrained (↻).")
-            st.html(views.retrain_grid_html(views.grid_shape(plan, roles), views.planned_cells(plan, scope, roles)))
-    reason = ("Train the teachers and students first (steps 2 and 5)." if not trained(exp, "teacher", *METHODS)
-              else f"#{sample_id} is already forgotten (request {record['request_id']})." if record else None)
-    action(f"Forget #{sample_id}", "forget", forget_work(sample_id), reason,
-           job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id])))
-    job_progress(plan, roles)
-    if record is not None:
-        st.dataframe(views.request_cost_table(record), hide_index=True,
-                     column_config={"Predicted sample-steps": NUMBERS, "Measured sample-steps": NUMBERS})
-
-
-def step_teacher_side(exp, plan, bundle, samples) -> None:
-    deletion_step(exp, plan, bundle, samples["teacher_side"],
-                  f"Now a real teacher-side deletion: #{samples['teacher_side']} is in Teacher "
-                  f"{lesson.TEACHER_SIDE[0] + 1}'s shard and in no student's. Watch which cells move.", 6)
-
-
-def step_student_side(exp, plan, bundle, samples) -> None:
-    deletion_step(exp, plan, bundle, samples["student_side"],
-                  f"A student-side deletion: #{samples['student_side']} was only in a student's chunk. No teacher "
-                  "saw it, so no teacher and no soft label of another slice changes.", 7)
-
-
-def step_exact(exp, plan, bundle, samples) -> None:
-    st.markdown(
-        "Is the unlearned model really the model we would have had without those samples? The engine "
-        "retrains the affected constituents from scratch on the reduced data, with the same seeds, and "
-        "compares every parameter with `torch.equal`.")
-    latest = exp.latest_request() if exp is not None else None
-    action("Verify the latest request", "verify", verify_work,
-           None if latest else "Forget a sample first (step 6 or 7).")
-    job_progress(plan, ["teacher", *METHODS])
-    if latest:
-        word, sentence = views.verdict(exp.ledger.record(latest))
-        (st.success if word == "exact" else st.info)(f"**{word.capitalize()}.** {sentence}")
-    st.markdown(
-        "**Exact versus approximate.** Many unlearning methods also use distillation, but as the *tool* of "
-        "forgetting: a student is pushed to match a teacher on retained data and to diverge (or match a "
-        "'bad teacher') on the forgotten data, as in SCRUB or bad-teacher unlearning. They are fast, but "
-        "the result only *looks* forgotten: they are judged by statistics such as membership attacks, and "
-        "nothing says the model equals one that never saw the data. PURGE uses distillation only to *train*, "
-        "and keeps SISA's guarantee: what you verified above is the very model training without the samples "
-        "gives, at a fraction of the cost of retraining everything.")
-
-
-STEP_VIEWS = {1: step_hard, 2: step_sisa, 3: step_baseline, 4: step_mapping, 5: step_labels,
-              6: step_teacher_side, 7: step_student_side, 8: step_exact}
-
-
-# -- question and navigation ------------------------------------------------------------------------
-def ask(step: int, plan) -> None:
-    q = lesson.question(step, plan)
-    st.subheader("Your guess")
-    guess = st.radio(q.prompt, q.options, index=None, key=ANSWER.format(step))
-    if st.button("Check my answer", key=CHECK.format(step), disabled=guess is None):
-        st.session_state[REVEALED.format(step)] = guess
-    revealed = st.session_state.get(REVEALED.format(step))
-    if revealed is not None:
-        box = st.success if revealed == q.answer else st.warning
-        verdict = "Right" if revealed == q.answer else f"Not quite: the answer is “{q.answer}”"
-        box(f"**{verdict}.** {q.explanation}", icon=":material/lightbulb:")
-
-
+# -- navigation ------------------------------------------------------------------------------------
 def go_to(step: int) -> None:
     st.query_params[QUERY_STEP] = str(step)
 
@@ -269,8 +68,9 @@ pristine = make_plan(lesson.LESSON_CONFIG, bundle)
 run = lesson_run()
 st.header(f"{step}. {lesson.STEPS[step - 1]}")
 # Steps draw the pristine plan (questions and previews are about it) and read results from the run.
-STEP_VIEWS[step](run, pristine, bundle, lesson.lesson_samples(pristine))
-ask(step, pristine)
+parts.STEP_VIEWS[step](run, pristine, bundle, lesson.lesson_samples(pristine),
+                       parts.LessonWork(train=train_work, forget=forget_work, verify=verify_work))
+parts.ask(step, pristine)
 navigation(step)
 with st.sidebar.expander("Lesson"):
     st.caption(f"A tiny real run in `{lesson_dir()}`: {lesson.LESSON_CONFIG.n_teachers} teachers, "

@@ -119,3 +119,16 @@ def test_no_break_even_is_said_plainly():
     assert result.break_even["purge"] is None
     assert "than PURGE at no point in the 2 requests" in tv.break_even_text(result)
     assert not traces(tv.stream_figure(result), "Break-even: PURGE")
+
+
+def test_a_sweeps_step_events_are_keyed_by_the_layout_last_announced():
+    from purge_engine.events import PhaseEvent, StepEvent
+
+    seen = []
+    forward = tv.per_layout(seen.append)
+    step = StepEvent("trained", "purge", 0, 1, 2)
+    forward(step)
+    forward(PhaseEvent("phase", "layout", "N_t = 2, N_s = 1, r = 1"))
+    forward(step)
+    assert [getattr(e, "role", None) for e in seen] == ["purge ()", None, "purge (N_t = 2, N_s = 1, r = 1)"]
+    assert seen[2].constituent == 0 and seen[2].step == 1  # only the role changes

@@ -1,0 +1,140 @@
+"""What the Forget page draws: the selection (kept in st.session_state) and its controls, the blast radius
+of a selection, and the results of the latest request. Drawn with st.* from engine output the page hands
+over: the page calls the engine (scope, cost, jobs), these draw it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard import components, figures, state, views
+from purge_engine.reproduce import reproduce_command, reproduce_snippet
+from purge_engine.requests import parse_ids
+
+MAX_RANDOM = 1000
+NUMBERS = st.column_config.NumberColumn(format="localized")
+PERCENTILE = st.column_config.NumberColumn(format="%.0f", help="0-100: the share of test samples with a lower loss")
+VERDICT_ICONS = {"exact": ":material/verified:", "differs": ":material/error:", "not claimed": ":material/help:",
+                 "not verified": ":material/pending:"}
+
+
+# -- the selection (state.SELECTED: sorted 0-based ids) ---------------------------------------------
+def selected() -> list[int]:
+    return sorted(st.session_state.setdefault(state.SELECTED, []))
+
+
+def set_selected(ids) -> None:
+    st.session_state[state.SELECTED] = sorted({int(i) for i in ids})
+
+
+def toggle(sample_id: int) -> None:
+    """Gallery checkbox callback: runs before the rerun, so the page sees the new selection. The page
+    sets the boxes itself (clearing them once a request starts): a job's poll may replay older ticks."""
+    if components.in_fragment_rerun():
+        return
+    ids = set(selected())
+    ids.symmetric_difference_update({sample_id})
+    set_selected(ids)
+
+
+def add(ids) -> None:
+    set_selected(set(selected()) | {int(i) for i in ids})
+
+
+def selection_controls(bundle, plan) -> None:
+    """Add samples by class, by teacher shard, by id list, or k at random."""
+    pool = views.available_samples(plan)
+    by_class, by_teacher, by_ids, at_random = st.columns(4)
+    labels = np.asarray(bundle.train_y.cpu())
+    name = by_class.selectbox("Every sample of class", bundle.class_names, key=state.BY_CLASS)
+    if by_class.button("Add class", key=state.ADD_CLASS, width="stretch"):
+        add(np.intersect1d(pool, np.flatnonzero(labels == bundle.class_names.index(name))))
+    teacher = by_teacher.selectbox("Every sample of a teacher shard", range(plan.n_teachers), key=state.BY_TEACHER,
+                                   format_func=lambda t: f"Teacher {t + 1}")
+    if by_teacher.button("Add shard", key=state.ADD_TEACHER, width="stretch"):
+        add(np.intersect1d(pool, plan.teacher_shard(teacher)))
+    text = by_ids.text_input("Sample ids", placeholder="3, 17, 40-45", key=state.BY_IDS,
+                             help=f"Ids of the train pool, 0 to {plan.n_pool - 1}: commas or spaces; ranges "
+                                  "like 10-14.")
+    if by_ids.button("Add ids", key=state.ADD_IDS, width="stretch"):
+        try:
+            add(plan.check_request(parse_ids(text, plan.n_pool)))
+        except ValueError as err:
+            st.error(str(err), icon=":material/error:")
+    k = at_random.number_input("Samples at random", 1, MAX_RANDOM, 3, key=state.RANDOM_K)
+    if at_random.button("Add at random", key=state.ADD_RANDOM, width="stretch") and pool.size:
+        rng = np.random.default_rng()  # a user's pick, not a training choice: no seed needed
+        add(rng.choice(np.setdiff1d(pool, selected()), min(int(k), pool.size - len(selected())), replace=False))
+
+
+def selection_line(ids: list[int]) -> None:
+    """How many samples are selected, and the button that clears them."""
+    chosen, clear = st.columns([5, 1])
+    chosen.markdown(f"**Selected: {len(ids)}** " + (views.id_list(ids) if ids else
+                                                    "— tick images below, or add samples above"))
+    clear.button("Clear selection", key=state.CLEAR, on_click=set_selected, args=([],), disabled=not ids)
+
+
+# -- the blast radius --------------------------------------------------------------------------------
+def preview(plan, scope, cost: dict, methods: list[str]) -> None:
+    """What each method retrains for the selection (scope: retrain_scope) and what it will cost
+    (cost: predicted_cost)."""
+    describe = plan.describe()
+    st.subheader("Blast radius")
+    st.markdown("\n".join(f"- {line}" for line in views.scope_summary(describe, scope.to_dict(), methods)))
+    st.plotly_chart(figures.mapping_graph(describe, affected=scope.to_dict()), key="blast_radius")
+    st.caption("Planned steps per constituent: kept (·), restored from its checkpoint (↺), retrained (↻).")
+    st.html(views.retrain_grid_html(views.grid_shape(plan, ["teacher", *methods]),
+                                    views.planned_cells(plan, scope, ["teacher", *methods])))
+    st.dataframe(views.cost_table({k: v for k, v in cost.items() if k in ("teacher", *methods, "full_retrain")},
+                                  "retraining"),
+                 hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
+    st.caption("Predicted from the plan, exactly: sample-steps = samples × epochs each retrained step trains on. "
+               "Teacher retraining is shared by every student method; full retrain = every teacher and every "
+               "PURGE student from scratch on the reduced data.")
+
+
+# -- the latest request's results ---------------------------------------------------------------------
+def results(record: dict) -> None:
+    """A served request from the ledger (so it survives a restart): cost, accuracy, membership, verdict."""
+    st.header(f"Request {record['request_id']}: results")
+    st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {views.id_list(record['sample_ids'])} · "
+               f"served {record.get('done_at', '')}")
+    st.dataframe(views.request_cost_table(record), hide_index=True,
+                 column_config={"Predicted sample-steps": NUMBERS, "Measured sample-steps": NUMBERS,
+                                "Label forward passes": NUMBERS,
+                                "Seconds": st.column_config.NumberColumn(format="%.2f s")})
+    st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps.")
+    st.markdown("**Accuracy (%) before and after**")
+    st.dataframe(views.accuracy_table(record), hide_index=True)
+    membership(record)
+    word, sentence = views.verdict(record)
+    box = {"exact": st.success, "differs": st.error, "not claimed": st.warning}.get(word, st.info)
+    box(f"**{word.capitalize()}.** {sentence}", icon=VERDICT_ICONS[word])
+
+
+def membership(record: dict) -> None:
+    """The membership check of the request: AUC with its interval, and where the forgotten samples' losses fall."""
+    if not record.get("membership_before"):
+        return  # served without scoring
+    st.markdown("**Membership check** — an illustrative loss-threshold attack, not a proof of forgetting")
+    st.dataframe(views.membership_table(record), hide_index=True,
+                 column_config={"Forgotten: loss percentile before": PERCENTILE,
+                                "Forgotten: loss percentile after": PERCENTILE})
+    st.caption("The attack (Yeom et al., 2018) calls a sample a member when its loss is at most the mean loss on "
+               "the model's own training samples. AUC: how well the loss tells those samples from test samples, "
+               "which the models never saw (0.5 = chance; in brackets a 95 % bootstrap interval). Loss percentile: "
+               "where the forgotten samples' losses fall among test losses (near 0: they look trained on; near 50: "
+               "they look unseen). Rates in %.")
+    figure = figures.membership_figure(record)
+    if figure is not None:
+        st.plotly_chart(figure, key="membership_chart")
+        st.caption(figures.MEMBERSHIP_CAPTION)
+
+
+def reproduce(config, run_dir, record: dict, earlier: list[list[int]]) -> None:
+    """The commands and the Python that redo the run and its requests, this one last."""
+    with st.expander("Reproduce this run and its requests from the command line or Python"):
+        st.code(reproduce_command(config, str(run_dir), record["sample_ids"], earlier), language="bash")
+        st.code(reproduce_snippet(config, str(run_dir), record["sample_ids"], earlier), language="python")
