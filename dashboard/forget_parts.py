@@ -9,6 +9,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components, figures, state, views
+from dashboard import unlearning_views as uv
+from purge_engine.advantage import why
+from purge_engine.plan import training_cost
 from purge_engine.reproduce import reproduce_command, reproduce_snippet
 from purge_engine.requests import parse_ids
 
@@ -82,6 +85,7 @@ def preview(plan, scope, cost: dict, methods: list[str]) -> None:
     (cost: predicted_cost)."""
     describe = plan.describe()
     st.subheader("Blast radius")
+    headline(cost, training_cost(plan), why(plan, scope.sample_ids), "advantage_preview")
     st.markdown("\n".join(f"- {line}" for line in views.scope_summary(describe, scope.to_dict(), methods)))
     st.plotly_chart(figures.mapping_graph(describe, affected=scope.to_dict()), key="blast_radius")
     st.caption("Planned steps per constituent: kept (·), restored from its checkpoint (↺), retrained (↻).")
@@ -95,12 +99,24 @@ def preview(plan, scope, cost: dict, methods: list[str]) -> None:
                "PURGE student from scratch on the reduced data.")
 
 
+def headline(cost: dict, training: dict, sentence: str | None, key: str) -> None:
+    """The share of its own training each method retrains, and PURGE's advantage (advantage.py)."""
+    with st.container(key=key):
+        for column, metric in zip(st.columns(4), uv.advantage_headline(cost, training), strict=True):
+            column.metric(metric["label"], metric["value"], help=metric["help"])
+        if sentence:
+            st.caption(sentence)
+
+
 # -- the latest request's results ---------------------------------------------------------------------
-def results(record: dict) -> None:
-    """A served request from the ledger (so it survives a restart): cost, accuracy, membership, verdict."""
+def results(record: dict, training: dict) -> None:
+    """A served request from the ledger (so it survives a restart): cost, accuracy, membership, verdict.
+    training: plan.training_cost of the run, for the retrained shares."""
     st.header(f"Request {record['request_id']}: results")
     st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {views.id_list(record['sample_ids'])} · "
                f"served {record.get('done_at', '')}")
+    if record.get("status") == "done":
+        headline(record["predicted"], training, (record.get("advantage") or {}).get("why"), "advantage_results")
     st.dataframe(views.request_cost_table(record), hide_index=True,
                  column_config={"Predicted sample-steps": NUMBERS, "Measured sample-steps": NUMBERS,
                                 "Label forward passes": NUMBERS,
@@ -112,6 +128,26 @@ def results(record: dict) -> None:
     word, sentence = views.verdict(record)
     box = {"exact": st.success, "differs": st.error, "not claimed": st.warning}.get(word, st.info)
     box(f"**{word.capitalize()}.** {sentence}", icon=VERDICT_ICONS[word])
+    with_without(record)
+
+
+def with_without(record: dict) -> None:
+    """The run before and after the request, constituent by constituent (what "exact unlearning" means)."""
+    frame = uv.before_after_frame(record)
+    if frame.empty:
+        return
+    with st.container(key="before_after"):
+        st.subheader("With and without the samples")
+        st.markdown(uv.change_summary(frame) + ". Only the constituents the samples reached changed; every other "
+                    "one holds exactly the parameters it had. " + (
+                        "Each retrained one equals the from-scratch reference." if record.get("exact") else
+                        "Verify to put the from-scratch reference beside them."))
+        percent = st.column_config.NumberColumn(format="%.1f %%")
+        st.dataframe(frame, hide_index=True, column_config={
+            name: percent for name in frame.columns if "accuracy" in name or "P(true" in name})
+        st.caption("Hashes: SHA-256 of each constituent's parameters, first 10 characters. P(true label) of "
+                   "forgotten: the constituent's mean softmax probability of the forgotten samples' true labels "
+                   "(a model that never saw a sample may still classify it well: forgetting is not misclassifying).")
 
 
 def membership(record: dict) -> None:

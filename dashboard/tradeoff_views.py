@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import ROLE_COLOURS
 from purge_engine import theory, vocabulary
+from purge_engine.advantage import advantage
 from purge_engine.config import PurgeConfig
 from purge_engine.events import PhaseEvent, StepEvent
 from purge_engine.plan import make_plan
@@ -414,7 +414,10 @@ def break_even_text(result: StreamResult) -> str:
 
 
 def stream_totals(result: StreamResult) -> dict[str, str]:
-    """Metric values: total sample-steps per policy and PURGE's saving over the baseline."""
+    """Metric values: total sample-steps per policy (teacher retraining included), and PURGE's advantage
+    as every page defines it (advantage.py): baseline students over PURGE students, teachers left out."""
     totals = result.totals()
-    ratio = totals["baseline"] / totals["purge"] if totals["purge"] else np.nan
-    return {**{f"{STREAM_LINES[k]}: total": f"{v:,}" for k, v in totals.items()}, "Baseline ÷ PURGE": f"{ratio:.2f}×"}
+    teacher = sum(row["teacher"] for row in result.rows)
+    ratio = advantage({m: {"sample_steps": totals[m] - teacher} for m in ("purge", "baseline")})
+    return {**{f"{STREAM_LINES[k]}: total": f"{v:,}" for k, v in totals.items()},
+            "PURGE's advantage": "–" if ratio is None else f"{ratio:.2f}×"}

@@ -38,6 +38,15 @@ def advantage_headline(predicted: dict, training: dict) -> list[dict]:
     ]
 
 
+def cumulative_advantage(records: list[dict]) -> float | None:
+    """PURGE's advantage over every served request together: the baseline students' sample-steps summed
+    over the requests ÷ PURGE's students' (each request's predicted cost, which its measured work equals)."""
+    done = [r for r in records if r.get("status") == "done" and "baseline" in r.get("methods", ())
+            and "purge" in r.get("methods", ())]
+    total = {m: {"sample_steps": sum(r["predicted"][m]["sample_steps"] for r in done)} for m in ("purge", "baseline")}
+    return advantage(total)
+
+
 def before_after_frame(record: dict) -> pd.DataFrame:
     """One row per constituent: changed or bit-identical (parameter hash before and after), its test
     accuracy and its probability of each forgotten sample's true label before and after, and, once

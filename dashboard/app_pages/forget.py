@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import components, state, views
 from dashboard import forget_parts as parts
 from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope
+from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope, training_cost
 from purge_engine.store import run_is_busy
 
 
@@ -45,7 +45,7 @@ def latest_results(exp: Experiment) -> None:
     if request_id is None:
         return
     record = exp.ledger.record(request_id)
-    parts.results(record)
+    parts.results(record, training_cost(exp.plan))
     verify_button(exp, request_id)
     earlier = [exp.ledger.record(r)["sample_ids"] for r in range(1, request_id)]
     parts.reproduce(exp.config, exp.store.root, record, earlier)

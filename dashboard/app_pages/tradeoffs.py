@@ -47,8 +47,11 @@ def sweep_section(job, snap) -> None:
 
 
 def start_sweep(grid: SweepGrid, root: Path, total: int) -> None:
+    executor = state.job_executor()  # the executor chosen on Setup, as train and forget jobs use
+
     def work(on_event, should_stop):
-        return run_sweep(grid, state.runs_dir(), tv.per_layout(on_event), should_stop)
+        state.connect(executor)
+        return run_sweep(grid, state.runs_dir(), tv.per_layout(on_event), should_stop, executor=executor)
 
     title = f"Sweep of {len(grid.layouts())} layouts"
     job = components.start_job(root, "sweep", title, work, total)

@@ -53,6 +53,9 @@ def test_ticking_gallery_images_selects_them_and_previews_the_blast_radius(runs_
     assert list(predicted["Method"])[-1] == "Full retrain"
     assert "Teachers: " in markdown(at)
     assert at.get_by_key("blast_radius")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Full retrain"] == "100%" and metrics["PURGE's advantage"].endswith("×")  # the headline
+    assert any(c.value.startswith("This request ") for c in at.caption)  # and which side it is, and why
     at.checkbox(key=f"pick_{a}").uncheck().run()
     assert f"Selected: 1** #{b}" in markdown(at)
     at.button(key="clear_selection").click().run()
@@ -104,9 +107,13 @@ def test_forget_runs_as_a_job_then_verifies_exact(runs_dir):
     grid = at.get_by_key("retrain_grid")
     html = "".join(h.proto.body for h in grid.html) if hasattr(grid, "html") else ""
     assert 'data-state="done"' in html and 'data-state="kept"' in html
+    assert "PURGE's advantage" in [m.label for m in at.metric]
+    changes = frame_with(at, "Hash before")  # the with/without view
+    assert set(changes["Parameters"]) <= {"retrained", "bit-identical"} and "retrained" in set(changes["Parameters"])
     at.button(key="verify").click().run()
     run_until(at, lambda at: any("Exact" in s.value for s in at.success))
     assert not at.exception
+    assert frame_with(at, "Hash before")["Equals from-scratch reference"].all()  # the reference beside them
 
 
 def test_reproduce_box_replays_every_request_in_order(runs_dir):

@@ -130,4 +130,4 @@ def test_the_simulator_states_the_break_even(at):
     assert not at.exception and not at.error
     assert any(m.value.startswith("**Break-even:**") for m in at.markdown)
     assert [m.label for m in at.metric] == ["PURGE: total", "Baseline (SISA): total",
-                                           "Full retrain after every step: total", "Baseline ÷ PURGE"]
+                                           "Full retrain after every step: total", "PURGE's advantage"]
