@@ -159,3 +159,27 @@ def draw_accuracy(snap) -> None:
                icon=":material/check_circle:")
     for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
         column.metric(f"{title(role)}: test accuracy", views.percent_text(value))
+
+
+# -- the first minute ---------------------------------------------------------------------------------
+START_HERE, TRAIN_DEMO = "start_here", "train_demo"
+DEMO_RUN = "demo"
+
+
+def start_here(seconds: float | None) -> bool:
+    """The cold open: what the product shows, in one screen, and its one next action. True when the
+    user asked to train the demo run (the defaults) under runs/demo."""
+    with st.container(key=START_HERE, border=True):
+        st.markdown(
+            "### Start here\n"
+            "Take data back from a trained model, and prove it is gone. This demo trains a real ensemble on "
+            "real handwritten digits: 8 **teachers**, each on its own shard, distilled into 4 **students**. "
+            "You then tick a few images to forget; the engine retrains only what they touched (**PURGE**), "
+            "shows what the usual distillation baseline would have had to retrain, and proves the result is "
+            "bit-for-bit what training without those images gives.")
+        when = "" if seconds is None else f" (about {max(1, round(seconds))} s here)"
+        clicked = st.button(f"Train the demo run{when}", key=TRAIN_DEMO, type="primary",
+                            icon=":material/rocket_launch:")
+        st.caption("Then open **Forget**, tick three images and press Forget. Or change the layout in the sidebar "
+                   "first: everything below is the plan it makes.")
+    return clicked

@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard.jobs import Job, JobRegistry, connect
 from purge_engine import executors
 from purge_engine.config import PurgeConfig
-from purge_engine.data import DatasetBundle, load_dataset
+from purge_engine.data import DatasetBundle, DatasetUnavailable, load_dataset
 from purge_engine.experiment import Experiment
 from purge_engine.store import DEFAULT_RUNS_DIR, list_runs, run_dir_under
 
@@ -84,6 +84,26 @@ def load_bundle(name: str, data_root: str) -> DatasetBundle:
     Raises DatasetUnavailable (not cached, so a later call finds files that arrive meanwhile).
     """
     return load_dataset(name, data_root=data_root, download=False)
+
+
+@st.cache_data(show_spinner="Measuring this machine's training speed…", max_entries=32)
+def predicted_training_seconds(config_json: str) -> float | None:
+    """Seconds training this layout should take here: its exact size (training_cost, job_steps) over
+    throughput measured once per layout on this machine (eta.calibrate: a fraction of a second).
+    None when the dataset is not available."""
+    from purge_engine.eta import calibrate, job_steps, predicted_seconds
+    from purge_engine.plan import METHODS, make_plan, training_cost
+    from purge_engine.run import Run
+    from purge_engine.store import RunStore
+
+    config = PurgeConfig.from_json(config_json)
+    try:
+        bundle = load_bundle(config.dataset, config.data_root)
+    except DatasetUnavailable:
+        return None
+    plan = make_plan(config, bundle)
+    probe = Run(RunStore(runs_dir() / ".calibration"), config, plan, bundle)  # writes nothing
+    return predicted_seconds(training_cost(plan), calibrate(probe), ["teacher", *METHODS], job_steps(plan))
 
 
 @st.cache_resource(on_release=JobRegistry.shutdown)

@@ -74,6 +74,8 @@ def start_training(config: PurgeConfig, run_dir) -> None:
 
 
 st.title("PURGE Explorer: Setup")
+if not state.run_names() and parts.start_here(state.predicted_training_seconds(PurgeConfig().to_json())):
+    start_training(PurgeConfig(), state.run_dir_for(parts.DEMO_RUN))
 st.markdown(
     "**SISA** trains an ensemble of *teachers*, each on its own shard of the data, slice by slice, so "
     "forgetting a sample retrains one teacher from the slice that held it. **PURGE** distils the teachers "

@@ -225,3 +225,23 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     at.switch_page("app_pages/mapping.py").run()
     at.switch_page("app_pages/setup.py").run()
     assert at.radio(key="executor").value == "ray" and at.text_input(key="ray_address").value == "head-node:6379"
+
+
+def test_a_cold_open_offers_one_next_action_with_its_predicted_seconds(empty_runs_dir, fake_executors):
+    from tests.dashboard.conftest import app_on
+
+    at = app_on("", run=None)
+    assert not at.exception
+    button = at.button(key="train_demo")
+    assert button.label.startswith("Train the demo run (about ") and button.label.endswith(" s here)")
+    assert any("Start here" in m.value for m in at.markdown)
+    button.click().run()
+    assert not at.exception
+    assert at.query_params.get("run") == "demo" and at.query_params.get("job")
+    assert (empty_runs_dir / "demo" / "config.json").is_file()
+    from purge_engine.store import RunStore
+
+    assert RunStore(empty_runs_dir / "demo").read_config() == PurgeConfig()  # the defaults, as the README says
+    at.run()
+    with pytest.raises(KeyError):  # a run exists now: the page is the ordinary Setup page
+        at.get_by_key("start_here")
