@@ -182,9 +182,11 @@ def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
     st.progress(p.fraction if live else (1.0 if snap.status == "succeeded" else p.fraction), text=text)
     counts = views.grid_counts(p.cells)
     done = f"{p.sample_steps:,}" + (f" of {p.total_sample_steps:,} predicted" if p.total_sample_steps else "")
+    left = p.seconds_left(snap.seconds) if live else None
     st.caption(f"{done} sample-steps trained · steps kept: "
                f"{counts['kept']}, restored: {counts['restored']}, retrained: {counts['done']} · soft-label "
-               f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s")
+               f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s"
+               + ("" if left is None else f" · about {left:.0f} s left at this job's rate"))
     with st.container(key=state.RETRAIN_GRID):
         st.html(views.retrain_grid_html(shape, p.cells, p.workers))
     if p.workers:  # steps an executor ran outside this process (Ray): say where

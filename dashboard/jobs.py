@@ -69,6 +69,8 @@ class Progress:
     label_reused: int = 0
     last: str = "starting"
     events: int = 0
+    trained_sample_steps: int = 0  # trained by this job itself (its rate gives the live estimate)
+    reused_sample_steps: int = 0  # counted toward a training's total without costing time
 
     def fold(self, event: Event) -> None:
         self.events += 1
@@ -96,6 +98,18 @@ class Progress:
             self.last = f"{event.role} {event.constituent + 1}: training step {event.step + 1} of {event.n_steps}"
         if event.kind == "trained" or (event.kind == "reused" and self.count_reused):
             self.sample_steps += event.samples * event.epochs
+        if event.kind == "trained":
+            self.trained_sample_steps += event.samples * event.epochs
+        elif event.kind == "reused" and self.count_reused:
+            self.reused_sample_steps += event.samples * event.epochs
+
+    def seconds_left(self, elapsed: float) -> float | None:
+        """Seconds to go at the rate this job has trained so far (eta.LiveEta); None before it has a rate."""
+        from purge_engine.eta import seconds_left
+
+        if not self.total_sample_steps:
+            return None
+        return seconds_left(self.total_sample_steps - self.reused_sample_steps, self.trained_sample_steps, elapsed)
 
     @property
     def fraction(self) -> float:

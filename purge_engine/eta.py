@@ -115,7 +115,11 @@ class LiveEta:
 
     def seconds_left(self) -> float | None:
         """None until the job has trained something to measure its rate by."""
-        elapsed = self.clock() - self.started
-        if self.done <= 0 or elapsed <= 0:
-            return None
-        return max(0.0, (self.total - self.done) * elapsed / self.done)
+        return seconds_left(self.total, self.done, self.clock() - self.started)
+
+
+def seconds_left(total: int, done: int, elapsed: float) -> float | None:
+    """Seconds to go for `total` sample-steps after `done` took `elapsed` seconds; None without a rate."""
+    if done <= 0 or elapsed <= 0:
+        return None
+    return max(0.0, (total - done) * elapsed / done)

@@ -43,9 +43,11 @@ def test_progress_folds_step_events_into_cells_and_sample_steps():
     assert p.cells[("teacher", 0)] == [RESTORED, DONE]
     assert p.sample_steps == 40 and p.fraction == 0.4  # the reused step is not work done by this job
     assert (p.labelled, p.label_reused, p.phase, p.events) == (1, 1, "done", 7)
+    assert p.seconds_left(elapsed=2.0) == 3.0  # 40 sample-steps took 2 s: 60 to go at 20 per second
     counting = Progress(total_sample_steps=50, count_reused=True)
     counting.fold(StepEvent("reused", "purge", 1, 0, 3, samples=10, epochs=5))
     assert counting.fraction == 1.0 and counting.cells[("purge", 1)] == [KEPT, PENDING, PENDING]
+    assert counting.seconds_left(elapsed=1.0) is None  # a reused step costs no time: no rate yet
 
 
 def test_snapshot_is_a_copy():
