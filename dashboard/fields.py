@@ -4,6 +4,8 @@ help, range and choices live once, on the field. Pure: no st.* here, so the rang
 
 from __future__ import annotations
 
+import re
+
 from purge_engine.config import field_choices, field_help, field_label, field_meta, field_range
 
 JS_MAX_INT = 2**53 - 1  # a browser's number input holds integers exactly up to here (Streamlit refuses more)
@@ -34,3 +36,16 @@ def number_kwargs(name: str) -> dict:
 def choice_kwargs(name: str) -> dict:
     """label, options and help of st.selectbox or st.radio for a field with choices."""
     return {"label": field_label(name), "options": list(field_choices(name)), "help": widget_help(name)}
+
+
+def on_screen(message: str) -> str:
+    """A config error as the sidebar names things: each config field it names ("n_students x chunks")
+    gets the widget's label beside it ("Students (N_s) [n_students] x chunks"), so the user knows which
+    control to change and a script author still sees the field."""
+    from purge_engine.config import PurgeConfig
+
+    # Names with an underscore cannot be ordinary words; a one-word name ("epochs") only where it leads.
+    names = [f for f in PurgeConfig.__dataclass_fields__ if "_" in f or message.startswith(f"{f}:")]
+    for name in sorted(names, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w\[]){name}(?![\w\]])", f"{field_label(name)} [{name}]", message)
+    return message

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import share, state, views
+from dashboard import share, state, upload_parts, views
 from dashboard.fields import choice_kwargs, number_kwargs, widget_help
 from purge_engine.config import AUTO_MODEL, PRESETS, PurgeConfig, field_label
 from purge_engine.data import DatasetUnavailable
@@ -23,7 +23,17 @@ NUMBER_FIELDS = (state.N_TEACHERS, state.N_STUDENTS, state.TEACHER_SLICES, state
                  state.SEED)
 
 
+SHARE_ADJUSTED = "student_share_adjusted"  # a one-shot note: switching to disjoint lowered the share
+
+
 # -- the layout (sidebar) -------------------------------------------------------------------------
+def share_below_one() -> None:
+    """Choosing disjoint student data with the whole pool as the students' share: lower the share to
+    the default (held-out data must leave the teachers some) instead of answering with an error."""
+    if st.session_state.get(state.STUDENT_DATA) == "disjoint" and st.session_state.get(state.STUDENT_FRACTION, 0) >= 1:
+        st.session_state[state.STUDENT_FRACTION] = DEFAULTS.student_fraction
+        st.session_state[SHARE_ADJUSTED] = True
+
 def layout_from_link() -> list[str]:
     """On a session's first run, the layout a shared link carries fills the widgets; returns the
     messages for values the link got wrong (those fields keep their defaults)."""
@@ -75,13 +85,17 @@ def layout_controls() -> PurgeConfig:
     left, right = bar.columns([3, 1], vertical_alignment="bottom")
     left.selectbox("Preset", list(PRESETS), key=PRESET, help="Named layouts: pick one and press Apply.")
     right.button("Apply", key=APPLY_PRESET, on_click=apply_preset)
-    values = {state.DATASET: bar.selectbox(**choice_kwargs(state.DATASET), key=state.DATASET,
+    values = {state.DATASET: bar.selectbox(**upload_parts.dataset_kwargs(), key=state.DATASET,
                                            format_func=lambda n: DATASETS[n].title)}
+    upload_parts.upload_controls(bar)  # the user's own data, listed in the box above once imported
     values.update(layout_numbers(bar))
     fraction = bar.slider(**number_kwargs(state.STUDENT_FRACTION), key=state.STUDENT_FRACTION)
     values[state.STUDENT_FRACTION] = round(fraction, 2)  # the browser's 0.15000000000000002 -> 0.15
     values[state.STUDENT_DATA] = bar.radio(**choice_kwargs(state.STUDENT_DATA), horizontal=True,
-                                           key=state.STUDENT_DATA)
+                                           key=state.STUDENT_DATA, on_change=share_below_one)
+    if st.session_state.pop(SHARE_ADJUSTED, False):
+        bar.caption(f"Disjoint student data is held out from the teachers, so its share must be below 1: set to "
+                    f"{DEFAULTS.student_fraction:.0%}.")
     values[state.TEACHER_MODEL] = model_choice(bar, state.TEACHER_MODEL, values[state.DATASET])
     values[state.STUDENT_MODEL] = model_choice(bar, state.STUDENT_MODEL, values[state.DATASET])
     return PurgeConfig(**values)

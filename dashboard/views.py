@@ -144,7 +144,7 @@ def storage_text(storage: dict) -> str:
 
 def default_run_name(config) -> str:
     """The run name a layout suggests: "digits-t8-s4-r2x2-e10-seed0"."""
-    return (f"{config.dataset}-t{config.n_teachers}-s{config.n_students}-r{config.teacher_slices}x"
+    return (f"{config.dataset.replace(':', '-')}-t{config.n_teachers}-s{config.n_students}-r{config.teacher_slices}x"
             f"{config.student_slices}-e{config.epochs}-seed{config.seed}")
 
 

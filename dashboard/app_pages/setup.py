@@ -3,7 +3,7 @@ store, real samples placed in it; train it as a run, watching every constituent'
 
 import streamlit as st
 
-from dashboard import components, share, state, views
+from dashboard import components, fields, share, state, views
 from dashboard import setup_parts as parts
 from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
@@ -87,8 +87,8 @@ parts.execution_controls()
 try:
     config.validate()
 except ValueError as err:
-    st.error(str(err), icon=":material/error:")
-    st.caption("Change it in the sidebar: the ⓘ beside each control names the config field it sets.")
+    st.error(fields.on_screen(str(err)), icon=":material/error:")
+    st.caption("Change it in the sidebar: the help (?) beside each control names the config field it sets.")
     st.stop()
 st.session_state[state.SETUP_CONFIG] = config
 st.query_params.update(share.layout_to_query(config))  # the address bar now reproduces this layout

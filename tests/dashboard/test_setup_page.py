@@ -94,9 +94,12 @@ def test_disjoint_student_data_needs_a_share_below_one(at):
     at.radio(key="student_data").set_value("overlap").run()
     at.slider(key="student_fraction").set_value(1.0).run()
     assert not at.exception and not at.error
-    at.radio(key="student_data").set_value("disjoint").run()
-    assert not at.exception
-    assert "student_fraction" in at.error[0].value
+    at.radio(key="student_data").set_value("disjoint").run()  # the share is lowered, not refused
+    assert not at.exception and not at.error
+    assert at.slider(key="student_fraction").value == DEFAULTS.student_fraction
+    assert any("its share must be below 1" in c.value for c in at.sidebar.caption)
+    at.slider(key="student_fraction").set_value(1.0).run()  # set to 1 by hand: said with the widget's label
+    assert "Student data (share of the pool) [student_fraction]: got 1.0" in at.error[0].value
     at.slider(key="student_fraction").set_value(0.25).run()
     assert not at.exception and not at.error
     students = at.table[0].value["Samples"].sum()
