@@ -5,6 +5,8 @@ dashboard.lesson (pure), and the jobs a button starts are the page's engine call
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -28,8 +30,25 @@ class LessonWork(NamedTuple):
     verify: Callable  # work: verify the latest request
 
 
+LESSON_QUERY = "lesson"  # the URL names the browser's own lesson run: a reload keeps it, a link shares it
+
+
+def lesson_id() -> str:
+    """This browser's lesson: the id in its URL, else a new one (8 hex digits) written there. A
+    classroom is many browsers at once, and each gets its own lesson run; sharing is explicit (the link)."""
+    token = st.query_params.get(LESSON_QUERY) or st.session_state.get(LESSON_QUERY) or ""
+    if not re.fullmatch(r"[0-9a-f]{8}", token):
+        token = secrets.token_hex(4)
+    st.session_state[LESSON_QUERY] = token
+    if st.query_params.get(LESSON_QUERY) != token:
+        st.query_params[LESSON_QUERY] = token
+    return token
+
+
 def lesson_dir():
-    return state.runs_dir() / lesson.LESSON_RUN
+    """This browser's lesson run, under the runs directory. Read it in the page script, never in a job's
+    worker thread (it reads the session): a job's work takes the directory as an argument."""
+    return state.runs_dir() / f"{lesson.LESSON_RUN}-{lesson_id()}"
 
 
 # -- the parts every step uses --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 lets the user take the step (train, forget, verify) and ends with a question answered after a guess.
 The step is in the URL (`?step=3`), so a link opens the same step."""
 
+import functools
 import shutil
 
 import streamlit as st
@@ -22,21 +23,25 @@ def lesson_run() -> Experiment | None:
 
 # -- the jobs a step starts (worker threads: engine calls only) ---------------------------------------
 def train_work(methods):
+    where = lesson_dir()
+
     def work(on_event, should_stop):
-        exp = Experiment.create(lesson.LESSON_CONFIG, lesson_dir())
+        exp = Experiment.create(lesson.LESSON_CONFIG, where)
         exp.train(on_event=on_event, should_stop=should_stop, methods=methods)
         return exp.evaluate()["accuracy"]
     return work
 
 
 def forget_work(sample_id: int):
+    where = lesson_dir()
+
     def work(on_event, should_stop):
-        return Experiment.open(lesson_dir()).forget([sample_id], on_event=on_event, should_stop=should_stop).request_id
+        return Experiment.open(where).forget([sample_id], on_event=on_event, should_stop=should_stop).request_id
     return work
 
 
-def verify_work(on_event, should_stop):
-    return Experiment.open(lesson_dir()).verify(on_event=on_event, should_stop=should_stop)
+def verify_work(on_event, should_stop, where=None):
+    return Experiment.open(where).verify(on_event=on_event, should_stop=should_stop)
 
 
 # -- navigation ------------------------------------------------------------------------------------
@@ -69,7 +74,8 @@ run = lesson_run()
 st.header(f"{step}. {lesson.STEPS[step - 1]}")
 # Steps draw the pristine plan (questions and previews are about it) and read results from the run.
 parts.STEP_VIEWS[step](run, pristine, bundle, lesson.lesson_samples(pristine),
-                       parts.LessonWork(train=train_work, forget=forget_work, verify=verify_work))
+                       parts.LessonWork(train=train_work, forget=forget_work,
+                                        verify=functools.partial(verify_work, where=lesson_dir())))
 parts.ask(step, pristine)
 navigation(step)
 with st.sidebar.expander("Lesson"):
@@ -77,4 +83,5 @@ with st.sidebar.expander("Lesson"):
                f"{lesson.LESSON_CONFIG.n_students} students, {lesson.LESSON_CONFIG.epochs} epochs. Steps:")
     st.markdown("\n".join(f"{i}. {title}" for i, title in enumerate(lesson.STEPS, 1)))
     st.button("Start the lesson over", key=RESET, on_click=reset_lesson,
-              help="Deletes the lesson's run directory and your answers.")
+              help="Deletes this browser's lesson run and your answers (other browsers keep theirs).")
+    st.caption("Each browser has its own lesson run (its id is in the address bar): share the link to share it.")

@@ -91,3 +91,22 @@ def test_the_lesson_trains_forgets_and_verifies(empty_runs_dir):
     at.run()
     at.button(key="learn_action").click().run()
     run_until(at, lambda at: any(s.value.startswith("**Exact.**") for s in at.success))
+
+
+def test_each_browser_gets_its_own_lesson_run_and_a_link_shares_it(empty_runs_dir):
+    first, second = learn_at(2), learn_at(2)
+    a, b = first.query_params["lesson"], second.query_params["lesson"]
+    assert a != b and len(a) == len(b) == 8  # two classmates, two lesson runs
+    first.button(key="learn_action").click().run()
+    run_until(first, lambda at: any(m.label == "Teacher ensemble: test accuracy" for m in at.metric))
+    assert (empty_runs_dir / f"lesson-{a}" / "config.json").is_file()
+    assert not (empty_runs_dir / f"lesson-{b}").exists()  # the other browser's lesson is untouched
+    shared = learn_at(2)
+    shared.query_params["lesson"] = a  # a link carrying the id opens that lesson run
+    shared.run()
+    assert shared.query_params["lesson"] == a
+    assert any(m.label == "Teacher ensemble: test accuracy" for m in shared.metric)
+    hostile = learn_at(2)
+    hostile.query_params["lesson"] = "../../etc"  # not an id: a fresh lesson, nothing outside the runs dir
+    hostile.run()
+    assert hostile.query_params["lesson"] != "../../etc" and not hostile.exception
