@@ -226,12 +226,17 @@ STEP_VIEWS = {1: step_hard, 2: step_sisa, 3: step_baseline, 4: step_mapping, 5: 
 
 
 # -- the question ----------------------------------------------------------------------------------
+def reveal(step: int) -> None:
+    st.session_state[REVEALED.format(step)] = st.session_state.get(ANSWER.format(step))
+
+
 def ask(step: int, plan) -> None:
     q = lesson.question(step, plan)
     st.subheader("Your guess")
     guess = st.radio(q.prompt, q.options, index=None, key=ANSWER.format(step))
-    if st.button("Check my answer", key=CHECK.format(step), disabled=guess is None):
-        st.session_state[REVEALED.format(step)] = guess
+    # A callback runs before the page script, so the step's preview above (hidden until a guess) appears
+    # on this same click, not on a second one.
+    st.button("Check my answer", key=CHECK.format(step), disabled=guess is None, on_click=reveal, args=(step,))
     revealed = st.session_state.get(REVEALED.format(step))
     if revealed is not None:
         box = st.success if revealed == q.answer else st.warning

@@ -64,9 +64,12 @@ def test_a_guess_reveals_the_answer(empty_runs_dir, pristine):
     q = lesson.question(6, pristine)
     wrong = next(o for o in q.options if o != q.answer)
     assert at.button(key="learn_check_6").disabled
+    hidden = "the plan appears here once you have checked your answer"
+    assert any(hidden in i.value for i in at.info)
     at.radio(key="learn_answer_6").set_value(wrong).run()
     at.button(key="learn_check_6").click().run()
     assert "Not quite" in at.warning[0].value and q.answer in at.warning[0].value
+    assert not any(hidden in i.value for i in at.info)  # the preview shows on the same click
     at.radio(key="learn_answer_6").set_value(q.answer).run()
     at.button(key="learn_check_6").click().run()
     assert any(s.value.startswith("**Right.**") for s in at.success)
