@@ -1,8 +1,10 @@
-"""The whole product in headless Chromium on the default config: train (reloading mid-job and
-re-attaching to it), pick three samples in the gallery, forget them while the grid moves, verify,
-read "exact"; then every page, with no Streamlit exception box anywhere."""
+"""The demo journey in headless Chromium on the defaults: cold open, train the demo run (reloading
+mid-job and re-attaching to it), tick three images, see the advantage headline, forget them while the grid
+moves, verify, read "exact", the with/without view, Compare; then every page, timed, with no exception box."""
 
 import os
+import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,10 @@ from playwright.sync_api import expect
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXCEPTION = '[data-testid="stException"]'
 TRAIN_S = 600  # the default pipeline takes ~15 s on an idle 2-core CPU; CI machines can be busy
-PICKS = (3, 17, 20)  # all on the first gallery page
+PICKS = (3, 17, 20)  # all on the first gallery page, all teacher-side on the defaults (PURGE 2.00x the baseline)
+# The issue's target is 1 s on 2 idle cores (measured: README); CI's machine may be busy, so the test
+# allows more and fails only when a page switch has become several times slower than that.
+PAGE_SWITCH_S = 3.0
 
 pytestmark = pytest.mark.e2e
 
@@ -20,26 +25,41 @@ def cells(page, state: str):
     return page.locator(f'.st-key-retrain_grid td[data-state="{state}"]')
 
 
-def test_train_forget_verify_flow(page, wait_idle, screenshot_whole_app, tmp_path):
+def switch_to(page, name: str, wait_idle) -> float:
+    """Click a page in the navigation and wait for it to be idle; the seconds that took."""
+    start = time.perf_counter()
+    page.get_by_role("link", name=name).click()
+    wait_idle(page)
+    return time.perf_counter() - start
+
+
+def test_the_demo_journey_on_the_defaults(page, wait_idle, screenshot_whole_app, tmp_path):
+    """Cold open, train the demo run, tick three images, forget, see the advantage headline, verify,
+    see "exact", the with/without view, Compare: what a demo giver does in front of an audience."""
     folder = ASSETS if os.environ.get("PURGE_SCREENSHOTS") == "1" else tmp_path
-    page.get_by_role("button", name="Train teachers and all three student methods").click()
+    expect(page.locator(".st-key-start_here")).to_contain_text("Start here")  # a cold open: one next action
+    expect(page.locator(".st-key-train_demo button")).to_contain_text(" s here)")  # with its predicted seconds
+    wait_idle(page)
+    screenshot_whole_app(page, folder / "screenshot-start.png")
+    page.locator(".st-key-train_demo button").click()
     expect(cells(page, "done").first).to_be_visible(timeout=TRAIN_S * 1000)  # the grid moves
-    assert "job=" in page.url and "run=" in page.url
+    assert "job=" in page.url and "run=demo" in page.url
 
     page.reload()  # a reload during the running job re-attaches to it through the URL
     # the job's own progress bar (the sidebar and the disabled button's caption name the job too)
-    expect(page.get_by_test_id("stProgress").get_by_text("Training digits-")).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stProgress").get_by_text("Training demo")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Trained.")).to_be_visible(timeout=TRAIN_S * 1000)
     wait_idle(page)
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
-    page.get_by_role("link", name="Forget").click()
-    wait_idle(page)
+    switch_to(page, "Forget", wait_idle)
     for sample_id in PICKS:
         page.locator(f".st-key-pick_{sample_id} label").click()
         wait_idle(page)
     expect(page.get_by_text("Selected: 3")).to_be_visible()
-    expect(page.get_by_text("Blast radius")).to_be_visible()
+    preview = page.locator(".st-key-advantage_preview")
+    expect(preview).to_contain_text("PURGE's advantage")
+    expect(preview).to_contain_text("This request is teacher-side")
     screenshot_whole_app(page, folder / "screenshot-forget-preview.png")
 
     page.get_by_role("button", name="Forget 3 samples").click()
@@ -47,16 +67,27 @@ def test_train_forget_verify_flow(page, wait_idle, screenshot_whole_app, tmp_pat
     expect(page.get_by_text("Request 1: results")).to_be_visible(timeout=TRAIN_S * 1000)
     wait_idle(page)
     assert cells(page, "kept").count() > 0 and cells(page, "done").count() > 0
-    screenshot_whole_app(page, folder / "screenshot-forget.png")
+    expect(page.locator(".st-key-advantage_results")).to_contain_text("×")
+    expect(page.locator(".st-key-before_after")).to_contain_text("bit-identical to before the request")
 
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_text("Exact.")).to_be_visible(timeout=TRAIN_S * 1000)
     wait_idle(page)
+    expect(page.locator(".st-key-before_after")).to_contain_text("Each retrained one equals the from-scratch")
     expect(page.locator(EXCEPTION)).to_have_count(0)
+    screenshot_whole_app(page, folder / "screenshot-forget.png")
 
-    for name in ("Mapping", "Compare", "Trade-offs", "Learn", "Setup"):
-        page.get_by_role("link", name=name).click()
-        wait_idle(page)
+    switch_to(page, "Compare", wait_idle)
+    expect(page.get_by_text("PURGE's advantage")).to_be_visible()
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+    screenshot_whole_app(page, folder / "screenshot-compare.png")
+
+    seconds = []
+    for name in ("Mapping", "Trade-offs", "Learn", "Setup", "Forget", "Compare", "Mapping", "Setup"):
+        seconds.append(switch_to(page, name, wait_idle))
         expect(page.locator(EXCEPTION)).to_have_count(0)
-        if name in ("Mapping", "Compare"):
-            screenshot_whole_app(page, folder / f"screenshot-{name.lower()}.png")
+        if name == "Mapping" and len(seconds) == 1:
+            screenshot_whole_app(page, folder / "screenshot-mapping.png")
+    median = statistics.median(seconds)
+    print(f"page switches: median {median:.2f} s, max {max(seconds):.2f} s over {len(seconds)}")
+    assert median <= PAGE_SWITCH_S, seconds
