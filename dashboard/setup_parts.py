@@ -82,9 +82,9 @@ def layout_controls() -> PurgeConfig:
     keep_layout()
     bar = st.sidebar
     bar.header("Dataset and layout")
-    left, right = bar.columns([3, 1], vertical_alignment="bottom")
-    left.selectbox("Preset", list(PRESETS), key=PRESET, help="Named layouts: pick one and press Apply.")
-    right.button("Apply", key=APPLY_PRESET, on_click=apply_preset)
+    # Full width, the button below: preset names are sentences and must not be cut off.
+    bar.selectbox("Preset", list(PRESETS), key=PRESET, help="Named layouts: pick one and press Apply.")
+    bar.button("Apply", key=APPLY_PRESET, on_click=apply_preset)
     values = {state.DATASET: bar.selectbox(**upload_parts.dataset_kwargs(), key=state.DATASET,
                                            format_func=lambda n: DATASETS[n].title)}
     upload_parts.upload_controls(bar)  # the user's own data, listed in the box above once imported
