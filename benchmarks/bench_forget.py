@@ -1,8 +1,9 @@
 """Measured unlearning speed-ups of PURGE against the closed forms (DESIGN section 7).
 
-For each layout (dataset, N_t, N_s, r) it trains one run (teachers, PURGE students, baseline
-students), then serves K teacher-side and K student-side forget requests of one sample each,
-one at a time, on that run, and compares what they cost:
+A thin script over purge_engine.sweep: each layout (dataset, N_t, N_s, r) is a one-layout SweepGrid
+that run_sweep trains (teachers, PURGE students, baseline students) and on which it serves K
+teacher-side and K student-side forget requests of one sample each, one at a time; the Trade-offs
+page's measured points are the same records. The sweep compares what they cost:
 
   teacher-side: PURGE student vs the baseline student (SISA), whose every student retrains
                 from scratch because every soft label changed; closed form
@@ -11,19 +12,20 @@ one at a time, on that run, and compares what they cost:
                 theory.student_side_speedup(R), R = c r. (The baseline student rolls back
                 exactly like PURGE here, so PURGE over baseline is 1; printed as a check.)
 
-Costs are those the engine measures per request: sample-steps (samples x epochs trained,
-device-independent) from ForgetReport.cost, and wall seconds of training plus soft-label
-recomputation (each method pays its own labels) from the engine's step and label events, also
-split into labels and the rest, and repeated in this process's CPU seconds (one thread: equal to
-wall seconds on an idle machine). Teacher retraining is the same for both methods and is kept
-out of the ratios, as in theory.py; its mean cost is in the CSV.
+Costs are those the sweep records per request: sample-steps (samples x epochs trained,
+device-independent) from ForgetReport.cost, and seconds from the engine's step and label events
+(sweep.Stopwatch): wall seconds of training plus soft-label recomputation (each method pays its own
+labels), also split into labels and the rest, and repeated in this process's CPU seconds (one
+thread: equal to wall seconds on an idle machine). Teacher retraining is the same for both methods
+and is kept out of the ratios, as in theory.py; its mean cost is in the CSV. What is this script's
+own: the closed-form ratios and verdicts, the spreads, the CSV (with the CPU, torch version and git
+commit it ran on), the PNG, --merge/--markdown, and a frozen garbage collector per layout.
 
 A speed-up is a ratio of sums over the K requests, sum(reference) / sum(PURGE): the ratio of
 expected costs, which is what the closed forms are. Spread: bootstrap standard deviation of that
-ratio over the requests. Requests are drawn with a seeded numpy Generator, stratified over the
-position that decides the cost (the affected teacher's place in its student's group; the
-sample's step in its student), so K requests realise "uniform over teachers / samples" with
-little sampling noise (--draw iid for plain random draws).
+ratio over the requests. Requests are sweep.request_samples: seeded, stratified over the position
+that decides the cost (the affected teacher's place in its student's group; the sample's step in
+its student), so K requests realise "uniform over teachers / samples" with little sampling noise.
 
 Layout choices that make the closed forms' assumptions hold:
   student_data "disjoint": a teacher-side sample sits in no student shard and vice versa;
@@ -49,9 +51,8 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from common import (
@@ -60,6 +61,7 @@ from common import (
     LogPanel,
     bootstrap_spread,
     chart_font,
+    git_commit,
     hardware,
     header_line,
     markdown_table,
@@ -71,12 +73,11 @@ from common import (
 
 from purge_engine import theory
 from purge_engine.config import PurgeConfig
-from purge_engine.events import LabelEvent, StepEvent
-from purge_engine.experiment import Experiment
-from purge_engine.plan import Plan, student_sample_steps
+from purge_engine.plan import Plan
 from purge_engine.specs import DATASETS
+from purge_engine.sweep import SWEEP_BASE, LayoutPlan, SweepGrid, plan_sweep, run_sweep
 
-METHODS = ("purge", "baseline")
+METHODS = ("purge", "baseline")  # the single-teacher ablation is in no ratio here: not trained
 STUDENT_FRACTION = {"digits": 0.5, "mnist-5k": 0.125}  # |D^S|: 718 of 1,437 and 500 of 4,000 samples
 TOLERANCE_STEPS, TOLERANCE_WALL = 0.10, 0.25  # the issue's targets: |measured / closed form - 1|
 
@@ -93,7 +94,6 @@ class Settings:
     batch_size: int = 32
     seed: int = 0
     threads: int = 1  # one thread: timings stay stable on a shared machine (sample-steps do not depend on it)
-    draw: str = "stratified"
     name: str = "bench_forget"  # stem of the CSV and PNG files
 
 
@@ -105,106 +105,20 @@ PRESETS = {
 }
 
 
-@dataclass(frozen=True)
-class Layout:
-    dataset: str
-    n_teachers: int
-    n_students: int
-    student_slices: int
-
-    @property
-    def steps(self) -> int:
-        """R = c r, student steps (c = N_t / N_s teachers per student)."""
-        return self.n_teachers // self.n_students * self.student_slices
+# -- layouts: one SweepGrid each ---------------------------------------------------------------------
+def base_config(dataset: str, settings: Settings) -> PurgeConfig:
+    """The sweep's base (one teacher slice, disjoint student data) with this benchmark's choices."""
+    return SWEEP_BASE.replace(dataset=dataset, teacher_fraction=settings.teacher_fraction,
+                              student_fraction=STUDENT_FRACTION.get(dataset, 0.25), epochs=settings.epochs,
+                              batch_size=settings.batch_size, seed=settings.seed, threads=settings.threads)
 
 
-@dataclass
-class Served:
-    """One request's measured and plan-predicted costs. `reference` is the baseline student
-    (teacher-side) or retraining the affected student from scratch (student-side). Seconds are
-    wall seconds; cpu: this process's CPU seconds over the same spans (one thread: equal to the
-    wall seconds on an idle machine, and not inflated while another process holds the core)."""
-
-    side: str
-    sample_id: int
-    purge_steps: int
-    reference_steps: int
-    predicted_purge_steps: int
-    predicted_reference_steps: int
-    purge_seconds: float
-    reference_seconds: float
-    purge_label_seconds: float
-    reference_label_seconds: float
-    purge_cpu: float
-    reference_cpu: float
-    purge_label_cpu: float
-    reference_label_cpu: float
-    baseline_steps: int
-    teacher_steps: int
-    teacher_seconds: float
-
-
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-@dataclass
-class Watch:
-    """Seconds per constituent from the engine's events, in wall time and in this process's CPU time.
-
-    A step's events come in order: "training", then one label event per slice it fetches (soft
-    labels are computed or reloaded inside the step's data fetch), then "trained". So a step's
-    time includes its labels, and its label phase runs from "training" to its last label event.
-    Wall totals are the engine's own StepEvent/LabelEvent seconds; CPU spans are read here.
-    """
-
-    train: dict = field(default_factory=dict)  # (role, constituent) -> wall seconds of trained steps
-    labels: dict = field(default_factory=dict)  # (method, student_id) -> wall seconds computing labels
-    cpu: dict = field(default_factory=dict)  # (role, constituent) -> CPU seconds of trained steps
-    label_cpu: dict = field(default_factory=dict)  # (role, constituent) -> CPU seconds of label phases
-    _start: tuple = (0.0, 0.0)
-    _mark: tuple = (0.0, 0.0)
-
-    def __call__(self, event) -> None:
-        if isinstance(event, StepEvent) and event.kind == "training":
-            self._start = self._mark = _clock()
-        elif isinstance(event, LabelEvent):
-            self._mark = _clock()
-            if event.kind == "labelled":
-                _add(self.labels, (event.method, event.student_id), event.seconds)
-        elif isinstance(event, StepEvent) and event.kind == "trained":
-            key = (event.role, event.constituent)
-            _add(self.train, key, event.seconds)
-            _add(self.cpu, key, _clock()[1] - self._start[1])
-            _add(self.label_cpu, key, self._mark[1] - self._start[1])
-
-    def seconds(self, role: str, table: str = "train") -> float:
-        """Sum over the role's constituents of one table: train (wall), labels (wall), cpu, label_cpu."""
-        return sum(v for (r, _), v in getattr(self, table).items() if r == role)
-
-    def training_only(self, role: str, constituent: int, table: str = "train") -> float:
-        """One constituent's step time less its label time, in wall ("train") or CPU ("cpu") seconds."""
-        labels = {"train": self.labels, "cpu": self.label_cpu}[table]
-        return getattr(self, table).get((role, constituent), 0.0) - labels.get((role, constituent), 0.0)
-
-
-def _add(table: dict, key, value: float) -> None:
-    table[key] = table.get(key, 0.0) + value
-
-
-# -- layouts and configs ---------------------------------------------------------------------------
-def layouts(settings: Settings) -> list[Layout]:
-    return [Layout(d, n_t, n_s, r) for d in settings.datasets for n_t in settings.teachers
+def grids(settings: Settings) -> list[SweepGrid]:
+    """One single-layout grid per (dataset, N_t, N_s dividing N_t, r), validated. One sweep per layout:
+    the garbage collector is frozen before each, and its rows print as soon as it is done."""
+    return [SweepGrid(base_config(d, settings), (n_t,), (n_s,), (r,), settings.requests, METHODS).validate()
+            for d in settings.datasets for n_t in settings.teachers
             for n_s in (settings.students or theory.divisors(n_t)) if n_t % n_s == 0 for r in settings.slices]
-
-
-def config_for(layout: Layout, settings: Settings) -> PurgeConfig:
-    return PurgeConfig(dataset=layout.dataset, n_teachers=layout.n_teachers, n_students=layout.n_students,
-                       teacher_slices=1, student_slices=layout.student_slices,
-                       teacher_fraction=settings.teacher_fraction,
-                       student_fraction=STUDENT_FRACTION.get(layout.dataset, 0.25), student_data="disjoint",
-                       epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                       threads=settings.threads)
 
 
 def assumptions(plan: Plan) -> tuple[bool, str]:
@@ -221,145 +135,64 @@ def slice_sizes(plan: Plan) -> tuple[int, int]:
     return int(min(sizes)), int(max(sizes))
 
 
-# -- drawing requests ------------------------------------------------------------------------------
-def stratified(candidates: np.ndarray, k: int, rng: np.random.Generator, draw: str) -> list[int]:
-    """k distinct candidates, in random order. 'stratified': one uniform pick in each of k equal
-    strata of the (sorted) candidate list; 'iid': a plain uniform draw without replacement."""
-    if candidates.size < k:
-        raise ValueError(f"requests: want {k} per side, but only {candidates.size} candidate samples")
-    if draw == "iid":
-        picks = rng.choice(candidates, size=k, replace=False)
-    else:
-        picks = candidates[((np.arange(k) + rng.random(k)) * candidates.size / k).astype(np.int64)]
-    return [int(i) for i in rng.permutation(picks)]
+# -- one layout: run_sweep, then this benchmark's ratios ------------------------------------------------
+def run_layout(grid: SweepGrid, root: Path) -> tuple[list[dict], dict]:
+    """Train and serve the grid's one layout with run_sweep; two CSV rows (teacher side, student
+    side) and the sweep's record of the layout."""
+    quiet_collector()
+    [lp] = plan_sweep(grid)
+    [record] = run_sweep(grid, root)["layouts"]
+    holds, note = assumptions(lp.plan)
+    low, high = slice_sizes(lp.plan)
+    note = f"{note}; student slices of {low}-{high} samples"
+    return [summarise(record, side, lp, holds, note) for side in ("teacher", "student")], record
 
 
-def teacher_side_candidates(plan: Plan) -> np.ndarray:
-    """Samples in a teacher shard and no student shard, sorted by the position of their teacher
-    in its student's group (what PURGE's cost depends on), then teacher, then id."""
-    where = plan.locations()
-    position = {t: p for group in plan.mapping for p, t in enumerate(group)}
-    ids = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
-    teacher_position = np.array([position[t] for t in where["teacher"][ids]], dtype=np.int64)
-    return ids[np.lexsort((ids, where["teacher"][ids], teacher_position))]
-
-
-def student_side_candidates(plan: Plan) -> np.ndarray:
-    """Samples in a student shard and no teacher shard, sorted by their step in the student
-    (chunk_id * r + slice_id), then student, then id."""
-    where = plan.locations()
-    ids = np.flatnonzero((where["student"] >= 0) & (where["teacher"] < 0))
-    step = where["chunk"][ids] * plan.student_slices + where["student_slice"][ids]
-    return ids[np.lexsort((ids, where["student"][ids], step))]
-
-
-# -- serving -----------------------------------------------------------------------------------------
-class Measured(NamedTuple):
-    """One method's cost in one request: sample-steps (measured, plan-predicted), wall and CPU seconds."""
-
-    steps: int
-    predicted: int
-    wall: float
-    label_wall: float
-    cpu: float
-    label_cpu: float
-
-
-def serve(exp: Experiment, sample_id: int, side: str, scratch: dict) -> Served:
-    """Forget one sample and read the costs of PURGE and of its reference for that side.
-
-    Sample-steps come from the engine's ForgetReport; seconds from its step and label events
-    (ForgetReport's seconds add the label seconds a second time, see RESULTS.md). scratch:
-    student_id -> (wall, CPU) seconds of training it when the run was trained, labels excluded."""
-    student = exp.plan.locate(sample_id)["student"]
-    watch = Watch()
-    report = exp.forget([sample_id], methods=METHODS, on_event=watch, score=False)  # time the retraining alone
-    cost, predicted = report.cost, report.predicted
-    purge = _measured(watch, "purge", cost["purge"]["sample_steps"], predicted["purge"]["sample_steps"])
-    if side == "teacher":
-        reference = _measured(watch, "baseline", cost["baseline"]["sample_steps"],
-                              predicted["baseline"]["sample_steps"])
-    else:  # that student from scratch on the reduced plan: steps counted from the plan; time: its training
-        # when the run was trained, plus the one relabelled slice a from-scratch retrain would need too
-        steps = student_sample_steps(exp.plan, student, 0)
-        wall, cpu = scratch[student]
-        reference = Measured(steps, steps, wall + purge.label_wall, purge.label_wall, cpu + purge.label_cpu,
-                             purge.label_cpu)
-    return Served(side, sample_id, purge.steps, reference.steps, purge.predicted, reference.predicted,
-                  purge.wall, reference.wall, purge.label_wall, reference.label_wall, purge.cpu, reference.cpu,
-                  purge.label_cpu, reference.label_cpu, cost["baseline"]["sample_steps"],
-                  cost["teacher"]["sample_steps"], watch.seconds("teacher"))
-
-
-def _measured(watch: Watch, role: str, steps: int, predicted: int) -> Measured:
-    return Measured(steps, predicted, watch.seconds(role), watch.seconds(role, "labels"), watch.seconds(role, "cpu"),
-                    watch.seconds(role, "label_cpu"))
-
-
-def summarise(layout: Layout, side: str, served: list[Served], closed: float, holds: bool, note: str,
-              config: PurgeConfig) -> dict:
-    """One CSV row: measured and predicted speed-ups over the side's requests."""
-    def col(name: str) -> list[float]:
-        return [getattr(s, name) for s in served]
-
-    steps = ratio_of_sums(col("reference_steps"), col("purge_steps"))
-    wall = ratio_of_sums(col("reference_seconds"), col("purge_seconds"))
-    train_only = ratio_of_sums(np.subtract(col("reference_seconds"), col("reference_label_seconds")),
-                               np.subtract(col("purge_seconds"), col("purge_label_seconds")))
-    cpu = ratio_of_sums(col("reference_cpu"), col("purge_cpu"))
-    cpu_train_only = ratio_of_sums(np.subtract(col("reference_cpu"), col("reference_label_cpu")),
-                                   np.subtract(col("purge_cpu"), col("purge_label_cpu")))
+def summarise(record: dict, side: str, lp: LayoutPlan, holds: bool, note: str) -> dict:
+    """One CSV row: measured and predicted speed-ups over the side's requests of a sweep record.
+    Sample-steps and wall speed-ups are the sweep's summary; the rest is read from its requests."""
+    served = [r for r in record["requests"] if r["side"] == side]
+    config, layout, closed = lp.config, lp.layout, record["theory"][f"{side}_side_speedup"]
+    purge_steps = [r["measured"]["purge"]["sample_steps"] for r in served]
+    reference_steps = [r["reference_sample_steps"] for r in served]
+    predicted_reference = [r["predicted"]["baseline"] if side == "teacher" else r["reference_sample_steps"]
+                           for r in served]
+    purge = {k: [r["timing"]["purge"][k] for r in served] for k in ("wall", "label_wall", "cpu", "label_cpu")}
+    reference = {k: [r["reference_timing"][k] for r in served] for k in purge}
+    steps, wall = record["summary"][side]["speedup"], record["summary"][side]["speedup_wall"]
+    cpu = ratio_of_sums(reference["cpu"], purge["cpu"])
     return {
-        "dataset": layout.dataset, "side": side, "n_teachers": layout.n_teachers, "n_students": layout.n_students,
-        "student_slices": layout.student_slices, "steps_per_student": layout.steps, "epochs": config.epochs,
-        "student_samples": config.pool_sizes(DATASETS[layout.dataset].n_train)[1], "requests": len(served),
+        "dataset": config.dataset, "side": side, "n_teachers": layout.n_teachers, "n_students": layout.n_students,
+        "student_slices": layout.student_slices, "steps_per_student": layout.n_teachers // layout.n_students
+        * layout.student_slices, "epochs": config.epochs,
+        "student_samples": config.pool_sizes(DATASETS[config.dataset].n_train)[1], "requests": len(served),
         "closed_form": closed,
-        "plan_predicted": ratio_of_sums(col("predicted_reference_steps"), col("predicted_purge_steps")),
-        "speedup_steps": steps,
-        "spread_steps": bootstrap_spread(col("reference_steps"), col("purge_steps"), config.seed),
+        "plan_predicted": ratio_of_sums(predicted_reference, [r["predicted"]["purge"] for r in served]),
+        "speedup_steps": steps, "spread_steps": bootstrap_spread(reference_steps, purge_steps, config.seed),
         "ratio_steps": steps / closed,
-        "speedup_wall": wall,
-        "spread_wall": bootstrap_spread(col("reference_seconds"), col("purge_seconds"), config.seed),
-        "ratio_wall": wall / closed, "speedup_wall_training_only": train_only,
-        "speedup_cpu": cpu, "spread_cpu": bootstrap_spread(col("reference_cpu"), col("purge_cpu"), config.seed),
-        "ratio_cpu": cpu / closed, "speedup_cpu_training_only": cpu_train_only,
-        "label_share_reference": sum(col("reference_label_seconds")) / sum(col("reference_seconds")),
-        "label_share_purge": sum(col("purge_label_seconds")) / sum(col("purge_seconds")),
-        "label_share_reference_cpu": sum(col("reference_label_cpu")) / sum(col("reference_cpu")),
-        "purge_over_baseline_steps": ratio_of_sums(col("baseline_steps"), col("purge_steps")),
-        "purge_seconds_mean": float(np.mean(col("purge_seconds"))),
-        "reference_seconds_mean": float(np.mean(col("reference_seconds"))),
-        "teacher_steps_mean": float(np.mean(col("teacher_steps"))),
-        "teacher_seconds_mean": float(np.mean(col("teacher_seconds"))),
+        "speedup_wall": wall, "spread_wall": bootstrap_spread(reference["wall"], purge["wall"], config.seed),
+        "ratio_wall": wall / closed, "speedup_wall_training_only": _training_only(reference, purge, "wall"),
+        "speedup_cpu": cpu, "spread_cpu": bootstrap_spread(reference["cpu"], purge["cpu"], config.seed),
+        "ratio_cpu": cpu / closed, "speedup_cpu_training_only": _training_only(reference, purge, "cpu"),
+        "label_share_reference": sum(reference["label_wall"]) / sum(reference["wall"]),
+        "label_share_purge": sum(purge["label_wall"]) / sum(purge["wall"]),
+        "label_share_reference_cpu": sum(reference["label_cpu"]) / sum(reference["cpu"]),
+        "purge_over_baseline_steps": ratio_of_sums([r["measured"]["baseline"]["sample_steps"] for r in served],
+                                                   purge_steps),
+        "purge_seconds_mean": float(np.mean(purge["wall"])),
+        "reference_seconds_mean": float(np.mean(reference["wall"])),
+        "teacher_steps_mean": float(np.mean([r["measured"]["teacher"]["sample_steps"] for r in served])),
+        "teacher_seconds_mean": float(np.mean([r["timing"]["teacher"]["wall"] for r in served])),
         "assumptions_hold": holds, "note": note,
+        "purge_sample_steps": sum(purge_steps), "reference_sample_steps": sum(reference_steps),
+        **{f"accuracy_{role}": record["accuracy"].get(role) for role in METHODS},
     }
 
 
-def run_layout(layout: Layout, settings: Settings, root: Path) -> tuple[list[dict], dict]:
-    """Train one run for the layout, serve K teacher-side then K student-side requests; two CSV rows."""
-    config = config_for(layout, settings)
-    exp = Experiment.create(config, root / f"{layout.dataset}-{layout.n_teachers}-{layout.n_students}-"
-                                    f"{layout.student_slices}")
-    start = time.perf_counter()
-    initial = Watch()
-    exp.train(on_event=initial, methods=METHODS)
-    trained = time.perf_counter() - start
-    scratch = {k: (initial.training_only("purge", k), initial.training_only("purge", k, "cpu"))
-               for k in range(layout.n_students)}
-    holds, note = assumptions(exp.plan)
-    rng = np.random.default_rng([settings.seed, layout.n_teachers, layout.n_students, layout.student_slices])
-    teacher_ids = stratified(teacher_side_candidates(exp.plan), settings.requests, rng, settings.draw)
-    student_ids = stratified(student_side_candidates(exp.plan), settings.requests, rng, settings.draw)
-    served = {"teacher": [serve(exp, i, "teacher", scratch) for i in teacher_ids],
-              "student": [serve(exp, i, "student", scratch) for i in student_ids]}
-    closed = {"teacher": theory.teacher_side_speedup(layout.n_teachers, layout.n_students, layout.student_slices),
-              "student": theory.student_side_speedup(layout.steps)}
-    low, high = slice_sizes(exp.plan)
-    note = f"{note}; student slices of {low}-{high} samples"
-    rows = [summarise(layout, side, served[side], closed[side], holds, note, config) for side in served]
-    timing = {"train_seconds": trained, "serve_seconds": time.perf_counter() - start - trained,
-              "threads": exp.config.threads, "requests": [asdict(s) for side in served.values() for s in side]}
-    return rows, timing
+def _training_only(reference: dict, purge: dict, clock: str) -> float:
+    """The speed-up in `clock` ("wall" or "cpu") seconds with every label phase left out."""
+    return ratio_of_sums(np.subtract(reference[clock], reference[f"label_{clock}"]),
+                         np.subtract(purge[clock], purge[f"label_{clock}"]))
 
 
 def quiet_collector() -> None:
@@ -368,7 +201,8 @@ def quiet_collector() -> None:
     With torch loaded a full collection walks ~270,000 objects and takes ~130 ms on this machine,
     longer than a small training step; where such pauses land depends on this process's history,
     not on the method measured, and they fell mostly in the baseline's time (it allocates the most).
-    Freezing keeps collections on but cheap (gc.freeze, the usual fix for long-lived servers).
+    Freezing keeps collections on but cheap (gc.freeze, the usual fix for long-lived servers). A
+    process-wide setting, so the benchmark's and not the sweep's (the dashboard runs sweeps too).
     """
     gc.collect()
     gc.freeze()
@@ -502,7 +336,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="K, requests per side and layout")
     parser.add_argument("--epochs", type=int, help="SISA epoch budget (default 2: equal epochs per step)")
     parser.add_argument("--teacher-fraction", type=float, help="share of the teacher pool used (default 1)")
-    parser.add_argument("--draw", choices=("stratified", "iid"), help="how requests are drawn")
     parser.add_argument("--seed", type=int, help="seed of the runs and of the request draws")
     parser.add_argument("--threads", type=int, help="torch threads per run (0: the engine's choice)")
     parser.add_argument("--name", help="stem of the CSV/PNG file names")
@@ -512,9 +345,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+TEXT_COLUMNS = ("dataset", "side", "note", "cpu_model", "torch", "commit")  # never parsed as numbers
+
+
 def read_rows(paths: list[Path]) -> list[dict]:
-    """Rows of earlier runs' CSVs, with numbers and booleans parsed back."""
-    def parse(value: str):
+    """Rows of earlier runs' CSVs, with numbers and booleans parsed back (a commit of digits stays text)."""
+    def parse(key: str, value: str):
+        if key in TEXT_COLUMNS or value == "":
+            return value
         if value in ("True", "False"):
             return value == "True"
         for kind in (int, float):
@@ -527,7 +365,7 @@ def read_rows(paths: list[Path]) -> list[dict]:
     rows = []
     for path in paths:
         with open(path, newline="") as handle:
-            rows += [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            rows += [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
     return rows
 
 
@@ -598,11 +436,17 @@ def merge(args: argparse.Namespace) -> int:
 def settings_from(args: argparse.Namespace) -> Settings:
     preset = PRESETS["quick" if args.quick else "smoke" if args.smoke else "full"]
     overrides = {"datasets": args.datasets, "teachers": args.teachers, "students": args.students,
-                 "slices": args.slices, "requests": args.requests, "epochs": args.epochs, "draw": args.draw,
+                 "slices": args.slices, "requests": args.requests, "epochs": args.epochs,
                  "teacher_fraction": args.teacher_fraction,
                  "seed": args.seed, "threads": args.threads, "name": args.name}
     chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
     return Settings(**{**asdict(preset), **chosen})
+
+
+def machine_columns(info: dict) -> dict:
+    """What every CSV row names of where it was measured (rows of earlier runs may lack these)."""
+    return {"cpu_model": info["cpu"], "cores": info["cores"], "threads": info["threads"], "torch": info["torch"],
+            "commit": git_commit()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,29 +457,29 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.json
     info = hardware(threads=settings.threads or None)
     say(header_line(info), quiet)
-    grid = layouts(settings)
-    say(f"# {len(grid)} layouts, {settings.requests} requests per side, epochs {settings.epochs}, "
-        f"draw {settings.draw}, seed {settings.seed}", quiet)
+    layouts = grids(settings)
+    say(f"# {len(layouts)} layouts, {settings.requests} requests per side, epochs {settings.epochs}, "
+        f"seed {settings.seed}", quiet)
     say("  ".join(f"{c:>8}" for c in COLUMNS), quiet)
-    rows, timings, start = [], [], time.perf_counter()
-    for layout in grid:
-        quiet_collector()
+    machine = machine_columns(info)
+    rows, records, start = [], [], time.perf_counter()
+    for grid in layouts:
         with tempfile.TemporaryDirectory(prefix="bench-forget-") as tmp:
-            layout_rows, timing = run_layout(layout, settings, Path(tmp))
-        rows += layout_rows
-        timings.append({**asdict(layout), **timing})
+            layout_rows, record = run_layout(grid, Path(tmp))
+        rows += [{**row, **machine} for row in layout_rows]
+        records.append({"dataset": grid.base.dataset, **record})
         for row in layout_rows:
             say(table_line(row), quiet)
     seconds = time.perf_counter() - start
-    info["threads"] = timings[0]["threads"] if timings else info["threads"]
     info["load_average_end"] = round(os.getloadavg()[0], 2)
     files = {"csv": str(args.out / f"{settings.name}.csv")}
     write_csv(Path(files["csv"]), rows)
     if not args.no_plot:
         files["png"] = str(args.out / f"{settings.name}.png")
         plot(rows, Path(files["png"]))
-    result = {"hardware": info, "settings": asdict(settings), "rows": rows, "verdicts": verdicts(rows),
-              "timings": timings, "seconds": seconds, "files": files}
+    result = {"hardware": {**info, "commit": machine["commit"]}, "settings": asdict(settings), "rows": rows,
+              "verdicts": verdicts(rows), "grids": [g.to_dict() for g in layouts], "layouts": records,
+              "seconds": seconds, "files": files}
     say(f"# {seconds:.0f} s in all; verdicts: {json.dumps(result['verdicts'])}; wrote {', '.join(files.values())}",
         quiet)
     if args.json:

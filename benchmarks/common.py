@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,23 @@ def hardware(device: str = "cpu", threads: int | None = None) -> dict:
         "platform": platform.platform(terse=True),
         "load_average": round(os.getloadavg()[0], 2),  # other work on the machine while this one ran
     }
+
+
+def git_commit() -> str:
+    """The repository's short commit, "+dirty" when tracked files differ from it; "" outside a checkout.
+    Read-only: GIT_OPTIONAL_LOCKS=0 keeps git from refreshing the index while it looks."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, timeout=30)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode:
+            return ""
+        dirty = git("diff", "--quiet", "HEAD", "--").returncode == 1
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def header_line(info: dict) -> str:

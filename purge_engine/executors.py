@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from purge_engine.constituents import StepSpec
+from purge_engine.constituents import ConstituentJob, StepSpec
 from purge_engine.events import EventCallback, PhaseEvent
 from purge_engine.soft_labels import LabelCache
 from purge_engine.training import Cost, student_loss, teacher_loss, train_constituent
@@ -42,8 +42,8 @@ class LocalExecutor:
             costs[method] = Cost()
             for k in range(run.config.n_students):
                 costs[method].add(train_chain(run, method, k, on_event, should_stop, labels))
+            # Labels are computed inside each step's data (its seconds hold them already): count the passes only.
             costs[method].label_forwards += labels.label_forwards
-            costs[method].seconds += labels.seconds
         return costs
 
     def describe(self) -> dict:
@@ -51,14 +51,15 @@ class LocalExecutor:
 
 
 def train_chain(run, role: str, constituent: int, on_event: EventCallback, should_stop: Callable[[], bool],
-                labels: LabelCache | None = None) -> Cost:
-    """Bring one constituent's chain up to date; a student's label forwards are counted in `labels`."""
-    config = run.config
+                labels: LabelCache | None = None, job: ConstituentJob | None = None) -> Cost:
+    """Bring one constituent's chain up to date; a student's label forwards are counted in `labels`.
+    job: a chain other than the plan's whole one (check.py rebuilds a damaged run a step at a time)."""
+    config, job = run.config, job or run.job(role, constituent)
     if role == "teacher":
-        return train_constituent(run.job("teacher", constituent), run.store, lambda: run.new_teacher(constituent),
+        return train_constituent(job, run.store, lambda: run.new_teacher(constituent),
                                  teacher_step_data(run), teacher_loss, config.batch_size, config.teacher_lr,
                                  config.seed, run.device, on_event, should_stop)
-    return train_constituent(run.job(role, constituent), run.store, lambda: run.new_student(constituent),
+    return train_constituent(job, run.store, lambda: run.new_student(constituent),
                              student_step_data(run, role, constituent, labels), student_loss(config.temperature,
                                                                                               config.alpha),
                              config.batch_size, config.student_lr, config.seed, run.device, on_event, should_stop)

@@ -101,8 +101,7 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
     labels = None if role == "teacher" else label_cache(run, on_event)
     cost = train_chain(run, role, constituent, on_event, should_stop, labels)
     if labels is not None:
-        cost.label_forwards += labels.label_forwards
-        cost.seconds += labels.seconds
+        cost.label_forwards += labels.label_forwards  # their seconds are inside the steps' already
     # Where a task's time goes: set-up (imports on a fresh worker, the run) apart from its chain.
     timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
     return {"role": role, "constituent": constituent, "cost": cost.to_dict(), "worker": worker, "timing": timing}

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from purge_engine import theory
+from purge_engine.sweep import SweepGrid, plan_sweep, run_sweep
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ASSETS = BENCHMARKS.parent / "assets"
 
 
 def run_script(name: str, *args: str) -> dict:
@@ -56,6 +58,42 @@ def test_bench_forget_smoke_writes_csv_png_and_header(smoke):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(result["rows"]) and float(rows[0]["closed_form"]) > 0
     assert (out / "bench_forget_smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for row in rows:  # where each row was measured
+        assert row["torch"] == result["hardware"]["torch"] and row["cpu_model"] == result["hardware"]["cpu"]
+        assert row["commit"] == result["hardware"]["commit"] and int(row["threads"]) == 1
+
+
+@pytest.mark.slow
+def test_bench_forget_is_run_sweep_on_the_same_grids(smoke, tmp_path):
+    result, _ = smoke
+    grids = [SweepGrid.from_dict(g) for g in result["grids"]]
+    assert [(g.n_teachers, g.n_students, g.student_slices, g.methods) for g in grids] == [
+        ((4,), (1,), (1,), ("purge", "baseline")), ((4,), (4,), (1,), ("purge", "baseline"))]
+    for grid, record in zip(grids, result["layouts"], strict=True):  # the requests the sweep plans, in order
+        [lp] = plan_sweep(grid)
+        assert [(r["side"], r["sample_id"]) for r in record["requests"]] == list(lp.requests)
+    # one layout served again by run_sweep in this process: the benchmark's sample-steps are the sweep's
+    [record] = run_sweep(grids[1], tmp_path)["layouts"]
+    for row in (r for r in result["rows"] if r["n_students"] == 4):
+        mine = [r for r in record["requests"] if r["side"] == row["side"]]
+        assert row["purge_sample_steps"] == sum(r["measured"]["purge"]["sample_steps"] for r in mine)
+        assert row["reference_sample_steps"] == sum(r["reference_sample_steps"] for r in mine)
+        assert row["speedup_steps"] == record["summary"][row["side"]]["speedup"]
+
+
+@pytest.mark.slow
+def test_bench_forget_merge_reads_the_shipped_csvs_beside_a_new_one(smoke, tmp_path):
+    _, out = smoke
+    old = ASSETS / "bench_forget_digits_nt32.csv"
+    result = run_script("bench_forget.py", "--merge", str(old), str(out / "bench_forget_smoke.csv"), "--out",
+                        str(tmp_path), "--name", "merged")
+    with open(old) as handle:
+        n_old = len(list(csv.DictReader(handle)))
+    assert result["rows"] == n_old + 4 and "steps_within_10pct" in result["verdicts"]
+    with open(tmp_path / "merged.csv") as handle:
+        merged = list(csv.DictReader(handle))
+    assert merged[0]["commit"] == "" and merged[-1]["commit"] == merged[-1]["commit"].strip() != ""
+    assert (tmp_path / "merged.png").exists()
 
 
 @pytest.mark.slow
@@ -67,3 +105,13 @@ def test_bench_throughput_smallest_run_reports_ratios():
     assert result["labels"]["label_over_training_sample_step"] > 0
     assert result["stacked"]["max_abs_param_diff"] < 1e-2  # the two paths agree to rounding
     assert set(result["verdicts"]) == {"engine_at_least_0.9_of_bare"}
+
+
+@pytest.mark.slow
+def test_soak_quick_serves_verifies_and_recovers_every_killed_request():
+    result = run_script("soak.py", "--quick")
+    assert result["requests_served"] == 8 and result["verified_exact"] == 8
+    assert result["inexact"] == 0 and result["lost"] == 0 and result["failures"] == []
+    assert result["kills"] >= 1 and len(result["layouts"]) == 2
+    assert result["kills"] == (result["recovered_after_kill"] + result["killed_before_journal"]
+                               + result["done_before_kill"])

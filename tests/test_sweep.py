@@ -7,15 +7,18 @@ import pytest
 
 from purge_engine import theory
 from purge_engine.config import PurgeConfig
-from purge_engine.events import PhaseEvent, StepEvent
-from purge_engine.plan import make_plan
+from purge_engine.events import LabelEvent, PhaseEvent, StepEvent
+from purge_engine.plan import METHODS, make_plan
 from purge_engine.simulate import draw_requests, simulate_stream, teacher_weights
 from purge_engine.sweep import (
     MAX_LAYOUTS,
     RESULTS,
     SWEEP_BASE,
+    TIMING,
     Layout,
+    Stopwatch,
     SweepGrid,
+    from_scratch,
     list_sweeps,
     load_sweep,
     plan_sweep,
@@ -52,6 +55,10 @@ ROLES = ("teacher", "purge", "single_teacher", "baseline")
     ({"base": SWEEP_BASE.replace(epochs=0)}, r"epochs: got 0, must be an integer in \[1, "),
     ({"base": SWEEP_BASE.replace(dataset="nope")}, r"dataset: got 'nope', must be one of digits"),
     ({"base": SWEEP_BASE.replace(threads=-1)}, r"threads: got -1, must be an integer in \[0, 256\]"),
+    ({"methods": ("purge",)}, r"methods: got \['purge'\], must be distinct methods among purge, single_teacher, "
+                              r"baseline, purge and baseline included"),
+    ({"methods": ("purge", "baseline", "purge")}, r"methods: got \['purge', 'baseline', 'purge'\]"),
+    ({"methods": ("purge", "baseline", "nope")}, r"methods: got \['purge', 'baseline', 'nope'\]"),
 ])
 def test_bad_grids_say_which_field_and_the_allowed_range(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -98,6 +105,53 @@ def test_request_samples_are_stratified_seeded_and_on_one_side_only():
     assert request_samples(plan, 8, seed=0) == requests and request_samples(plan, 8, seed=1) != requests
 
 
+@pytest.mark.parametrize("n_students, k", [(1, 8), (2, 4), (4, 8), (1, 5)])
+def test_request_samples_are_stratified_over_the_position_that_decides_the_cost(n_students, k):
+    # teacher side: the teacher's place in its student's group (PURGE retrains from the chunk it labels first);
+    # student side: the sample's step in its student (the rollback point). K strata of those positions, one hit each.
+    plan = make_plan(SweepGrid().config(Layout(32, n_students, 1)), 1437)
+    where, c = plan.locations(), 32 // n_students
+    place = {t: p for group in plan.mapping for p, t in enumerate(group)}
+    requests = request_samples(plan, k, seed=3)
+    teacher_places = sorted(place[where["teacher"][i]] for side, i in requests if side == "teacher")
+    student_steps = sorted(where["chunk"][i] for side, i in requests if side == "student")
+    strata = [int(s * k // c) for s in range(c)]  # the stratum of each position, for K <= c
+    assert sorted(strata[p] for p in teacher_places) == sorted(strata[s] for s in student_steps) == list(range(k))
+    assert len({i for _, i in requests}) == 2 * k
+
+
+def test_a_grid_may_serve_purge_and_baseline_alone():
+    grid = SweepGrid(n_teachers=(4,), n_students=(2,), student_slices=(1,), methods=["purge", "baseline"]).validate()
+    assert grid.methods == ("purge", "baseline") and grid.roles == ("teacher", "purge", "baseline")
+    assert SweepGrid.from_dict(json.loads(json.dumps(grid.to_dict()))) == grid
+    assert SweepGrid.from_dict({k: v for k, v in grid.to_dict().items() if k != "methods"}).methods == METHODS
+    [fewer], [every] = plan_sweep(grid), plan_sweep(SweepGrid(n_teachers=(4,), n_students=(2,), student_slices=(1,)))
+    assert fewer.requests == every.requests and 0 < fewer.predicted_sample_steps() < every.predicted_sample_steps()
+
+
+# -- seconds ------------------------------------------------------------------------------------------
+def step(kind, role="purge", constituent=0, seconds=0.0, worker=""):
+    return StepEvent(kind, role, constituent, 0, 1, 10, 1, seconds, worker=worker)
+
+
+def test_the_stopwatch_adds_event_seconds_per_constituent_and_labels_once():
+    watch = Stopwatch()
+    for event in [step("training"), LabelEvent("labelled", "purge", 0, 0, 0, (0,), 10, 0.25),
+                  LabelEvent("label-reused", "purge", 0, 0, 0, (), 10), step("trained", seconds=1.0),
+                  step("training", constituent=1), step("trained", constituent=1, seconds=2.0),
+                  step("training", "teacher"), step("trained", "teacher", seconds=3.0, worker="node:1")]:
+        watch(event)
+    assert watch.totals("purge", 0)["wall"] == 1.0 and watch.totals("purge", 0)["label_wall"] == 0.25
+    assert watch.totals("purge") == {**watch.totals("purge"), "wall": 3.0, "label_wall": 0.25}
+    assert 0 <= watch.totals("purge")["label_cpu"] <= watch.totals("purge")["cpu"]
+    assert watch.totals("teacher") == {"wall": 3.0, "label_wall": 0.0, "cpu": 0.0, "label_cpu": 0.0}  # ran elsewhere
+    assert watch.totals("baseline") == dict.fromkeys(TIMING, 0.0)
+    # a student from scratch: its training without labels, plus the labels the request recomputed
+    assert from_scratch({"wall": 5.0, "label_wall": 1.0, "cpu": 4.0, "label_cpu": 0.5},
+                        {"wall": 2.0, "label_wall": 0.25, "cpu": 2.0, "label_cpu": 0.25}) == {
+        "wall": 4.25, "label_wall": 0.25, "cpu": 3.75, "label_cpu": 0.25}
+
+
 # -- a real sweep ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
@@ -141,6 +195,36 @@ def test_one_isolated_student_per_teacher_gives_the_full_teacher_side_speed_up(t
     c1 = next(rec for rec in results["layouts"] if rec["layout"]["n_students"] == 2)
     # N_s = N_t = 2: a teacher-side request retrains one PURGE student of two; the baseline retrains both.
     assert c1["summary"]["teacher"]["speedup"] == pytest.approx(2.0, rel=0.02)
+
+
+def test_every_request_is_timed_per_role_and_against_its_reference(tiny_sweep):
+    _, results, _ = tiny_sweep
+    for rec in results["layouts"]:
+        assert set(rec["train_timing"]) == set(ROLES) and rec["train_timing"]["purge"]["wall"] > 0
+        for req in rec["requests"]:
+            timing = req["timing"]
+            assert set(timing) == set(ROLES) and all(set(t) == set(TIMING) for t in timing.values())
+            assert timing["purge"]["wall"] > 0 and 0 <= timing["purge"]["label_wall"] <= timing["purge"]["wall"]
+            assert 0 <= timing["purge"]["label_cpu"] <= timing["purge"]["cpu"]
+            if req["side"] == "teacher":
+                assert req["reference_timing"] == timing["baseline"]
+            elif rec["layout"]["n_students"] == 1:  # the one student's training is the role's
+                assert req["reference_timing"] == from_scratch(rec["train_timing"]["purge"], timing["purge"])
+        for side, summary in rec["summary"].items():
+            [req] = [r for r in rec["requests"] if r["side"] == side]
+            assert summary["speedup_wall"] == req["reference_timing"]["wall"] / req["timing"]["purge"]["wall"]
+
+
+def test_a_sweep_of_fewer_methods_trains_and_serves_only_those(tmp_path):
+    grid = SweepGrid(SWEEP_BASE.replace(epochs=1), n_teachers=(2,), n_students=(2,), student_slices=(1,), requests=1,
+                     methods=("purge", "baseline"))
+    events = []
+    [rec] = run_sweep(grid, tmp_path, on_event=events.append)["layouts"]
+    assert set(rec["accuracy"]) == set(rec["train"]) == set(rec["train_timing"]) == {"teacher", "purge", "baseline"}
+    assert all(set(req["measured"]) == set(req["predicted"]) == set(grid.roles) for req in rec["requests"])
+    assert {e.role for e in events if isinstance(e, StepEvent)} == {"teacher", "purge", "baseline"}
+    trained = sum(e.samples * e.epochs for e in events if isinstance(e, StepEvent) and e.kind == "trained")
+    assert trained == predicted_sample_steps(grid)
 
 
 def _stop_after(predicate):

@@ -139,3 +139,16 @@ def test_evaluate_reports_fractions_for_every_ensemble_and_constituent(trained):
     vote = Experiment(trained[0].store, trained[0].config.replace(aggregation="vote"), trained[0].plan,
                       trained[0].bundle).evaluate()
     assert 0.0 <= vote["accuracy"]["teacher"] <= 1.0
+
+
+def test_a_methods_seconds_are_its_steps_seconds_with_labels_counted_once(tiny_config, tmp_path):
+    # Soft labels are computed inside each step's data, so the steps' seconds hold them already.
+    exp = Experiment.create(tiny_config, tmp_path / "timed")
+    events = []
+    costs = exp.train(on_event=events.append)
+    for role in ("teacher", *METHODS):
+        steps = [e.seconds for e in events if isinstance(e, StepEvent) and e.kind == "trained" and e.role == role]
+        assert costs[role].seconds == pytest.approx(sum(steps), rel=1e-9)
+        labels = sum(e.seconds for e in events if getattr(e, "kind", "") == "labelled" and
+                     getattr(e, "method", None) == role)
+        assert labels <= costs[role].seconds  # inside it, not added to it
