@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -48,8 +49,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="FILE", help="start from a config JSON file")
     for f in fields(PurgeConfig):
         kind = _TYPES[f.metadata["kind"]]
+        choices = None if f.metadata.get("path_ok") else f.metadata.get("choices")  # a PATH is checked later
         group.add_argument(flag_for(f.name), dest=f.name, type=_flag_type(f.name, kind), default=None,
-                           metavar=kind.__name__.upper(), choices=f.metadata.get("choices"), help=flag_help(f.name))
+                           metavar=kind.__name__.upper(), choices=choices, help=flag_help(f.name))
 
 
 def _flag_type(name: str, kind: type, allowed: str | None = None):
@@ -75,7 +77,21 @@ def config_from_args(args: argparse.Namespace) -> PurgeConfig:
     if getattr(args, "config", None) is not None:
         base = read_config_file(args.config)
     given = {f.name: getattr(args, f.name) for f in fields(PurgeConfig) if getattr(args, f.name, None) is not None}
+    if "dataset" in given:
+        given["dataset"] = dataset_from_flag(given["dataset"])
     return base.replace(**given).validate()
+
+
+def dataset_from_flag(value: str) -> str:
+    """--dataset: a dataset's name, or the path of the user's own data (.npz, .csv, image folder), read and
+    checked here (userdata.DatasetRefused says what is wrong) and named by its content. It is only
+    registered in this process: `train` stores it once the whole config is valid, `plan` never does."""
+    from purge_engine import userdata
+
+    looks_like_path = os.path.exists(value) or os.sep in value or value.lower().endswith((".npz", ".csv"))
+    if value in DATASETS or not looks_like_path:
+        return value
+    return userdata.register(userdata.read_user_dataset(value))
 
 
 def read_config_file(path: str) -> PurgeConfig:
@@ -263,7 +279,7 @@ def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str
     if args.run:
         return args.run
     if config is not None:
-        return str(DEFAULT_RUNS_DIR / f"{config.dataset}-{config.fingerprint()[:8]}")
+        return str(DEFAULT_RUNS_DIR / f"{config.dataset.replace(':', '-')}-{config.fingerprint()[:8]}")
     runs = list_runs()
     if not runs:
         raise ValueError(f"run: no --run given and no run under {DEFAULT_RUNS_DIR}/; train one first")
@@ -272,10 +288,12 @@ def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment  # deferred: loads torch
+    from purge_engine.userdata import store_registered
 
     config = config_from_args(args)
     methods = _methods(args.methods)
     executor = _executor(args)
+    store_registered(config.dataset)  # a user's file: copied into the datasets folder only now, all checks passed
     exp = _waiting(_use_executor(Experiment.create(config, _run_dir(args, config), download=args.download),
                                  executor), args)
     progress = None if args.json else ProgressBar(job_sample_steps(exp.plan, methods), count_reused=True)
@@ -424,6 +442,37 @@ def cmd_certificate(args: argparse.Namespace) -> dict:
     return Ledger(store.ledger_path).certificate(args.request)
 
 
+def cmd_check(args: argparse.Namespace) -> dict:
+    from purge_engine.check import check_run
+
+    wait = args.wait
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise ValueError(f"wait: got {wait:g}, must be a number of seconds in [0, {MAX_WAIT_S:g}]")
+    report = check_run(_run_dir(args), repair=args.repair, timeout=wait,
+                       on_wait=lambda sentence: print(sentence, file=sys.stderr))
+    args.exit_status = 0 if report["run_whole"] else 1  # a damaged run is a failed check
+    return report
+
+
+def print_check(report: dict) -> None:
+    print(f"{report['run']}: {len(report['damaged'])} damaged" + (":" if report["damaged"] else ""))
+    for row in report["damaged"]:
+        print(f"  {row['path']}: {row['problem']}")
+    for row in report["repaired"]:
+        hashes = (f" (parameter hash {row['param_hash']}, recorded {row['recorded_hash']})"
+                  if "param_hash" in row else "")
+        print(f"  repaired {row['path']}: {row['action']}{hashes}: {'proved' if row['proved'] else 'NOT proved'}")
+    for row in report["unrepairable"]:
+        print(f"  cannot repair {row['path']}: {row['problem']}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    if report["repaired"]:
+        print(f"every rebuilt file equals its recorded hash: {report['proved']}")
+    print("the run is whole" if report["run_whole"] else
+          "the run is damaged" + ("" if report["repaired"] else
+                                  f"; `python -m purge_engine check --run {report['run']} --repair` rebuilds it"))
+
+
 def cmd_datasets(args: argparse.Namespace) -> dict:
     from purge_engine.sources import catalog  # no torch: reads specs and looks for files
 
@@ -431,13 +480,13 @@ def cmd_datasets(args: argparse.Namespace) -> dict:
 
 
 def print_datasets(report: dict) -> None:
-    print(f"{'dataset':<16} {'here':<4} {'train':>7} {'test':>7} {'input':<18} {'classes':>7}  "
+    print(f"{'dataset':<21} {'here':<4} {'train':>7} {'test':>7} {'input':<18} {'classes':>7}  "
           f"{'teacher / student model':<24} licence")
     for row in report["datasets"]:
         spec = DATASETS[row["name"]]
         models = row["teacher_model"] if row["teacher_model"] == row["student_model"] else \
             f"{row['teacher_model']} / {row['student_model']}"
-        print(f"{row['name']:<16} {'yes' if row['available'] else 'no':<4} {row['n_train']:>7,} {row['n_test']:>7,} "
+        print(f"{row['name']:<21} {'yes' if row['available'] else 'no':<4} {row['n_train']:>7,} {row['n_test']:>7,} "
               f"{spec.shape_text:<18} {row['n_classes']:>7}  {models:<24} {row['licence']}")
     for row in report["datasets"]:
         where = f"found at {row['found_at']}" if row["available"] else row["how_to_get"]
@@ -515,6 +564,15 @@ def _add_record_commands(commands) -> None:
     certificate.add_argument("--json", action="store_true", default=True, help=argparse.SUPPRESS)
     certificate.set_defaults(run_command=cmd_certificate, show=None)
 
+    check = commands.add_parser("check", help="list missing, corrupted or inconsistent files of a run; --repair "
+                                "rebuilds them and proves each equals its recorded hash")
+    check.add_argument("--run", help="run directory (default: the newest under runs/)")
+    check.add_argument("--repair", action="store_true",
+                       help="rebuild exactly the damaged steps (and what depends on them), under the writer lock")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    add_wait_flag(check)
+    check.set_defaults(run_command=cmd_check, show=print_check)
+
     th = commands.add_parser("theory", help="closed-form speed-ups of PURGE over the baseline student")
     th.add_argument("--teachers", type=_flag_type("n_teachers", int), default=PurgeConfig().n_teachers, help="N_t")
     th.add_argument("--students", type=_flag_type("n_students", int, "an integer in [1, n_teachers]"), default=None,
@@ -537,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         args.show(report)
-    return 0
+    return getattr(args, "exit_status", 0)
 
 
 if __name__ == "__main__":

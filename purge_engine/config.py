@@ -19,6 +19,7 @@ STUDENT_DATA_MODES = ("overlap", "disjoint")
 AGGREGATIONS = ("mean", "vote")
 DEVICES = ("auto", "cpu", "cuda")
 AUTO_MODEL = "auto"
+USER_NAME = "user:<hash>"  # how messages name an imported dataset (userdata.py)
 MAX_THREADS = 256
 
 # Fields that say where things live or how predictions are combined, not what is trained:
@@ -37,7 +38,10 @@ def _knob(default, label: str, help: str, **allowed):
 @dataclass(frozen=True)
 class PurgeConfig:
     dataset: str = _knob("digits", "Dataset", "Dataset whose train split is the pool of sample ids.",
-                         kind="str", choices=tuple(DATASETS))
+                         kind="str", choices=DATASETS, path_ok=True,
+                         also=f"a dataset imported from your own file ({USER_NAME}, kept in datasets/ of the runs "
+                         "folder or $PURGE_DATASETS_DIR; --dataset PATH imports a .npz, a .csv or a folder of "
+                         "images, the same bytes under the same name)")
     data_root: str = _knob("data", "Data folder", "Folder holding the torchvision datasets (downloaded there when "
                            "the machine is online).", kind="path")
     n_teachers: int = _knob(8, "Teachers (N_t)", "N_t: SISA teachers, each trained only on its own shard of D^T.",
@@ -246,7 +250,7 @@ def allowed_text(name: str, high=None) -> str:
     if meta["kind"] == "path":
         return "a non-empty path"
     if "choices" in meta:
-        return f"one of {', '.join(meta['choices'])}"
+        return f"one of {', '.join(meta['choices'])}" + (f", or {meta['also']}" if "also" in meta else "")
     low, bound = meta["min"], meta["max"] if high is None else f"{meta['max_field']}={high}"
     opening = "(" if meta.get("min_open") else "["
     return f"{'an integer' if meta['kind'] == 'int' else 'a number'} in {opening}{low}, {bound}]"

