@@ -1,10 +1,16 @@
 """Fixtures and helpers the engine tests share: the tiny layout, runs trained once per session (a test
 that changes one works on a copy), and a snapshot of a run directory's files."""
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Datasets a test imports go to a private folder, never the checkout's runs/datasets (whose imports
+# would otherwise show up in the catalogue tests): set before any engine module reads it.
+os.environ.setdefault("PURGE_DATASETS_DIR", tempfile.mkdtemp(prefix="purge-test-datasets-"))
 
 from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
