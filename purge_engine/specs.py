@@ -80,11 +80,13 @@ class DatasetRegistry(Mapping):
         self._builtins = {spec.name: spec for spec in builtins}
 
     def __getitem__(self, name: str) -> DatasetSpec:
+        if not isinstance(name, str):  # a config file's {"dataset": {...}}: no such dataset, not a TypeError
+            raise KeyError(name)
         if name in self._builtins:
             return self._builtins[name]
         from purge_engine import userdata  # deferred: it imports this module
 
-        spec = userdata.find_spec(name) if isinstance(name, str) else None
+        spec = userdata.find_spec(name)
         if spec is None:
             raise KeyError(name)
         return spec

@@ -102,7 +102,10 @@ def _flag_cases() -> list:
         cases += [pytest.param(["plan", flag, v], (field, allowed), id=f"{flag}={v}") for v in values]
         cases.append(pytest.param(["plan", flag, "x"], (flag, field, allowed), id=f"{flag}=x"))
     cases += [pytest.param(["plan", flag, "bogus"], (flag, "invalid choice", "choose from"), id=f"{flag}=bogus")
-              for flag in CHOICE_FLAGS]
+              for flag in CHOICE_FLAGS if flag != "--dataset"]
+    # --dataset also takes a path to the user's own file: a name it does not know says both forms
+    cases.append(pytest.param(["plan", "--dataset", "bogus"], ("dataset: got 'bogus', must be one of digits",
+                                                               "--dataset PATH imports"), id="--dataset=bogus"))
     return cases
 
 
