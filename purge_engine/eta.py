@@ -20,7 +20,8 @@ from purge_engine.checkpoints import read_sidecar, save_checkpoint
 from purge_engine.constituents import side_of
 from purge_engine.training import predict_proba, student_loss, teacher_loss, train_slice_step
 
-CALIBRATION_SAMPLES = 128  # a few batches: long enough to time, short enough to run before a job
+CALIBRATION_SAMPLES = 256  # of the plan's first slice: long enough to time, short enough to run before a job
+CALIBRATION_EPOCHS = 2
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,28 @@ class Rates:
 
 
 def calibrate(run) -> Rates:
-    """Time one short training step of each side's model and one labelling pass on the run's data."""
+    """Time one real slice step of each side, as the training loop runs it (the run's threads, a fresh
+    model, the plan's own first slice, at most CALIBRATION_SAMPLES of it), and one labelling pass."""
     start = time.perf_counter()
-    ids = run.bundle.sample_ids[:CALIBRATION_SAMPLES]
-    inputs, labels = run.inputs(ids), run.bundle.train_y[run.bundle.rows(ids)]
+    run.apply_threads()
     batch = run.config.batch_size
+    teacher_ids = run.plan.teacher_step_data(0, 0)[:CALIBRATION_SAMPLES]
+    inputs, labels = run.inputs(teacher_ids), run.bundle.train_y[run.bundle.rows(teacher_ids)]
+    # The first backward pass in a process pays torch's one-time set-up (about a second on a CPU): paid
+    # here, on two samples, so that it is not charged to every step the rate prices.
+    train_slice_step(run.new_teacher(0).to(run.device), inputs[:2], (labels[:2],), teacher_loss, 1, batch,
+                     run.config.teacher_lr, (0, "calibration", 1))
     teacher = _rate(run.new_teacher(0).to(run.device), inputs, (labels,), teacher_loss, batch, run.config.teacher_lr)
-    soft = torch.full((inputs.shape[0], run.bundle.spec.n_classes), 1.0 / run.bundle.spec.n_classes,
-                      device=inputs.device)
-    student = _rate(run.new_student(0).to(run.device), inputs, (soft, labels),
+    student_ids = run.plan.student_step_data(0, 0)[:CALIBRATION_SAMPLES]
+    s_inputs, s_labels = run.inputs(student_ids), run.bundle.train_y[run.bundle.rows(student_ids)]
+    soft = torch.full((s_inputs.shape[0], run.bundle.spec.n_classes), 1.0 / run.bundle.spec.n_classes,
+                      device=s_inputs.device)
+    student = _rate(run.new_student(0).to(run.device), s_inputs, (soft, s_labels),
                     student_loss(run.config.temperature, run.config.alpha), batch, run.config.student_lr)
     model = run.new_teacher(0).to(run.device)
-    predict_proba(model, inputs[:batch])  # warm-up
     clock = time.perf_counter()
-    predict_proba(model, inputs, run.config.temperature)
-    label = inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
+    predict_proba(model, s_inputs, run.config.temperature)
+    label = s_inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
     return Rates(teacher, student, label, _step_seconds(run), time.perf_counter() - start)
 
 
@@ -69,12 +77,10 @@ def _step_seconds(run) -> float:
 
 
 def _rate(model, inputs, targets, loss_fn, batch_size: int, lr: float) -> float:
-    # One warm-up pass over a batch (first-call allocation), then one timed epoch over every sample.
-    train_slice_step(model, inputs[:batch_size], tuple(t[:batch_size] for t in targets), loss_fn, 1, batch_size, lr,
-                     (0, "calibration", 0))
+    # Cold, as each step of the loop is (a fresh optimizer; a fresh model for a chain's first step).
     clock = time.perf_counter()
-    train_slice_step(model, inputs, targets, loss_fn, 1, batch_size, lr, (0, "calibration", 1))
-    return inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
+    train_slice_step(model, inputs, targets, loss_fn, CALIBRATION_EPOCHS, batch_size, lr, (0, "calibration", 0))
+    return inputs.shape[0] * CALIBRATION_EPOCHS / max(time.perf_counter() - clock, 1e-9)
 
 
 def predicted_seconds(cost: dict, rates: Rates, roles, steps: dict[str, int] | None = None) -> float:
