@@ -85,22 +85,32 @@ def read_sidecar(stem: Path) -> dict | None:
     return meta
 
 
+def repair_hint(stem: Path) -> str:
+    """The sentence that ends a damaged file's error: how to heal the run it belongs to."""
+    root = stem.parents[2] if len(stem.parents) > 2 else stem.parent  # <run>/checkpoints/<role>-<id>/step-<m>
+    return f"; `python -m purge_engine check --run {root} --repair` rebuilds it"
+
+
 def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint whose sidecar matches `expect` field by field; CheckpointError otherwise."""
     name = f"checkpoint {stem.parent.name}/{stem.name}"
-    meta = read_sidecar(stem)
+    try:
+        meta = read_sidecar(stem)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}{repair_hint(stem)}") from None
     if meta is None:
-        raise CheckpointError(f"{name}: its sidecar {stem.with_suffix(SIDECAR_SUFFIX)} is missing")
+        raise CheckpointError(f"{name}: its sidecar {stem.with_suffix(SIDECAR_SUFFIX)} is missing{repair_hint(stem)}")
     for field, value in expect.items():
         if meta.get(field) != value:
             raise CheckpointError(f"{name}: {field} is {meta.get(field)!r}, expected {value!r}")
     path = stem.with_suffix(TENSORS_SUFFIX)
     if not path.exists():
-        raise CheckpointError(f"{name}: {path} is missing")
+        raise CheckpointError(f"{name}: {path} is missing{repair_hint(stem)}")
     if file_hash(path) != meta["file_sha256"]:
-        raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)")
+        raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)"
+                              f"{repair_hint(stem)}")
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{name}: {path} cannot be read: {err}") from None
+        raise CheckpointError(f"{name}: {path} cannot be read: {err}{repair_hint(stem)}") from None
     return {k: v.to(device) for k, v in tensors.items()}

@@ -87,6 +87,12 @@ def evaluate_run(run, inputs: torch.Tensor | None = None, labels: torch.Tensor |
 def _check_teachers(run) -> list[str]:
     roles = run.trained_roles()
     if "teacher" not in roles:
+        from purge_engine.manifest import recorded_roles
+
+        if "teacher" in recorded_roles(run.store):  # trained once: its files were damaged since
+            raise ValueError(f"run: {run.store.root} has no trained teachers for its plan, though its manifest "
+                             f"records a training: files are missing or damaged; `python -m purge_engine check "
+                             f"--run {run.store.root} --repair` rebuilds them")
         raise ValueError(f"run: {run.store.root} has no trained teachers yet; train it first")
     return roles
 

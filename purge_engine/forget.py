@@ -90,8 +90,12 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
 def _check_trained(run, methods) -> None:
     missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
     if missing:
-        raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; "
-                         "train the run before forgetting")
+        from purge_engine.manifest import recorded_roles
+
+        damaged = bool(set(missing) & recorded_roles(run.store))  # trained once: files were damaged since
+        raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; " + (
+            f"files are missing or damaged: `python -m purge_engine check --run {run.store.root} --repair` "
+            "rebuilds them" if damaged else "train the run before forgetting"))
 
 
 def _train_for(run, request_id: int, methods, on_event, should_stop) -> tuple[dict, dict]:

@@ -27,6 +27,7 @@ from purge_engine.constituents import Chains, ConstituentJob, check_methods, cou
 from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
 from purge_engine.events import EventCallback, PhaseEvent, ignore
 from purge_engine.executors import LocalExecutor
+from purge_engine.manifest import write_manifest
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.seeding import seed_for
@@ -111,8 +112,11 @@ class Run:
     @classmethod
     def open(cls, run_dir: Path | str) -> Run:
         """The run in run_dir, as stored (Experiment.open also finishes a request a dead process left)."""
+        from purge_engine.check import clean_leftovers  # deferred: check builds runs to repair them
+
         store = RunStore(run_dir)
         store.check_is_run()
+        clean_leftovers(store)  # temp files a crashed write left, when no live writer owns them
         config = store.read_config().validate()
         plan = store.read_plan()
         Ledger(store.ledger_path).check()  # a ledger emptied, cut short or corrupted: a LedgerError sentence
@@ -236,6 +240,7 @@ class Run:
             self._teacher_cache.clear()
             self.store.record_execution(self.config, self.executor.describe())
             costs = self.executor.train(self, methods, on_event, should_stop)
+            write_manifest(self.store, self.config, self.plan)  # a commit point: what check judges against
         on_event(PhaseEvent("phase", "done"))
         return costs
 

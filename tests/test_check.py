@@ -1,0 +1,188 @@
+"""check --repair (issue 17, item 6): every kind of damage to a trained run that has served a request is
+found, and repair makes the run whole with every rebuilt file's parameter hash equal to the one the
+manifest recorded before the damage. One trained run, copied per case."""
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from purge_engine.check import check_run, clean_leftovers
+from purge_engine.checkpoints import read_sidecar
+from purge_engine.cli import main
+from purge_engine.experiment import Experiment
+from purge_engine.files import CheckpointError
+from purge_engine.manifest import MANIFEST_NAME, read_manifest
+from purge_engine.store import RunStore, writer_lock
+
+
+@pytest.fixture(scope="module")
+def served(train_once, tiny_config, tmp_path_factory):
+    """The tiny run, trained, after one forget request that touched a teacher and a student."""
+    root = tmp_path_factory.mktemp("check") / "served"
+    shutil.copytree(train_once(tiny_config).store.root, root)
+    exp = Experiment.open(root)
+    exp.forget([int(exp.plan.teacher_shards[0][1][0]), int(exp.plan.student_shards[1][0][0][0])], score=False)
+    return exp
+
+
+def copy(served, tmp_path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(served.store.root, target)
+    return target
+
+
+def first_label(root: Path, method: str = "purge") -> Path:
+    return sorted((root / "soft_labels" / f"{method}-0").glob("*.safetensors"))[0]
+
+
+def flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same length: only the hash tells
+    path.write_bytes(bytes(data))
+
+
+def rekey(path: Path) -> None:
+    meta = json.loads(path.read_text())
+    meta["key"] = "0" * 20
+    path.write_text(json.dumps(meta))
+
+
+DAMAGE = {
+    "deleted checkpoint": ("checkpoints/teacher-0/step-0.safetensors", lambda p: p.unlink()),
+    "corrupted checkpoint": ("checkpoints/purge-1/step-2.safetensors", flip_bytes),
+    "truncated checkpoint": ("checkpoints/teacher-2/step-1.safetensors",
+                             lambda p: p.write_bytes(p.read_bytes()[:50])),
+    "deleted sidecar": ("checkpoints/teacher-1/step-1.json", lambda p: p.unlink()),
+    "sidecar with another key": ("checkpoints/baseline-0/step-1.json", rekey),
+    "unreadable sidecar": ("checkpoints/single_teacher-1/step-0.json", lambda p: p.write_text("{")),
+    "deleted soft-label file": (None, lambda p: p.unlink()),
+    "corrupted soft-label file": (None, flip_bytes),
+    "corrupted plan.json": ("plan.json", lambda p: p.write_text(p.read_text()[:-20])),
+    "deleted config.json": ("config.json", lambda p: p.unlink()),
+    "leftover temp file": ("checkpoints/teacher-0/.step-1.safetensors.x1y2.tmp", lambda p: p.write_bytes(b"half")),
+}
+
+
+def recorded_hashes(root: Path) -> dict[str, str]:
+    """Every checkpoint's and soft-label file's parameter hash, from the sidecars."""
+    return {str(p.relative_to(root)): read_sidecar(p.with_suffix(""))["param_hash"]
+            for folder in ("checkpoints", "soft_labels") for p in sorted((root / folder).rglob("*.json"))}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_check_finds_each_damage_and_repair_rebuilds_it_with_proof(served, tmp_path, kind):
+    root = copy(served, tmp_path)
+    before = recorded_hashes(root)
+    relative, damage = DAMAGE[kind]
+    path = first_label(root) if relative is None else root / relative
+    damage(path)
+    found = check_run(root)
+    assert not found["run_whole"] and str(path.relative_to(root)) in [d["path"] for d in found["damaged"]]
+    repaired = check_run(root, repair=True)
+    assert repaired["proved"] and repaired["run_whole"], repaired
+    assert repaired["repaired"] and all(r["proved"] for r in repaired["repaired"])
+    for row in repaired["repaired"]:
+        if "param_hash" in row:  # a rebuilt checkpoint or label file equals the one recorded before the damage
+            assert row["param_hash"] == row["recorded_hash"]
+    assert recorded_hashes(root) == before
+    assert check_run(root) ["damaged"] == []
+
+
+def test_a_damaged_step_rebuilds_it_and_the_later_steps_of_its_constituent_only(served, tmp_path):
+    root = copy(served, tmp_path)
+    (root / "checkpoints/teacher-3/step-0.safetensors").unlink()
+    rebuilt = [r["path"] for r in check_run(root, repair=True)["repaired"]]
+    assert rebuilt == ["checkpoints/teacher-3/step-0.safetensors", "checkpoints/teacher-3/step-1.safetensors"]
+
+
+def test_a_deleted_manifest_is_rebuilt_and_checked_against_the_ledger(served, tmp_path):
+    root = copy(served, tmp_path)
+    (root / MANIFEST_NAME).unlink()
+    assert [d["path"] for d in check_run(root)["damaged"]] == [MANIFEST_NAME]
+    report = check_run(root, repair=True)
+    assert report["proved"] and report["run_whole"] and "ledger's request 1: equal" in report["notes"][0]
+    assert read_manifest(RunStore(root))["checkpoints"]
+
+
+def test_an_edited_manifest_is_found(served, tmp_path):
+    root = copy(served, tmp_path)
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    data["checkpoints"]["teacher-0/step-0"]["param_hash"] = "f" * 20
+    (root / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="digest"):
+        read_manifest(RunStore(root))
+    assert "digest" in check_run(root)["damaged"][0]["problem"]
+
+
+def test_a_ledger_cut_short_is_reported_as_unrepairable(served, tmp_path):
+    root = copy(served, tmp_path)
+    (root / "ledger.sqlite").write_bytes(b"")
+    report = check_run(root, repair=True)
+    assert not report["run_whole"] and report["unrepairable"][0]["path"] == "ledger.sqlite"
+    assert "cannot be rebuilt" in report["unrepairable"][0]["problem"]
+
+
+def test_a_run_stuck_on_a_damaged_checkpoint_is_healed_and_its_request_finished(served, tmp_path):
+    """Today's failure: a forget request that must restore a corrupted step dies mid-request. Repair
+    rebuilds the step, finishes the journaled request, and the result verifies exact."""
+    root = copy(served, tmp_path)
+    flip_bytes(root / "checkpoints/teacher-1/step-0.safetensors")
+    exp = Experiment.open(root)
+    with pytest.raises(CheckpointError, match="check --run .* --repair"):
+        exp.forget([int(exp.plan.teacher_shards[1][1][1])], score=False)
+    assert exp.ledger.pending() == [2]
+    report = check_run(root, repair=True)
+    assert report["proved"] and report["run_whole"]
+    assert "finished request 2" in report["repaired"][-1]["action"]
+    healed = Experiment.open(root)
+    assert healed.ledger.pending() == [] and healed.verify(affected_only=True)["exact"]
+
+
+def test_leftover_temp_files_are_cleaned_on_open_unless_a_writer_lives(served, tmp_path):
+    root = copy(served, tmp_path)
+    temp = root / "soft_labels" / "purge-0" / ".chunk-0-slice-0-teacher-0.safetensors.abc.tmp"
+    temp.write_bytes(b"half a file")
+    held, release = threading.Event(), threading.Event()
+
+    def writer():  # another thread's flock conflicts with ours, as another process's would
+        with writer_lock(RunStore(root), holder="a test writer"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    held.wait(10)
+    assert clean_leftovers(RunStore(root)) == [] and temp.exists()  # the live writer may own it
+    release.set()
+    thread.join()
+    Experiment.open(root)
+    assert not temp.exists()
+
+
+def test_the_cli_exits_1_on_a_damaged_run_and_0_once_repaired(served, tmp_path, capsys):
+    root = copy(served, tmp_path)
+    (root / "checkpoints/purge-0/step-3.json").unlink()
+    assert main(["check", "--run", str(root), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["damaged"] == [{"path": "checkpoints/purge-0/step-3.json", "problem": "sidecar missing"}]
+    assert main(["check", "--run", str(root), "--repair"]) == 0
+    assert "proved" in capsys.readouterr().out
+
+
+def test_a_deleted_teacher_sidecar_points_evaluate_at_check_repair(served, tmp_path):
+    root = copy(served, tmp_path)
+    (root / "checkpoints/teacher-0/step-1.json").unlink()
+    with pytest.raises(ValueError, match="no trained teachers.*check --run .* --repair"):
+        Experiment.open(root).evaluate()
+
+
+def test_a_dead_verifications_scratch_run_is_found_and_removed(served, tmp_path):
+    root = copy(served, tmp_path)
+    (root / "scratch" / "verify" / "checkpoints").mkdir(parents=True)
+    (root / "scratch" / "verify" / "config.json").write_text("{}")
+    assert [d["path"] for d in check_run(root)["damaged"]] == ["scratch/verify"]
+    report = check_run(root, repair=True)
+    assert report["run_whole"] and not (root / "scratch" / "verify").exists()
