@@ -6,6 +6,7 @@ Each draws with st.* from engine output and a job snapshot; none does engine wor
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -13,6 +14,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import state, views
 from dashboard.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
 from purge_engine.experiment import Experiment
+from purge_engine.files import CheckpointError
 from purge_engine.run import device_label
 from purge_engine.specs import DATASETS
 
@@ -83,9 +85,42 @@ def open_current_run() -> Experiment | None:
         return None
     try:
         return state.open_run(run_dir)
-    except ValueError as err:
+    except (ValueError, CheckpointError) as err:
         st.error(str(err), icon=":material/error:")
+        repair_offer(run_dir)
         return None
+
+
+REPAIR = "repair_run"
+
+
+def repair_result(run_dir) -> None:
+    """What the latest repair job on this run found and proved, once it has finished."""
+    job = state.registry().latest(run_dir, kind="repair")
+    snap = None if job is None else job.snapshot()
+    if snap is None or snap.running or not snap.result:
+        return
+    result = snap.result
+    box = st.success if result.get("run_whole") and result.get("proved") else st.warning
+    box(f"Check and repair: {len(result.get('damaged', []))} damaged file(s) found, "
+        f"{len(result.get('repaired', []))} repaired; every rebuilt file equals its record: "
+        f"{result.get('proved')}; the run is whole: {result.get('run_whole')}.", icon=":material/build:")
+
+
+def repair_offer(run_dir) -> None:
+    """A damaged run: check it and rebuild exactly the damaged steps, proved against the manifest
+    (purge_engine.check, as `python -m purge_engine check --run R --repair`), as a job."""
+    from purge_engine.check import check_run
+
+    repair_result(run_dir)
+    reason = busy_reason(run_dir)
+    if st.button("Check and repair this run", key=REPAIR, disabled=reason is not None, help=reason,
+                 icon=":material/build:"):
+        def work(on_event, should_stop):
+            return check_run(run_dir, repair=True, on_event=on_event)
+
+        if start_job(run_dir, "repair", f"Repairing {Path(run_dir).name}", work):
+            st.rerun()
 
 
 # -- the sample gallery (Setup and Forget) -------------------------------------------------------
@@ -162,6 +197,8 @@ def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | No
     if snap.status in (FAILED, CANCELLED):
         st.error(snap.error, icon=":material/error:") if snap.status == FAILED else st.warning(
             snap.error, icon=":material/block:")
+        if snap.status == FAILED and "--repair" in (snap.error or ""):  # the engine found a damaged file
+            repair_offer(job.run_dir)
     elif draw_result is not None:
         draw_result(snap)
 

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import components, state, views
 from dashboard import forget_parts as parts
 from purge_engine.experiment import Experiment
+from purge_engine.manifest import manifest_path
 from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope, training_cost
 from purge_engine.store import run_is_busy
 
@@ -78,6 +79,7 @@ exp = components.open_current_run()
 if exp is None:
     st.stop()
 run_dir = exp.store.root
+components.repair_result(run_dir)  # a repair finished on this run: what it proved
 # The run's running job (any kind, any viewer's), else the finished request or verification in the URL.
 job = state.current_job(run_dir, kinds=("forget", "verify"))
 if job is not None and job.kind == "train":
@@ -94,8 +96,13 @@ if busy is not None:
 trained = exp.trained_roles()
 methods = [m for m in METHODS if m in trained] if job is None else list(METHODS)
 if job is None and ("teacher" not in trained or not methods):
-    st.info("This run is not trained yet (or its training was interrupted). Train it on the **Setup** page.",
-            icon=":material/info:")
+    if manifest_path(exp.store).is_file():  # it was trained once: files are missing or damaged since
+        st.error("This run's manifest records a trained run, but some of its files are missing or damaged.",
+                 icon=":material/error:")
+        components.repair_offer(run_dir)
+    else:
+        st.info("This run is not trained yet (or its training was interrupted). Train it on the **Setup** page.",
+                icon=":material/info:")
     st.stop()
 pending_request(exp)
 

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from purge_engine.vocabulary import title
 from tests.dashboard import APP
-from tests.dashboard.conftest import app_on, run_until
+from tests.dashboard.conftest import RUN_NAME, app_on, run_until
 
 
 def markdown(at) -> str:
@@ -177,3 +177,16 @@ def test_forget_and_verify_run_on_the_executor_chosen_on_setup_and_cancel_reache
     at.button(key="verify").click().run()
     run_until(at, lambda at: any("Exact" in s.value for s in at.success))
     assert fake_executors.made[-1] == ("ray", None) and len(fake_executors.trained) > 1  # the reference too
+
+
+def test_a_damaged_run_is_said_to_be_damaged_and_repaired_from_the_page(runs_dir):
+    run = runs_dir / RUN_NAME
+    sidecar = max((run / "checkpoints" / "teacher-0").glob("*.json"))  # the teacher's last step
+    sidecar.unlink()  # a lost sidecar: the run can no longer show itself trained
+    at = app_on("forget")
+    assert not at.exception
+    assert any("missing or damaged" in e.value for e in at.error)
+    at.button(key="repair_run").click().run()
+    run_until(at, lambda at: any("the run is whole: True" in s.value for s in at.success))
+    assert sidecar.is_file()  # rebuilt, and proved equal to its record (the message says so)
+    assert any("every rebuilt file equals its record: True" in s.value for s in at.success)
