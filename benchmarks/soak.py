@@ -46,12 +46,12 @@ from purge_engine.store import RunStore
 
 LAYOUTS = {  # small enough for hundreds of requests; each covers another corner of the plan
     "4t-2s-overlap": PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, epochs=2,
-                                 batch_size=64, threads=1),
+                                 batch_size=64, threads=1, student_data="overlap", student_fraction=1.0),
     "6t-3s-disjoint": PurgeConfig(n_teachers=6, n_students=3, teacher_slices=3, student_slices=1, epochs=2,
                                   batch_size=64, threads=1, student_data="disjoint", student_fraction=0.3,
                                   teacher_fraction=0.5),
     "3t-3s-overlap": PurgeConfig(n_teachers=3, n_students=3, teacher_slices=1, student_slices=3, epochs=3,
-                                 batch_size=64, threads=1, student_fraction=0.4),
+                                 batch_size=64, threads=1, student_data="overlap", student_fraction=0.4),
 }
 KINDS = ("teacher", "student", "both", "several", "empty_slice")
 KIND_WEIGHTS = (0.3, 0.25, 0.15, 0.2, 0.1)
