@@ -62,13 +62,21 @@ def test_a_run_trained_on_two_nodes_equals_the_in_process_run_with_a_worker_kill
     events, killed = [], []
 
     def kill_first_worker(event):
+        # Freeze the worker first, then kill it only if its chain is provably unfinished (its last
+        # checkpoint is not on disk, so the task cannot have returned); else let it go and try the next.
         events.append(event)
         if getattr(event, "kind", "") == "trained" and event.role == "teacher" and not killed:
             pid = int(event.worker.rsplit(":", 1)[1])
+            os.kill(pid, signal.SIGSTOP)
+            last = len(exp.job("teacher", event.constituent).steps) - 1
+            if exp.store.checkpoint_stem("teacher", event.constituent, last).with_suffix(".json").exists():
+                os.kill(pid, signal.SIGCONT)
+                return
             killed.append((event.constituent, event.step, pid))
             os.kill(pid, signal.SIGKILL)  # mid-chain: its next steps are not trained yet
 
     exp.train(on_event=kill_first_worker)
+    assert killed, "every teacher chain had finished before its first step was reported: nothing to kill"
     constituent, step, pid = killed[0]
     trained = [e for e in events if e.kind == "trained" and e.role == "teacher" and e.constituent == constituent]
     assert [e.step for e in trained].count(step) == 1  # a finished step is never retrained
