@@ -21,7 +21,19 @@ from purge_engine.specs import DATASETS
 POLL_S = 0.5  # how often a page polls a running job's snapshot
 NO_RUN = "— none —"
 GALLERY_COLUMNS = 6  # wide enough for a caption on one line
-PIXELATED = "<style>.st-key-sample_grid img { image-rendering: pixelated; }</style>"  # square pixels when fitted
+# Square pixels when fitted; and a click anywhere on a gallery cell (the image included) ticks its box:
+# the checkbox label's ::after covers the whole cell (the column is the nearest positioned box).
+GALLERY_CSS = """<style>
+.st-key-sample_grid img { image-rendering: pixelated; }
+.st-key-sample_grid [data-testid="stColumn"] { position: relative; }
+.st-key-sample_grid [data-testid="stColumn"] [data-testid="stVerticalBlock"],
+.st-key-sample_grid [data-testid="stColumn"] [data-testid="stElementContainer"],
+.st-key-sample_grid [data-testid="stColumn"] [data-testid="stCheckbox"],
+.st-key-sample_grid [data-testid="stColumn"] [data-testid="stCheckbox"] label { position: static; }
+.st-key-sample_grid [data-testid="stCheckbox"] label::after {
+  content: ""; position: absolute; inset: 0; z-index: 1; cursor: pointer; }
+.st-key-sample_grid [data-testid="stCheckbox"] label:has(input:disabled)::after { cursor: not-allowed; }
+</style>"""
 GALLERY_LEGEND = ("Under each image: #sample id · label · T3/s2 = Teacher 3, slice 2 · S1/c2/s1 = Student 1, "
                   "chunk 2, slice 1 (T – / S –: in no teacher / no student shard).")
 
@@ -140,7 +152,7 @@ def sample_gallery(bundle, plan, page_key: str, page_label: str, on_pick: Callab
     ids = views.page_ids(bundle.n_train, page)
     images = views.upscale(bundle.images(ids)) if bundle.texts is None else bundle.sample_texts(ids)  # text: words
     captions = views.sample_grid_frame(bundle, plan, ids)["caption"].tolist()
-    st.html(PIXELATED)
+    st.html(GALLERY_CSS)
     with st.container(key=state.SAMPLE_GRID):
         for start in range(0, len(ids), GALLERY_COLUMNS):
             row = range(start, min(start + GALLERY_COLUMNS, len(ids)))

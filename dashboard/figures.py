@@ -393,7 +393,9 @@ def class_mix_figure(frame: pd.DataFrame) -> go.Figure:
                           row=1, col=col)
     fig.update_layout(barmode="stack", height=420, margin={"l": 10, "r": 10, "t": 60, "b": 10}, bargap=0.15,
                       legend={"title": {"text": "class "}, "orientation": "h", "y": 1.08, "yanchor": "bottom"})
-    fig.update_yaxes(title_text="samples", row=1, col=1)
+    for col, group in enumerate(groups, start=1):  # every panel says what its axes are
+        fig.update_yaxes(title_text="samples", row=1, col=col)
+        fig.update_xaxes(title_text="teacher shard" if group.startswith("Teacher") else "student chunk", row=1, col=col)
     return fig
 
 

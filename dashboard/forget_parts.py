@@ -117,10 +117,7 @@ def results(record: dict, training: dict) -> None:
                f"served {record.get('done_at', '')}")
     if record.get("status") == "done":
         headline(record["predicted"], training, (record.get("advantage") or {}).get("why"), "advantage_results")
-    st.dataframe(views.request_cost_table(record), hide_index=True,
-                 column_config={"Predicted sample-steps": NUMBERS, "Measured sample-steps": NUMBERS,
-                                "Label forward passes": NUMBERS,
-                                "Seconds": st.column_config.NumberColumn(format="%.2f s")})
+    st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
     st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps.")
     st.markdown("**Accuracy (%) before and after**")
     st.dataframe(views.accuracy_table(record), hide_index=True)

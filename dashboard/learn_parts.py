@@ -183,10 +183,7 @@ def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int, work:
            job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id])))
     job_progress(plan, roles)
     if record is not None:
-        st.dataframe(views.request_cost_table(record), hide_index=True,
-                     column_config={"Predicted sample-steps": NUMBERS, "Measured sample-steps": NUMBERS,
-                                    "Label forward passes": NUMBERS,
-                                    "Seconds": st.column_config.NumberColumn(format="%.2f s")})
+        st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
 
 
 def step_teacher_side(exp, plan, bundle, samples, work: LessonWork) -> None:

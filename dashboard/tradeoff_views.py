@@ -276,8 +276,8 @@ def speedup_figure(curves: pd.DataFrame, measured: pd.DataFrame | None = None) -
     for col in (1, 2):
         fig.update_xaxes(type="log", tickvals=ticks, ticktext=[str(t) for t in ticks], title="students N_s",
                          row=1, col=col)
-    fig.update_yaxes(title="speed-up (×)", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    for col in (1, 2):  # every panel says what its axes are
+        fig.update_yaxes(title="speed-up (×)", rangemode="tozero", row=1, col=col)
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.18, "yanchor": "top"})
     return fig

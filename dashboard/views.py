@@ -203,8 +203,8 @@ def upscale(images: np.ndarray, size: int = THUMB_PX) -> np.ndarray:
 # -- the constituents x steps grid ---------------------------------------------------------------
 PLANNED = "planned"  # preview only: this step will be retrained
 CELL_STYLE = {  # state -> (symbol, background, title)
-    "pending": ("", "#f1f3f5", "not reached yet"),
-    "kept": ("·", "#dee2e6", "kept: checkpoint reused untouched"),
+    "pending": ("", "#ffffff", "not reached yet"),  # an empty, dashed outline (GRID_CSS)
+    "kept": ("=", "#ced4da", "kept: checkpoint reused untouched"),  # solid grey, "=": the same as before
     PLANNED: ("↻", "#ffe8cc", "will retrain"),
     "restored": ("↺", "#a5d8ff", "restored from checkpoint"),
     "retraining": ("⟳", "#ffa94d", "retraining now"),
@@ -302,8 +302,8 @@ def execution_text(executor: str, ray_address: str | None, cluster: dict | None)
 
 
 def grid_legend_html() -> str:
-    items = "".join(f'<span style="background:{colour}">{symbol or "&nbsp;"}</span> {title} &nbsp; '
-                    for symbol, colour, title in CELL_STYLE.values())
+    items = "".join(f'<span data-legend="{state}" style="background:{colour}">{symbol or "&nbsp;"}</span> '
+                    f'{title} &nbsp; ' for state, (symbol, colour, title) in CELL_STYLE.items())
     return f'<div class="purge-grid-legend">{items}</div>'
 
 
@@ -321,6 +321,8 @@ GRID_CSS = """<style>
 .purge-grid table { border-collapse: separate; border-spacing: 3px; font-size: 0.8rem; }
 .purge-grid th { font-weight: normal; color: #555; text-align: right; padding: 0 4px; }
 .purge-grid td { width: 1.6rem; height: 1.4rem; text-align: center; border-radius: 3px; }
+.purge-grid td[data-state="pending"], .purge-grid-legend span[data-legend="pending"] {
+  outline: 1px dashed #868e96; outline-offset: -1px; }
 .purge-grid-legend { font-size: 0.8rem; color: #444; margin-top: 0.3rem; }
 .purge-grid-legend span { display: inline-block; min-width: 1.2rem; text-align: center; border-radius: 3px; }
 </style>"""
@@ -362,20 +364,35 @@ def request_cost_table(record: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shown_cost_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """request_cost_table as the pages print it: numbers with separators and units, and a cell
+    nothing measured (the full retrain, unless run) says "not run" instead of an empty value."""
+    def number(value, unit: str = "") -> str:
+        if value is None or pd.isna(value):
+            return "not run"
+        return f"{value:,.2f}{unit}" if unit else f"{int(value):,}"
+
+    shown = frame.copy()
+    for column in ("Predicted sample-steps", "Measured sample-steps", "Label forward passes"):
+        shown[column] = [number(v) for v in frame[column]]
+    shown["Seconds"] = [number(v, " s") for v in frame["Seconds"]]
+    return shown
+
+
 def _plus(a: dict, b: dict) -> dict:
     return {k: a.get(k, 0) + b.get(k, 0) for k in ("sample_steps", "label_forwards", "seconds") if k in a or k in b}
 
 
 def _cost_row(title: str, constituents: int, predicted: dict, measured: dict, full_steps: int | None) -> dict:
-    """Speed-up = full retrain's sample-steps / this row's (predicted; measured equals it)."""
+    """Column "Full retrain ÷ this" = full retrain's sample-steps / this row's (predicted; measured equals it)."""
     steps = measured.get("sample_steps")
     planned = int(predicted["sample_steps"])
-    return {"Method": title, "Constituents retrained (teachers + students)": constituents,
+    return {"Method": title, "Constituents retrained": constituents,
             "Predicted sample-steps": planned,
             "Measured sample-steps": None if steps is None else int(steps),
             "Label forward passes": measured.get("label_forwards"),
             "Seconds": measured.get("seconds"),
-            "Speed-up vs full retrain": (f"{full_steps / planned:.1f}x" if full_steps and planned else "–")}
+            "Full retrain ÷ this": (f"{full_steps / planned:.1f}×" if full_steps and planned else "–")}
 
 
 ACCURACY_SETS = (("test", "Test"), ("retained", "Retained train"), ("forgotten", "Forgotten"))

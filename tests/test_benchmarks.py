@@ -110,7 +110,7 @@ def test_bench_throughput_smallest_run_reports_ratios():
 @pytest.mark.slow
 def test_soak_quick_serves_verifies_and_recovers_every_killed_request():
     result = run_script("soak.py", "--quick")
-    assert result["requests_served"] == 8 and result["verified_exact"] == 8
+    assert result["requests_served"] == 6 and result["verified_exact"] == 6
     assert result["inexact"] == 0 and result["lost"] == 0 and result["failures"] == []
     assert result["kills"] >= 1 and len(result["layouts"]) == 2
     assert result["kills"] == (result["recovered_after_kill"] + result["killed_before_journal"]

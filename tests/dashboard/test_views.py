@@ -227,12 +227,22 @@ def test_request_cost_table_puts_measured_beside_predicted(plan):
     purge = table.iloc[1]
     assert purge["Seconds"] == 3.0  # the teacher share plus the student's own
     full = table.iloc[2]
-    assert pd.isna(full["Measured sample-steps"]) and full["Speed-up vs full retrain"] == "1.0x"
-    speedup = float(purge["Speed-up vs full retrain"][:-1])
+    assert pd.isna(full["Measured sample-steps"]) and full["Full retrain ÷ this"] == "1.0×"
+    speedup = float(purge["Full retrain ÷ this"][:-1])
     assert speedup == pytest.approx(full["Predicted sample-steps"] / purge["Predicted sample-steps"], abs=0.05)
     assert speedup > 1
     unmeasured = views.request_cost_table(record_for(plan, [5], measured=False))
     assert unmeasured["Measured sample-steps"].isna().all()
+
+
+def test_the_shown_cost_table_says_not_run_instead_of_an_empty_cell(plan):
+    table = views.request_cost_table(record_for(plan, [int(plan.teacher_shards[0][0][0])]))
+    shown = views.shown_cost_table(table)
+    full = shown.iloc[-1]
+    assert full["Measured sample-steps"] == "not run" and full["Seconds"] == "not run"
+    assert shown.iloc[1]["Seconds"] == "3.00 s"
+    assert shown.iloc[1]["Measured sample-steps"] == f"{int(table.iloc[1]['Measured sample-steps']):,}"
+    assert "None" not in shown.to_string() and "nan" not in shown.to_string()
 
 
 def test_accuracy_membership_and_verdict(plan):
