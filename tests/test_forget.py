@@ -42,7 +42,7 @@ def from_scratch(exp: Experiment, path) -> Experiment:
 KINDS = ["teacher-side", "student-side", "both", "several", "sequential", "empty-slice"]
 
 
-N_CASES = 40  # every kind under both aggregations and both memory layouts
+N_CASES = 24  # each of the 6 kinds under both aggregations and both memory layouts, once
 
 
 def random_case(seed: int):
@@ -87,7 +87,7 @@ def test_after_every_request_each_constituent_equals_a_from_scratch_run(case, tm
     exp.train()
     requests = pick_request(rng, exp.plan, kind)
     for n, ids in enumerate(requests):
-        report = exp.forget(ids)
+        report = exp.forget(ids, score=False)  # scoring is covered below; this test is about the parameters
         assert report.cost_matches_prediction is True
         for role in ("teacher", *METHODS):  # measured work is exactly the predicted work
             assert report.cost[role]["sample_steps"] == report.predicted[role]["sample_steps"], role
