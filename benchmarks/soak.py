@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--layouts", type=int, default=len(LAYOUTS), help=f"how many of the {len(LAYOUTS)} layouts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="folder for the runs (default: the system temp folder)")
-    parser.add_argument("--quick", action="store_true", help="2 layouts, 6 requests, about 3 of them killed: under half a minute")
+    parser.add_argument("--quick", action="store_true", help="2 layouts, 6 requests, about half killed: under 30 s")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples", default=None, help=argparse.SUPPRESS)
