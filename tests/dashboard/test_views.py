@@ -171,7 +171,7 @@ def test_grid_counts_and_empty_cells():
     cells = {("teacher", 0): ["kept", "done"], ("purge", 0): ["pending", "retraining", "done"]}
     assert views.grid_counts(cells)["done"] == 2 and views.grid_counts(cells)["pending"] == 1
     html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 3, ("purge", 1): 3}, cells)
-    assert html.count('data-state="pending"') == 1 + 3  # Student 2 has no events yet: all pending
+    assert html.count('<td data-state="pending"') == 1 + 3  # Student 2 has no events yet: all pending
 
 
 def test_grid_cells_and_table_name_the_worker_of_each_step():
