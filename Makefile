@@ -35,8 +35,12 @@ browser:
 datasets:
 	@sh scripts/ensure-datasets.sh
 
+# Engine and page tests on every core (pytest-xdist, one file per worker at a time, so a file's fixtures
+# stay together); then the real-browser tests alone, so their timings are not measured on a loaded machine.
+TEST_WORKERS ?= auto
 test: lint browser datasets
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

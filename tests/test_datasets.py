@@ -189,7 +189,8 @@ def test_a_forget_request_on_a_snippet_verifies_exactly(tmp_path, capsys):
     sample = int(RunStore(run).read_plan().teacher_shards[1][1][0])  # Teacher 2, slice 2: a teacher-side request
     assert main(["forget", "--run", run, "--samples", str(sample), "--methods", "purge", "--verify", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verification"]["exact"] is True and report["verification"]["forgotten_absent"] is True
+    assert report["verification"]["exact"] is True and report["verification"]["forgotten_absent"] is True, \
+        report["verification"]
 
 
 @pytest.mark.slow

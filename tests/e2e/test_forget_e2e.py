@@ -55,12 +55,16 @@ def test_the_demo_journey_on_the_defaults(page, wait_idle, screenshot_whole_app,
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
     switch_to(page, "Forget", wait_idle)
-    for sample_id in PICKS:  # a click on the image itself ticks it (the mouse, as a user's)
+    for picked, sample_id in enumerate(PICKS, 1):  # a click on the image itself ticks it (the mouse, as a user's)
         image = page.locator('[data-testid="stColumn"]', has=page.locator(f".st-key-pick_{sample_id}")).last \
             .locator("img")
         image.scroll_into_view_if_needed()
         box = image.bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        # the rerun the tick starts may not have begun when the click returns, and it moves the gallery
+        # (the selection line appears): wait for its result before measuring the next image
+        expect(page.locator(f".st-key-pick_{sample_id} input")).to_be_checked()
+        expect(page.get_by_text(f"Selected: {picked}")).to_be_visible(timeout=60_000)
         wait_idle(page)
     expect(page.get_by_text("Selected: 3")).to_be_visible()
     preview = page.locator(".st-key-advantage_preview")
