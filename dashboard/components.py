@@ -33,6 +33,9 @@ GALLERY_CSS = """<style>
 .st-key-sample_grid [data-testid="stCheckbox"] label::after {
   content: ""; position: absolute; inset: 0; z-index: 1; cursor: pointer; }
 .st-key-sample_grid [data-testid="stCheckbox"] label:has(input:disabled)::after { cursor: not-allowed; }
+.st-key-sample_grid [data-testid="stCheckbox"] label * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  overflow-wrap: anywhere; }
 </style>"""
 GALLERY_LEGEND = ("Under each image: #sample id · label · T3/s2 = Teacher 3, slice 2 · S1/c2/s1 = Student 1, "
                   "chunk 2, slice 1 (T – / S –: in no teacher / no student shard).")
