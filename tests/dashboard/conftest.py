@@ -125,3 +125,13 @@ def run_until(at: AppTest, done, limit: float = POLL_LIMIT_S) -> AppTest:
         time.sleep(0.3)
         at.run()
     return at
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test():
+    """Jobs a page test started are cancelled and joined after it: a worker thread left training would
+    share this process (and torch's process-wide thread count) with the tests that follow."""
+    yield
+    from dashboard import state
+
+    state.registry().shutdown()
