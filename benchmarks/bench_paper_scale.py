@@ -10,7 +10,7 @@ and records the wall seconds of each command, the engine's measured cost per rol
 method and the verification verdict. The forgotten sample is drawn (seeded) from the samples that sit in a
 teacher shard and in no student chunk: the paper's teacher-side case. The run directory is deleted after.
 
-    .venv/bin/python benchmarks/bench_paper_scale.py                 # ~15-25 min on 2 CPU cores
+    .venv/bin/python benchmarks/bench_paper_scale.py                 # train alone: 33 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_paper_scale.py --affected-only # verify retrains only what changed
     .venv/bin/python benchmarks/bench_paper_scale.py --quick --json  # the same commands on a small digits layout
 """
