@@ -8,7 +8,8 @@ Runs exactly the commands a user types (each with --json, read back here):
 
 and records the wall seconds of each command, the engine's measured cost per role, the test accuracy per
 method and the verification verdict. The forgotten sample is drawn (seeded) from the samples that sit in a
-teacher shard and in no student chunk: the paper's teacher-side case. The run directory is deleted after.
+teacher shard and in no student chunk: the paper's teacher-side case. The run directory is deleted after
+(unless --keep names one).
 
     .venv/bin/python benchmarks/bench_paper_scale.py                 # train alone: 33 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_paper_scale.py --affected-only # verify retrains only what changed
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--affected-only", action="store_true",
                         help="verify retrains only the affected constituents (default: the whole pipeline)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout (text to stderr)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="train into this run directory and keep it (default: a temporary one, deleted after)")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the result as JSON here (default: assets/bench_paper_scale.json, "
                              "not written with --quick)")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     say(header_line(info), args.json)
     layout = QUICK if args.quick else PAPER
     root = Path(tempfile.mkdtemp(prefix="bench-paper-scale-"))
-    run_dir = root / "run"
+    run_dir = args.keep or root / "run"
     try:
         trained, train_s = cli(["train", *layout, "--run", str(run_dir)])
         say(f"train {' '.join(layout)}: {train_s:.1f} s wall", args.json)
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         verification = forgot["verification"]
         say(f"forget #{sample} with {' '.join(verify_flags)}: {forget_s:.1f} s wall; exact {verification['exact']}, "
             f"forgotten absent {verification['forgotten_absent']}, cost matches prediction "
-            f"{verification['cost_matches_prediction']}", args.json)
+            f"{verification['cost_matches_prediction']}; the verification itself {verification['seconds']:.1f} s",
+            args.json)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result = {

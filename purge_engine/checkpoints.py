@@ -93,6 +93,19 @@ def repair_hint(stem: Path) -> str:
 
 def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint whose sidecar matches `expect` field by field; CheckpointError otherwise."""
+    checked_sidecar(stem, expect)
+    path = stem.with_suffix(TENSORS_SUFFIX)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {stem.parent.name}/{stem.name}: {path} cannot be read: {err}"
+                              f"{repair_hint(stem)}") from None
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def checked_sidecar(stem: Path, expect: dict) -> dict:
+    """The sidecar of a checkpoint that matches `expect` field by field and whose tensor file hashes
+    to the sidecar's file_sha256; CheckpointError naming what is wrong otherwise."""
     name = f"checkpoint {stem.parent.name}/{stem.name}"
     try:
         meta = read_sidecar(stem)
@@ -109,8 +122,4 @@ def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str,
     if file_hash(path) != meta["file_sha256"]:
         raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)"
                               f"{repair_hint(stem)}")
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{name}: {path} cannot be read: {err}{repair_hint(stem)}") from None
-    return {k: v.to(device) for k, v in tensors.items()}
+    return meta

@@ -97,12 +97,26 @@ def _check_teachers(run) -> list[str]:
     return roles
 
 
+def test_set(bundle):
+    """The test split as an evaluation set (its outputs are cached per constituent: outputs.py)."""
+    from purge_engine.outputs import EvalSet
+
+    return EvalSet("test", bundle.test_x, f"test-{bundle.test_x.shape[0]}")
+
+
 def _evaluate_roles(run, roles, inputs, labels) -> dict:
+    from purge_engine.outputs import OutputsCache
+
+    cache, cached = OutputsCache(run), inputs is None  # the test split: read from and kept in the cache
     inputs = run.bundle.test_x if inputs is None else inputs
     labels = run.bundle.test_y if labels is None else labels
     accuracy, constituents = {}, {}
     for role in roles:
-        probs = constituent_probs(run, role, inputs)
+        if cached:
+            probs = cache.role_outputs(role, [test_set(run.bundle)])["test"]
+        else:
+            probs = constituent_probs(run, role, inputs)
         accuracy[role] = accuracy_of(ensemble_predict(live_probs(run, probs, role), run.config.aggregation), labels)
         constituents[role] = [accuracy_of(p.argmax(1), labels) for p in probs]
+    cache.commit()
     return {"accuracy": accuracy, "constituents": constituents, "samples": int(labels.numel())}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax
+from purge_engine.files import hash_ids
 from purge_engine.plan import METHODS
 from purge_engine.seeding import seed_for
 
@@ -33,9 +34,16 @@ ROLES = ("teacher", *METHODS)
 
 @dataclass(frozen=True)
 class SampleSets:
-    """Inputs and labels of the sets a request is scored on, by name."""
+    """Inputs and labels of the sets a request is scored on, by name, and what names each set's
+    samples (the hash of its ids; the test split: its size) for the outputs cache."""
 
     sets: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ids: dict[str, str]
+
+    def eval_sets(self) -> list:
+        from purge_engine.outputs import EvalSet
+
+        return [EvalSet(name, x, self.ids[name]) for name, (x, _) in self.sets.items()]
 
 
 # -- which samples -------------------------------------------------------------------------------
@@ -63,11 +71,12 @@ def member_ids(plan, role: str, forgotten: list[int], seed: int) -> np.ndarray:
 def sample_sets(bundle, plan, forgotten: list[int], seed: int, role: str | None = None) -> SampleSets:
     """"test" split, a seeded subsample of "retained" train samples, the "forgotten" samples; with a
     role, also that role's "members" (member_ids)."""
-    sets = {"test": (bundle.test_x, bundle.test_y), "retained": bundle.take(retained_ids(plan, forgotten, seed)),
-            "forgotten": bundle.take(np.asarray(forgotten, dtype=np.int64))}
+    chosen = {"retained": retained_ids(plan, forgotten, seed), "forgotten": np.asarray(forgotten, dtype=np.int64)}
     if role is not None:
-        sets["members"] = bundle.take(member_ids(plan, role, forgotten, seed))
-    return SampleSets(sets)
+        chosen["members"] = member_ids(plan, role, forgotten, seed)
+    sets = {"test": (bundle.test_x, bundle.test_y), **{name: bundle.take(ids) for name, ids in chosen.items()}}
+    names = {"test": f"test-{bundle.test_x.shape[0]}", **{name: hash_ids(ids) for name, ids in chosen.items()}}
+    return SampleSets(sets, names)
 
 
 # -- the attack's statistics ---------------------------------------------------------------------
@@ -151,26 +160,25 @@ def score_role(probs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], 
 
 def score(run, roles, forgotten: list[int], constituents: dict | None = None) -> tuple[dict, dict]:
     """Accuracy on test / retained / forgotten samples (by the run's aggregation, as evaluate) and
-    the membership check on the role's own training samples, per role. Each constituent makes one
-    forward pass over all the sets together. constituents: a dict filled, when given, with what each
-    constituent itself predicts ("role-c" -> constituent_outputs), from the same forward passes."""
-    from purge_engine.evaluate import constituent_probs, live_probs
+    the membership check on the role's own training samples, per role. Each constituent's outputs
+    on each set come from the outputs cache while its checkpoint is unchanged (outputs.py).
+    constituents: a dict filled, when given, with what each constituent itself predicts
+    ("role-c" -> constituent_outputs), from the same outputs."""
+    from purge_engine.evaluate import live_probs
+    from purge_engine.outputs import OutputsCache
 
-    accuracy, membership = {}, {}
+    accuracy, membership, cache = {}, {}, OutputsCache(run)
     for role in roles:
-        sets = sample_sets(run.bundle, run.plan, forgotten, run.config.seed, role).sets
-        sizes = [int(y.shape[0]) for _, y in sets.values()]
-        every = constituent_probs(run, role, torch.cat([x for x, _ in sets.values()]))
-        probs = live_probs(run, every, role)
-        labels = {name: y for name, (_, y) in sets.items()}
+        chosen = sample_sets(run.bundle, run.plan, forgotten, run.config.seed, role)
+        every = cache.role_outputs(role, chosen.eval_sets())  # set -> per constituent (n, classes)
+        labels = {name: y for name, (_, y) in chosen.sets.items()}
         accuracy[role], membership[role] = score_role(
-            dict(zip(sets, probs.split(sizes, dim=1), strict=True)), labels,
+            {name: live_probs(run, every[name], role) for name in chosen.sets}, labels,
             run.config.aggregation, run.config.seed, role)
         if constituents is not None:
-            for c, p in enumerate(every):
-                parts = dict(zip(sets, p.split(sizes), strict=True))
-                constituents[f"{role}-{c}"] = constituent_outputs(parts["test"], labels["test"], parts["forgotten"],
-                                                                  labels["forgotten"])
+            for c, (test, gone) in enumerate(zip(every["test"], every["forgotten"], strict=True)):
+                constituents[f"{role}-{c}"] = constituent_outputs(test, labels["test"], gone, labels["forgotten"])
+    cache.commit()
     return accuracy, membership
 
 

@@ -1,0 +1,90 @@
+"""outputs.py: each constituent's outputs on an evaluation set are cached by its checkpoint, reused
+while the checkpoint is unchanged, recomputed when it changes, and never stand in for a damaged one."""
+
+import shutil
+
+import pytest
+import torch
+
+import purge_engine.training as training
+from purge_engine.checkpoints import CheckpointError
+from purge_engine.constituents import ROLES
+from purge_engine.experiment import Experiment
+from purge_engine.outputs import OUTPUTS_DIR
+from tests.conftest import copy_of, snapshot
+
+
+@pytest.fixture(scope="module")
+def trained(train_once, tiny_config):
+    return train_once(tiny_config)
+
+
+@pytest.fixture
+def forward_passes(monkeypatch):
+    """How many times a constituent made a forward pass over an evaluation set."""
+    calls = []
+    real = training.predict_proba
+
+    def counted(model, inputs, *args, **kwargs):
+        calls.append(int(inputs.shape[0]))
+        return real(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(training, "predict_proba", counted)
+    return calls
+
+
+def constituent_count(exp) -> int:
+    return len(exp.constituents([role for role in ROLES if role in exp.trained_roles()]))
+
+
+def test_a_second_evaluation_reads_every_output_from_the_cache_and_answers_the_same(trained, tmp_path,
+                                                                                     forward_passes):
+    exp = copy_of(trained, tmp_path / "run")
+    shutil.rmtree(exp.store.root / OUTPUTS_DIR, ignore_errors=True)
+    first = exp.evaluate()
+    assert len(forward_passes) == constituent_count(exp)
+    forward_passes.clear()
+    before = snapshot(exp.store.root)
+    again = Experiment.open(exp.store.root).evaluate()
+    assert forward_passes == [] and again == first
+    assert snapshot(exp.store.root) == before  # a cached evaluation writes nothing
+
+
+def test_after_a_request_only_the_retrained_constituents_are_evaluated_again(disjoint_run, tmp_path,
+                                                                             forward_passes):
+    exp = copy_of(disjoint_run, tmp_path / "run")
+    exp.evaluate()  # the test split is cached for every constituent
+    forward_passes.clear()
+    report = exp.forget([int(exp.plan.teacher_shards[2][0][0])])
+    retrained = sum(len(steps) for steps in report.retrained.values())
+    every = constituent_count(exp)
+    assert 0 < retrained < every
+    # before: retained, forgotten, members for every constituent (the test split is cached);
+    # after: all four sets for each retrained constituent, nothing for the others
+    assert len(forward_passes) == 3 * every + 4 * retrained
+    forward_passes.clear()
+    cached = exp.evaluate()
+    assert forward_passes == []
+    shutil.rmtree(exp.store.root / OUTPUTS_DIR)
+    assert Experiment.open(exp.store.root).evaluate() == cached  # what the cache held equals a fresh pass
+
+
+def test_a_damaged_checkpoint_is_refused_though_its_outputs_are_cached(trained, tmp_path):
+    exp = copy_of(trained, tmp_path / "run")
+    exp.evaluate()
+    target = exp.store.checkpoint_stem("teacher", 1, exp.job("teacher", 1).steps[-1].step).with_suffix(".safetensors")
+    target.write_bytes(target.read_bytes()[:-100] + b"\0" * 100)
+    with pytest.raises(CheckpointError, match=r"teacher-1/step-\d+.*corrupted"):
+        Experiment.open(exp.store.root).evaluate()
+
+
+def test_an_entry_from_another_environment_is_computed_again(trained, tmp_path, forward_passes):
+    exp = copy_of(trained, tmp_path / "run")
+    exp.evaluate()
+    forward_passes.clear()
+    exp.apply_threads = lambda: torch.set_num_threads(2)  # the same parameters, another thread count
+    try:
+        exp.evaluate()
+    finally:
+        torch.set_num_threads(1)
+    assert len(forward_passes) == constituent_count(exp)
