@@ -135,10 +135,11 @@ def cost_table(cost: dict, form: str = "ensemble") -> pd.DataFrame:
 
 def storage_text(storage: dict) -> str:
     """The Setup page's sentence on a layout's storage, from `storage_estimate(config, plan)` (bytes)."""
-    return (f"Checkpoint storage when fully trained: **{human_bytes(storage['total_bytes'])}** "
+    return (f"Storage when fully trained: **{human_bytes(storage['total_bytes'])}** "
             f"({storage['checkpoints']:,} checkpoints: teachers {human_bytes(storage['teacher_checkpoints'])}, "
             f"students of the three methods {human_bytes(storage['student_checkpoints'])}; cached soft labels "
-            f"{human_bytes(storage['soft_labels'])}). Every slice step keeps its checkpoint, so a forget "
+            f"{human_bytes(storage['soft_labels'])}; cached test outputs {human_bytes(storage['outputs'])}). "
+            "Every slice step keeps its checkpoint, so a forget "
             "request restarts from the one before the first affected step.")
 
 

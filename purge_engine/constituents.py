@@ -133,3 +133,32 @@ class Chains:
                                  ids=hash_ids(ids), epochs=epochs, labels=list(labels), parent=parent)
             steps.append(StepSpec(m, ids, epochs, parent, labels))
         return tuple(steps)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of a student chain's steps [first, end) that needs no teacher beyond `teachers` (all the
+    teachers its steps' labels come from, earlier segments' included): the unit a task farm schedules,
+    so a student's first chunk trains as soon as its first teacher is done."""
+
+    first: int
+    end: int
+    teachers: tuple[int, ...]
+
+
+def segments(plan: Plan, method: str, student_id: int) -> tuple[Segment, ...]:
+    """A student chain cut where its steps start to need a teacher no earlier step needed: PURGE and
+    single-teacher at every chunk (chunk c brings its teacher), the baseline not at all (every
+    teacher labels its first chunk already). Teachers emptied by forgetting label nothing and are no
+    dependency."""
+    cuts: list[Segment] = []
+    needed: set[int] = set()
+    for m in range(plan.student_steps(student_id)):
+        chunk, _ = plan.chunk_and_slice(m)
+        new = set(plan.labelling_teachers(method, student_id, chunk)) - needed
+        if new or not cuts:
+            needed |= new
+            cuts.append(Segment(m, m + 1, tuple(sorted(needed))))
+        else:
+            cuts[-1] = Segment(cuts[-1].first, m + 1, cuts[-1].teachers)
+    return tuple(cuts)

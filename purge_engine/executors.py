@@ -51,18 +51,21 @@ class LocalExecutor:
 
 
 def train_chain(run, role: str, constituent: int, on_event: EventCallback, should_stop: Callable[[], bool],
-                labels: LabelCache | None = None, job: ConstituentJob | None = None) -> Cost:
+                labels: LabelCache | None = None, job: ConstituentJob | None = None,
+                part: tuple[int, int] | None = None) -> Cost:
     """Bring one constituent's chain up to date; a student's label forwards are counted in `labels`.
-    job: a chain other than the plan's whole one (check.py rebuilds a damaged run a step at a time)."""
+    job: a chain other than the plan's whole one (check.py rebuilds a damaged run a step at a time);
+    part: only steps [first, end) of it (a segment: constituents.segments)."""
     config, job = run.config, job or run.job(role, constituent)
     if role == "teacher":
         return train_constituent(job, run.store, lambda: run.new_teacher(constituent),
                                  teacher_step_data(run), teacher_loss, config.batch_size, config.teacher_lr,
-                                 config.seed, run.device, on_event, should_stop)
+                                 config.seed, run.device, on_event, should_stop, part)
     return train_constituent(job, run.store, lambda: run.new_student(constituent),
                              student_step_data(run, role, constituent, labels), student_loss(config.temperature,
                                                                                               config.alpha),
-                             config.batch_size, config.student_lr, config.seed, run.device, on_event, should_stop)
+                             config.batch_size, config.student_lr, config.seed, run.device, on_event, should_stop,
+                             part)
 
 
 def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None):

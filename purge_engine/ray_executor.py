@@ -1,9 +1,11 @@
 """RayExecutor: constituent chains as Ray core tasks, on every core of one machine or on a cluster (section 12).
 
 Constituents share nothing but their teachers' outputs, so this is a task farm: one idempotent task
-per (role, constituent) chain. Teacher tasks run first; a student task takes the teachers it is
-labelled by as dependencies (PURGE and single-teacher: its mapped group; the baseline: every teacher),
-so a PURGE student starts as soon as its own teachers are done. Workers read their start checkpoint
+per teacher chain, and per segment of a student chain (constituents.segments: the steps that need no
+new teacher). Teacher tasks are submitted first; a student segment's task takes the previous segment
+and the teachers its labels need as dependencies, so a PURGE student's first chunk trains as soon
+as its first mapped teacher is done, while the baseline (every teacher labels its first chunk)
+waits for the whole ensemble. Workers read their start checkpoint
 and write their step checkpoints (tensors first, sidecar last) into the run directory, which must be
 on storage every node sees; the driver alone writes the config, the plan and the ledger. A task is
 idempotent by content key, so a retried task (a lost worker, `max_retries`) reuses every step already
@@ -25,6 +27,7 @@ from dataclasses import asdict
 
 import ray
 
+from purge_engine.constituents import segments
 from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent
 from purge_engine.executors import LOOP_PATH, label_cache, train_chain
 from purge_engine.training import Cost
@@ -77,9 +80,11 @@ def _worker_run(root: str, config, plan, bundle, request_id):
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, control, token: str,
-               torch_version: str, *teachers_done) -> dict:
-    """Train one (role, constituent) chain in a worker; returns its measured cost and where it ran."""
+def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, part, control,
+               token: str, torch_version: str, *done_before) -> dict:
+    """Train one (role, constituent) chain, or the part [first, end) of its steps, in a worker; returns
+    its measured cost and where it ran. done_before: the tasks it waits for (the teachers its labels
+    need, the chain's previous part), resolved by Ray before it starts."""
     started = time.perf_counter()
     import torch
 
@@ -99,12 +104,13 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
         return os.path.exists(_stop_path(root, token))
 
     labels = None if role == "teacher" else label_cache(run, on_event)
-    cost = train_chain(run, role, constituent, on_event, should_stop, labels)
+    cost = train_chain(run, role, constituent, on_event, should_stop, labels, part=part)
     if labels is not None:
         cost.label_forwards += labels.label_forwards  # their seconds are inside the steps' already
     # Where a task's time goes: set-up (imports on a fresh worker, the run) apart from its chain.
     timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
-    return {"role": role, "constituent": constituent, "cost": cost.to_dict(), "worker": worker, "timing": timing}
+    return {"role": role, "constituent": constituent, "part": part, "cost": cost.to_dict(), "worker": worker,
+            "timing": timing}
 
 
 _EVENTS = {"StepEvent": StepEvent, "LabelEvent": LabelEvent, "PhaseEvent": PhaseEvent}
@@ -178,17 +184,26 @@ class RayExecutor:
         shared = (root, run.config, run.plan, ray.put(run.bundle.to("cpu")), run.request_id)
         options = {"num_cpus": 1, "num_gpus": 0 if run.device.type == "cpu" else 1 / max(1, self.workers)}
         on_event(PhaseEvent("phase", "teachers"))
-        teachers = [chain_task.options(**options).remote(*shared, "teacher", i, control, token, torch.__version__)
-                    for i in range(run.config.n_teachers)]
-        students = [chain_task.options(**options).remote(*shared, m, k, control, token, torch.__version__,
-                                                         *[teachers[t] for t in _labelled_by(run.plan, m, k)])
-                    for m in methods for k in range(run.config.n_students)]
+        def task(role, constituent, part, *done_before):
+            return chain_task.options(**options).remote(*shared, role, constituent, part, control, token,
+                                                        torch.__version__, *done_before)
+
+        teachers = [task("teacher", i, None) for i in range(run.config.n_teachers)]
+        students = []
+        for m in methods:
+            for k in range(run.config.n_students):
+                previous = ()  # each segment of the chain waits for the one before and for its new teachers
+                for segment in segments(run.plan, m, k):
+                    previous = (task(m, k, (segment.first, segment.end), *previous,
+                                     *[teachers[t] for t in segment.teachers]),)
+                    students.append(previous[0])
         try:
             results = self._wait(teachers + students, control, _stop_path(root, token), on_event, should_stop)
         finally:
             if os.path.exists(_stop_path(root, token)):
                 os.remove(_stop_path(root, token))
-        self.timings = [{"role": r["role"], "constituent": r["constituent"], **r["timing"]} for r in results]
+        self.timings = [{"role": r["role"], "constituent": r["constituent"], "part": r["part"], **r["timing"]}
+                        for r in results]
         return _costs(results, methods)
 
     def _wait(self, refs, control, stop_path: str, on_event: EventCallback,
@@ -234,13 +249,6 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as err:
         raise ValueError(f"ray_address: got {address!r}, but no Ray cluster answers there ({err}); start one with "
                          "`ray start --head` or leave --ray-address out to start a local one") from None
-
-
-def _labelled_by(plan, method: str, student_id: int) -> list[int]:
-    """Teachers whose outputs a student's labels need (its dependencies)."""
-    if method == "baseline":
-        return list(range(plan.n_teachers))
-    return list(plan.mapping[student_id])
 
 
 def _costs(results: list[dict], methods) -> dict[str, Cost]:

@@ -1,9 +1,11 @@
-"""What a run directory will hold on disk: checkpoints and cached soft labels (DESIGN section 8).
+"""What a run directory will hold on disk: checkpoints, cached soft labels and the outputs cache
+(DESIGN section 8).
 
 One checkpoint per slice step of every constituent (teachers and each student method), each the
 model's float32 parameters plus a small JSON sidecar; soft labels as float32 (samples, classes) per
 student slice, method and labelling teacher (each teacher's outputs are cached apart, section 4.5).
-Counted from the plan, before anything is trained.
+The outputs cache (outputs.py) holds, after the first evaluation, every constituent's float32 softmax
+on the test split. Counted from the plan, before anything is trained.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from purge_engine.specs import DATASETS
 FLOAT_BYTES = 4
 SIDECAR_BYTES = 1500  # a JSON sidecar: keys, hashes, environment (measured on the default run: ~1.2-1.4 kB)
 SAFETENSORS_HEADER_BYTES = 96  # the JSON header of a one-tensor safetensors file
+OUTPUTS_HEADER_BYTES = 350  # an outputs-cache file's header: its tensor layout and metadata (keys, hashes)
 
 
 @lru_cache(maxsize=32)
@@ -29,8 +32,8 @@ def parameter_count(model: str, dataset: str) -> int:
 
 
 def storage_estimate(config: PurgeConfig, plan: Plan, methods=METHODS) -> dict:
-    """Bytes a fully trained run needs: {"teacher_checkpoints", "student_checkpoints", "soft_labels",
-    "checkpoints", "total_bytes"} (checkpoints: the count of files pairs)."""
+    """Bytes a fully trained and evaluated run needs: {"teacher_checkpoints", "student_checkpoints",
+    "soft_labels", "outputs", "checkpoints", "total_bytes"} (checkpoints: the count of files pairs)."""
     teacher_params = parameter_count(config.teacher_arch, config.dataset)
     student_params = parameter_count(config.student_arch, config.dataset)
     teacher_files = plan.n_teachers * plan.teacher_slices
@@ -38,13 +41,17 @@ def storage_estimate(config: PurgeConfig, plan: Plan, methods=METHODS) -> dict:
     label_files = [(plan.student_shards[k][c][j].size, len(plan.labelling_teachers(m, k, c)))
                    for m in methods for k in range(plan.n_students) for c in range(plan.n_chunks(k))
                    for j in range(plan.student_slices)]
-    label_values = sum(n * teachers for n, teachers in label_files) * DATASETS[config.dataset].n_classes
+    spec = DATASETS[config.dataset]
+    label_values = sum(n * teachers for n, teachers in label_files) * spec.n_classes
     label_headers = sum(teachers for _, teachers in label_files) * SAFETENSORS_HEADER_BYTES
     sizes = {
         "teacher_checkpoints": teacher_files * (teacher_params * FLOAT_BYTES + SIDECAR_BYTES),
         "student_checkpoints": student_files * (student_params * FLOAT_BYTES + SIDECAR_BYTES),
         "soft_labels": label_values * FLOAT_BYTES + label_headers,
+        "outputs": (plan.n_teachers + len(methods) * plan.n_students)
+        * (spec.n_test * spec.n_classes * FLOAT_BYTES + OUTPUTS_HEADER_BYTES),
         "checkpoints": teacher_files + student_files,
     }
-    sizes["total_bytes"] = sizes["teacher_checkpoints"] + sizes["student_checkpoints"] + sizes["soft_labels"]
+    sizes["total_bytes"] = sum(sizes[part] for part in ("teacher_checkpoints", "student_checkpoints", "soft_labels",
+                                                        "outputs"))
     return sizes

@@ -104,21 +104,27 @@ def reusable_steps(store: RunStore, job: ConstituentJob) -> int:
 def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[[], nn.Module],
                       step_data: Callable[[StepSpec], tuple[torch.Tensor, tuple[torch.Tensor, ...]]],
                       loss_fn, batch_size: int, lr: float, seed: int, device: torch.device,
-                      on_event: EventCallback, should_stop: Callable[[], bool]) -> Cost:
+                      on_event: EventCallback, should_stop: Callable[[], bool],
+                      part: tuple[int, int] | None = None) -> Cost:
     """Bring one constituent up to date with the plan: reuse matching checkpoints, restore the last
-    one, retrain the rest step by step. Returns the measured cost of what was trained."""
+    one, retrain the rest step by step. Returns the measured cost of what was trained.
+    part: (first, end), bring only steps [first, end) up to date, the steps before them being current
+    already (a task farm's segment of a student chain: constituents.segments); events name only
+    the part's own steps."""
     cost = Cost()
     n_steps = len(job.steps)
+    first, end = part or (0, n_steps)
     done = reusable_steps(store, job)
-    for m in range(done):
+    for m in range(first, min(done, end)):
         on_event(StepEvent("reused", job.role, job.constituent, m, n_steps, job.steps[m].ids.size, job.steps[m].epochs))
-    if done == n_steps:
+    if done >= end:
         return cost
     model = new_model().to(device)
     if done:
         _restore(model, store, job, done - 1, device)
-        on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
-    for spec in job.steps[done:]:
+        if done - 1 >= first:  # an earlier part's last step was reported by the task that trained it
+            on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
+    for spec in job.steps[done:end]:
         if should_stop():
             raise Cancelled(f"cancelled before {job.role} {job.constituent} step {spec.step}")
         cost.add(_train_and_save(model, job, spec, store, step_data, loss_fn, batch_size, lr, seed, on_event))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from purge_engine.config import PurgeConfig
-from purge_engine.constituents import ROLES, Chains, check_methods, count, side_of
+from purge_engine.constituents import ROLES, Chains, Segment, check_methods, count, segments, side_of
 from purge_engine.plan import METHODS, make_plan
 
 CONFIG = PurgeConfig(n_teachers=6, n_students=2, teacher_slices=2, student_slices=2)
@@ -59,3 +59,24 @@ def test_keys_depend_on_the_seed_and_the_config_fingerprint(plan):
     assert Chains(CONFIG.replace(seed=1), plan).final_key("teacher", 0) != base
     assert Chains(CONFIG.replace(teacher_lr=1e-3), plan).final_key("teacher", 0) != base
     assert Chains(CONFIG.replace(aggregation="vote"), plan).final_key("teacher", 0) == base  # not trained on
+
+
+def test_a_student_chain_is_cut_where_its_steps_first_need_a_new_teacher(plan):
+    steps, per_chunk = plan.student_steps(0), plan.student_slices
+    group = plan.mapping[0]
+    purge = segments(plan, "purge", 0)
+    assert purge == tuple(Segment(c * per_chunk, (c + 1) * per_chunk, tuple(sorted(group[:c + 1])))
+                          for c in range(plan.n_chunks(0)))
+    single = segments(plan, "single_teacher", 0)
+    assert [(s.first, s.end) for s in single] == [(s.first, s.end) for s in purge]
+    assert single[0].teachers == (group[0],) and single[-1].teachers == tuple(sorted(group))
+    assert segments(plan, "baseline", 0) == (Segment(0, steps, tuple(range(plan.n_teachers))),)
+
+
+def test_an_emptied_teacher_is_no_segments_dependency(plan):
+    group = plan.mapping[1]
+    reduced = plan.without(plan.teacher_shard(group[0]).tolist())
+    cut = segments(reduced, "purge", 1)
+    assert all(group[0] not in s.teachers for s in cut)
+    assert cut[0].first == 0 and cut[-1].end == reduced.student_steps(1)
+    assert all(a.end == b.first for a, b in zip(cut, cut[1:], strict=False))  # the parts tile the chain

@@ -21,6 +21,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")  # pinned in requirements.txt: present wherever `make test` ran
 
 from purge_engine.config import PurgeConfig  # noqa: E402
+from purge_engine.constituents import segments  # noqa: E402
 from purge_engine.experiment import Experiment  # noqa: E402
 from purge_engine.plan import METHODS  # noqa: E402
 from tests.conftest import copy_of  # noqa: E402
@@ -85,6 +86,12 @@ def test_a_run_trained_on_two_nodes_equals_the_in_process_run_with_a_worker_kill
     assert {e.worker.split(":")[0] for e in events if getattr(e, "worker", "")}  # workers named themselves
     assert exp.param_hashes(ROLES) == local_run.param_hashes(ROLES)  # every constituent, bit for bit
     assert exp.store.read_environment()["executor"] == "ray"
+    # a task per teacher and per segment of each student chain; each student step trained once, by one of them
+    parts = sum(len(segments(exp.plan, m, k)) for m in METHODS for k in range(exp.plan.n_students))
+    assert len(exp.executor.timings) == exp.plan.n_teachers + parts > exp.plan.n_teachers + len(METHODS) * 2
+    student_steps = [(e.role, e.constituent, e.step) for e in events if e.kind == "trained" and e.role != "teacher"]
+    assert len(student_steps) == len(set(student_steps)) == sum(
+        exp.plan.student_steps(k) for k in range(exp.plan.n_students)) * len(METHODS)
 
 
 def test_forget_and_verify_through_ray_are_exact_and_keep_the_ledger(cluster, local_run, tmp_path):

@@ -14,3 +14,6 @@ def test_estimate_matches_the_files_a_run_writes(tmp_path, tiny_config):
     assert abs(written - estimate["teacher_checkpoints"] - estimate["student_checkpoints"]) < 0.05 * written
     labels = sum(p.stat().st_size for p in (tmp_path / "run" / "soft_labels").rglob("*.safetensors"))
     assert 0.9 * estimate["soft_labels"] <= labels <= 1.2 * estimate["soft_labels"]
+    exp.evaluate()
+    outputs = sum(p.stat().st_size for p in (tmp_path / "run" / "outputs").rglob("*.safetensors"))
+    assert 0.9 * estimate["outputs"] <= outputs <= 1.1 * estimate["outputs"]

@@ -152,3 +152,24 @@ def test_a_methods_seconds_are_its_steps_seconds_with_labels_counted_once(tiny_c
         labels = sum(e.seconds for e in events if getattr(e, "kind", "") == "labelled" and
                      getattr(e, "method", None) == role)
         assert labels <= costs[role].seconds  # inside it, not added to it
+
+
+def test_a_chain_trained_in_parts_equals_it_trained_whole_and_reports_each_step_once(trained, tmp_path):
+    from purge_engine.constituents import segments
+    from purge_engine.executors import label_cache, train_chain
+
+    exp = Experiment.open(shutil.copytree(trained[0].store.root, tmp_path / "run"))
+    final = exp.job("purge", 1).steps[-1].step
+    whole = exp.parameters("purge", 1)
+    for m in range(final + 1):  # only the teachers stay current
+        for suffix in (".json", ".safetensors"):
+            exp.store.checkpoint_stem("purge", 1, m).with_suffix(suffix).unlink()
+    events = []
+    parts = segments(exp.plan, "purge", 1)
+    assert len(parts) > 1
+    for part in parts:
+        train_chain(exp, "purge", 1, events.append, lambda: False, label_cache(exp, lambda e: None),
+                    part=(part.first, part.end))
+    steps = [e for e in events if isinstance(e, StepEvent) and e.kind != "training"]
+    assert [e.step for e in steps] == list(range(final + 1)) and {e.kind for e in steps} == {"trained"}
+    assert_same({("purge", 1): whole}, {("purge", 1): exp.parameters("purge", 1)})
