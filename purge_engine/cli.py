@@ -14,7 +14,7 @@ from dataclasses import fields
 
 from purge_engine import theory
 from purge_engine.advantage import advantage, request_side, why
-from purge_engine.config import PurgeConfig, allowed_text, field_help
+from purge_engine.config import EXECUTORS, LANE_LIMIT, PurgeConfig, allowed_text, field_help
 from purge_engine.events import Event, StepEvent
 from purge_engine.files import CheckpointError
 from purge_engine.plan import (
@@ -240,8 +240,12 @@ def add_wait_flag(parser: argparse.ArgumentParser) -> None:
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     add_wait_flag(parser)
     group = parser.add_argument_group("execution (not part of the run's identity)")
-    group.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="local: chains one after another in this process (default); ray: one Ray task per chain")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: chains one after another in this process (default); ray: one Ray task per chain; "
+                            "lanes: W chains at once as lanes of one batched model (the GPU path)")
+    group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
+                       help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: 8 on CPU, 32 on a "
+                            "GPU); part of the execution path: retrain and verify with the same W")
     group.add_argument("--ray-address", default=None,
                        help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")
     group.add_argument("--workers", type=_flag_type("workers", int, "an integer of at least 1"), default=None,
@@ -255,7 +259,10 @@ def _executor(args: argparse.Namespace):
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
-    executor = make_executor(args.executor, args.ray_address, args.workers)
+    if args.lanes is not None and args.executor != "lanes":
+        raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes only "
+                         f"(the executor is {args.executor})")
+    executor = make_executor(args.executor, args.ray_address, args.workers, args.lanes)
     getattr(executor, "connect", lambda: None)()
     return executor
 

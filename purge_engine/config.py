@@ -21,6 +21,9 @@ DEVICES = ("auto", "cpu", "cuda")
 AUTO_MODEL = "auto"
 USER_NAME = "user:<hash>"  # how messages name an imported dataset (userdata.py)
 MAX_THREADS = 256
+# How a run is executed: chosen per command, never part of the fingerprint (executors.py, lanes.py).
+EXECUTORS = ("local", "ray", "lanes")
+LANE_LIMIT = 256  # lanes in one group: beyond this a tiny model's group is no faster, only bigger
 
 # Fields that say where things live or how predictions are combined, not what is trained:
 # left out of the fingerprint, so checkpoints stay valid when they change.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from purge_engine.config import EXECUTORS
 from purge_engine.constituents import ConstituentJob, StepSpec
 from purge_engine.events import EventCallback, PhaseEvent
 from purge_engine.soft_labels import LabelCache
@@ -68,16 +69,21 @@ def train_chain(run, role: str, constituent: int, on_event: EventCallback, shoul
                              part)
 
 
-def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None):
-    """The executor a CLI flag or a dashboard choice names: "local" (default) or "ray".
-    Ray is imported only when asked for."""
+def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None,
+                  lanes: int | None = None):
+    """The executor a CLI flag or a dashboard choice names: "local" (default), "ray" or "lanes" (W =
+    `lanes`, None: chosen for the device). Ray is imported only when asked for."""
     if name == "local":
         return LocalExecutor()
     if name == "ray":
         from purge_engine.ray_executor import RayExecutor
 
         return RayExecutor(address=ray_address, workers=workers)
-    raise ValueError(f"executor: got {name!r}, must be one of local, ray")
+    if name == "lanes":
+        from purge_engine.lanes import LanesExecutor
+
+        return LanesExecutor(lanes)
+    raise ValueError(f"executor: got {name!r}, must be one of {', '.join(EXECUTORS)}")
 
 
 def label_cache(run, on_event: EventCallback) -> LabelCache:

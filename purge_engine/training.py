@@ -121,7 +121,7 @@ def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[
         return cost
     model = new_model().to(device)
     if done:
-        _restore(model, store, job, done - 1, device)
+        restore_step(model, store, job, done - 1, device)
         if done - 1 >= first:  # an earlier part's last step was reported by the task that trained it
             on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
     for spec in job.steps[done:end]:
@@ -131,7 +131,7 @@ def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[
     return cost
 
 
-def _restore(model: nn.Module, store: RunStore, job: ConstituentJob, step: int, device: torch.device) -> None:
+def restore_step(model: nn.Module, store: RunStore, job: ConstituentJob, step: int, device: torch.device) -> None:
     expect = {"role": job.role, "constituent": job.constituent, "step": step, "key": job.steps[step].key}
     model.load_state_dict(load_checkpoint(store.checkpoint_stem(job.role, job.constituent, step), expect, device))
 
@@ -144,13 +144,20 @@ def _train_and_save(model, job: ConstituentJob, spec: StepSpec, store: RunStore,
     inputs, targets = step_data(spec)
     loss = train_slice_step(model, inputs, targets, loss_fn, spec.epochs, batch_size, lr,
                             (seed, job.rng_role, job.constituent, spec.step))
+    return save_step(job, spec, store, model.state_dict(), loss, start, on_event)
+
+
+def save_step(job: ConstituentJob, spec: StepSpec, store: RunStore, state: dict[str, torch.Tensor],
+              loss: float | None, start: float, on_event: EventCallback) -> Cost:
+    """Write a trained step's checkpoint (its sidecar names the step, its data and its key) and report
+    it; start: when the step began (time.perf_counter). Shared by the loop and the lanes."""
     meta = {**job.meta, "role": job.role, "constituent": job.constituent, "step": spec.step, "key": spec.key,
             "samples": int(spec.ids.size), "ids_hash": hash_ids(spec.ids), "epochs": spec.epochs,
             "label_keys": list(spec.label_keys),
             "loss": loss}
-    save_checkpoint(store.checkpoint_stem(job.role, job.constituent, spec.step), model.state_dict(), meta)
+    save_checkpoint(store.checkpoint_stem(job.role, job.constituent, spec.step), state, meta)
     seconds = time.perf_counter() - start
-    on_event(StepEvent("trained", job.role, job.constituent, spec.step, n_steps, spec.ids.size, spec.epochs,
+    on_event(StepEvent("trained", job.role, job.constituent, spec.step, len(job.steps), spec.ids.size, spec.epochs,
                        seconds, loss))
     return Cost(seconds=seconds, sample_steps=int(spec.ids.size) * spec.epochs, steps_trained=1)
 

@@ -1,0 +1,136 @@
+"""lanes.py: W chains trained at once as lanes of one batched model. Exact against a from-scratch run
+of the same path (other lanes idle or busy), refused against another path, resumable, and every bad W
+refused with the field's name and range."""
+
+import json
+
+import pytest
+import torch
+
+import purge_engine.lanes as lanes
+from purge_engine.config import LANE_LIMIT, PurgeConfig
+from purge_engine.events import StepEvent
+from purge_engine.executors import make_executor
+from purge_engine.experiment import Experiment
+from purge_engine.plan import METHODS
+from tests.test_forget import pick_request, random_case
+
+CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, epochs=2, batch_size=32,
+                     threads=1)
+ROLES = ["teacher", *METHODS]
+
+
+def on_lanes(exp: Experiment, width: int) -> Experiment:
+    exp.executor = make_executor("lanes", lanes=width)
+    return exp
+
+
+@pytest.fixture(scope="module")
+def lanes_run(tmp_path_factory):
+    """CONFIG trained in groups of 3 lanes: 4 teachers share lanes 0-2 (teacher 3 follows teacher 0)."""
+    exp = on_lanes(Experiment.create(CONFIG, tmp_path_factory.mktemp("lanes") / "run"), 3)
+    exp.train()
+    return exp
+
+
+def test_lanes_train_every_constituent_and_record_their_path(lanes_run):
+    for role in ROLES:
+        for c in range(CONFIG.n_teachers if role == "teacher" else CONFIG.n_students):
+            assert lanes_run.is_current(role, c)
+    sidecar = json.loads(lanes_run.store.checkpoint_stem("purge", 1, 3).with_suffix(".json").read_text())
+    assert sidecar["environment"]["path"] == "lanes:3" and sidecar["executor"] == "lanes"
+    assert lanes_run.store.read_environment()["lanes"] == 3
+    accuracy = lanes_run.evaluate()["accuracy"]
+    assert accuracy["teacher"] > 0.6  # they learn: 10 classes, chance is 0.1
+
+
+def test_a_lane_learns_what_the_loop_learns_up_to_rounding(lanes_run, train_once):
+    loop = train_once(CONFIG)
+    for role, c in (("teacher", 3), ("baseline", 1)):
+        a, b = lanes_run.parameters(role, c), loop.parameters(role, c)
+        assert not all(torch.equal(a[k], b[k]) for k in a)  # another path: other bits, never compared as equal
+        assert max(float((a[k] - b[k]).abs().max()) for k in a) < 0.05  # the same training up to rounding
+
+
+def test_cli_train_and_forget_on_lanes_verify_exactly(tmp_path, capsys):
+    from purge_engine.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--teachers", "4", "--students", "2", "--epochs", "2", "--run", str(run),
+                 "--executor", "lanes", "--lanes", "4", "--json"]) == 0
+    capsys.readouterr()
+    exp = Experiment.open(run)
+    samples = f"{int(exp.plan.teacher_shards[1][0][0])},{int(exp.plan.student_shards[0][1][0][0])}"
+    assert main(["forget", "--run", str(run), "--samples", samples, "--executor", "lanes", "--lanes", "4",
+                 "--verify", "--json"]) == 0
+    verification = json.loads(capsys.readouterr().out)["verification"]
+    # the reference trains every constituent from scratch with all lanes busy; the retrain ran a few
+    # chains with the other lanes idle: equal bits mean a lane depends on nothing but itself
+    assert verification["exact"] is True, verification["reason"]
+    assert verification["forgotten_absent"] and verification["cost_matches_prediction"]
+
+
+def test_verify_refuses_the_claim_on_another_path_or_width(lanes_run, tmp_path):
+    from tests.conftest import copy_of
+
+    for executor, path in ((make_executor("local"), "'loop'"), (make_executor("lanes", lanes=2), "'lanes:2'")):
+        exp = copy_of(lanes_run, tmp_path / f"run-{path.strip(chr(39)).replace(':', '-')}")
+        exp.executor = executor
+        exp.forget([int(exp.plan.teacher_shards[0][0][0])], score=False)
+        verdict = exp.verify(affected_only=True)
+        assert verdict["exact"] is False and f"path was 'lanes:3' when trained, {path} now" in verdict["reason"]
+
+
+def test_a_cancelled_lanes_run_resumes_to_the_same_bits(lanes_run, tmp_path):
+    exp = on_lanes(Experiment.create(CONFIG, tmp_path / "run"), 3)
+    trained = []
+
+    def stop_after_five() -> bool:
+        return len(trained) >= 5
+
+    with pytest.raises(Exception, match="cancelled"):
+        exp.train(on_event=lambda e: trained.append(e) if isinstance(e, StepEvent) and e.kind == "trained" else None,
+                  should_stop=stop_after_five)
+    resumed = on_lanes(Experiment.open(tmp_path / "run"), 3)
+    resumed.train()
+    assert resumed.param_hashes(ROLES) == lanes_run.param_hashes(ROLES)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_random_requests_on_lanes_equal_a_from_scratch_run(case, tmp_path):
+    rng, config, kind = random_case(case)
+    exp = on_lanes(Experiment.create(config, tmp_path / "run"), 1 + case % 3)
+    exp.train()
+    for ids in pick_request(rng, exp.plan, kind):
+        assert exp.forget(ids, score=False).cost_matches_prediction is True
+    verdict = exp.verify()
+    assert verdict["exact"] is True, verdict["reason"]
+    assert verdict["forgotten_absent"] and verdict["cost_matches_prediction"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, LANE_LIMIT + 1, 2.5, "8", True, None])
+def test_a_bad_lane_count_is_refused_with_its_range(bad):
+    if bad is None:  # None means "choose for the device"
+        assert make_executor("lanes", lanes=None).lanes == lanes.auto_lanes()
+        return
+    with pytest.raises(ValueError, match=rf"lanes: got .*, must be an integer from 1 to {LANE_LIMIT}"):
+        make_executor("lanes", lanes=bad)
+
+
+def test_more_lanes_than_memory_allows_are_refused_before_anything_is_trained(tmp_path, monkeypatch):
+    exp = on_lanes(Experiment.create(CONFIG, tmp_path / "run"), 64)
+    monkeypatch.setattr(lanes, "_free_bytes", lambda device: 50 * 2**20)  # 50 MiB free
+    with pytest.raises(ValueError, match=r"lanes: got 64, .* use at most \d+ lanes"):
+        exp.train()
+    assert not list((tmp_path / "run").rglob("*.safetensors"))
+
+
+def test_the_cli_refuses_bad_lanes_without_a_traceback(tmp_path, capsys):
+    from purge_engine.cli import main
+
+    for argv, message in ((["--executor", "lanes", "--lanes", "0"], "lanes: got 0, must be an integer from 1"),
+                          (["--lanes", "4"], "--lanes applies to --executor lanes only")):
+        assert main(["train", "--run", str(tmp_path / "run"), *argv]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
