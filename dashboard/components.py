@@ -54,6 +54,8 @@ def run_sidebar() -> None:
                   help=f"Run directories under `{state.runs_dir()}`: everything a run trained and forgot is "
                        "stored there and survives a restart.")
     bar.caption(views.execution_text(*state.execution(), state.cluster()))
+    if (gpu := state.device_text()) is not None:
+        bar.caption(gpu)
     if current is None:
         bar.caption("No run selected: train one on the Setup page, or pick one above.")
         return

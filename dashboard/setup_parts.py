@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import share, state, upload_parts, views
 from dashboard.fields import choice_kwargs, number_kwargs, widget_help
-from purge_engine.config import AUTO_MODEL, PRESETS, PurgeConfig, field_label
+from purge_engine.config import AUTO_MODEL, LANE_LIMIT, PRESETS, PurgeConfig, field_label
 from purge_engine.data import DatasetUnavailable
 from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.vocabulary import title
@@ -106,6 +106,7 @@ def keep_execution() -> None:
     """The widgets' choice into state.EXECUTION (also their on_change: before the rerun draws the sidebar)."""
     name, address = st.session_state[state.EXECUTOR], st.session_state[state.RAY_ADDRESS].strip()
     st.session_state[state.EXECUTION] = (name, (address or None) if name == "ray" else None)
+    st.session_state[state.LANES_CHOICE] = int(st.session_state.get(state.LANES) or 0)
 
 
 def execution_controls() -> None:
@@ -114,16 +115,23 @@ def execution_controls() -> None:
     executor, address = state.execution()
     st.session_state[state.EXECUTOR] = st.session_state.get(state.EXECUTOR, executor)  # survives other pages
     st.session_state[state.RAY_ADDRESS] = st.session_state.get(state.RAY_ADDRESS, address or "")
+    st.session_state[state.LANES] = st.session_state.get(state.LANES, state.lanes() or 0)
     bar = st.sidebar
     bar.header("Execution")
     name = bar.radio("Train constituents", list(state.EXECUTOR_TITLES), key=state.EXECUTOR,
                      format_func=state.EXECUTOR_TITLES.get, on_change=keep_execution,
                      help="In this process: one chain after another. Ray: one task per constituent chain, side by "
-                          "side on every core of this machine or on a cluster; the same bits either way.")
+                          "side on every core of this machine or on a cluster; the same bits either way. Lanes: "
+                          "W chains at once as lanes of one batched model (fast on a GPU, slower than the loop on "
+                          "a CPU); its own bits, so a run's requests and verifications must use the same W.")
     bar.text_input("Ray address", key=state.RAY_ADDRESS, disabled=name != "ray", on_change=keep_execution,
                    placeholder="empty: a local cluster; or auto, host:6379",
                    help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
                         "one with every core. The run directory must be on storage every node sees.")
+    bar.number_input("Lanes (W)", min_value=0, max_value=LANE_LIMIT, step=1, key=state.LANES,
+                     disabled=name != "lanes",
+                     help=f"Chains trained at once by the lanes executor, 1 to {LANE_LIMIT}; 0: chosen for the device "
+                          "(8 on a CPU, 32 on a GPU). Part of the execution path: keep it for a run's requests.")
     keep_execution()
 
 

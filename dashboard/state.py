@@ -51,7 +51,10 @@ QUERY_RUN, QUERY_JOB = "run", "job"
 EXECUTOR = "executor"  # Setup: radio, "local" or "ray" (make_executor's names, as the CLI's --executor)
 RAY_ADDRESS = "ray_address"  # Setup: text box, empty = start a local Ray cluster (the CLI's --ray-address)
 EXECUTION = "execution"  # (executor, ray_address or None) last chosen on Setup (not a widget: every page reads it)
-EXECUTOR_TITLES = {"local": "In this process", "ray": "Ray (all cores, or a cluster)"}
+LANES = "lanes"  # Setup: lanes per group for the lanes executor, 0 = chosen for the device (the CLI's --lanes)
+LANES_CHOICE = "lanes_choice"  # the last LANES chosen (not a widget: survives pages without the sidebar box)
+EXECUTOR_TITLES = {"local": "In this process", "ray": "Ray (all cores, or a cluster)",
+                   "lanes": "Lanes (W at once: the GPU path)"}
 
 # Forget page.
 SELECTED = "selected"  # set of sample ids picked for forgetting (0-based, engine ids)
@@ -205,7 +208,23 @@ def job_executor():
     """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
     its cluster joined (or started) by the job (use_executor), not by the page."""
     name, address = execution()
-    return executors.make_executor(name, ray_address=address)
+    return executors.make_executor(name, ray_address=address, lanes=lanes() if name == "lanes" else None)
+
+
+def lanes() -> int | None:
+    """Lanes per group this session chose on Setup; None: chosen for the device (lanes.auto_lanes)."""
+    return st.session_state.get(LANES_CHOICE) or None
+
+
+def device_text() -> str | None:
+    """The GPU jobs would use, with its memory, for the sidebar; None without one (never loads CUDA
+    itself when torch has not: torch.cuda.is_available only reads the driver)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return f"GPU: {torch.cuda.get_device_name()} · {free / 2**30:.0f} of {total / 2**30:.0f} GiB free"
 
 
 def use_executor(exp: Experiment, executor) -> Experiment:

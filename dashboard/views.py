@@ -292,6 +292,8 @@ def worker_table(workers: dict[tuple[str, int], dict[int, str]]) -> pd.DataFrame
 
 def execution_text(executor: str, ray_address: str | None, cluster: dict | None) -> str:
     """Where this session's jobs run, for the sidebar. cluster: RayExecutor.describe() once Ray is up."""
+    if executor == "lanes":
+        return "Jobs train W constituent chains at once, as lanes of one batched model, in this process."
     if executor != "ray":
         return "Jobs run in this process."
     where = f"the Ray cluster at `{ray_address}`" if ray_address else "a local Ray cluster"

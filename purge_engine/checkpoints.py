@@ -46,12 +46,18 @@ def hash_tensors(tensors: dict[str, torch.Tensor]) -> str:
 
 def environment(device: torch.device) -> dict:
     """What decides bitwise results besides the data: recorded in every sidecar (section 6)."""
-    return {
+    found = {
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
+    if device.type == "cuda":  # what else decides a GPU's bits (pinned by Run.apply_threads)
+        found |= {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                  "deterministic": torch.are_deterministic_algorithms_enabled(),
+                  "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                  "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_conv": torch.backends.cudnn.allow_tf32}
+    return found
 
 
 # -- save and load ------------------------------------------------------------------------

@@ -216,9 +216,12 @@ class Run:
     # -- training ---------------------------------------------------------------------------------
     def apply_threads(self) -> None:
         torch.set_num_threads(self.config.threads)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # every setting that decides a GPU's bits, pinned (and recorded: environment)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cuda.matmul.allow_tf32 = False  # torch 2.14 convolutions use TF32 unless told not to
+            torch.backends.cudnn.allow_tf32 = False
 
     def inputs(self, ids: np.ndarray) -> torch.Tensor:
         """Train inputs of the given sample ids, checked to be in the run's memory format."""

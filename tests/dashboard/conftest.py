@@ -29,6 +29,7 @@ class FakeExecutors:
     made: list = field(default_factory=list)  # (name, ray_address) per make_executor call
     trained: list = field(default_factory=list)  # (name, run directory name) per train call
     connected: list = field(default_factory=list)  # the thread each connect() ran on
+    lanes: list = field(default_factory=list)  # the lanes argument per make_executor call
     gate: threading.Event = field(default_factory=threading.Event)  # train waits until it is set
 
 
@@ -66,8 +67,9 @@ def fake_executors(monkeypatch):
     fakes = FakeExecutors()
     fakes.gate.set()
 
-    def make_executor(name="local", ray_address=None, workers=None):
+    def make_executor(name="local", ray_address=None, workers=None, lanes=None):
         fakes.made.append((name, ray_address))
+        fakes.lanes.append(lanes)
         return FakeExecutor(name, ray_address, fakes)
 
     monkeypatch.setattr(executors, "make_executor", make_executor)

@@ -230,6 +230,26 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     assert at.radio(key="executor").value == "ray" and at.text_input(key="ray_address").value == "head-node:6379"
 
 
+def test_lanes_chosen_on_setup_reach_the_job_with_their_width(empty_runs_dir, fake_executors):
+    from tests.dashboard.conftest import app_on, run_until
+
+    at = app_on("", run=None)
+    assert at.number_input(key="lanes").disabled  # only the lanes executor has lanes
+    for key, value in (("n_teachers", 2), ("n_students", 1), ("epochs", 1), ("teacher_slices", 1),
+                       ("student_slices", 1)):
+        at.number_input(key=key).set_value(value).run()
+    at.radio(key="executor").set_value("lanes").run()
+    assert not at.number_input(key="lanes").disabled
+    at.number_input(key="lanes").set_value(4).run()
+    assert any("as lanes of one batched model" in c.value for c in at.sidebar.caption)
+    at.button(key="train").click().run()
+    run_until(at, lambda at: any("Trained." in s.value for s in at.success))
+    assert ("lanes", None) in fake_executors.made and 4 in fake_executors.lanes
+    at.switch_page("app_pages/mapping.py").run()
+    at.switch_page("app_pages/setup.py").run()
+    assert at.radio(key="executor").value == "lanes" and at.number_input(key="lanes").value == 4
+
+
 def test_a_cold_open_offers_one_next_action_with_its_predicted_seconds(empty_runs_dir, fake_executors):
     from tests.dashboard.conftest import app_on
 

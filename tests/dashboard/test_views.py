@@ -287,6 +287,7 @@ def test_available_samples_are_those_in_some_shard_and_not_yet_forgotten(plan):
 def test_a_layout_suggests_its_run_name_and_states_its_storage():
     config = PurgeConfig(n_teachers=8, n_students=4, teacher_slices=2, student_slices=3, epochs=6, seed=7)
     assert views.default_run_name(config) == "digits-t8-s4-r2x3-e6-seed7"
-    text = views.storage_text({"total_bytes": 1536, "checkpoints": 1200, "teacher_checkpoints": 1000,
-                               "student_checkpoints": 500, "soft_labels": 36})
-    assert "**1.5 kB**" in text and "1,200 checkpoints" in text and "teachers 1.0 kB" in text
+    text = views.storage_text({"total_bytes": 2048, "checkpoints": 1200, "teacher_checkpoints": 1000,
+                               "student_checkpoints": 500, "soft_labels": 36, "outputs": 512})
+    assert "**2.0 kB**" in text and "1,200 checkpoints" in text and "teachers 1.0 kB" in text
+    assert "cached test outputs 512 B" in text
