@@ -115,3 +115,12 @@ def test_soak_quick_serves_verifies_and_recovers_every_killed_request():
     assert result["kills"] >= 1 and len(result["layouts"]) == 2
     assert result["kills"] == (result["recovered_after_kill"] + result["killed_before_journal"]
                                + result["done_before_kill"])
+
+
+@pytest.mark.slow
+def test_bench_lanes_quick_times_each_width_against_the_loop_and_verifies_it():
+    result = run_script("bench_lanes.py", "--quick", "--lanes", "2")
+    (row,) = result["rows"]
+    assert row["lanes"] == 2 and row["lanes_run"]["exact"] is True
+    assert row["train_ratio"] > 0 and row["forget_ratio"] > 0
+    assert row["lanes_run"]["sample_steps"] == row["loop"]["sample_steps"]  # the same work, another path

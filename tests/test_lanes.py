@@ -134,3 +134,14 @@ def test_the_cli_refuses_bad_lanes_without_a_traceback(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: none on this machine")
+def test_lanes_on_a_gpu_are_exact_and_record_the_cuda_settings(tmp_path):
+    exp = on_lanes(Experiment.create(CONFIG.replace(device="cuda"), tmp_path / "run"), 4)
+    exp.train()
+    exp.forget([int(exp.plan.teacher_shards[1][0][0])], score=False)
+    verdict = exp.verify()
+    assert verdict["exact"] is True, verdict["reason"]
+    env = json.loads(exp.store.checkpoint_stem("teacher", 0, 0).with_suffix(".json").read_text())["environment"]
+    assert env["deterministic"] is True and env["tf32_conv"] is False and env["cudnn_benchmark"] is False

@@ -1,0 +1,107 @@
+"""Lanes against the one-at-a-time loop, in one run: training from scratch and one teacher-side forget
+request, on digits (the default layout) and mnist-5k, for several lane counts W.
+
+Every configuration trains the same run from scratch and then serves the same seeded teacher-side
+request (score=False: scoring is not retraining); wall seconds are timed around train() and
+forget(). The ratio printed is loop seconds / lanes seconds (above 1: lanes are faster). Each lanes
+run is also verified against its own from-scratch reference (the lanes path is never compared
+bitwise with the loop); the ratio is reported only for runs that verify exact. On a CUDA machine the
+same grid runs on the GPU as well.
+
+    .venv/bin/python benchmarks/bench_lanes.py                 # digits + mnist-5k, W in 1 4 8 32
+    .venv/bin/python benchmarks/bench_lanes.py --quick --json  # a small digits layout, W in 1 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import ASSETS, git_commit, hardware, header_line, say
+
+from purge_engine.config import PurgeConfig
+from purge_engine.executors import make_executor
+from purge_engine.experiment import Experiment
+
+LAYOUTS = {
+    "digits": PurgeConfig(),  # the default run
+    "mnist-5k": PurgeConfig(dataset="mnist-5k", n_teachers=8, n_students=2, teacher_slices=1, student_slices=1,
+                            epochs=2, student_data="disjoint", student_fraction=0.3),
+    "quick": PurgeConfig(n_teachers=4, n_students=2, epochs=2),
+}
+
+
+def teacher_side_sample(exp: Experiment) -> int:
+    where = exp.plan.locations()
+    candidates = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
+    return int(np.random.default_rng(0).choice(candidates))
+
+
+def measure(config: PurgeConfig, executor, root: Path, verify: bool) -> dict:
+    """Train from scratch, then one teacher-side request: wall seconds of each, and the verdict."""
+    run = root / f"{executor.name}-{getattr(executor, 'lanes', 1)}"
+    shutil.rmtree(run, ignore_errors=True)
+    exp = Experiment.create(config, run)
+    exp.executor = executor
+    start = time.perf_counter()
+    costs = exp.train()
+    train_s = time.perf_counter() - start
+    sample = teacher_side_sample(exp)
+    start = time.perf_counter()
+    exp.forget([sample], score=False)
+    forget_s = time.perf_counter() - start
+    exact = exp.verify(affected_only=True)["exact"] if verify else None
+    shutil.rmtree(run, ignore_errors=True)
+    return {"train_seconds": train_s, "forget_seconds": forget_s, "exact": exact,
+            "sample_steps": sum(c.sample_steps for c in costs.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small digits layout, W in 1 4")
+    parser.add_argument("--lanes", type=int, nargs="+", default=None, help="lane counts (default 1 4 8 32)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout (text to stderr)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    info = hardware(threads=1)
+    say(header_line(info), args.json)
+    widths = args.lanes or ([1, 4] if args.quick else [1, 4, 8, 32])
+    layouts = ["quick"] if args.quick else ["digits", "mnist-5k"]
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    rows = []
+    root = Path(tempfile.mkdtemp(prefix="bench-lanes-"))
+    try:
+        for device in devices:
+            for layout in layouts:
+                config = LAYOUTS[layout].replace(device=device, threads=1)
+                loop = measure(config, make_executor("local"), root, verify=False)
+                say(f"{device} {layout}: loop train {loop['train_seconds']:.1f} s, "
+                    f"forget {loop['forget_seconds']:.1f} s", args.json)
+                for width in widths:
+                    lanes = measure(config, make_executor("lanes", lanes=width), root, verify=True)
+                    row = {"device": device, "layout": layout, "lanes": width, "loop": loop, "lanes_run": lanes,
+                           "train_ratio": loop["train_seconds"] / lanes["train_seconds"] if lanes["exact"] else None,
+                           "forget_ratio": loop["forget_seconds"] / lanes["forget_seconds"] if lanes["exact"] else None}
+                    rows.append(row)
+                    say(f"  W={width:<3} train {lanes['train_seconds']:6.1f} s ({row['train_ratio']:.2f}x the loop)  "
+                        f"forget {lanes['forget_seconds']:5.1f} s ({row['forget_ratio']:.2f}x)  exact {lanes['exact']}",
+                        args.json)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result = {"hardware": info, "commit": git_commit(), "rows": rows}
+    if not args.quick:
+        (ASSETS / "bench_lanes.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0 if all(r["lanes_run"]["exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
