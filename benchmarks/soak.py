@@ -15,10 +15,13 @@ journaled is served again. Then:
     Every --full-every-th request is verified with a reference that trains everything (affected_only=False);
   - check_run: the run is whole against its manifest (no file missing, corrupted or inconsistent);
   - nothing lost: no request left pending, every requested id forgotten in the plan, the ledger's chain valid.
-When a run has lost half its samples a fresh one of the same layout is trained. Executor: local only
-(Ray's start-up would dominate requests this small).
+When a run has lost half its samples a fresh one of the same layout is trained. --executor chooses how
+every training, request, recovery and reference runs (local, ray: one local Ray cluster for the whole
+soak and one per killed child, or lanes with --lanes W); a killed request is finished on the same
+executor, since the path decides the bits.
 
     .venv/bin/python benchmarks/soak.py --quick --json     # under a minute: what the tests run
+    .venv/bin/python benchmarks/soak.py --requests 100 --executor ray
     nice .venv/bin/python benchmarks/soak.py --minutes 15  # as many requests as fit
 """
 
@@ -40,7 +43,8 @@ import numpy as np
 from common import hardware, header_line, say
 
 from purge_engine.check import check_run, leftovers
-from purge_engine.config import PurgeConfig
+from purge_engine.config import EXECUTORS, PurgeConfig
+from purge_engine.executors import make_executor
 from purge_engine.experiment import Experiment
 from purge_engine.store import RunStore
 
@@ -81,18 +85,33 @@ def draw_request(plan, rng: np.random.Generator) -> tuple[str, list[int]] | None
 
 
 # -- a request served by a child that is killed -----------------------------------------------------
-def child(run: str, samples: str) -> int:
+def executor_of(args):
+    return make_executor(args.executor, lanes=args.lanes if args.executor == "lanes" else None)
+
+
+def open_on(run: Path | str, executor) -> Experiment:
+    """The run reopened on `executor`: temp files a kill left are cleaned, and a journaled request is
+    finished on the executor (the path it was served on decides its bits)."""
+    exp = Experiment.open(run, finish_pending=False)
+    exp.executor = executor
+    exp.finish_pending()
+    return exp
+
+
+def child(run: str, samples: str, executor) -> int:
     """--child: open the run, say "ready", serve the request (the parent kills this process)."""
-    exp = Experiment.open(run)
+    exp = open_on(run, executor)
+    if hasattr(exp.executor, "connect"):
+        exp.executor.connect()  # a Ray child starts its own local cluster before it says ready
     print("ready", flush=True)
     exp.forget([int(i) for i in samples.split(",")], score=False)
     print("done", flush=True)
     return 0
 
 
-def serve_and_kill(run: Path, ids: list[int], window: float, rng: np.random.Generator) -> dict:
+def serve_and_kill(run: Path, ids: list[int], window: float, rng: np.random.Generator, flags: list[str]) -> dict:
     """Serve the request in a child, SIGKILL it after a random delay once it is ready; what it left."""
-    command = [sys.executable, __file__, "--child", str(run), "--samples", ",".join(map(str, ids))]
+    command = [sys.executable, __file__, "--child", str(run), "--samples", ",".join(map(str, ids)), *flags]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     ready = proc.stdout.readline().strip() == "ready"
@@ -106,9 +125,9 @@ def serve_and_kill(run: Path, ids: list[int], window: float, rng: np.random.Gene
             "stderr": proc.stderr.read()[-500:]}
 
 
-def recover(run: Path, ids: list[int], request_id: int) -> tuple[Experiment, str]:
+def recover(run: Path, ids: list[int], request_id: int, executor) -> tuple[Experiment, str]:
     """Reopen after the kill (finishing a journaled request); serve it again if it never was journaled."""
-    exp = Experiment.open(run)  # cleans the kill's temp files, finishes the pending request
+    exp = open_on(run, executor)  # cleans the kill's temp files, finishes the pending request
     journaled = any(e["request_id"] == request_id for e in exp.ledger.entries())
     if not journaled:
         exp.forget(ids, score=False)
@@ -127,11 +146,14 @@ class Soak:
         self.serve_seconds: dict[str, list[float]] = {}
         self.runs: dict[str, Experiment] = {}
         self.fresh: Counter = Counter()
+        self.executor = executor_of(args)
+        self.flags = ["--executor", args.executor, *(["--lanes", str(args.lanes)] if args.lanes else [])]
 
     def run_of(self, layout: str) -> Experiment:
         if layout not in self.runs:
             self.fresh[layout] += 1
             exp = Experiment.create(LAYOUTS[layout], self.root / f"{layout}-{self.fresh[layout]}")
+            exp.executor = self.executor
             exp.train()
             self.runs[layout] = exp
         return self.runs[layout]
@@ -159,12 +181,12 @@ class Soak:
 
     def killed(self, layout: str, exp: Experiment, ids: list[int], request_id: int) -> Experiment:
         times = self.serve_seconds.get(layout) or [1.0]
-        left = serve_and_kill(exp.store.root, ids, 1.3 * float(np.mean(times)), self.rng)
+        left = serve_and_kill(exp.store.root, ids, 1.3 * float(np.mean(times)), self.rng, self.flags)
         self.counts["kills"] += 1
         self.counts["temp_files_left_by_kills"] += left["temp_files"]
         if not left["ready"]:
             self.failures.append(f"a child never became ready: {left['stderr']}")
-        exp, how = recover(exp.store.root, ids, request_id)
+        exp, how = recover(exp.store.root, ids, request_id, self.executor)
         if left["finished_first"]:
             self.counts["done_before_kill"] += 1
         elif how == "finished on reopen":
@@ -231,7 +253,8 @@ class Soak:
                 "killed_before_journal": c["killed_before_journal"], "done_before_kill": c["done_before_kill"],
                 "temp_files_left_by_kills": c["temp_files_left_by_kills"], "by_kind": dict(self.by_kind),
                 "fresh_runs": dict(self.fresh), "failures": self.failures, "seconds": round(seconds, 1),
-                "training_seconds": round(trained, 1), "executor": "local", "seed": self.args.seed}
+                "training_seconds": round(trained, 1), "executor": self.executor.describe(),
+                "seed": self.args.seed}
 
 
 def print_summary(s: dict) -> None:
@@ -261,11 +284,13 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default=None, help="folder for the runs (default: the system temp folder)")
     parser.add_argument("--quick", action="store_true", help="2 layouts, 6 requests, about half killed: under 30 s")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local", help="how chains are trained (default local)")
+    parser.add_argument("--lanes", type=int, default=None, help="lanes per group for --executor lanes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return child(args.child, args.samples)
+        return child(args.child, args.samples, executor_of(args))
     if args.quick:
         args.requests, args.layouts, args.kill_share, args.full_every = 6, 2, 0.5, 6
     summary = Soak(args).go()
