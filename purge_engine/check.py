@@ -308,7 +308,10 @@ def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict,
         meta = {**run.job(role, constituent).meta,
                 "request_id": manifest["checkpoints"].get(name, {}).get("request_id")}
         job = ConstituentJob(role, side_of(role), constituent, steps[: spec.step + 1], meta)
-        train_chain(run, role, constituent, ignore, lambda: False, labels, job=job)
+        if hasattr(run.executor, "train_job"):  # lanes: rebuilt on the path it was trained on
+            run.executor.train_job(run, role, constituent, labels, job)
+        else:
+            train_chain(run, role, constituent, ignore, lambda: False, labels, job=job)
         rebuilt.append(name)
     return rebuilt
 
@@ -374,6 +377,7 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
     run = None
     if files or found.pending or kinds & {"manifest", "plan", "config"}:
         run, _ = _load_run(store, found.config, store.read_plan())
+        _use_recorded_executor(run)
     if files:
         repaired += _prove(store, manifest, _rebuild_files(run, manifest, files))
     if "manifest" in kinds:
@@ -385,6 +389,16 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
         repaired.append({"path": "ledger.sqlite", "action": f"finished request {found.pending[-1]}",
                          "proved": True})
     return repaired, notes
+
+
+def _use_recorded_executor(run) -> None:
+    """Rebuild on the execution path the run was last trained on: lanes give other bits than the loop
+    (the loop's bits are the same in this process and in a Ray worker)."""
+    execution = run.store.read_environment()
+    if execution.get("executor") == "lanes":
+        from purge_engine.lanes import LanesExecutor
+
+        run.executor = LanesExecutor(execution.get("lanes"))
 
 
 def _rewrite_manifest(run, notes: list[str]) -> dict:

@@ -92,6 +92,15 @@ class LanesExecutor:
             costs[method].label_forwards += labels.label_forwards
         return costs
 
+    def train_job(self, run, role: str, constituent: int, labels, job: ConstituentJob) -> Cost:
+        """One chain (a part of it: check.py rebuilds a damaged run step by step) in its own lane of a
+        group of this width, the others idle: the bits a full group gives it."""
+        from purge_engine.events import ignore
+        from purge_engine.executors import student_step_data, teacher_step_data
+
+        data = teacher_step_data(run) if role == "teacher" else student_step_data(run, role, constituent, labels)
+        return train_lanes(run, role, [_Chain(job, data)], self.lanes, ignore, lambda: False)
+
     def _role(self, run, role: str, labels, on_event, should_stop) -> Cost:
         from purge_engine.constituents import count
         from purge_engine.executors import student_step_data, teacher_step_data

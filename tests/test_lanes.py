@@ -145,3 +145,17 @@ def test_lanes_on_a_gpu_are_exact_and_record_the_cuda_settings(tmp_path):
     assert verdict["exact"] is True, verdict["reason"]
     env = json.loads(exp.store.checkpoint_stem("teacher", 0, 0).with_suffix(".json").read_text())["environment"]
     assert env["deterministic"] is True and env["tf32_conv"] is False and env["cudnn_benchmark"] is False
+
+
+def test_check_repair_rebuilds_a_damaged_lanes_checkpoint_on_its_path_and_proves_it(lanes_run, tmp_path):
+    from purge_engine.check import check_run
+    from tests.conftest import copy_of
+
+    exp = copy_of(lanes_run, tmp_path / "run")
+    stem = exp.store.checkpoint_stem("teacher", 2, 0)
+    stem.with_suffix(".safetensors").write_bytes(b"damaged")
+    stem_student = exp.store.checkpoint_stem("single_teacher", 1, 2)
+    stem_student.with_suffix(".json").unlink()
+    result = check_run(exp.store.root, repair=True)
+    assert result["proved"] is True and result["run_whole"] is True, result
+    assert Experiment.open(exp.store.root).param_hashes(ROLES) == lanes_run.param_hashes(ROLES)
