@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 
 from purge_engine.checkpoints import SIDECAR_SUFFIX, TENSORS_SUFFIX, CheckpointError, read_sidecar
 from purge_engine.config import PurgeConfig
-from purge_engine.constituents import Chains, ConstituentJob, side_of
+from purge_engine.constituents import ROLES, Chains, ConstituentJob, count, side_of
 from purge_engine.files import file_hash
 from purge_engine.manifest import (
     MANIFEST_NAME,
@@ -53,7 +53,7 @@ SCRATCH = "scratch"  # verify.scratch_dir: a reference run, removed when a verif
 class Damage:
     path: str  # relative to the run directory
     problem: str  # one sentence
-    kind: str  # checkpoint | soft_labels | plan | config | manifest | ledger | pending | temp
+    kind: str  # checkpoint | soft_labels | plan | config | manifest | ledger | pending | temp | rollback
     name: str = ""  # the manifest's name of a checkpoint or soft-label file
     repairable: bool = True
 
@@ -172,19 +172,54 @@ def _read_plan(store: RunStore, manifest: dict | None, pending: list[int], damag
     return plan
 
 
-def _read_ledger(store: RunStore, damage: list[Damage]) -> list[int]:
+def _read_ledger(store: RunStore, damage: list[Damage]) -> tuple[list[int], list[dict]]:
+    """(pending request ids, every entry); ([], []) with the ledger's failure as damage."""
     ledger = Ledger(store.ledger_path)
     try:
-        pending = ledger.pending()
+        pending, entries = ledger.pending(), ledger.entries()
     except LedgerError as err:
         damage.append(Damage(_rel(store, ledger.path), f"{err}; a ledger cannot be rebuilt (its history exists "
                              "nowhere else)", "ledger", repairable=False))
-        return []
+        return [], []
     if pending:
         damage.append(Damage(_rel(store, ledger.path), f"request {pending[-1]} was journaled but not finished (a "
                              "process died serving it); opening the run finishes it, --repair does so last",
                              "pending"))
-    return pending
+    return pending, entries
+
+
+def _ledger_damage(manifest: dict, config: PurgeConfig | None, plan, entries: list[dict],
+                   pending: list[int]) -> list[Damage]:
+    """The manifest against the ledger, whose chain is anchored outside the database (store.Ledger):
+    a manifest is self-consistent by its digest, but a manifest, plan and checkpoints copied back from
+    before a request are self-consistent too, and would hold the request's samples again. So every
+    sample a finished request forgot must be forgotten in the manifest, and, with no request pending,
+    each constituent's final parameter hash must be the one the newest finished request recorded."""
+    done = {e["request_id"] for e in entries if e["kind"] == "done"}
+    started = {e["request_id"]: e["body"] for e in entries if e["kind"] == "started"}
+    forgotten_by_requests = {i for r in done for i in started.get(r, {}).get("sample_ids", [])}
+    back = sorted(forgotten_by_requests - set(manifest["forgotten"]))
+    found = []
+    if back:
+        found.append(Damage(MANIFEST_NAME, f"records {len(back)} samples as not forgotten that the ledger's finished "
+                            f"requests forgot (e.g. #{back[0]}): the run's files were rolled back to before a request, "
+                            "so its samples may be in the models again; serve the requests again on a fresh run",
+                            "rollback", repairable=False))
+    if pending or not done or config is None or plan is None:
+        return found
+    newest = max((e for e in entries if e["kind"] == "done"), key=lambda e: e["seq"])
+    chains = Chains(config, plan)
+    for position, recorded in sorted(newest["body"].get("hashes_after", {}).items()):
+        role, c = position.rsplit("-", 1)
+        if recorded is None or role not in ROLES or int(c) >= count(role, plan):
+            continue
+        name = f"{role}-{c}/step-{chains.steps(role, int(c))[-1].step}"
+        held = manifest["checkpoints"].get(name, {}).get("param_hash")
+        if held != recorded:
+            found.append(Damage(MANIFEST_NAME, f"records {name} with another parameter hash than the ledger's request "
+                                f"{newest['request_id']} ({str(held)[:12]} against {recorded[:12]}): the manifest "
+                                "is not the one that request's commit wrote", "rollback", name, repairable=False))
+    return found
 
 
 def _read_manifest(store: RunStore, damage: list[Damage]) -> dict | None:
@@ -200,9 +235,11 @@ def inspect(store: RunStore) -> Inspection:
     damage, notes = [], []
     damage += [Damage(_rel(store, p), "left behind by an interrupted write", "temp") for p in leftovers(store)]
     manifest = _read_manifest(store, damage)
-    pending = _read_ledger(store, damage)
+    pending, entries = _read_ledger(store, damage)
     config = _read_config(store, manifest, damage)
     plan = _read_plan(store, manifest, pending, damage) if config is not None else None
+    if manifest is not None:
+        damage += _ledger_damage(manifest, config, plan, entries, pending)
     if manifest is None and config is not None and plan is not None and not any(d.kind == "manifest"
                                                                                  for d in damage):
         manifest = _unrecorded(store, config, plan, damage, notes)
@@ -328,12 +365,15 @@ def _rebuild_label(run, name: str, manifest: dict, cache) -> None:
 
 def _rebuild_files(run, manifest: dict, damage: list[Damage]) -> list[tuple[str, str]]:
     """Teachers first (labels come from them), then soft-label files, then students; (folder, name) of
-    every file rebuilt."""
+    every file rebuilt, on the run's thread count held for the process (threads.py)."""
+    with run.threads_held():
+        return _rebuild_in_order(run, manifest, *_positions(manifest, damage))
+
+
+def _rebuild_in_order(run, manifest: dict, first: dict, labels: set) -> list[tuple[str, str]]:
     from purge_engine.events import ignore
     from purge_engine.executors import label_cache
 
-    first, labels = _positions(manifest, damage)
-    run.apply_threads()
     rebuilt = []
     for (role, c), step in sorted(first.items()):
         if role == "teacher":

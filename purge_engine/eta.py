@@ -42,8 +42,11 @@ class Rates:
 def calibrate(run) -> Rates:
     """Time one real slice step of each side, as the training loop runs it (the run's threads, a fresh
     model, the plan's own first slice, at most CALIBRATION_SAMPLES of it), and one labelling pass."""
-    start = time.perf_counter()
-    run.apply_threads()
+    with run.threads_held(strict=False):
+        return _calibrate(run, time.perf_counter())
+
+
+def _calibrate(run, start: float) -> Rates:
     batch = run.config.batch_size
     teacher_ids = run.plan.teacher_step_data(0, 0)[:CALIBRATION_SAMPLES]
     inputs, labels = run.inputs(teacher_ids), run.bundle.train_y[run.bundle.rows(teacher_ids)]

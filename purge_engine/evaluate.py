@@ -63,8 +63,8 @@ def constituent_probs(run, role: str, inputs: torch.Tensor) -> list[torch.Tensor
     """Softmax outputs (n, classes) of every constituent of a role, in constituent order."""
     from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
-    run.apply_threads()
-    return [predict_proba(run.load_constituent(role, c), inputs) for _, c in run.constituents([role])]
+    with run.threads_held(strict=False):
+        return [predict_proba(run.load_constituent(role, c), inputs) for _, c in run.constituents([role])]
 
 
 def live_probs(run, probs: list[torch.Tensor], role: str) -> torch.Tensor:

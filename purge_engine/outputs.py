@@ -68,20 +68,20 @@ class OutputsCache:
         from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
         run = self.run
-        run.apply_threads()
         result: dict[str, list[torch.Tensor]] = {s.name: [] for s in sets}
-        for _, c in run.constituents([role]):
-            checkpoint = _checkpoint_of(run, role, c)
-            model = None
-            for s in sets:
-                path = outputs_path(run.store, role, c, s.name)
-                probs = _read(path, s, checkpoint, run.device)
-                if probs is None:
-                    if model is None:
-                        model = run.load_constituent(role, c)
-                    probs = predict_proba(model, s.inputs)
-                    self.pending.append((path, probs, s, checkpoint))
-                result[s.name].append(probs)
+        with run.threads_held(strict=False):  # the environment each entry records is the one it ran in
+            for _, c in run.constituents([role]):
+                checkpoint = _checkpoint_of(run, role, c)
+                model = None
+                for s in sets:
+                    path = outputs_path(run.store, role, c, s.name)
+                    probs = _read(path, s, checkpoint, run.device)
+                    if probs is None:
+                        if model is None:
+                            model = run.load_constituent(role, c)
+                        probs = predict_proba(model, s.inputs)
+                        self.pending.append((path, probs, s, checkpoint))
+                    result[s.name].append(probs)
         return result
 
     def commit(self) -> None:

@@ -28,6 +28,7 @@ from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
 from purge_engine.events import EventCallback, PhaseEvent, ignore
 from purge_engine.executors import LocalExecutor
 from purge_engine.manifest import write_manifest
+from purge_engine.threads import hold_threads
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.seeding import seed_for
@@ -215,7 +216,26 @@ class Run:
 
     # -- training ---------------------------------------------------------------------------------
     def apply_threads(self) -> None:
+        """The config's thread count and the device's settings, set directly: for a process of its own
+        (a Ray worker). In a process that may run several jobs, hold them instead (threads_held)."""
         torch.set_num_threads(self.config.threads)
+        self._device_settings()
+
+    @contextmanager
+    def threads_held(self, should_stop: Callable[[], bool] | None = None, on_event: EventCallback = ignore,
+                     strict: bool = True):
+        """Run the block on the config's thread count, held for the whole process (threads.py): strict
+        (training) waits for a job of this process that runs on another count, saying so; lenient
+        (evaluation) runs on the count held."""
+        def waiting(sentence: str) -> None:
+            on_event(PhaseEvent("phase", "waiting", sentence))
+            self.on_wait(sentence)
+
+        with hold_threads(self.config.threads, should_stop, waiting, strict) as count:
+            self._device_settings()
+            yield count
+
+    def _device_settings(self) -> None:
         if self.device.type == "cuda":  # every setting that decides a GPU's bits, pinned (and recorded: environment)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
@@ -238,8 +258,7 @@ class Run:
         """
         on_event, should_stop = on_event or ignore, should_stop or (lambda: False)
         check_methods(methods)
-        with self.writing("training", on_event, should_stop):
-            self.apply_threads()
+        with self.writing("training", on_event, should_stop), self.threads_held(should_stop, on_event):
             self._teacher_cache.clear()
             self.store.record_execution(self.config, self.executor.describe())
             costs = self.executor.train(self, methods, on_event, should_stop)

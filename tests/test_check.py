@@ -117,6 +117,38 @@ def test_an_edited_manifest_is_found(served, tmp_path):
     assert "digest" in check_run(root)["damaged"][0]["problem"]
 
 
+def test_files_rolled_back_to_before_a_request_are_caught_by_the_ledger(served, train_once, tiny_config, tmp_path):
+    """The run's files copied back from before request 1 (config, plan, manifest, checkpoints, every
+    digest consistent) beside the ledger that served it: the samples would be back in the models."""
+    root = tmp_path / "rolled-back"
+    shutil.copytree(train_once(tiny_config).store.root, root)
+    for name in ("ledger.sqlite", "ledger.head.json"):
+        shutil.copy2(served.store.root / name, root / name)
+    report = check_run(root, repair=True)
+    problems = [d["problem"] for d in report["unrepairable"]]
+    assert not report["run_whole"] and not report["repaired"]
+    assert any("rolled back to before a request" in p for p in problems)
+    assert any("another parameter hash than the ledger's request 1" in p for p in problems)
+
+
+def test_a_manifest_rewritten_with_a_consistent_digest_is_caught_by_the_ledger(served, tmp_path):
+    from purge_engine.manifest import digest_of
+
+    root = copy(served, tmp_path)
+    final = max((n for n in read_manifest(RunStore(root))["checkpoints"] if n.startswith("teacher-0/")),
+                key=lambda n: int(n.rsplit("-", 1)[1]))
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    data["checkpoints"][final]["param_hash"] = "f" * 20
+    data["digest"] = digest_of(data)  # an edit that knows the digest
+    (root / MANIFEST_NAME).write_text(json.dumps(data))
+    damaged = check_run(root)["damaged"]
+    assert any(d["path"] == MANIFEST_NAME and "ledger's request 1" in d["problem"] for d in damaged)
+
+
+def test_a_served_run_agrees_with_its_ledger(served, tmp_path):
+    assert check_run(copy(served, tmp_path))["damaged"] == []
+
+
 def test_a_ledger_cut_short_is_reported_as_unrepairable(served, tmp_path):
     root = copy(served, tmp_path)
     (root / "ledger.sqlite").write_bytes(b"")

@@ -11,6 +11,7 @@ from purge_engine.checkpoints import CheckpointError
 from purge_engine.constituents import ROLES
 from purge_engine.experiment import Experiment
 from purge_engine.outputs import OUTPUTS_DIR
+from purge_engine.threads import hold_threads
 from tests.conftest import copy_of, snapshot
 
 
@@ -82,9 +83,7 @@ def test_an_entry_from_another_environment_is_computed_again(trained, tmp_path, 
     exp = copy_of(trained, tmp_path / "run")
     exp.evaluate()
     forward_passes.clear()
-    exp.apply_threads = lambda: torch.set_num_threads(2)  # the same parameters, another thread count
-    try:
+    with hold_threads(2):  # another job of this process holds 2 threads: evaluation runs on them
         exp.evaluate()
-    finally:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     assert len(forward_passes) == constituent_count(exp)

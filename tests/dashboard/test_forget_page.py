@@ -3,6 +3,7 @@ cost before running; a real request run as a job and polled by rerunning; result
 
 from streamlit.testing.v1 import AppTest
 
+from purge_engine.store import Ledger, RunStore
 from purge_engine.vocabulary import title
 from tests.dashboard import APP
 from tests.dashboard.conftest import RUN_NAME, app_on, run_until
@@ -167,6 +168,8 @@ def test_forget_and_verify_run_on_the_executor_chosen_on_setup_and_cancel_reache
     fake_executors.gate.clear()
     at.button(key="forget").click().run()
     assert fake_executors.made[-1] == ("ray", None)
+    journal = Ledger(RunStore(runs_dir / RUN_NAME).ledger_path)
+    run_until(at, lambda at: journal.pending() == [3])  # journaled, so a cancel now leaves it to finish
     at.button(key="cancel").click().run()  # the executor sees should_stop() turn true
     run_until(at, lambda at: any("Cancelled at a step boundary" in w.value for w in at.warning))
     assert fake_executors.trained == []
