@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import share, state, upload_parts, views
 from dashboard.fields import choice_kwargs, number_kwargs, widget_help
-from purge_engine.config import AUTO_MODEL, LANE_LIMIT, PRESETS, PurgeConfig, field_label
+from purge_engine.config import AUTO_LANES, AUTO_MODEL, LANE_LIMIT, PRESETS, PurgeConfig, field_label
 from purge_engine.data import DatasetUnavailable
 from purge_engine.specs import DATASETS, MODELS, model_fits
 from purge_engine.vocabulary import title
@@ -115,7 +115,7 @@ def execution_controls() -> None:
     executor, address = state.execution()
     st.session_state[state.EXECUTOR] = st.session_state.get(state.EXECUTOR, executor)  # survives other pages
     st.session_state[state.RAY_ADDRESS] = st.session_state.get(state.RAY_ADDRESS, address or "")
-    st.session_state[state.LANES] = st.session_state.get(state.LANES, state.lanes() or 0)
+    st.session_state[state.LANES] = st.session_state.get(state.LANES, state.lanes())  # None: auto
     bar = st.sidebar
     bar.header("Execution")
     name = bar.radio("Train constituents", list(state.EXECUTOR_TITLES), key=state.EXECUTOR,
@@ -128,10 +128,11 @@ def execution_controls() -> None:
                    placeholder="empty: a local cluster; or auto, host:6379",
                    help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
                         "one with every core. The run directory must be on storage every node sees.")
-    bar.number_input("Lanes (W)", min_value=0, max_value=LANE_LIMIT, step=1, key=state.LANES,
-                     disabled=name != "lanes",
-                     help=f"Chains trained at once by the lanes executor, 1 to {LANE_LIMIT}; 0: chosen for the device "
-                          "(8 on a CPU, 32 on a GPU). Part of the execution path: keep it for a run's requests.")
+    bar.number_input("Lanes (W)", min_value=1, max_value=LANE_LIMIT, step=1, key=state.LANES,
+                     disabled=name != "lanes", on_change=keep_execution,
+                     placeholder=f"auto: {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} on a GPU",
+                     help=f"Chains trained at once by the lanes executor, 1 to {LANE_LIMIT}; empty: chosen for the "
+                          "device. Part of the execution path: keep it for a run's requests.")
     keep_execution()
 
 

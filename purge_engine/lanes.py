@@ -33,13 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from purge_engine.config import LANE_LIMIT
+from purge_engine.config import AUTO_LANES, LANE_LIMIT
 from purge_engine.constituents import ConstituentJob, StepSpec
 from purge_engine.events import Cancelled, EventCallback, PhaseEvent, StepEvent
 from purge_engine.seeding import generator_for
 from purge_engine.training import Cost, restore_step, reusable_steps, save_step
 
-AUTO_LANES = {"cpu": 8, "cuda": 32}  # W when none is asked for (bench_lanes.py measures the choice)
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults: the loop's optimizer
 
 

@@ -124,3 +124,13 @@ def test_bench_lanes_quick_times_each_width_against_the_loop_and_verifies_it():
     assert row["lanes"] == 2 and row["lanes_run"]["exact"] is True
     assert row["train_ratio"] > 0 and row["forget_ratio"] > 0
     assert row["lanes_run"]["sample_steps"] == row["loop"]["sample_steps"]  # the same work, another path
+
+
+@pytest.mark.slow
+def test_bench_executors_quick_reads_ray_against_the_machines_ceiling():
+    result = run_script("bench_executors.py", "--quick", "--workers", "2")
+    ceiling, local, ray = result["rows"]
+    assert ceiling["workers"] == 2 and len(ceiling["together_seconds"]) == 2 and ceiling["ceiling"] > 0
+    assert local["executor"] == "local" and local["cost_matches_prediction"]
+    assert ray["executor"] == "ray" and ray["same_bits"] and ray["cost_matches_prediction"]
+    assert ray["train_speedup"] == pytest.approx(local["train_seconds"] / ray["train_seconds"])

@@ -239,7 +239,8 @@ def test_lanes_chosen_on_setup_reach_the_job_with_their_width(empty_runs_dir, fa
                        ("student_slices", 1)):
         at.number_input(key=key).set_value(value).run()
     at.radio(key="executor").set_value("lanes").run()
-    assert not at.number_input(key="lanes").disabled
+    box = at.number_input(key="lanes")
+    assert not box.disabled and box.value is None and "auto: 8 on a CPU" in box.proto.placeholder  # auto, said so
     at.number_input(key="lanes").set_value(4).run()
     assert any("as lanes of one batched model" in c.value for c in at.sidebar.caption)
     at.button(key="train").click().run()
