@@ -28,11 +28,11 @@ from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
 from purge_engine.events import EventCallback, PhaseEvent, ignore
 from purge_engine.executors import LocalExecutor
 from purge_engine.manifest import write_manifest
-from purge_engine.threads import hold_threads
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.seeding import seed_for
 from purge_engine.store import LOCK_TIMEOUT_S, Ledger, RunStore, holds_writer_lock, writer_lock
+from purge_engine.threads import hold_threads
 from purge_engine.training import Cost
 
 
