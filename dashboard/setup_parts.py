@@ -128,11 +128,14 @@ def execution_controls() -> None:
                    placeholder="empty: a local cluster; or auto, host:6379",
                    help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
                         "one with every core. The run directory must be on storage every node sees.")
+    auto = ("empty: one chain per task" if name == "ray"
+            else f"auto: {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} on a GPU")
     bar.number_input("Lanes (W)", min_value=1, max_value=LANE_LIMIT, step=1, key=state.LANES,
-                     disabled=name != "lanes", on_change=keep_execution,
-                     placeholder=f"auto: {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} on a GPU",
-                     help=f"Chains trained at once by the lanes executor, 1 to {LANE_LIMIT}; empty: chosen for the "
-                          "device. Part of the execution path: keep it for a run's requests.")
+                     disabled=name == "local", on_change=keep_execution, placeholder=auto,
+                     help=f"Chains trained at once as lanes of one batched model, 1 to {LANE_LIMIT}. Lanes: empty "
+                          "is chosen for the device. Ray: each task trains a block of W chains as one lane group "
+                          "(several groups share a GPU); empty is one chain per task. Part of the execution "
+                          "path: keep it for a run's requests.")
     keep_execution()
 
 

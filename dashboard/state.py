@@ -208,7 +208,7 @@ def job_executor():
     """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
     its cluster joined (or started) by the job (use_executor), not by the page."""
     name, address = execution()
-    return executors.make_executor(name, ray_address=address, lanes=lanes() if name == "lanes" else None)
+    return executors.make_executor(name, ray_address=address, lanes=lanes() if name != "local" else None)
 
 
 def lanes() -> int | None:
@@ -255,7 +255,7 @@ def cluster() -> dict | None:
     name, address = execution()
     if name != "ray" or not ray_connected():
         return None
-    return executors.make_executor(name, ray_address=address).describe()
+    return executors.make_executor(name, ray_address=address, lanes=lanes()).describe()
 
 
 def setup_config() -> PurgeConfig:

@@ -300,8 +300,9 @@ def execution_text(executor: str, ray_address: str | None, cluster: dict | None)
     if cluster is None:
         return f"Jobs run on {where}; it starts with the first job."
     nodes, cpus, gpus = cluster["nodes"], cluster["cpus"], cluster["gpus"]
+    groups = f" Each task trains {cluster['lanes']} chains as one lane group." if cluster.get("lanes") else ""
     return (f"Jobs run on {where}: {nodes} node{'s' * (nodes != 1)} · {cpus} CPU{'s' * (cpus != 1)} · "
-            f"{gpus} GPU{'s' * (gpus != 1)}.")
+            f"{gpus} GPU{'s' * (gpus != 1)}.{groups}")
 
 
 def grid_legend_html() -> str:

@@ -433,9 +433,9 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
 
 def _use_recorded_executor(run) -> None:
     """Rebuild on the execution path the run was last trained on: lanes give other bits than the loop
-    (the loop's bits are the same in this process and in a Ray worker)."""
+    (the loop's bits, and a lane group's, are the same in this process and in a Ray worker)."""
     execution = run.store.read_environment()
-    if execution.get("executor") == "lanes":
+    if execution.get("lanes"):  # the lanes executor, or Ray tasks that each trained a lane group
         from purge_engine.lanes import LanesExecutor
 
         run.executor = LanesExecutor(execution.get("lanes"))

@@ -245,7 +245,9 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
                             "lanes: W chains at once as lanes of one batched model (the GPU path)")
     group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
                        help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: 8 on CPU, 32 on a "
-                            "GPU); part of the execution path: retrain and verify with the same W")
+                            "GPU), or with --executor ray: each Ray task trains a block of W chains as lanes "
+                            "(several lane groups per GPU); part of the execution path: retrain and verify with "
+                            "the same W")
     group.add_argument("--ray-address", default=None,
                        help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")
     group.add_argument("--workers", type=_flag_type("workers", int, "an integer of at least 1"), default=None,
@@ -259,8 +261,8 @@ def _executor(args: argparse.Namespace):
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
-    if args.lanes is not None and args.executor != "lanes":
-        raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes only "
+    if args.lanes is not None and args.executor not in ("lanes", "ray"):
+        raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes or ray only "
                          f"(the executor is {args.executor})")
     executor = make_executor(args.executor, args.ray_address, args.workers, args.lanes)
     getattr(executor, "connect", lambda: None)()

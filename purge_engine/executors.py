@@ -72,13 +72,14 @@ def train_chain(run, role: str, constituent: int, on_event: EventCallback, shoul
 def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None,
                   lanes: int | None = None):
     """The executor a CLI flag or a dashboard choice names: "local" (default), "ray" or "lanes" (W =
-    `lanes`, None: chosen for the device). Ray is imported only when asked for."""
+    `lanes`, None: chosen for the device; with "ray", W makes each task a lane group, None the loop).
+    Ray is imported only when asked for."""
     if name == "local":
         return LocalExecutor()
     if name == "ray":
         from purge_engine.ray_executor import RayExecutor
 
-        return RayExecutor(address=ray_address, workers=workers)
+        return RayExecutor(address=ray_address, workers=workers, lanes=lanes)
     if name == "lanes":
         from purge_engine.lanes import LanesExecutor
 

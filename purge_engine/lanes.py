@@ -102,10 +102,16 @@ class LanesExecutor:
 
     def _role(self, run, role: str, labels, on_event, should_stop) -> Cost:
         from purge_engine.constituents import count
+
+        return self.train_constituents(run, role, range(count(role, run.plan)), labels, on_event, should_stop)
+
+    def train_constituents(self, run, role: str, constituents, labels, on_event, should_stop) -> Cost:
+        """The given chains of one role in one group, each in lane constituent mod W: a member's bits
+        depend on the group's shape, not on which other chains share it (a Ray task trains a block)."""
         from purge_engine.executors import student_step_data, teacher_step_data
 
         chains = [_Chain(run.job(role, c), teacher_step_data(run) if role == "teacher"
-                         else student_step_data(run, role, c, labels)) for c in range(count(role, run.plan))]
+                         else student_step_data(run, role, c, labels)) for c in constituents]
         return train_lanes(run, role, chains, self.lanes, on_event, should_stop)
 
 

@@ -13,6 +13,11 @@ finished and retrains none. Data reaches workers as torch tensors through the ob
 worker re-lays them out in the run's memory format, sets its own thread count and stamps its own
 environment into what it writes.
 
+With `lanes` (W), a task trains a block of W chains of one role as one lane group instead (lanes.py),
+each chain in lane constituent mod W, so its bits equal the in-process LanesExecutor's; on a GPU each
+task takes 1/workers of it, so several lane groups share one GPU. Student blocks wait for every
+teacher block.
+
 Imported only when `--executor ray` is asked for: the default executor never loads Ray.
 """
 
@@ -60,12 +65,15 @@ def _stop_path(root: str, token: str) -> str:
 
 
 class _WorkerExecutor:
-    """What a run in a Ray worker records as its executor."""
+    """What a run in a Ray worker records as its executor (its path goes into every checkpoint)."""
 
-    name, path, workers = "ray", LOOP_PATH, 1
+    name, workers = "ray", 1
+
+    def __init__(self, path: str = LOOP_PATH):
+        self.path = path
 
 
-def _worker_run(root: str, config, plan, bundle, request_id):
+def _worker_run(root: str, config, plan, bundle, request_id, path: str = LOOP_PATH):
     from purge_engine.run import Run
     from purge_engine.store import RunStore
 
@@ -74,9 +82,27 @@ def _worker_run(root: str, config, plan, bundle, request_id):
         raise RuntimeError(f"run: {root} is not visible from Ray worker {os.uname().nodename}; the run directory "
                            "must be on storage every node of the cluster mounts at the same path")
     run = Run(store, config, plan, bundle)
-    run.executor, run.request_id = _WorkerExecutor(), request_id
+    run.executor, run.request_id = _WorkerExecutor(path), request_id
     run.apply_threads()
     return run
+
+
+def _check_torch(torch_version: str) -> None:
+    import torch
+
+    from purge_engine.run import worker_name
+
+    if torch.__version__ != torch_version:
+        raise RuntimeError(f"worker {worker_name()}: torch {torch.__version__}, but the driver runs torch "
+                           f"{torch_version}; exactness needs one torch build on every node")
+
+
+def _reporting(control, worker: str):
+    def on_event(event) -> None:
+        body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
+        control.post.remote(type(event).__name__, body)
+
+    return on_event
 
 
 @ray.remote(max_retries=MAX_RETRIES)
@@ -85,20 +111,13 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
     """Train one (role, constituent) chain, or the part [first, end) of its steps, in a worker; returns
     its measured cost and where it ran. done_before: the tasks it waits for (the teachers its labels
     need, the chain's previous part), resolved by Ray before it starts."""
-    started = time.perf_counter()
-    import torch
-
     from purge_engine.run import worker_name
 
-    if torch.__version__ != torch_version:
-        raise RuntimeError(f"worker {worker_name()}: torch {torch.__version__}, but the driver runs torch "
-                           f"{torch_version}; exactness needs one torch build on every node")
+    started = time.perf_counter()
+    _check_torch(torch_version)
     run = _worker_run(root, config, plan, bundle, request_id)
     worker, ready = worker_name(), time.perf_counter()
-
-    def on_event(event) -> None:
-        body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
-        control.post.remote(type(event).__name__, body)
+    on_event = _reporting(control, worker)
 
     def should_stop() -> bool:
         return os.path.exists(_stop_path(root, token))
@@ -111,6 +130,39 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
     timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
     return {"role": role, "constituent": constituent, "part": part, "cost": cost.to_dict(), "worker": worker,
             "timing": timing}
+
+
+@ray.remote(max_retries=MAX_RETRIES)
+def lanes_task(root: str, config, plan, bundle, request_id, role: str, constituents: list[int], width: int,
+               control, token: str, torch_version: str, *done_before) -> dict:
+    """Train a block of chains of one role as one group of `width` lanes (lanes.py) in a worker, each
+    chain in lane constituent mod W, so its bits are those the in-process LanesExecutor gives it.
+    done_before: for a student block, the teacher blocks its labels need."""
+    from purge_engine.lanes import LanesExecutor, check_fits, lanes_path
+    from purge_engine.run import worker_name
+
+    started = time.perf_counter()
+    _check_torch(torch_version)
+    run = _worker_run(root, config, plan, bundle, request_id, lanes_path(width))
+    check_fits(run, role, width)
+    worker, ready = worker_name(), time.perf_counter()
+    on_event = _reporting(control, worker)
+
+    def should_stop() -> bool:
+        return os.path.exists(_stop_path(root, token))
+
+    labels = None if role == "teacher" else label_cache(run, on_event)
+    cost = LanesExecutor(width).train_constituents(run, role, constituents, labels, on_event, should_stop)
+    if labels is not None:
+        cost.label_forwards += labels.label_forwards
+    timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
+    return {"role": role, "constituent": constituents[0], "constituents": list(constituents), "part": None,
+            "cost": cost.to_dict(), "worker": worker, "timing": timing}
+
+
+def blocks(n: int, width: int) -> list[list[int]]:
+    """Constituents 0..n-1 in blocks of `width` (the last may be shorter): one lane group each."""
+    return [list(range(start, min(n, start + width))) for start in range(0, n, width)]
 
 
 _EVENTS = {"StepEvent": StepEvent, "LabelEvent": LabelEvent, "PhaseEvent": PhaseEvent}
@@ -127,10 +179,12 @@ class RayExecutor:
     None to start a local one with `workers` CPUs (default: every core)."""
 
     name = "ray"
-    path = LOOP_PATH
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(self, address: str | None = None, workers: int | None = None, lanes: int | None = None):
+        from purge_engine.lanes import check_lanes
+
         self.address, self.requested_workers = address, workers
+        self.lanes = None if lanes is None else check_lanes(lanes)  # W: each task trains a block as lanes
         self.startup_seconds = 0.0
         self.timings: list[dict] = []  # per task of the last train: setup_seconds, chain_seconds, pid
 
@@ -160,6 +214,13 @@ class RayExecutor:
         self.startup_seconds = time.perf_counter() - start
 
     @property
+    def path(self) -> str:
+        """The execution path every checkpoint records: the loop's, or a lane group's of width W."""
+        from purge_engine.lanes import lanes_path
+
+        return LOOP_PATH if self.lanes is None else lanes_path(self.lanes)
+
+    @property
     def workers(self) -> int:
         self.connect()
         return int(ray.cluster_resources().get("CPU", 1))
@@ -171,7 +232,7 @@ class RayExecutor:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return {"executor": self.name, "workers": int(resources.get("CPU", 0)), "nodes": len(nodes),
                 "cpus": int(resources.get("CPU", 0)), "gpus": int(resources.get("GPU", 0)),
-                "address": self.address or "local"}
+                "address": self.address or "local", **({"lanes": self.lanes} if self.lanes else {})}
 
     # -- training ---------------------------------------------------------------------------------
     def train(self, run, methods: Sequence[str], on_event: EventCallback,
@@ -188,15 +249,18 @@ class RayExecutor:
             return chain_task.options(**options).remote(*shared, role, constituent, part, control, token,
                                                         torch.__version__, *done_before)
 
-        teachers = [task("teacher", i, None) for i in range(run.config.n_teachers)]
-        students = []
-        for m in methods:
-            for k in range(run.config.n_students):
-                previous = ()  # each segment of the chain waits for the one before and for its new teachers
-                for segment in segments(run.plan, m, k):
-                    previous = (task(m, k, (segment.first, segment.end), *previous,
-                                     *[teachers[t] for t in segment.teachers]),)
-                    students.append(previous[0])
+        if self.lanes is not None:
+            teachers, students = self._lane_tasks(shared, options, control, token, methods)
+        else:
+            teachers = [task("teacher", i, None) for i in range(run.config.n_teachers)]
+            students = []
+            for m in methods:
+                for k in range(run.config.n_students):
+                    previous = ()  # each segment of the chain waits for the one before and for its new teachers
+                    for segment in segments(run.plan, m, k):
+                        previous = (task(m, k, (segment.first, segment.end), *previous,
+                                         *[teachers[t] for t in segment.teachers]),)
+                        students.append(previous[0])
         try:
             results = self._wait(teachers + students, control, _stop_path(root, token), on_event, should_stop)
         finally:
@@ -205,6 +269,21 @@ class RayExecutor:
         self.timings = [{"role": r["role"], "constituent": r["constituent"], "part": r["part"], **r["timing"]}
                         for r in results]
         return _costs(results, methods)
+
+    def _lane_tasks(self, shared, options, control, token: str, methods) -> tuple[list, list]:
+        """One task per block of W teachers, then per block of W students of each method (each waiting for
+        every teacher block); on a GPU each takes 1/workers of it, so several lane groups share one."""
+        import torch
+
+        plan = shared[2]
+
+        def task(role, block, *done_before):
+            return lanes_task.options(**options).remote(*shared, role, block, self.lanes, control, token,
+                                                        torch.__version__, *done_before)
+
+        teachers = [task("teacher", block) for block in blocks(plan.n_teachers, self.lanes)]
+        students = [task(m, block, *teachers) for m in methods for block in blocks(plan.n_students, self.lanes)]
+        return teachers, students
 
     def _wait(self, refs, control, stop_path: str, on_event: EventCallback,
               should_stop: Callable[[], bool]) -> list[dict]:

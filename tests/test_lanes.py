@@ -129,7 +129,7 @@ def test_the_cli_refuses_bad_lanes_without_a_traceback(tmp_path, capsys):
     from purge_engine.cli import main
 
     for argv, message in ((["--executor", "lanes", "--lanes", "0"], "lanes: got 0, must be an integer from 1"),
-                          (["--lanes", "4"], "--lanes applies to --executor lanes only")):
+                          (["--lanes", "4"], "--lanes applies to --executor lanes or ray only")):
         assert main(["train", "--run", str(tmp_path / "run"), *argv]) != 0
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err

@@ -105,6 +105,34 @@ def test_forget_and_verify_through_ray_are_exact_and_keep_the_ledger(cluster, lo
     assert [e["kind"] for e in exp.ledger.entries()] == ["started", "done", "verified"]
 
 
+def test_lane_groups_as_ray_tasks_equal_in_process_lanes_verify_and_repair_exactly(cluster, tmp_path):
+    """--executor ray --lanes W: a task per block of W chains, trained as one lane group, on either node."""
+    import json
+
+    from purge_engine.check import check_run
+    from purge_engine.lanes import LanesExecutor
+    from purge_engine.ray_executor import RayExecutor
+
+    in_process = Experiment.create(CONFIG, tmp_path / "lanes")
+    in_process.executor = LanesExecutor(2)
+    in_process.train()
+    exp = Experiment.create(CONFIG, tmp_path / "ray-lanes")
+    exp.executor = RayExecutor(address=cluster.address, lanes=2)
+    exp.train()
+    assert exp.param_hashes(ROLES) == in_process.param_hashes(ROLES)
+    assert len(exp.executor.timings) == 2 + len(METHODS)  # 4 teachers in 2 blocks, 2 students in 1 per method
+    assert {t["constituent"] for t in exp.executor.timings if t["role"] == "teacher"} == {0, 2}
+    sidecar = json.loads(exp.store.checkpoint_stem("purge", 1, 0).with_suffix(".json").read_text())
+    assert sidecar["environment"]["path"] == "lanes:2" and exp.store.read_environment()["lanes"] == 2
+    report = exp.forget([int(exp.plan.teacher_shards[3][0][0])], score=False)
+    assert report.cost_matches_prediction is True and report.retrained["teacher"] == {"3": 0}
+    verdict = exp.verify(affected_only=True)
+    assert verdict["exact"] is True, verdict["reason"]
+    exp.store.checkpoint_stem("teacher", 3, 1).with_suffix(".safetensors").unlink()
+    repaired = check_run(exp.store.root, repair=True)  # rebuilt in process on the recorded lanes path
+    assert repaired["proved"] and repaired["run_whole"]
+
+
 def test_a_cancelled_ray_job_stops_at_a_step_boundary_and_resumes_to_the_same_bits(cluster, local_run, tmp_path):
     from purge_engine.events import Cancelled
 

@@ -210,6 +210,8 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     at.radio(key="executor").set_value("ray").run()
     at.text_input(key="ray_address").input("head-node:6379").run()
     assert not at.text_input(key="ray_address").disabled
+    box = at.number_input(key="lanes")  # on Ray, W makes each task a lane group; empty: one chain per task
+    assert not box.disabled and box.value is None and "one chain per task" in box.proto.placeholder
     assert any("the Ray cluster at `head-node:6379`; it starts with the first job" in c.value
                for c in at.sidebar.caption)
     at.button(key="train").click().run()
@@ -217,6 +219,7 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     run_until(at, lambda at: any("Trained." in s.value for s in at.success))
     name = "digits-t2-s1-r1x1-e1-seed0"
     assert ("ray", "head-node:6379") in fake_executors.made and fake_executors.trained == [("ray", name)]
+    assert set(fake_executors.lanes) == {None}
     assert [n.split("_")[0] for n in fake_executors.connected] == ["purge-executor-connect"]  # outlives the job
     workers = next(df.value for df in at.dataframe if "Worker" in df.value.columns)
     assert set(workers["Worker"]) == {FAKE_WORKER} and "Teacher 1" in set(workers["Constituent"])
@@ -234,7 +237,7 @@ def test_lanes_chosen_on_setup_reach_the_job_with_their_width(empty_runs_dir, fa
     from tests.dashboard.conftest import app_on, run_until
 
     at = app_on("", run=None)
-    assert at.number_input(key="lanes").disabled  # only the lanes executor has lanes
+    assert at.number_input(key="lanes").disabled  # the in-process loop has no lanes
     for key, value in (("n_teachers", 2), ("n_students", 1), ("epochs", 1), ("teacher_slices", 1),
                        ("student_slices", 1)):
         at.number_input(key=key).set_value(value).run()

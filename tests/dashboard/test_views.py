@@ -195,6 +195,8 @@ def test_execution_text_names_the_executor_and_the_cluster():
     cluster = {"nodes": 1, "cpus": 16, "gpus": 0}
     assert views.execution_text("ray", "head:6379", cluster) == (
         "Jobs run on the Ray cluster at `head:6379`: 1 node · 16 CPUs · 0 GPUs.")
+    assert views.execution_text("ray", None, cluster | {"lanes": 4}).endswith(
+        "0 GPUs. Each task trains 4 chains as one lane group.")
 
 
 def record_for(plan, sample_ids, measured=True):
