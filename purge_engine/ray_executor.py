@@ -42,19 +42,41 @@ _JOINED: str | None = None  # the cluster this process joined through connect() 
 MAX_RETRIES = 3  # a task whose worker died is run again; finished steps are reused by key
 
 
-@ray.remote
+@ray.remote(num_cpus=0)
 class Control:
-    """The driver's mailbox: workers post progress events (fire and forget)."""
+    """The driver's mailbox: workers post progress events (fire and forget), each under the token of
+    the train call it belongs to. One per driver and cluster (_control): a new actor per call would
+    start a process, and import the engine, on the cores the call's chains train on."""
 
     def __init__(self):
-        self.events: list[tuple[str, dict]] = []
+        self.events: dict[str, list[tuple[str, dict]]] = {}
 
-    def post(self, kind: str, event: dict) -> None:
-        self.events.append((kind, event))
+    def open(self, token: str) -> None:
+        self.events[token] = []
 
-    def drain(self) -> list[tuple[str, dict]]:
-        events, self.events = self.events, []
+    def post(self, token: str, kind: str, event: dict) -> None:
+        if token in self.events:  # a straggler of a closed call (cancelled, failed) is dropped
+            self.events[token].append((kind, event))
+
+    def drain(self, token: str, close: bool = False) -> list[tuple[str, dict]]:
+        if token not in self.events:
+            return []
+        events = self.events.pop(token) if close else self.events[token]
+        if not close:
+            self.events[token] = []
         return events
+
+
+_CONTROL: tuple[str, object] | None = None  # (the Ray job it was made in, the Control actor)
+
+
+def _control():
+    """This driver's Control actor on the cluster it is connected to (made again after a ray.init)."""
+    global _CONTROL
+    job = ray.get_runtime_context().get_job_id()
+    if _CONTROL is None or _CONTROL[0] != job:
+        _CONTROL = (job, Control.remote())
+    return _CONTROL[1]
 
 
 # A worker never blocks on the driver: a ray.get inside a task hands its CPU back to Ray, which then
@@ -97,10 +119,10 @@ def _check_torch(torch_version: str) -> None:
                            f"{torch_version}; exactness needs one torch build on every node")
 
 
-def _reporting(control, worker: str):
+def _reporting(control, token: str, worker: str):
     def on_event(event) -> None:
         body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
-        control.post.remote(type(event).__name__, body)
+        control.post.remote(token, type(event).__name__, body)
 
     return on_event
 
@@ -117,7 +139,7 @@ def chain_task(root: str, config, plan, bundle, request_id, role: str, constitue
     _check_torch(torch_version)
     run = _worker_run(root, config, plan, bundle, request_id)
     worker, ready = worker_name(), time.perf_counter()
-    on_event = _reporting(control, worker)
+    on_event = _reporting(control, token, worker)
 
     def should_stop() -> bool:
         return os.path.exists(_stop_path(root, token))
@@ -146,7 +168,7 @@ def lanes_task(root: str, config, plan, bundle, request_id, role: str, constitue
     run = _worker_run(root, config, plan, bundle, request_id, lanes_path(width))
     check_fits(run, role, width)
     worker, ready = worker_name(), time.perf_counter()
-    on_event = _reporting(control, worker)
+    on_event = _reporting(control, token, worker)
 
     def should_stop() -> bool:
         return os.path.exists(_stop_path(root, token))
@@ -240,7 +262,8 @@ class RayExecutor:
         import torch
 
         self.connect()
-        control, token = Control.remote(), secrets.token_hex(8)
+        control, token = _control(), secrets.token_hex(8)
+        ray.get(control.open.remote(token))
         root = str(run.store.root.resolve())
         shared = (root, run.config, run.plan, ray.put(run.bundle.to("cpu")), run.request_id)
         options = {"num_cpus": 1, "num_gpus": 0 if run.device.type == "cpu" else 1 / max(1, self.workers)}
@@ -262,8 +285,10 @@ class RayExecutor:
                                          *[teachers[t] for t in segment.teachers]),)
                         students.append(previous[0])
         try:
-            results = self._wait(teachers + students, control, _stop_path(root, token), on_event, should_stop)
+            results = self._wait(teachers + students, control, token, _stop_path(root, token), on_event,
+                                 should_stop)
         finally:
+            control.drain.remote(token, close=True)
             if os.path.exists(_stop_path(root, token)):
                 os.remove(_stop_path(root, token))
         self.timings = [{"role": r["role"], "constituent": r["constituent"], "part": r["part"], **r["timing"]}
@@ -285,18 +310,18 @@ class RayExecutor:
         students = [task(m, block, *teachers) for m in methods for block in blocks(plan.n_students, self.lanes)]
         return teachers, students
 
-    def _wait(self, refs, control, stop_path: str, on_event: EventCallback,
+    def _wait(self, refs, control, token: str, stop_path: str, on_event: EventCallback,
               should_stop: Callable[[], bool]) -> list[dict]:
         pending, stopping = list(refs), False
         while pending:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_SECONDS)
-            for kind, body in ray.get(control.drain.remote()):
+            for kind, body in ray.get(control.drain.remote(token)):
                 on_event(_event_from(kind, body))
             if not stopping and should_stop():
                 stopping = True
                 with open(stop_path, "w") as flag:
                     flag.write("stop\n")
-        for kind, body in ray.get(control.drain.remote()):
+        for kind, body in ray.get(control.drain.remote(token)):
             on_event(_event_from(kind, body))
         try:
             return ray.get(list(refs))

@@ -215,3 +215,22 @@ def test_asking_for_another_cluster_than_the_one_joined_is_a_clear_error(cluster
     ray_executor.RayExecutor(address=cluster.address).connect()  # the same one: fine
     with pytest.raises(ValueError, match="ray_address: got '127.0.0.1:1', but this process has joined"):
         ray_executor.RayExecutor(address="127.0.0.1:1").connect()
+
+
+def test_one_mailbox_serves_every_train_call_and_drops_a_closed_calls_stragglers(cluster):
+    """The driver's Control actor outlives a train call (no process started per call); events are kept
+    apart by call, and a task of a cancelled call posting late reaches no later call."""
+    from purge_engine.ray_executor import _control
+
+    control = _control()
+    assert _control() is control
+    ray.get([control.open.remote("first"), control.open.remote("second")])
+    ray.get([control.post.remote("first", "StepEvent", {"n": 1}), control.post.remote("second", "StepEvent", {"n": 2})])
+    assert ray.get(control.drain.remote("first")) == [("StepEvent", {"n": 1})]
+    assert ray.get(control.drain.remote("first")) == []
+    ray.get(control.drain.remote("first", close=True))
+    ray.get(control.post.remote("first", "StepEvent", {"n": 3}))  # a straggler of the closed call
+    assert ray.get(control.drain.remote("first")) == []
+    ray.get(control.post.remote("first", "StepEvent", {"n": 4}))  # draining a closed call does not reopen it
+    assert ray.get(control.drain.remote("first")) == []
+    assert ray.get(control.drain.remote("second", close=True)) == [("StepEvent", {"n": 2})]
