@@ -67,15 +67,17 @@ class Control:
         return events
 
 
-_CONTROL: tuple[str, object] | None = None  # (the Ray job it was made in, the Control actor)
+_CONTROL: tuple[tuple[str, str], object] | None = None  # ((driver's node, Ray job), the Control actor)
 
 
 def _control():
-    """This driver's Control actor on the cluster it is connected to (made again after a ray.init)."""
+    """This driver's Control actor on the cluster it is connected to, made again after a ray.init (a
+    new cluster numbers its jobs from 1 again, but its nodes get new ids)."""
     global _CONTROL
-    job = ray.get_runtime_context().get_job_id()
-    if _CONTROL is None or _CONTROL[0] != job:
-        _CONTROL = (job, Control.remote())
+    context = ray.get_runtime_context()
+    key = (context.get_node_id(), context.get_job_id())
+    if _CONTROL is None or _CONTROL[0] != key:
+        _CONTROL = (key, Control.remote())
     return _CONTROL[1]
 
 
