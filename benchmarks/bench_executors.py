@@ -121,6 +121,7 @@ def bench_layout(name: str, config: PurgeConfig, workers: list[int], root: Path,
         rows.append({"layout": name, "executor": f"{top} independent processes", "workers": top, **found})
         say(f"{name} ceiling: one training alone {found['alone_seconds']:.1f} s, {top} at once "
             f"{max(found['together_seconds']):.1f} s: {top} cores give at most {found['ceiling']:.2f}x", quiet)
+    _stop_ray()  # a cluster left up by the layout before would run beside the in-process loop
     local = timed_run(config, LocalExecutor(), root / f"{name}-local")
     rows.append({"layout": name, "executor": "local", "workers": 1, **_public(local), "same_bits": True})
     say(f"{name} local: train {local['train_seconds']:.1f} s, forget {local['forget_seconds']:.1f} s", quiet)
@@ -136,6 +137,14 @@ def bench_layout(name: str, config: PurgeConfig, workers: list[int], root: Path,
             f"forget {result['forget_seconds']:.1f} s ({rows[-1]['forget_speedup']:.2f}x); start-up {startup:.1f} s, "
             f"per task {overhead * 1000:.1f} ms; bitwise equal to local: {same}", quiet)
     return rows
+
+
+def _stop_ray() -> None:
+    """Shut down a Ray cluster this process started, if any (without importing Ray)."""
+    import sys
+
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
 
 
 def _public(result: dict) -> dict:
