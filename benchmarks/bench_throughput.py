@@ -10,11 +10,11 @@ On the paper's MNIST CNN (models "mnist-cnn") over mnist-5k tensors, in one proc
   3. soft labels (LabelCache: teacher forward in eval()/inference_mode, then saved) per sample
      and teacher, against a training sample-step; a cached slice's reload; predict_proba's own
      batch size;
-  4. with --stacked: the batched-constituents path (purge_engine.stacked) against the
-     one-at-a-time loop on M equal-size constituents, and how far apart their results are.
+  4. the memory formats (channels_last against contiguous).
+
+Lanes (several constituents at once, the GPU path) against the loop: benchmarks/bench_lanes.py.
 
     .venv/bin/python benchmarks/bench_throughput.py             # about 2 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_throughput.py --stacked   # adds the stacked comparison
     .venv/bin/python benchmarks/bench_throughput.py --quick --json
 """
 
@@ -36,7 +36,6 @@ from purge_engine.data import load_dataset
 from purge_engine.events import ignore
 from purge_engine.models import build_model
 from purge_engine.soft_labels import LabelCache
-from purge_engine.stacked import train_many
 from purge_engine.store import RunStore
 from purge_engine.training import predict_proba, teacher_loss, train_slice_step
 
@@ -153,48 +152,20 @@ def predict_rates(model: torch.nn.Module, inputs: torch.Tensor) -> dict:
     return rates
 
 
-# -- 4. stacked constituents ------------------------------------------------------------------------------------
-def stacked_vs_loop(x: torch.Tensor, y: torch.Tensor, args) -> dict:
-    """M constituents of n samples each, trained by the loop and by the stacked path (interleaved)."""
-    spec = load_dataset(DATASET).spec
-    n = x.shape[0] // args.models
-    inputs = [x[i * n:(i + 1) * n] for i in range(args.models)]
-    targets = [(y[i * n:(i + 1) * n],) for i in range(args.models)]
-    positions = [(0, "teacher", i, 0) for i in range(args.models)]
-    epochs = [args.epochs] * args.models
-
-    def run(path: str, models) -> None:
-        train_many(models, inputs, targets, teacher_loss, epochs, args.batch_size, args.lr, positions, path=path)
-
-    fresh = {p: [build_model(ARCH, spec, 10 + i) for i in range(args.models)] for p in ("loop", "stacked")}
-    for path, models in fresh.items():
-        run(path, models)  # also the warm-up
-    diff = max(float((a - b).abs().max()) for ma, mb in zip(fresh["loop"], fresh["stacked"], strict=True)
-               for a, b in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True))
-    times = interleaved({p: (lambda p=p: run(p, fresh[p])) for p in fresh}, max(2, args.repeats // 2))
-    samples = n * args.models * args.epochs
-    rates = {p: samples / float(np.median(t)) for p, t in times.items()}
-    return {"models": args.models, "samples_per_model": n, "loop_samples_per_s": rates["loop"],
-            "stacked_samples_per_s": rates["stacked"], "stacked_over_loop": rates["stacked"] / rates["loop"],
-            "max_abs_param_diff": diff, "device": str(x.device)}
-
-
 # -- main ----------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples and repeats (under a minute)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (text to stderr)")
-    parser.add_argument("--stacked", action="store_true", help="also compare the stacked path with the loop")
     parser.add_argument("--samples", type=int, default=2048, help="samples per timed step (default 2048)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32, help="the engine's default batch size")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--models", type=int, default=4, help="constituents for --stacked")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable on a shared host)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="cpu or cuda (the stacked comparison is the one that matters on cuda)")
+                        help="cpu or cuda")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.repeats = min(args.samples, 512), min(args.repeats, 3)
@@ -218,11 +189,6 @@ def report_lines(result: dict) -> list[str]:
     for arch, m in result.get("memory_format", {}).items():
         lines.append(f"{arch}: channels_last {m['channels_last_samples_per_s']:.0f} samples/s, contiguous "
                      f"{m['contiguous_samples_per_s']:.0f}: ratio {m['channels_last_over_contiguous']:.2f}")
-    if "stacked" in result:
-        s = result["stacked"]
-        lines.append(f"stacked ({s['models']} x {s['samples_per_model']} samples on {s['device']}): "
-                     f"{s['stacked_samples_per_s']:.0f} samples/s vs loop {s['loop_samples_per_s']:.0f}: "
-                     f"{s['stacked_over_loop']:.2f}x; max |param diff| {s['max_abs_param_diff']:.1e}")
     return lines
 
 
@@ -241,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         result["checkpoint"] = checkpoint_costs(model, Path(tmp), rate, args.repeats)
         result["labels"] = label_costs(model, bundle.train_x, Path(tmp), rate, min(500, args.samples), args.repeats)
     result["memory_format"] = memory_formats(args)
-    if args.stacked:
-        result["stacked"] = stacked_vs_loop(x, y, args)
     result["verdicts"] = {"engine_at_least_0.9_of_bare": result["throughput"]["ratio"] >= TARGET_RATIO}
     for line in report_lines(result):
         say(line, args.json)

@@ -64,7 +64,7 @@ class TextBag(nn.Module):
     """fastText's shape: token ids (n, L) -> mean of their embeddings, padding (id 0) left out -> linear.
 
     An nn.Embedding with a masked mean rather than nn.EmbeddingBag: the same function, and plain
-    indexing and sums batch under vmap (the stacked GPU path) and run the same kernels everywhere.
+    indexing and sums batch under vmap (the lanes executor, lanes.py) and run the same kernels everywhere.
     """
 
     def __init__(self, spec: DatasetSpec, dim: int = TEXT_DIM):
