@@ -1,25 +1,30 @@
 """LanesExecutor: W constituent chains of one role trained at once, as lanes of one batched model.
 
 A constituent is a tiny network; trained one at a time it leaves a GPU idle between kernel
-launches, and on a CPU it pays Python and dispatch overhead per small batch. Lanes stack W
-constituents' parameters (torch.func.stack_module_state) and run the model under torch.func.vmap:
-one forward and one backward per iteration trains every lane on its own batch.
+launches, and on a CPU it pays Python and dispatch overhead per small batch. Lanes keep W
+constituents' parameters in one (W, P) tensor, a lane per row, and train them with one forward and
+one backward per iteration, every lane on its own batch: a stack of convolutions, ReLUs, max-pools
+and linear layers (the image CNNs, the MLP) as grouped kernels (the lanes' images as channel groups
+of one batch, convolved with groups=W; linear layers as batched matrix products), any other model
+under torch.func.vmap.
 
 Each lane is independent by construction:
 - its own data and its own batch order (generator_for(seed, side, constituent, step, epoch), as
   the loop draws it), padded to the fixed batch shape (W, batch_size) with a mask: padded rows
   repeat a real sample and weigh zero in the lane's masked mean loss, so they add exact zeros;
-- its own optimizer state: Adam is elementwise, so Adam over the stacked tensors, with a step count
-  per lane, is W independent Adams; a lane with no batch this iteration (its chain is done, or it
-  has none) is left exactly as it was, moments included (`torch.where` on the lane's activity);
+- its own optimizer: torch.optim.Adam (fused where PyTorch has the kernel) over every lane's
+  parameter views, one state and step count per view, is W independent Adams; a lane with no batch
+  this iteration (its chain is done, or it has none) has no gradient, so Adam leaves it exactly as
+  it was, moments and step count included;
 - its own place: the chain of constituent c always runs in lane c mod W, one chain after another.
 
 Exactness (DESIGN section 6): measured on CPU, a lane's bits depend on the group's shape (W, the
 batch size) and not on the other lanes' values, data or activity, nor on which lane it sits in. So
-the path "lanes:W" goes into every checkpoint's environment; a retrain and verify's reference run
-in a group of the same shape (idle lanes filled by nothing), and verify refuses the claim when the
-recorded W differs. Lanes never equal the one-at-a-time loop bit for bit (batched kernels sum in
-another order): a run is compared only with runs of the same path.
+the path "lanes:W:v2" (W and the kernels' version) goes into every checkpoint's environment; a
+retrain and verify's reference run in a group of the same shape (idle lanes filled by nothing), and
+verify refuses the claim when the recorded W or version differs. Lanes never equal the
+one-at-a-time loop bit for bit (batched kernels sum in another order): a run is compared only with
+runs of the same path.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
+from torch import nn
+from torch.func import functional_call, vmap
 
 from purge_engine.config import AUTO_LANES, LANE_LIMIT
 from purge_engine.constituents import ConstituentJob, StepSpec
@@ -42,9 +48,13 @@ from purge_engine.training import Cost, restore_step, reusable_steps, save_step
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults: the loop's optimizer
 
 
+LANES_VERSION = "v2"  # grouped kernels and a fused Adam; v1 (path "lanes:W", vmap and Adam by hand) had other bits
+
+
 def lanes_path(width: int) -> str:
-    """The execution path a group of `width` lanes records in every checkpoint's environment."""
-    return f"lanes:{width}"
+    """The execution path a group of `width` lanes records in every checkpoint's environment: W and the
+    version of the lanes kernels, so a run trained by other kernels is refused by verify, not called inexact."""
+    return f"lanes:{width}:{LANES_VERSION}"
 
 
 def check_lanes(value) -> int:
@@ -164,7 +174,11 @@ def train_lanes(run, role: str, chains: list[_Chain], width: int, on_event: Even
 
 
 class _Group:
-    """The stacked parameters and Adam state of W lanes, and the one batched step that trains them."""
+    """The parameters and Adam state of W lanes, and the one batched step that trains them.
+
+    The parameters live in one (W, P) tensor, a lane per row; a parameter of a lane is a view of its
+    row. The forward reads every lane's parameters as (W, ...) views of the rows (no copy), and the
+    backward leaves one (W, P) gradient."""
 
     def __init__(self, run, role: str, width: int):
         self.run, self.role, self.width = run, role, width
@@ -172,16 +186,26 @@ class _Group:
         self.batch, self.lr, self.seed = config.batch_size, (config.teacher_lr if role == "teacher"
                                                              else config.student_lr), config.seed
         self.new_model = run.new_teacher if role == "teacher" else run.new_student
-        models = [self.new_model(0) for _ in range(width)]
-        if any(True for _ in models[0].buffers()):
-            raise ValueError(f"executor: lanes train models without buffers; {type(models[0]).__name__} has some")
-        params, _ = stack_module_state(models)
-        self.params = {name: p.detach().clone().to(run.device).requires_grad_(True) for name, p in params.items()}
-        self.moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in self.params.items()}
-        self.steps = torch.zeros(width, dtype=torch.float64, device=run.device)
-        template = copy.deepcopy(models[0]).to("meta")
-        self.forward = vmap(lambda p, x: functional_call(template, p, (x,)))
+        template = self.new_model(0)
+        if any(True for _ in template.buffers()):
+            raise ValueError(f"executor: lanes train models without buffers; {type(template).__name__} has some")
+        named = list(template.named_parameters())
+        self.names = [name for name, _ in named]
+        self.shapes = [tuple(p.shape) for _, p in named]
+        self.sizes = [p.numel() for _, p in named]
+        self.flat = torch.zeros(width, sum(self.sizes), dtype=named[0][1].dtype, device=run.device,
+                                requires_grad=True)
+        rows = self.flat.detach()
+        self.views = [[piece.view(shape) for piece, shape in zip(rows[lane].split(self.sizes), self.shapes,
+                                                                  strict=True)] for lane in range(width)]
+        self.optimizer = _lane_adam([v for lane in self.views for v in lane], self.lr, run.device)
+        self.forward = _lane_forward(template, width, config.memory_format)
         self.loss = _lane_losses(role, config)
+
+    def stacked(self) -> list[torch.Tensor]:
+        """Every parameter as a (W, ...) view of the rows, in the model's order: the forward's input."""
+        return [piece.view(self.width, *shape) for piece, shape in zip(self.flat.split(self.sizes, 1), self.shapes,
+                                                                       strict=True)]
 
     # -- a lane's chain and step boundaries ------------------------------------------------------------
     def advance(self, index: int, lane: _Lane, on_event: EventCallback) -> Cost:
@@ -219,8 +243,8 @@ class _Group:
                 restore_step(model, self.run.store, job, done - 1, self.run.device)
                 on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
             with torch.no_grad():
-                for name, tensor in model.named_parameters():
-                    self.params[name][index].copy_(tensor)
+                for view, (_, tensor) in zip(self.views[index], model.named_parameters(), strict=True):
+                    view.copy_(tensor)
             lane.chain, lane.steps = chain, list(job.steps[done:])
             return True
         lane.chain = None
@@ -233,11 +257,8 @@ class _Group:
         lane.started = time.perf_counter()
         lane.spec, lane.epoch, lane.position, lane.loss_sum = spec, 0, 0, 0.0
         lane.inputs, lane.targets = lane.chain.step_data(spec)
-        with torch.no_grad():  # the loop makes a fresh Adam at every step
-            for m, v in self.moments.values():
-                m[index].zero_()
-                v[index].zero_()
-            self.steps[index] = 0
+        for view in self.views[index]:  # the loop makes a fresh Adam at every step: no moments, step 0
+            self.optimizer.state.pop(view, None)
         lane.order = self._order(lane) if lane.inputs.shape[0] else None
 
     def _order(self, lane: _Lane) -> torch.Tensor:
@@ -248,7 +269,7 @@ class _Group:
     def _save(self, index: int, lane: _Lane, on_event: EventCallback) -> Cost:
         """The lane's step is done: its checkpoint, with the mean loss of its last epoch (None: no data)."""
         n = lane.inputs.shape[0]
-        state = {name: p[index].detach().clone() for name, p in self.params.items()}
+        state = {name: view.detach().clone() for name, view in zip(self.names, self.views[index], strict=True)}
         cost = save_step(lane.chain.job, lane.spec, self.run.store, state, lane.loss_sum / n if n else None,
                          lane.started, on_event)
         lane.spec = None
@@ -259,12 +280,17 @@ class _Group:
         """One forward, backward and Adam step of every active lane on its next batch; returns each
         lane's mean loss on its batch and its batch's real sample count."""
         inputs, targets, mask = self._batches(lanes)
-        for p in self.params.values():
-            p.grad = None
+        self.flat.grad = None
         counts = mask.sum(1)
-        per_lane = (self.loss(self.forward(self.params, inputs), targets) * mask).sum(1) / counts.clamp_min(1)
+        per_lane = (self.loss(self.forward(self.stacked(), inputs), targets) * mask).sum(1) / counts.clamp_min(1)
         per_lane.sum().backward()  # lane i's gradient is that of its own masked mean loss alone
-        self._adam(torch.tensor(active, device=mask.device))
+        grads = self.flat.grad
+        for lane, views in enumerate(self.views):
+            # A lane without a batch has no gradient: Adam skips it, parameters, moments and step count.
+            pieces = grads[lane].split(self.sizes) if active[lane] else [None] * len(views)
+            for view, piece in zip(views, pieces, strict=True):
+                view.grad = None if piece is None else piece.view(view.shape)
+        self.optimizer.step()
         return per_lane.detach().tolist(), [int(c) for c in counts.tolist()]
 
     def _batches(self, lanes: list[_Lane]):
@@ -288,26 +314,77 @@ class _Group:
         targets = tuple(torch.stack(list(parts)) for parts in zip(*target_rows, strict=True))
         return torch.stack(rows), targets, mask
 
-    @torch.no_grad()
-    def _adam(self, active: torch.Tensor) -> None:
-        """torch.optim.Adam's update (no weight decay, no amsgrad), with a step count per lane; lanes
-        not active keep their parameters and moments."""
-        (beta1, beta2), lr = BETAS, self.lr
-        self.steps += active.to(self.steps.dtype)
-        steps = self.steps.clamp_min(1)
-        for name, p in self.params.items():
-            m, v = self.moments[name]
-            shape = (self.width,) + (1,) * (p.dim() - 1)
-            keep = active.view(shape)
-            grad = p.grad
-            new_m = m.lerp(grad, 1 - beta1)
-            new_v = v.mul(beta2).addcmul_(grad, grad, value=1 - beta2)
-            step_size = (lr / (1 - beta1 ** steps)).to(p.dtype).view(shape)
-            correction = (1 - beta2 ** steps).sqrt().to(p.dtype).view(shape)
-            new_p = p - step_size * new_m / (new_v.sqrt() / correction + EPS)
-            m.copy_(torch.where(keep, new_m, m))
-            v.copy_(torch.where(keep, new_v, v))
-            p.copy_(torch.where(keep, new_p, p))
+
+def _lane_adam(views: list[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Adam:
+    """torch.optim.Adam (the loop's optimizer, its defaults) over every lane's parameter views, one
+    state per view: W independent Adams. Fused (one pass over a tensor per step) where PyTorch has
+    the kernel, CPU and CUDA; a view whose gradient is None is skipped, as a lane with no batch must be."""
+    fused = True if device.type in ("cpu", "cuda") else None
+    return torch.optim.Adam(views, lr=lr, betas=BETAS, eps=EPS, fused=fused)
+
+
+# -- the batched forward ------------------------------------------------------------------------------------
+_GROUPED = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear)
+
+
+def _lane_forward(template: nn.Module, width: int, memory_format: str) -> Callable[..., torch.Tensor]:
+    """(W, B, classes) logits from the (W, ...) parameters and (W, B, ...) inputs.
+
+    A plain stack of convolutions, ReLUs, max-pools and linear layers (the image CNNs and the MLP) runs
+    as grouped kernels: the W lanes' images side by side as channel groups of one (B, W*C, H, W) batch,
+    convolved with groups=W, flattened per lane, and their linear layers as batched matrix products.
+    Any other model (ResNet-18, the text bag) runs under torch.func.vmap."""
+    layers = list(template.children()) if isinstance(template, nn.Sequential) else []
+    if layers and all(_groupable(layer) for layer in layers) and _flat_before_linear(layers):
+        return lambda params, x: _grouped(layers, width, memory_format, params, x)
+    meta = copy.deepcopy(template).to("meta")
+    names = [name for name, _ in template.named_parameters()]
+    batched = vmap(lambda p, x: functional_call(meta, p, (x,)))
+    return lambda params, x: batched(dict(zip(names, params, strict=True)), x)
+
+
+def _groupable(layer: nn.Module) -> bool:
+    if isinstance(layer, nn.Conv2d):
+        return layer.groups == 1 and layer.padding_mode == "zeros" and layer.bias is not None
+    if isinstance(layer, nn.Flatten):
+        return layer.start_dim == 1 and layer.end_dim == -1
+    if isinstance(layer, nn.Linear):
+        return layer.bias is not None
+    return isinstance(layer, _GROUPED)
+
+
+def _flat_before_linear(layers: list[nn.Module]) -> bool:
+    """Images until the one Flatten, vectors after it: the two layouts _grouped handles."""
+    flattens = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Flatten)]
+    if len(flattens) != 1:
+        return False
+    images, vectors = layers[:flattens[0]], layers[flattens[0] + 1:]
+    return not any(isinstance(layer, nn.Linear) for layer in images) and \
+        not any(isinstance(layer, (nn.Conv2d, nn.MaxPool2d)) for layer in vectors)
+
+
+def _grouped(layers: list[nn.Module], width: int, memory_format: str, params: list[torch.Tensor],
+             x: torch.Tensor) -> torch.Tensor:
+    weights, batch = iter(params), x.shape[1]
+    images = x.dim() == 5
+    if images:  # (W, B, C, H, W) -> (B, W*C, H, W): lane w's channels are w*C .. w*C + C-1
+        x = x.transpose(0, 1).reshape(batch, width * x.shape[2], *x.shape[3:])
+        if memory_format == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            w, b = next(weights), next(weights)
+            x = F.conv2d(x, w.flatten(0, 1), b.flatten(), layer.stride, layer.padding, layer.dilation, groups=width)
+        elif isinstance(layer, nn.ReLU):
+            x = F.relu(x)
+        elif isinstance(layer, nn.MaxPool2d):
+            x = F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode)
+        elif isinstance(layer, nn.Flatten):  # -> (W, B, features), in each lane's own nn.Flatten order
+            x = x.reshape(batch, width, -1).transpose(0, 1) if images else x.flatten(2)
+        else:  # nn.Linear on (W, B, in)
+            w, b = next(weights), next(weights)
+            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return x
 
 
 def _lane_losses(role: str, config) -> Callable[..., torch.Tensor]:

@@ -38,7 +38,7 @@ def test_lanes_train_every_constituent_and_record_their_path(lanes_run):
         for c in range(CONFIG.n_teachers if role == "teacher" else CONFIG.n_students):
             assert lanes_run.is_current(role, c)
     sidecar = json.loads(lanes_run.store.checkpoint_stem("purge", 1, 3).with_suffix(".json").read_text())
-    assert sidecar["environment"]["path"] == "lanes:3" and sidecar["executor"] == "lanes"
+    assert sidecar["environment"]["path"] == "lanes:3:v2" and sidecar["executor"] == "lanes"
     assert lanes_run.store.read_environment()["lanes"] == 3
     accuracy = lanes_run.evaluate()["accuracy"]
     assert accuracy["teacher"] > 0.6  # they learn: 10 classes, chance is 0.1
@@ -73,12 +73,12 @@ def test_cli_train_and_forget_on_lanes_verify_exactly(tmp_path, capsys):
 def test_verify_refuses_the_claim_on_another_path_or_width(lanes_run, tmp_path):
     from tests.conftest import copy_of
 
-    for executor, path in ((make_executor("local"), "'loop'"), (make_executor("lanes", lanes=2), "'lanes:2'")):
+    for executor, path in ((make_executor("local"), "'loop'"), (make_executor("lanes", lanes=2), "'lanes:2:v2'")):
         exp = copy_of(lanes_run, tmp_path / f"run-{path.strip(chr(39)).replace(':', '-')}")
         exp.executor = executor
         exp.forget([int(exp.plan.teacher_shards[0][0][0])], score=False)
         verdict = exp.verify(affected_only=True)
-        assert verdict["exact"] is False and f"path was 'lanes:3' when trained, {path} now" in verdict["reason"]
+        assert verdict["exact"] is False and f"path was 'lanes:3:v2' when trained, {path} now" in verdict["reason"]
 
 
 def test_a_cancelled_lanes_run_resumes_to_the_same_bits(lanes_run, tmp_path):

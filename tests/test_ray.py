@@ -123,7 +123,7 @@ def test_lane_groups_as_ray_tasks_equal_in_process_lanes_verify_and_repair_exact
     assert len(exp.executor.timings) == 2 + len(METHODS)  # 4 teachers in 2 blocks, 2 students in 1 per method
     assert {t["constituent"] for t in exp.executor.timings if t["role"] == "teacher"} == {0, 2}
     sidecar = json.loads(exp.store.checkpoint_stem("purge", 1, 0).with_suffix(".json").read_text())
-    assert sidecar["environment"]["path"] == "lanes:2" and exp.store.read_environment()["lanes"] == 2
+    assert sidecar["environment"]["path"] == "lanes:2:v2" and exp.store.read_environment()["lanes"] == 2
     report = exp.forget([int(exp.plan.teacher_shards[3][0][0])], score=False)
     assert report.cost_matches_prediction is True and report.retrained["teacher"] == {"3": 0}
     verdict = exp.verify(affected_only=True)
