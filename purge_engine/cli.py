@@ -244,10 +244,10 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
                        help="local: chains one after another in this process (default); ray: one Ray task per chain; "
                             "lanes: W chains at once as lanes of one batched model (the GPU path)")
     group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
-                       help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: 8 on CPU, 32 on a "
-                            "GPU), or with --executor ray: each Ray task trains a block of W chains as lanes "
-                            "(several lane groups per GPU); part of the execution path: retrain and verify with "
-                            "the same W")
+                       help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: the run's own W "
+                            "when it was trained in lanes, else 8 on CPU, 32 on a GPU), or with --executor ray: "
+                            "each Ray task trains a block of W chains as lanes (several lane groups per GPU); "
+                            "part of the execution path: retrain and verify with the same W")
     group.add_argument("--ray-address", default=None,
                        help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")
     group.add_argument("--workers", type=_flag_type("workers", int, "an integer of at least 1"), default=None,

@@ -77,7 +77,16 @@ class LanesExecutor:
     workers = 1
 
     def __init__(self, lanes: int | None = None):
+        self.asked = lanes is not None  # False: W is the engine's to choose
         self.lanes = check_lanes(lanes) if lanes is not None else auto_lanes()
+
+    def settle(self, store) -> None:
+        """W left to the engine, on a run last trained in lane groups (here or on Ray): that run's W, not
+        the device's default, so a forget request or a verification runs on the run's own path."""
+        recorded = store.read_environment().get("lanes")
+        if not self.asked and isinstance(recorded, int) and not isinstance(recorded, bool) \
+                and 1 <= recorded <= LANE_LIMIT:
+            self.lanes = recorded
 
     @property
     def path(self) -> str:

@@ -80,6 +80,17 @@ class Run:
         self.lock_timeout: float | None = LOCK_TIMEOUT_S  # seconds to wait for another writer (None: for ever)
         self.on_wait: Callable[[str], None] = lambda _sentence: None  # told when it must wait (the CLI prints it)
 
+    @property
+    def executor(self):
+        return self._executor
+
+    @executor.setter
+    def executor(self, executor) -> None:
+        """How chains are trained; a lanes executor left to choose W takes the run's recorded W, so a
+        retrain runs in groups of the shape its checkpoints were trained in (lanes.LanesExecutor.settle)."""
+        getattr(executor, "settle", lambda _store: None)(self.store)
+        self._executor = executor
+
     # -- create / open ---------------------------------------------------------------------
     @classmethod
     def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,

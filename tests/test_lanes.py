@@ -70,6 +70,23 @@ def test_cli_train_and_forget_on_lanes_verify_exactly(tmp_path, capsys):
     assert verification["forgotten_absent"] and verification["cost_matches_prediction"]
 
 
+def test_lanes_left_to_choose_w_follow_the_runs_own_width(lanes_run, tmp_path, capsys):
+    """The device's default W is 8 on a CPU; a run trained in groups of 3 is retrained in groups of 3."""
+    from purge_engine.cli import main
+    from tests.conftest import copy_of
+
+    assert lanes.auto_lanes() != 3
+    exp = copy_of(lanes_run, tmp_path / "run")
+    assert main(["forget", "--run", str(exp.store.root), "--samples", str(int(exp.plan.teacher_shards[2][0][0])),
+                 "--executor", "lanes", "--verify", "--json"]) == 0
+    verification = json.loads(capsys.readouterr().out)["verification"]
+    assert verification["exact"] is True, verification["reason"]
+    assert Experiment.open(exp.store.root).store.read_environment()["lanes"] == 3
+    asked = make_executor("lanes", lanes=5)  # a W asked for is kept: the run's own W only fills a gap
+    exp.executor = asked
+    assert asked.lanes == 5
+
+
 def test_verify_refuses_the_claim_on_another_path_or_width(lanes_run, tmp_path):
     from tests.conftest import copy_of
 
