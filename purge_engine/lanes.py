@@ -46,6 +46,7 @@ from purge_engine.seeding import generator_for
 from purge_engine.training import Cost, restore_step, reusable_steps, save_step
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults: the loop's optimizer
+MIN_COMPACT = 2  # a compacting group computes at least this many lanes (the kernels of one lane differ)
 
 
 LANES_VERSION = "v2"  # grouped kernels and a fused Adam; v1 (path "lanes:W", vmap and Adam by hand) had other bits
@@ -185,9 +186,11 @@ def train_lanes(run, role: str, chains: list[_Chain], width: int, on_event: Even
 class _Group:
     """The parameters and Adam state of W lanes, and the one batched step that trains them.
 
-    The parameters live in one (W, P) tensor, a lane per row; a parameter of a lane is a view of its
-    row. The forward reads every lane's parameters as (W, ...) views of the rows (no copy), and the
-    backward leaves one (W, P) gradient."""
+    Every parameter is one (W, ...) tensor, a lane per row; a lane's parameter is a view of its row,
+    and Adam holds one state per view. On a CPU a group of grouped kernels computes only the lanes that
+    have a batch (at least 2): its kernels give a lane the same bits in any group of 2 or more lanes
+    (tested), and an idle lane would cost as much as a busy one. On a GPU an idle lane costs little
+    and the group always computes all W lanes, whatever the kernels' choices by shape."""
 
     def __init__(self, run, role: str, width: int):
         self.run, self.role, self.width = run, role, width
@@ -200,21 +203,13 @@ class _Group:
             raise ValueError(f"executor: lanes train models without buffers; {type(template).__name__} has some")
         named = list(template.named_parameters())
         self.names = [name for name, _ in named]
-        self.shapes = [tuple(p.shape) for _, p in named]
-        self.sizes = [p.numel() for _, p in named]
-        self.flat = torch.zeros(width, sum(self.sizes), dtype=named[0][1].dtype, device=run.device,
-                                requires_grad=True)
-        rows = self.flat.detach()
-        self.views = [[piece.view(shape) for piece, shape in zip(rows[lane].split(self.sizes), self.shapes,
-                                                                  strict=True)] for lane in range(width)]
+        self.params = [torch.zeros((width, *p.shape), dtype=p.dtype, device=run.device, requires_grad=True)
+                       for _, p in named]
+        self.views = [[p.detach()[lane] for p in self.params] for lane in range(width)]
         self.optimizer = _lane_adam([v for lane in self.views for v in lane], self.lr, run.device)
-        self.forward = _lane_forward(template, width, config.memory_format)
+        self.forward, grouped = _lane_forward(template, config.memory_format)
+        self.compact = grouped and run.device.type == "cpu" and width >= MIN_COMPACT
         self.loss = _lane_losses(role, config)
-
-    def stacked(self) -> list[torch.Tensor]:
-        """Every parameter as a (W, ...) view of the rows, in the model's order: the forward's input."""
-        return [piece.view(self.width, *shape) for piece, shape in zip(self.flat.split(self.sizes, 1), self.shapes,
-                                                                       strict=True)]
 
     # -- a lane's chain and step boundaries ------------------------------------------------------------
     def advance(self, index: int, lane: _Lane, on_event: EventCallback) -> Cost:
@@ -287,28 +282,45 @@ class _Group:
     # -- one batched iteration --------------------------------------------------------------------------
     def iterate(self, lanes: list[_Lane], active: list[bool]) -> tuple[list[float], list[int]]:
         """One forward, backward and Adam step of every active lane on its next batch; returns each
-        lane's mean loss on its batch and its batch's real sample count."""
-        inputs, targets, mask = self._batches(lanes)
-        self.flat.grad = None
+        lane's mean loss on its batch and its batch's real sample count (0 and 0 for an idle lane)."""
+        chosen = self._computed(active)
+        inputs, targets, mask = self._batches(lanes, chosen)
+        params = self.params
+        if len(chosen) < self.width:
+            where = torch.tensor(chosen, device=self.run.device)
+            params = [p.index_select(0, where) for p in params]
+        for p in self.params:
+            p.grad = None
         counts = mask.sum(1)
-        per_lane = (self.loss(self.forward(self.stacked(), inputs), targets) * mask).sum(1) / counts.clamp_min(1)
+        per_lane = (self.loss(self.forward(params, inputs), targets) * mask).sum(1) / counts.clamp_min(1)
         per_lane.sum().backward()  # lane i's gradient is that of its own masked mean loss alone
-        grads = self.flat.grad
         for lane, views in enumerate(self.views):
             # A lane without a batch has no gradient: Adam skips it, parameters, moments and step count.
-            pieces = grads[lane].split(self.sizes) if active[lane] else [None] * len(views)
-            for view, piece in zip(views, pieces, strict=True):
-                view.grad = None if piece is None else piece.view(view.shape)
+            for view, p in zip(views, self.params, strict=True):
+                view.grad = p.grad[lane] if active[lane] else None
         self.optimizer.step()
-        return per_lane.detach().tolist(), [int(c) for c in counts.tolist()]
+        losses, sizes = [0.0] * self.width, [0] * self.width
+        for lane, loss, n in zip(chosen, per_lane.detach().tolist(), counts.tolist(), strict=True):
+            losses[lane], sizes[lane] = loss, int(n)
+        return losses, sizes
 
-    def _batches(self, lanes: list[_Lane]):
-        """(W, B, ...) inputs and targets and the (W, B) mask: a lane's next batch in its own order, padded
-        with its first sample; an idle lane's rows are zeros (finite, masked out)."""
-        batch, rows, target_rows, mask = self.batch, [], [], torch.zeros(self.width, self.batch,
-                                                                          device=self.run.device)
+    def _computed(self, active: list[bool]) -> list[int]:
+        """The lanes this iteration computes: all W; or, compacting, the active ones and as many idle
+        ones as make MIN_COMPACT (a group of one lane runs other kernels)."""
+        if not self.compact:
+            return list(range(self.width))
+        busy = [lane for lane, on in enumerate(active) if on]
+        idle = [lane for lane, on in enumerate(active) if not on]
+        return sorted(busy + idle[:max(0, MIN_COMPACT - len(busy))])
+
+    def _batches(self, lanes: list[_Lane], chosen: list[int]):
+        """(k, B, ...) inputs and targets and the (k, B) mask of the k chosen lanes: a lane's next batch in
+        its own order, padded with its first sample; an idle lane's rows are zeros (finite, masked out)."""
+        batch, rows, target_rows = self.batch, [], []
+        mask = torch.zeros(len(chosen), batch, device=self.run.device)
         shape = next(lane for lane in lanes if lane.spec is not None)
-        for index, lane in enumerate(lanes):
+        for row, index in enumerate(chosen):
+            lane = lanes[index]
             if lane.spec is None:
                 rows.append(torch.zeros((batch, *shape.inputs.shape[1:]), dtype=shape.inputs.dtype,
                                         device=self.run.device))
@@ -316,7 +328,7 @@ class _Group:
                                          for t in shape.targets))
                 continue
             take = lane.order[lane.position:lane.position + batch]
-            mask[index, :take.numel()] = 1.0
+            mask[row, :take.numel()] = 1.0
             take = torch.cat([take, take[:1].expand(batch - take.numel())])
             rows.append(lane.inputs[take])
             target_rows.append(tuple(t[take] for t in lane.targets))
@@ -336,20 +348,21 @@ def _lane_adam(views: list[torch.Tensor], lr: float, device: torch.device) -> to
 _GROUPED = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear)
 
 
-def _lane_forward(template: nn.Module, width: int, memory_format: str) -> Callable[..., torch.Tensor]:
-    """(W, B, classes) logits from the (W, ...) parameters and (W, B, ...) inputs.
+def _lane_forward(template: nn.Module, memory_format: str) -> tuple[Callable[..., torch.Tensor], bool]:
+    """(k, B, classes) logits from the (k, ...) parameters and (k, B, ...) inputs of k lanes, and whether
+    the model runs as grouped kernels.
 
     A plain stack of convolutions, ReLUs, max-pools and linear layers (the image CNNs and the MLP) runs
-    as grouped kernels: the W lanes' images side by side as channel groups of one (B, W*C, H, W) batch,
-    convolved with groups=W, flattened per lane, and their linear layers as batched matrix products.
+    as grouped kernels: the lanes' images side by side as channel groups of one (B, k*C, H, W) batch,
+    convolved with groups=k, flattened per lane, and their linear layers as batched matrix products.
     Any other model (ResNet-18, the text bag) runs under torch.func.vmap."""
     layers = list(template.children()) if isinstance(template, nn.Sequential) else []
     if layers and all(_groupable(layer) for layer in layers) and _flat_before_linear(layers):
-        return lambda params, x: _grouped(layers, width, memory_format, params, x)
+        return (lambda params, x: _grouped(layers, memory_format, params, x)), True
     meta = copy.deepcopy(template).to("meta")
     names = [name for name, _ in template.named_parameters()]
     batched = vmap(lambda p, x: functional_call(meta, p, (x,)))
-    return lambda params, x: batched(dict(zip(names, params, strict=True)), x)
+    return (lambda params, x: batched(dict(zip(names, params, strict=True)), x)), False
 
 
 def _groupable(layer: nn.Module) -> bool:
@@ -372,9 +385,9 @@ def _flat_before_linear(layers: list[nn.Module]) -> bool:
         not any(isinstance(layer, (nn.Conv2d, nn.MaxPool2d)) for layer in vectors)
 
 
-def _grouped(layers: list[nn.Module], width: int, memory_format: str, params: list[torch.Tensor],
+def _grouped(layers: list[nn.Module], memory_format: str, params: list[torch.Tensor],
              x: torch.Tensor) -> torch.Tensor:
-    weights, batch = iter(params), x.shape[1]
+    weights, (width, batch) = iter(params), x.shape[:2]
     images = x.dim() == 5
     if images:  # (W, B, C, H, W) -> (B, W*C, H, W): lane w's channels are w*C .. w*C + C-1
         x = x.transpose(0, 1).reshape(batch, width * x.shape[2], *x.shape[3:])
@@ -390,9 +403,9 @@ def _grouped(layers: list[nn.Module], width: int, memory_format: str, params: li
             x = F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode)
         elif isinstance(layer, nn.Flatten):  # -> (W, B, features), in each lane's own nn.Flatten order
             x = x.reshape(batch, width, -1).transpose(0, 1) if images else x.flatten(2)
-        else:  # nn.Linear on (W, B, in)
+        else:  # nn.Linear on (W, B, in), as (W, out, in) @ (W, in, B): its weight's gradient needs no transpose
             w, b = next(weights), next(weights)
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            x = torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2)
     return x
 
 

@@ -125,6 +125,57 @@ def test_random_requests_on_lanes_equal_a_from_scratch_run(case, tmp_path):
     assert verdict["forgotten_absent"] and verdict["cost_matches_prediction"]
 
 
+def _one_lane_trained(model: str, dataset: str, width: int, lane: int, steps: int = 3) -> torch.Tensor:
+    """Lane `lane` of a group of `width` grouped-kernel lanes after `steps` batches of its own data, the
+    other lanes busy with other models and other data; its parameters, flattened."""
+    import torch.nn.functional as F
+
+    from purge_engine.models import build_model
+    from purge_engine.specs import DATASETS
+
+    spec = DATASETS[dataset]
+    template = build_model(model, spec, 0)
+    models = [build_model(model, spec, 0 if w == lane else 10 + w) for w in range(width)]
+    params = [torch.stack(list(tensors)).detach().requires_grad_(True)
+              for tensors in zip(*(m.parameters() for m in models), strict=True)]
+    views = [[p.detach()[w] for p in params] for w in range(width)]
+    optimizer = lanes._lane_adam([v for row in views for v in row], 1e-3, torch.device("cpu"))
+    forward, grouped = lanes._lane_forward(template, "channels_last")
+    assert grouped
+    mine, theirs = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2 + width)
+    for _ in range(steps):
+        x = torch.randn((width, 16, spec.channels, spec.height, spec.width), generator=theirs)
+        y = torch.randint(0, spec.n_classes, (width, 16), generator=theirs)
+        x[lane] = torch.randn(x.shape[1:], generator=mine)
+        y[lane] = torch.randint(0, spec.n_classes, (16,), generator=mine)
+        for p in params:
+            p.grad = None
+        F.cross_entropy(forward(params, x).flatten(0, 1), y.flatten(), reduction="none").view(width, 16).mean(1) \
+            .sum().backward()
+        for w in range(width):
+            for view, p in zip(views[w], params, strict=True):
+                view.grad = p.grad[w]
+        optimizer.step()
+    return torch.cat([v.flatten() for v in views[lane]])
+
+
+@pytest.mark.parametrize("model, dataset", [("digits-cnn", "digits"), ("mlp", "digits")])
+def test_on_a_cpu_a_lane_has_the_same_bits_in_any_group_of_two_or_more(model, dataset):
+    """What lets a CPU group compute only its busy lanes (at least MIN_COMPACT): a lane's bits do not
+    depend on the group's width from 2 up, nor on its place in the group, nor on the other lanes."""
+    reference = _one_lane_trained(model, dataset, 2, 0)
+    for width, lane in ((2, 1), (3, 2), (5, 1), (8, 7)):
+        assert torch.equal(_one_lane_trained(model, dataset, width, lane), reference), (width, lane)
+
+
+def test_a_cpu_group_computes_only_its_busy_lanes_but_never_one_alone(lanes_run):
+    group = lanes._Group(lanes_run, "teacher", 8)
+    assert group.compact
+    assert group._computed([True] * 3 + [False] * 5) == [0, 1, 2]
+    assert group._computed([False] * 5 + [True] + [False] * 2) == [0, 5]  # one busy lane and an idle one
+    assert lanes._Group(lanes_run, "teacher", 1)._computed([True]) == [0]  # W = 1: always one lane
+
+
 @pytest.mark.parametrize("bad", [0, -1, LANE_LIMIT + 1, 2.5, "8", True, None])
 def test_a_bad_lane_count_is_refused_with_its_range(bad):
     if bad is None:  # None means "choose for the device"
