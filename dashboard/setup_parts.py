@@ -122,8 +122,9 @@ def execution_controls() -> None:
                      format_func=state.EXECUTOR_TITLES.get, on_change=keep_execution,
                      help="In this process: one chain after another. Ray: one task per constituent chain, side by "
                           "side on every core of this machine or on a cluster; the same bits either way. Lanes: "
-                          "W chains at once as lanes of one batched model (fast on a GPU, slower than the loop on "
-                          "a CPU); its own bits, so a run's requests and verifications must use the same W.")
+                          "W chains at once as lanes of one batched model (the GPU path; on a CPU faster to "
+                          "train, slower to forget, than the loop); its own bits, so a run's requests and "
+                          "verifications must use the same W.")
     bar.text_input("Ray address", key=state.RAY_ADDRESS, disabled=name != "ray", on_change=keep_execution,
                    placeholder="empty: a local cluster; or auto, host:6379",
                    help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
