@@ -2,7 +2,7 @@
 
 A constituent is a tiny network; trained one at a time it leaves a GPU idle between kernel
 launches, and on a CPU it pays Python and dispatch overhead per small batch. Lanes keep W
-constituents' parameters in one (W, P) tensor, a lane per row, and train them with one forward and
+constituents' parameters as (W, ...) tensors, a lane per row, and train them with one forward and
 one backward per iteration, every lane on its own batch: a stack of convolutions, ReLUs, max-pools
 and linear layers (the image CNNs, the MLP) as grouped kernels (the lanes' images as channel groups
 of one batch, convolved with groups=W; linear layers as batched matrix products), any other model
