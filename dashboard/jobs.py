@@ -233,6 +233,10 @@ class JobRegistry:
         run_dir = str(Path(run_dir).resolve())
         return next((j for j in self._jobs.values() if j.run_dir == run_dir and j.snapshot().running), None)
 
+    def idle(self) -> bool:
+        """No job of this process is running, on any run."""
+        return not any(j.snapshot().running for j in list(self._jobs.values()))
+
     def latest(self, run_dir: Path | str, kind: str | None = None) -> Job | None:
         """The most recently started job on run_dir (of the given kind)."""
         run_dir = str(Path(run_dir).resolve())

@@ -117,14 +117,21 @@ def app_on(page: str, run: str | None = RUN_NAME) -> AppTest:
     return at.run()
 
 
-def run_until(at: AppTest, done, limit: float = POLL_LIMIT_S) -> AppTest:
+def run_until(at: AppTest, done, limit: float = POLL_LIMIT_S, idle: bool = True) -> AppTest:
     """Rerun the page, as its polling fragment would, until done(at) holds (the job runs on a
-    worker thread meanwhile; AppTest never fires run_every)."""
+    worker thread meanwhile; AppTest never fires run_every). With idle (the default), also until the
+    page was drawn after every job had ended: a job's results reach its run directory a moment before
+    the job is marked finished, and a page drawn in between still shows it running (buttons disabled).
+    idle=False waits on a job meant to keep running."""
+    from dashboard import state
+
     deadline = time.monotonic() + limit
-    while not done(at):
+    drawn_idle = not idle
+    while not (drawn_idle and done(at)):
         assert time.monotonic() < deadline, "the job did not finish in time"
         assert not at.exception, at.exception
         time.sleep(0.3)
+        drawn_idle = not idle or state.registry().idle()
         at.run()
     return at
 

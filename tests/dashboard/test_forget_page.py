@@ -169,7 +169,7 @@ def test_forget_and_verify_run_on_the_executor_chosen_on_setup_and_cancel_reache
     at.button(key="forget").click().run()
     assert fake_executors.made[-1] == ("ray", None)
     journal = Ledger(RunStore(runs_dir / RUN_NAME).ledger_path)
-    run_until(at, lambda at: journal.pending() == [3])  # journaled, so a cancel now leaves it to finish
+    run_until(at, lambda at: journal.pending() == [3], idle=False)  # journaled: a cancel leaves it to finish
     at.button(key="cancel").click().run()  # the executor sees should_stop() turn true
     run_until(at, lambda at: any("Cancelled at a step boundary" in w.value for w in at.warning))
     assert fake_executors.trained == []
