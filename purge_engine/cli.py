@@ -14,7 +14,7 @@ from dataclasses import fields
 
 from purge_engine import theory
 from purge_engine.advantage import advantage, request_side, why
-from purge_engine.config import EXECUTORS, LANE_LIMIT, PurgeConfig, allowed_text, field_help
+from purge_engine.config import AUTO_LANES, EXECUTORS, LANE_LIMIT, PurgeConfig, allowed_text, field_help
 from purge_engine.events import Event, StepEvent
 from purge_engine.files import CheckpointError
 from purge_engine.plan import (
@@ -245,8 +245,9 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
                             "lanes: W chains at once as lanes of one batched model (the GPU path)")
     group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
                        help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: the run's own W "
-                            "when it was trained in lanes, else 8 on CPU, 32 on a GPU), or with --executor ray: "
-                            "each Ray task trains a block of W chains as lanes (several lane groups per GPU); "
+                            f"when it was trained in lanes, else {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} "
+                            "on a GPU), or with --executor ray: each Ray task trains a block of W chains as lanes "
+                            "(several lane groups per GPU); "
                             "part of the execution path: retrain and verify with the same W")
     group.add_argument("--ray-address", default=None,
                        help="join an existing Ray cluster (e.g. auto or HOST:6379); default: start a local one")

@@ -24,7 +24,7 @@ MAX_THREADS = 256
 # How a run is executed: chosen per command, never part of the fingerprint (executors.py, lanes.py).
 EXECUTORS = ("local", "ray", "lanes")
 LANE_LIMIT = 256  # lanes in one group: beyond this a tiny model's group is no faster, only bigger
-AUTO_LANES = {"cpu": 8, "cuda": 32}  # W when none is asked for (bench_lanes.py measures the choice)
+AUTO_LANES = {"cpu": 4, "cuda": 32}  # W when none is asked for (bench_lanes.py: W = 4 fastest on 2 CPU cores)
 
 # Fields that say where things live or how predictions are combined, not what is trained:
 # left out of the fingerprint, so checkpoints stay valid when they change.

@@ -71,7 +71,7 @@ def test_cli_train_and_forget_on_lanes_verify_exactly(tmp_path, capsys):
 
 
 def test_lanes_left_to_choose_w_follow_the_runs_own_width(lanes_run, tmp_path, capsys):
-    """The device's default W is 8 on a CPU; a run trained in groups of 3 is retrained in groups of 3."""
+    """The device's default W is 4 on a CPU; a run trained in groups of 3 is retrained in groups of 3."""
     from purge_engine.cli import main
     from tests.conftest import copy_of
 

@@ -243,7 +243,7 @@ def test_lanes_chosen_on_setup_reach_the_job_with_their_width(empty_runs_dir, fa
         at.number_input(key=key).set_value(value).run()
     at.radio(key="executor").set_value("lanes").run()
     box = at.number_input(key="lanes")
-    assert not box.disabled and box.value is None and "auto: 8 on a CPU" in box.proto.placeholder  # auto, said so
+    assert not box.disabled and box.value is None and "auto: 4 on a CPU" in box.proto.placeholder  # auto, said so
     at.number_input(key="lanes").set_value(4).run()
     assert any("as lanes of one batched model" in c.value for c in at.sidebar.caption)
     at.button(key="train").click().run()
