@@ -46,7 +46,10 @@ from purge_engine.seeding import generator_for
 from purge_engine.training import Cost, restore_step, reusable_steps, save_step
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults: the loop's optimizer
-MIN_COMPACT = 2  # a compacting group computes at least this many lanes (the kernels of one lane differ)
+# The smaller groups a CPU group may compute instead of all W lanes, each only where the probe shows
+# this machine's kernels give every lane the bits the full group gives it (_compact_sizes).
+COMPACT_CANDIDATES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192)
+_COMPACT_SIZES: dict[tuple, tuple[int, ...]] = {}  # the probe's answer, per model, loss, shape and W
 
 
 LANES_VERSION = "v2"  # grouped kernels and a fused Adam; v1 (path "lanes:W", vmap and Adam by hand) had other bits
@@ -187,10 +190,11 @@ class _Group:
     """The parameters and Adam state of W lanes, and the one batched step that trains them.
 
     Every parameter is one (W, ...) tensor, a lane per row; a lane's parameter is a view of its row,
-    and Adam holds one state per view. On a CPU a group of grouped kernels computes only the lanes that
-    have a batch (at least 2): its kernels give a lane the same bits in any group of 2 or more lanes
-    (tested), and an idle lane would cost as much as a busy one. On a GPU an idle lane costs little
-    and the group always computes all W lanes, whatever the kernels' choices by shape."""
+    and Adam holds one state per view. On a CPU an idle lane costs as much as a busy one, so a group of
+    grouped kernels computes only the lanes that have a batch, rounded up to a smaller group size the
+    probe proved gives every lane the full group's bits on this machine (_compact_sizes; which sizes
+    do depends on the instruction set: on one AVX2 CPU a digits CNN group of 3 differs from groups of
+    2, 4, 5 and 8). On a GPU an idle lane costs little and the group always computes all W lanes."""
 
     def __init__(self, run, role: str, width: int):
         self.run, self.role, self.width = run, role, width
@@ -208,8 +212,10 @@ class _Group:
         self.views = [[p.detach()[lane] for p in self.params] for lane in range(width)]
         self.optimizer = _lane_adam([v for lane in self.views for v in lane], self.lr, run.device)
         self.forward, grouped = _lane_forward(template, config.memory_format)
-        self.compact = grouped and run.device.type == "cpu" and width >= MIN_COMPACT
         self.loss = _lane_losses(role, config)
+        # On a GPU an idle lane costs little: always all W. On a CPU, the sizes the probe proved.
+        self.sizes = self._compact_sizes(template, run.bundle.train_x.shape[1:]) \
+            if grouped and run.device.type == "cpu" and width > 1 else ()
 
     # -- a lane's chain and step boundaries ------------------------------------------------------------
     def advance(self, index: int, lane: _Lane, on_event: EventCallback) -> Cost:
@@ -291,8 +297,7 @@ class _Group:
             params = [p.index_select(0, where) for p in params]
         for p in self.params:
             p.grad = None
-        counts = mask.sum(1)
-        per_lane = (self.loss(self.forward(params, inputs), targets) * mask).sum(1) / counts.clamp_min(1)
+        per_lane, counts = self._losses(params, inputs, targets, mask)
         per_lane.sum().backward()  # lane i's gradient is that of its own masked mean loss alone
         for lane, views in enumerate(self.views):
             # A lane without a batch has no gradient: Adam skips it, parameters, moments and step count.
@@ -304,14 +309,67 @@ class _Group:
             losses[lane], sizes[lane] = loss, int(n)
         return losses, sizes
 
+    def _losses(self, params, inputs, targets, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k,) masked mean losses of k lanes on their batches, and (k,) real sample counts."""
+        counts = mask.sum(1)
+        return (self.loss(self.forward(params, inputs), targets) * mask).sum(1) / counts.clamp_min(1), counts
+
     def _computed(self, active: list[bool]) -> list[int]:
-        """The lanes this iteration computes: all W; or, compacting, the active ones and as many idle
-        ones as make MIN_COMPACT (a group of one lane runs other kernels)."""
-        if not self.compact:
-            return list(range(self.width))
+        """The lanes this iteration computes: all W; or the busy ones, with as many idle ones as make the
+        smallest proved size that holds them (self.sizes; none proved: all W)."""
         busy = [lane for lane, on in enumerate(active) if on]
+        size = next((k for k in self.sizes if k >= len(busy)), self.width)
+        if size == self.width:
+            return list(range(self.width))
         idle = [lane for lane, on in enumerate(active) if not on]
-        return sorted(busy + idle[:max(0, MIN_COMPACT - len(busy))])
+        return sorted(busy + idle[:size - len(busy)])
+
+    def _compact_sizes(self, template: nn.Module, sample_shape: torch.Size) -> tuple[int, ...]:
+        """The group sizes k < W this machine's kernels compute with the full group's bits. The probe: one
+        forward and backward of all W lanes on seeded random data, then, for each candidate k, of k of
+        those lanes (the first k - 1 and the last, moved to row k - 1); k is kept when every loss and
+        every gradient is bitwise equal to the full group's. Kernels are chosen by shape and instruction
+        set, not by values, so a size that matches here matches on any data (and verify checks the
+        claim independently). Cached per model, loss, shapes and W for the process."""
+        config = self.run.config
+        key = (str(template), self.role == "teacher", config.temperature, config.alpha, config.memory_format,
+               tuple(sample_shape), self.batch, self.width, torch.get_num_threads(), str(self.run.device))
+        if key not in _COMPACT_SIZES:
+            _COMPACT_SIZES[key] = self._probe(template, sample_shape)
+        return _COMPACT_SIZES[key]
+
+    def _probe(self, template: nn.Module, sample_shape: torch.Size) -> tuple[int, ...]:
+        g, width, batch = torch.Generator().manual_seed(0), self.width, self.batch
+        stacked = [torch.randn((width, *p.shape), generator=g) * 0.1 for p in template.parameters()]
+        layout = torch.channels_last if len(sample_shape) == 3 and self.run.config.memory_format == "channels_last" \
+            else torch.contiguous_format
+        inputs = torch.stack([torch.randn((batch, *sample_shape), generator=g).contiguous(memory_format=layout)
+                              for _ in range(width)])  # as _batches stacks a lane's rows, in the run's layout
+        with torch.no_grad():
+            n_classes = template(inputs[0].contiguous()).shape[-1]
+        labels = torch.randint(0, n_classes, (width, batch), generator=g)
+        targets = (labels,) if self.role == "teacher" else \
+            (torch.softmax(torch.randn((width, batch, n_classes), generator=g), -1), labels)
+        mask = torch.ones(width, batch)
+
+        def run(rows: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            params = [p.clone().requires_grad_(True) for p in stacked]
+            pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))
+            per_lane, _ = self._losses([pick(p) for p in params], pick(inputs), tuple(pick(t) for t in targets),
+                                       pick(mask))
+            per_lane.sum().backward()
+            return per_lane.detach(), [p.grad for p in params]
+
+        full_loss, full_grads = run(None)
+        sizes = []
+        for k in (k for k in COMPACT_CANDIDATES if k < width):
+            rows = torch.tensor([*range(k - 1), width - 1])
+            loss, grads = run(rows)
+            if torch.equal(full_loss.index_select(0, rows), loss) and all(
+                    torch.equal(a.index_select(0, rows), b.index_select(0, rows))
+                    for a, b in zip(full_grads, grads, strict=True)):
+                sizes.append(k)
+        return tuple(sizes)
 
     def _batches(self, lanes: list[_Lane], chosen: list[int]):
         """(k, B, ...) inputs and targets and the (k, B) mask of the k chosen lanes: a lane's next batch in
