@@ -124,7 +124,8 @@ def execution_controls() -> None:
                           "side on every core of this machine or on a cluster; the same bits either way. Lanes: "
                           "W chains at once as lanes of one batched model (the GPU path; on a CPU faster to "
                           "train, slower to forget, than the loop); its own bits, so a run's requests and "
-                          "verifications must use the same W.")
+                          "verifications must use the same W. Automatic: a trained run's own path (lanes with its "
+                          "W, or one chain after another); a new run gets lanes on a GPU, the loop on a CPU.")
     bar.text_input("Ray address", key=state.RAY_ADDRESS, disabled=name != "ray", on_change=keep_execution,
                    placeholder="empty: a local cluster; or auto, host:6379",
                    help="An existing Ray cluster to join (`ray start --head` prints it). Empty: start a local "
@@ -132,7 +133,7 @@ def execution_controls() -> None:
     auto = ("empty: one chain per task" if name == "ray"
             else f"auto: {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} on a GPU")
     bar.number_input("Lanes (W)", min_value=1, max_value=LANE_LIMIT, step=1, key=state.LANES,
-                     disabled=name == "local", on_change=keep_execution, placeholder=auto,
+                     disabled=name in ("local", "auto"), on_change=keep_execution, placeholder=auto,
                      help=f"Chains trained at once as lanes of one batched model, 1 to {LANE_LIMIT}. Lanes: empty "
                           "is chosen for the device. Ray: each task trains a block of W chains as one lane group "
                           "(several groups share a GPU); empty is one chain per task. Part of the execution "

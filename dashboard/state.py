@@ -54,7 +54,8 @@ EXECUTION = "execution"  # (executor, ray_address or None) last chosen on Setup 
 LANES = "lanes"  # Setup: lanes per group for the lanes executor, 0 = chosen for the device (the CLI's --lanes)
 LANES_CHOICE = "lanes_choice"  # the last LANES chosen (not a widget: survives pages without the sidebar box)
 EXECUTOR_TITLES = {"local": "In this process", "ray": "Ray (all cores, or a cluster)",
-                   "lanes": "Lanes (W at once: the GPU path)"}
+                   "lanes": "Lanes (W at once: the GPU path)",
+                   "auto": "Automatic (the run's own path; new: lanes on a GPU, else in this process)"}
 
 # Forget page.
 SELECTED = "selected"  # set of sample ids picked for forgetting (0-based, engine ids)
@@ -208,7 +209,7 @@ def job_executor():
     """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
     its cluster joined (or started) by the job (use_executor), not by the page."""
     name, address = execution()
-    return executors.make_executor(name, ray_address=address, lanes=lanes() if name != "local" else None)
+    return executors.make_executor(name, ray_address=address, lanes=lanes() if name in ("lanes", "ray") else None)
 
 
 def lanes() -> int | None:

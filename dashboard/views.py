@@ -294,6 +294,9 @@ def execution_text(executor: str, ray_address: str | None, cluster: dict | None)
     """Where this session's jobs run, for the sidebar. cluster: RayExecutor.describe() once Ray is up."""
     if executor == "lanes":
         return "Jobs train W constituent chains at once, as lanes of one batched model, in this process."
+    if executor == "auto":
+        return ("Jobs run in this process, on each run's own path once it is trained (lanes with its W, or one "
+                "chain after another); a new run trains as lanes on a GPU, one chain after another on a CPU.")
     if executor != "ray":
         return "Jobs run in this process."
     where = f"the Ray cluster at `{ray_address}`" if ray_address else "a local Ray cluster"

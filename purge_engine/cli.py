@@ -242,7 +242,8 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution (not part of the run's identity)")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local: chains one after another in this process (default); ray: one Ray task per chain; "
-                            "lanes: W chains at once as lanes of one batched model (the GPU path)")
+                            "lanes: W chains at once as lanes of one batched model (the GPU path); auto: the run's "
+                            "own path once trained, else lanes on a GPU and the loop on a CPU")
     group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
                        help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: the run's own W "
                             f"when it was trained in lanes, else {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} "

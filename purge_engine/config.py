@@ -22,7 +22,7 @@ AUTO_MODEL = "auto"
 USER_NAME = "user:<hash>"  # how messages name an imported dataset (userdata.py)
 MAX_THREADS = 256
 # How a run is executed: chosen per command, never part of the fingerprint (executors.py, lanes.py).
-EXECUTORS = ("local", "ray", "lanes")
+EXECUTORS = ("local", "ray", "lanes", "auto")
 LANE_LIMIT = 256  # lanes in one group: beyond this a tiny model's group is no faster, only bigger
 AUTO_LANES = {"cpu": 4, "cuda": 32}  # W when none is asked for (bench_lanes.py: W = 4 fastest on 2 CPU cores)
 

@@ -69,13 +69,35 @@ def train_chain(run, role: str, constituent: int, on_event: EventCallback, shoul
                              part)
 
 
+class AutoExecutor:
+    """"auto": the executor is chosen when a run is given it (Run.executor): the run's own path when it
+    has been trained (lanes with its recorded W, here or on Ray; else the loop), so its requests and
+    verification stay on that path; a new run gets lanes on a GPU and the loop on a CPU, where lanes
+    are measured slower to serve a forget request on both built-in layouts (bench_lanes.py)."""
+
+    name = "auto"
+
+    def describe(self) -> dict:
+        return {"executor": self.name, "workers": 1}
+
+    def resolve(self, run):
+        recorded = run.store.read_environment()
+        if recorded:
+            lanes = recorded.get("lanes")
+            return make_executor("lanes", lanes=lanes) if isinstance(lanes, int) and not isinstance(lanes, bool) \
+                else LocalExecutor()
+        return make_executor("lanes") if run.device.type == "cuda" else LocalExecutor()
+
+
 def make_executor(name: str = "local", ray_address: str | None = None, workers: int | None = None,
                   lanes: int | None = None):
-    """The executor a CLI flag or a dashboard choice names: "local" (default), "ray" or "lanes" (W =
-    `lanes`, None: chosen for the device; with "ray", W makes each task a lane group, None the loop).
-    Ray is imported only when asked for."""
+    """The executor a CLI flag or a dashboard choice names: "local" (default), "ray", "lanes" (W =
+    `lanes`, None: chosen for the device; with "ray", W makes each task a lane group, None the loop) or
+    "auto" (AutoExecutor: chosen per run). Ray is imported only when asked for."""
     if name == "local":
         return LocalExecutor()
+    if name == "auto":
+        return AutoExecutor()
     if name == "ray":
         from purge_engine.ray_executor import RayExecutor
 

@@ -86,8 +86,12 @@ class Run:
 
     @executor.setter
     def executor(self, executor) -> None:
-        """How chains are trained; a lanes executor left to choose W takes the run's recorded W, so a
+        """How chains are trained; "auto" becomes the executor it chooses for this run
+        (executors.AutoExecutor), and a lanes executor left to choose W takes the run's recorded W, so a
         retrain runs in groups of the shape its checkpoints were trained in (lanes.LanesExecutor.settle)."""
+        resolve = getattr(executor, "resolve", None)
+        if resolve is not None:
+            executor = resolve(self)
         getattr(executor, "settle", lambda _store: None)(self.store)
         self._executor = executor
 

@@ -44,6 +44,35 @@ def test_lanes_train_every_constituent_and_record_their_path(lanes_run):
     assert accuracy["teacher"] > 0.6  # they learn: 10 classes, chance is 0.1
 
 
+def test_auto_takes_the_runs_own_path_and_for_a_new_run_lanes_only_on_a_gpu(lanes_run, train_once, tmp_path,
+                                                                          capsys):
+    """--executor auto: a run trained in lanes of 3 keeps lanes of 3 (its requests verify exact on that
+    path); a run trained by the loop, and a new run on a CPU, get the loop; a new run on a GPU, lanes."""
+    from types import SimpleNamespace
+
+    from purge_engine.cli import main
+    from purge_engine.executors import LocalExecutor
+    from tests.conftest import copy_of
+
+    exp = copy_of(lanes_run, tmp_path / "lanes")
+    exp.executor = make_executor("auto")
+    assert exp.executor.name == "lanes" and exp.executor.lanes == 3
+    assert main(["forget", "--run", str(exp.store.root), "--samples", str(int(exp.plan.teacher_shards[1][0][0])),
+                 "--executor", "auto", "--verify", "--json"]) == 0
+    verification = json.loads(capsys.readouterr().out)["verification"]
+    assert verification["exact"] is True, verification["reason"]
+    looped = copy_of(train_once(CONFIG), tmp_path / "loop")
+    looped.executor = make_executor("auto")
+    assert isinstance(looped.executor, LocalExecutor)
+    fresh = Experiment.create(CONFIG.replace(seed=5), tmp_path / "fresh")
+    fresh.executor = make_executor("auto")
+    assert isinstance(fresh.executor, LocalExecutor)  # on a CPU lanes serve a forget request slower
+    on_gpu = SimpleNamespace(store=fresh.store, device=torch.device("cuda"))  # resolve reads only these
+    assert make_executor("auto").resolve(on_gpu).name == "lanes"
+    assert main(["train", "--run", str(tmp_path / "x"), "--executor", "auto", "--lanes", "4"]) != 0
+    assert "--lanes applies to --executor lanes or ray only" in capsys.readouterr().err
+
+
 def test_a_lane_learns_what_the_loop_learns_up_to_rounding(lanes_run, train_once):
     loop = train_once(CONFIG)
     for role, c in (("teacher", 3), ("baseline", 1)):

@@ -254,6 +254,21 @@ def test_lanes_chosen_on_setup_reach_the_job_with_their_width(empty_runs_dir, fa
     assert at.radio(key="executor").value == "lanes" and at.number_input(key="lanes").value == 4
 
 
+def test_automatic_execution_reaches_the_job_and_takes_no_width(empty_runs_dir, fake_executors):
+    from tests.dashboard.conftest import app_on, run_until
+
+    at = app_on("", run=None)
+    for key, value in (("n_teachers", 2), ("n_students", 1), ("epochs", 1), ("teacher_slices", 1),
+                       ("student_slices", 1)):
+        at.number_input(key=key).set_value(value).run()
+    at.radio(key="executor").set_value("auto").run()
+    assert at.number_input(key="lanes").disabled  # the run (or the device) decides W
+    assert any("a new run trains as lanes on a GPU" in c.value for c in at.sidebar.caption)
+    at.button(key="train").click().run()
+    run_until(at, lambda at: any("Trained." in s.value for s in at.success))
+    assert fake_executors.made[-1] == ("auto", None) and fake_executors.lanes[-1] is None
+
+
 def test_a_cold_open_offers_one_next_action_with_its_predicted_seconds(empty_runs_dir, fake_executors):
     from tests.dashboard.conftest import app_on
 
