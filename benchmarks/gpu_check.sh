@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" CUBLAS_WORKSPACE_CONFIG=:4096:8
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -40,7 +40,7 @@ print("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no
 EOF
 
 part "CUDA tests and the exactness property on the GPU" 150 \
-    "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/test_lanes.py -k "gpu"
+    "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/test_lanes.py tests/test_models.py -k "gpu"
 
 part "lanes against the loop: default digits on CUDA" 120 \
     "$PYTHON" benchmarks/bench_lanes.py --devices cuda --layouts digits --lanes 1 4 8 32 --name bench_lanes_cuda_digits
@@ -67,6 +67,6 @@ for name in ("digits_train.json", "digits_forget.json"):
     except (OSError, ValueError) as err:
         print(name, "unreadable:", err)
         continue
-    print(name, json.dumps({k: data[k] for k in ("accuracy", "seconds", "verification") if k in data})[:1500])
+    print(name, json.dumps({k: data[k] for k in ("device", "cost", "accuracy", "verification", "cost_matches_prediction") if k in data})[:2000])
 EOF
 date -u

@@ -7,6 +7,7 @@ slices and break the exactness contract (DESIGN section 6). ResNet-18 uses Group
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from purge_engine.specs import MODELS, DatasetSpec, model_fits
@@ -41,6 +42,16 @@ def _rgb_cnn(spec: DatasetSpec) -> nn.Module:
     )
 
 
+class GlobalAvgPool(nn.Module):
+    """Global average pooling, as torchvision's nn.AdaptiveAvgPool2d((1, 1)): on a CPU that very kernel
+    (so the same bits as before); on CUDA a plain mean over height and width, because PyTorch has no
+    deterministic backward for adaptive_avg_pool2d there and a GPU run trains with deterministic
+    algorithms on (run.py), where that kernel raises instead of training."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True) if x.is_cuda else F.adaptive_avg_pool2d(x, 1)
+
+
 def _resnet18(spec: DatasetSpec) -> nn.Module:
     from torchvision.models import resnet18  # deferred: no work at import
 
@@ -48,6 +59,7 @@ def _resnet18(spec: DatasetSpec) -> nn.Module:
     # CIFAR stem: 3x3 stride-1 conv and no max-pool, the usual change for 32x32 inputs.
     model.conv1 = nn.Conv2d(spec.channels, 64, 3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
+    model.avgpool = GlobalAvgPool()
     return model
 
 

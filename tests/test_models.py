@@ -56,3 +56,34 @@ def test_seeds_depend_on_seed_role_and_position():
     a = torch.randperm(50, generator=generator_for(0, "teacher", 3))
     b = torch.randperm(50, generator=generator_for(0, "teacher", 3))
     assert torch.equal(a, b)
+
+
+def test_resnet18_pools_with_torchvisions_kernel_on_a_cpu():
+    """The global pooling keeps a CPU run's bits (the same kernel as nn.AdaptiveAvgPool2d) and agrees
+    with the plain mean a GPU run uses to rounding."""
+    from purge_engine.models import GlobalAvgPool
+
+    net = build_model("resnet18", DATASETS["cifar10"], seed=0)
+    assert isinstance(net.avgpool, GlobalAvgPool)
+    x = torch.randn(4, 512, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(net.avgpool(x), nn.AdaptiveAvgPool2d((1, 1))(x))
+    assert torch.allclose(net.avgpool(x), x.mean((2, 3), keepdim=True), atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: none on this machine")
+@pytest.mark.parametrize("model,dataset", CASES)
+def test_every_model_trains_a_step_on_a_gpu_with_deterministic_algorithms(model, dataset):
+    """A GPU run pins deterministic algorithms (run.py): no layer may be one PyTorch refuses under them."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # as run.py sets it: cuBLAS refuses otherwise
+    spec = DATASETS[dataset]
+    net = build_model(model, spec, seed=1).cuda()
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        x = torch.randn(8, spec.channels, spec.height, spec.width, device="cuda")
+        torch.nn.functional.cross_entropy(net(x), torch.zeros(8, dtype=torch.long, device="cuda")).backward()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert all(p.grad is not None for p in net.parameters())
