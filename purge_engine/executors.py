@@ -82,10 +82,8 @@ class AutoExecutor:
 
     def resolve(self, run):
         recorded = run.store.read_environment()
-        if recorded:
-            lanes = recorded.get("lanes")
-            return make_executor("lanes", lanes=lanes) if isinstance(lanes, int) and not isinstance(lanes, bool) \
-                else LocalExecutor()
+        if recorded:  # lanes left to choose W take the recorded one (LanesExecutor.settle)
+            return make_executor("lanes") if recorded.get("lanes") else LocalExecutor()
         return make_executor("lanes") if run.device.type == "cuda" else LocalExecutor()
 
 

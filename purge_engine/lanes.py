@@ -352,7 +352,7 @@ class _Group:
             (torch.softmax(torch.randn((width, batch, n_classes), generator=g), -1), labels)
         mask = torch.ones(width, batch)
 
-        def run(rows: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        def step(rows: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
             params = [p.clone().requires_grad_(True) for p in stacked]
             pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))
             per_lane, _ = self._losses([pick(p) for p in params], pick(inputs), tuple(pick(t) for t in targets),
@@ -360,11 +360,11 @@ class _Group:
             per_lane.sum().backward()
             return per_lane.detach(), [p.grad for p in params]
 
-        full_loss, full_grads = run(None)
+        full_loss, full_grads = step(None)
         sizes = []
         for k in (k for k in COMPACT_CANDIDATES if k < width):
             rows = torch.tensor([*range(k - 1), width - 1])
-            loss, grads = run(rows)
+            loss, grads = step(rows)
             if torch.equal(full_loss.index_select(0, rows), loss) and all(
                     torch.equal(a.index_select(0, rows), b.index_select(0, rows))
                     for a, b in zip(full_grads, grads, strict=True)):
