@@ -281,10 +281,10 @@ def _files_damage(store, manifest, config, plan, pending) -> list[Damage]:
 
 # -- repair -----------------------------------------------------------------------------------------
 def _load_run(store: RunStore, config: PurgeConfig, plan):
-    from purge_engine.data import load_dataset
+    from purge_engine.canaries import load_run_data
     from purge_engine.experiment import Experiment
 
-    bundle = load_dataset(config.dataset, config.data_root, memory_format=config.memory_format)
+    bundle = load_run_data(config)
     return Experiment(store, config, plan, bundle), bundle
 
 

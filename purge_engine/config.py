@@ -29,6 +29,9 @@ AUTO_LANES = {"cpu": 4, "cuda": 32}  # W when none is asked for (bench_lanes.py:
 # Fields that say where things live or how predictions are combined, not what is trained:
 # left out of the fingerprint, so checkpoints stay valid when they change.
 _NOT_FINGERPRINTED = ("data_root", "aggregation")
+# Fields added after runs were stored, with the value every older run had: a config.json without one
+# reads as that value, and the fingerprint leaves it out at that value (older checkpoints stay valid).
+_ADDED_LATER = {"canaries": 0}
 
 
 def _knob(default, label: str, help: str, **allowed):
@@ -88,6 +91,10 @@ class PurgeConfig:
     # kernels stall 20-50x when another process holds a core.
     threads: int = _knob(1, "Threads", "Torch CPU threads per constituent, fixed for the run (0 means 1).",
                          kind="int", min=0, max=MAX_THREADS)
+    canaries: int = _knob(0, "Canaries", "Samples of Teacher 1's shard that also sit in Student 1's first chunk, "
+                          "planted with a flipped label (chosen from the seed and each sample's id) to show what "
+                          "leaks from a teacher through distillation and that forgetting removes it; needs "
+                          "student_data 'overlap'.", kind="int", min=0, max=10_000)
     memory_format: str = _knob("channels_last", "Memory format", "Strides of image tensors: channels_last or "
                                "contiguous (part of what decides every bit).", kind="str", choices=MEMORY_FORMATS)
 
@@ -129,6 +136,10 @@ class PurgeConfig:
         return self
 
     def _check_sizes(self, n_pool: int) -> None:
+        if self.canaries and self.student_data != "overlap":
+            raise ValueError(f"canaries: got {self.canaries}, must be 0 when student_data is "
+                             f"{self.student_data!r} (a canary sits in a teacher shard and in a student's data, "
+                             "so the students are queried at it: set student_data to 'overlap')")
         if self.student_data == "disjoint" and self.student_fraction >= 1.0:
             raise ValueError(
                 f"student_fraction: got {self.student_fraction}, must be in (0, 1) when student_data is "
@@ -177,7 +188,7 @@ class PurgeConfig:
         if unknown:
             raise ValueError(f"config: unknown field(s) {', '.join(unknown)}; "
                              f"known fields are {', '.join(sorted(known))}")
-        missing = [name for name in known if name not in data]
+        missing = [name for name in known if name not in data and name not in _ADDED_LATER]
         if complete and missing:
             raise ValueError(f"config: missing field(s) {', '.join(missing)}; a run's config must name every "
                              "field (a default filled in now may not be the one it was trained with)")
@@ -196,7 +207,8 @@ class PurgeConfig:
 
     def fingerprint(self) -> str:
         """Stable 16-hex-digit hash of everything that decides what is trained."""
-        identity = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        identity = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED
+                    and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
         identity["preprocessing"] = PREPROCESSING
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -28,6 +28,8 @@ class ForgetReport:
     reused: dict = field(default_factory=dict)  # role -> constituents left untouched
     accuracy: dict = field(default_factory=dict)  # {"before"|"after": {role: {"test", "retained", "forgotten"}}}
     membership: dict = field(default_factory=dict)  # {"before"|"after": {role: scoring.membership_check()}}
+    evidence: dict = field(default_factory=dict)  # {"targets", "before", "after"}: audit.evidence() (section 14)
+    contrast: dict | None = None  # contrast.measure(): approximate unlearning and the stress tests
     hashes: dict = field(default_factory=dict)  # {"before"|"after": {"role-id": param hash}}
     outputs: dict = field(default_factory=dict)  # {"before"|"after": {"role-id": scoring.constituent_outputs()}}
     full_retrain: dict | None = None
@@ -78,13 +80,34 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
         roles = ["teacher", *methods]
         scope = retrain_scope(run.plan, ids)
         accuracy, membership, outputs = _scores(run, roles, ids, score)
+        found, evidence, before = _evidence_before(run, ids, roles, scope.to_dict(), score)
         request_id = run.ledger.next_request_id()
         started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                    "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
                    "side": request_side(run.plan, ids), "why": why(run.plan, ids),
-                   "accuracy_before": accuracy, "membership_before": membership, "outputs_before": outputs}
+                   "accuracy_before": accuracy, "membership_before": membership, "outputs_before": outputs,
+                   "evidence_targets": [t.to_dict() for t in found], "evidence_before": evidence}
         run.ledger.append(request_id, "started", started)
-        return execute(run, request_id, started, on_event, should_stop=should_stop)
+        return execute(run, request_id, started, on_event, should_stop=should_stop, before=before)
+
+
+def _evidence_before(run, ids, roles, scope: dict, wanted: bool):
+    """(targets, evidence, pre-request weights for the contrast) before the request; empty when not wanted.
+    The weights stay in memory: a copy on disk would keep what the request asks to remove."""
+    from purge_engine import audit, contrast
+
+    if not wanted:
+        return [], {}, None
+    found = audit.targets(run.plan, ids, roles)
+    before = contrast.snapshot(run, scope) if "purge" in roles else None
+    return found, audit.evidence(run, found, ids, roles), before
+
+
+def targets_of(record: dict) -> list:
+    """The membership targets a request recorded (audit.Target), in order."""
+    from purge_engine.audit import Target
+
+    return [Target(**{**t, "references": tuple(t["references"])}) for t in record.get("evidence_targets", [])]
 
 
 def _check_trained(run, methods) -> None:
@@ -115,9 +138,12 @@ def _train_for(run, request_id: int, methods, on_event, should_stop) -> tuple[di
     return costs, retrained
 
 
-def execute(run, request_id: int, started: dict, on_event, resumed: bool = False, should_stop=None) -> ForgetReport:
+def execute(run, request_id: int, started: dict, on_event, resumed: bool = False, should_stop=None,
+            before: dict | None = None) -> ForgetReport:
     """Apply a journaled request to the plan (once), bring every constituent up to date, record it
-    with the check that the work done equals the work predicted."""
+    with the check that the work done equals the work predicted. before: the pre-request weights of
+    what PURGE retrains (contrast.snapshot), for the approximate contrast; None (a request finished
+    after a crash) leaves the contrast out."""
     from purge_engine.work import cost_matches, work_of_request
 
     ids, methods, roles = started["sample_ids"], started["methods"], ["teacher", *started["methods"]]
@@ -126,6 +152,7 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         run.store.write_plan(run.plan)
     costs, retrained = _train_for(run, request_id, methods, on_event, should_stop)
     accuracy, membership, outputs = _scores(run, roles, ids, started.get("score", True))
+    evidence, contrasted = _evidence_after(run, started, before)
     work = work_of_request(run, request_id, methods)
     check = cost_matches(started["predicted"], work, roles)
     report = ForgetReport(
@@ -137,15 +164,31 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         membership={"before": started["membership_before"], "after": membership},
         hashes={"before": started["hashes_before"], "after": run.param_hashes(roles)},
         outputs={"before": started.get("outputs_before", {}), "after": outputs},
+        evidence={"targets": started.get("evidence_targets", []), "before": started.get("evidence_before", {}),
+                  "after": evidence}, contrast=contrasted,
         resumed=resumed, work=work, cost_matches_prediction=check["matches"],
         advantage=_advantage(started, work, methods))
     done = {k: v for k, v in report.to_dict().items()
             if k in ("cost", "retrained", "reused", "resumed", "work", "advantage")}
     run.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
                                            "hashes_after": report.hashes["after"], "outputs_after": outputs,
+                                           "evidence_after": evidence, "contrast": contrasted,
                                            "cost_matches_prediction": check["matches"],
                                            "cost_mismatches": check["mismatches"]})
     return report
+
+
+def _evidence_after(run, started: dict, before: dict | None) -> tuple[dict, dict | None]:
+    """(audit.evidence after the retraining, contrast.measure or None), for a request that recorded targets."""
+    from purge_engine import audit, contrast
+
+    if not started.get("evidence_targets") and not started.get("evidence_before"):
+        return {}, None
+    found, ids = targets_of(started), started["sample_ids"]
+    evidence = audit.evidence(run, found, ids, ["teacher", *started["methods"]])
+    if not before:
+        return evidence, None
+    return evidence, contrast.measure(run, found, ids, before, contrast.budgets(run.plan, started["scope"]))
 
 
 def _advantage(started: dict, work: dict, methods) -> dict:

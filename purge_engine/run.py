@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from purge_engine.canaries import load_run_data
 from purge_engine.checkpoints import environment, load_checkpoint, read_sidecar
 from purge_engine.config import PurgeConfig
 from purge_engine.constituents import Chains, ConstituentJob, check_methods, count
-from purge_engine.data import DatasetBundle, assert_memory_format, load_dataset
+from purge_engine.data import DatasetBundle, assert_memory_format
 from purge_engine.events import EventCallback, PhaseEvent, ignore
 from purge_engine.executors import LocalExecutor
 from purge_engine.manifest import write_manifest
@@ -117,8 +118,7 @@ class Run:
                                  "choose another run directory")
             return cls.open(run_dir)
         config = resolve_config(config)
-        bundle = load_dataset(config.dataset, config.data_root, download=download, exclude=exclude,
-                              memory_format=config.memory_format)
+        bundle = load_run_data(config, download=download, exclude=exclude)
         plan = plan or make_plan(config, bundle)
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_plan(plan)
@@ -136,7 +136,7 @@ class Run:
         config = store.read_config().validate()
         plan = store.read_plan()
         Ledger(store.ledger_path).check()  # a ledger emptied, cut short or corrupted: a LedgerError sentence
-        bundle = load_dataset(config.dataset, config.data_root, memory_format=config.memory_format)
+        bundle = load_run_data(config)
         if plan.n_pool != bundle.id_space:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
                              f"{config.data_root} has {bundle.id_space}")

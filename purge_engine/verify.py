@@ -171,10 +171,31 @@ def verify_request(exp, record: dict, on_event: EventCallback | None = None, sho
         rows = compare_all(exp, reference, roles)
         absence = absence_check(exp, reference, forgotten, methods)
         plan_matches = exp.plan.same_layout(reference.plan)
+        evidence = reference_evidence(exp, reference, record)
     finally:
         shutil.rmtree(path, ignore_errors=True)
-    return _result(rows, absence, record.get("cost_matches_prediction"), _environment_reasons(exp, roles),
-                   plan_matches, seconds, reference_sentence(exp, forgotten, request_id, affected_only))
+    return {**_result(rows, absence, record.get("cost_matches_prediction"), _environment_reasons(exp, roles),
+                      plan_matches, seconds, reference_sentence(exp, forgotten, request_id, affected_only)),
+            **evidence}
+
+
+def reference_evidence(exp, reference, record: dict) -> dict:
+    """The request's membership test and canary rates on the from-scratch reference, and the contrast's
+    stress tests on it (audit.py, contrast.py); the audited inputs come from the live data, which the
+    reference's no longer holds. Empty for a request served without scoring."""
+    from purge_engine import audit, contrast
+    from purge_engine.forget import targets_of
+
+    found = targets_of(record)
+    if not found:
+        return {}
+    ids, roles = record["sample_ids"], ["teacher", *record["methods"]]
+    result = {"evidence_reference": audit.evidence(reference, found, ids, roles, data=exp.bundle)}
+    if record.get("contrast"):
+        keys = [tuple(k.rsplit("-", 1)) for k in record["contrast"]["constituents"]]
+        keys = [(role, int(c)) for role, c in keys]
+        result["contrast_reference"] = contrast.reference_series(reference, found, ids, keys, exp.bundle)
+    return result
 
 
 def _affected(record: dict, methods) -> dict[str, set[int]]:

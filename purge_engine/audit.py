@@ -1,0 +1,259 @@
+"""Evidence of forgetting (DESIGN section 14): a per-sample membership test in which the sharded
+ensemble audits itself, the most memorised samples, and the canary rates.
+
+Membership, offline LiRA (Carlini et al., "Membership Inference Attacks From First Principles",
+S&P 2022) with references that provably never saw the sample:
+- a sample held by Teacher i is scored on Teacher i; the other teachers never trained on it;
+- under a student method, the students that held the sample in their own data or learned from
+  Teacher i (their labelling teachers include i) are its *exposed* students, each scored against the
+  students that did neither (under PURGE N_s - 1 of them for a teacher-side sample; under the
+  baseline none: every baseline student learned from every teacher).
+The statistic is the scaled logit phi = log p_y - log(1 - p_y) of the sample's training label. Its
+distribution on models that never saw the sample is a Gaussian with mean mu (the references' mean phi)
+and a variance pooled over the test split, which no constituent saw: sigma^2 is the mean over test
+samples of the variance of phi across the role's constituents (LiRA's fixed-variance form, stable
+from one reference). With n references the target's phi minus mu has variance sigma^2 (1 + 1/n), so
+z = (phi - mu) / (sigma sqrt(1 + 1/n)) and p = P(Z >= z): a small p says "this constituent is more
+confident on the sample than models that never saw it are", i.e. it looks like a member.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from purge_engine.constituents import side_of
+
+TINY = 1e-38  # float32's smallest normal: a probability below it counts as this, so phi stays finite
+POOL_SET = "pool"  # outputs-cache set of the whole train pool (the memorisation ranking)
+
+
+# -- the statistic ------------------------------------------------------------------------------------
+def scaled_logit(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """float64 (n,): log p_y - log(sum of the other classes' p) of softmax outputs (n, classes)."""
+    p = probs.detach().double().cpu()
+    y = labels.detach().cpu().view(-1, 1)
+    own = p.gather(1, y).view(-1)
+    others = p.sum(1) - own
+    return (own.clamp_min(TINY).log() - others.clamp_min(TINY).log()).numpy()
+
+
+def pooled_sigma(test_phi: np.ndarray) -> float | None:
+    """sigma over the test split: sqrt of the mean across test samples of the variance across
+    constituents of phi. test_phi: (k, n_test) for the k live constituents. None when k < 2."""
+    if test_phi.shape[0] < 2 or test_phi.shape[1] == 0:
+        return None
+    return float(np.sqrt(test_phi.var(axis=0, ddof=1).mean()))
+
+
+def member_test(phi: float, references: np.ndarray, sigma: float | None) -> tuple[float | None, float | None]:
+    """(z, p) of one target phi against its references' phis (n,); (None, None) with no reference or sigma."""
+    if references.size == 0 or not sigma:
+        return None, None
+    z = (phi - float(references.mean())) / (sigma * math.sqrt(1.0 + 1.0 / references.size))
+    return z, 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+# -- who is tested against whom ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """One forgotten sample on one constituent that held it or learned from it, and its OUT references."""
+
+    sample_id: int
+    role: str  # "teacher" or a student method
+    constituent: int
+    via: str  # "data": it trained on the sample; "teacher": it learned from the teacher that did; or both
+    teacher_id: int | None  # the teacher that held the sample (None: student-side only)
+    references: tuple[int, ...]  # constituents of the same role that never saw the sample
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "references": list(self.references)}
+
+
+def learned_from(plan, method: str, student_id: int) -> set[int]:
+    """Teachers whose soft labels a student of `method` trained on (any chunk)."""
+    return {t for c in range(plan.n_chunks(student_id)) for t in plan.labelling_teachers(method, student_id, c)}
+
+
+def targets(plan, sample_ids, roles) -> list[Target]:
+    """Every (sample, constituent) a membership test scores, from the plan that still holds the samples."""
+    found = []
+    for sample_id in sample_ids:
+        where = plan.locate(int(sample_id))
+        for role in roles:
+            found += _role_targets(plan, int(sample_id), role, where["teacher"], where["student"])
+    return found
+
+
+def _role_targets(plan, sample_id: int, role: str, teacher: int | None, student: int | None) -> list[Target]:
+    if side_of(role) == "teacher":
+        if teacher is None:
+            return []
+        return [Target(sample_id, role, teacher, "data", teacher, _live(plan, "teacher", {teacher}))]
+    exposed: dict[int, str] = {} if student is None else {student: "data"}
+    for k in range(plan.n_students):
+        if teacher is not None and teacher in learned_from(plan, role, k):
+            exposed[k] = "data+teacher" if k in exposed else "teacher"
+    references = _live(plan, "student", set(exposed))
+    return [Target(sample_id, role, k, via, teacher, references) for k, via in sorted(exposed.items())]
+
+
+def _live(plan, side: str, excluded: set[int]) -> tuple[int, ...]:
+    n = plan.n_teachers if side == "teacher" else plan.n_students
+    return tuple(c for c in range(n) if c not in excluded and not plan.is_empty(side, c))
+
+
+# -- scoring a state of the run ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoleOutputs:
+    """One role's softmax outputs: on the audited samples (per constituent (n, classes)) and the
+    pooled sigma from the test split."""
+
+    audited: list[torch.Tensor]
+    sigma: float | None
+
+
+def role_outputs(run, role: str, inputs: torch.Tensor, ids_name: str) -> RoleOutputs:
+    """Every constituent of `role` of `run` on `inputs` (named ids_name for the outputs cache) and on the
+    test split (read from the cache while a constituent is unchanged)."""
+    from purge_engine.evaluate import test_set
+    from purge_engine.outputs import EvalSet, OutputsCache
+
+    cache = OutputsCache(run)
+    outputs = cache.role_outputs(role, [EvalSet("audited", inputs, ids_name), test_set(run.bundle)])
+    cache.commit()
+    return RoleOutputs(outputs["audited"], _sigma(run, role, outputs["test"]))
+
+
+def role_sigma(run, role: str) -> float | None:
+    """The role's pooled sigma from its constituents' outputs on the test split (cached)."""
+    from purge_engine.evaluate import test_set
+    from purge_engine.outputs import OutputsCache
+
+    cache = OutputsCache(run)
+    test = cache.role_outputs(role, [test_set(run.bundle)])["test"]
+    cache.commit()
+    return _sigma(run, role, test)
+
+
+def _sigma(run, role: str, test: list[torch.Tensor]) -> float | None:
+    side = side_of(role)
+    live = [c for c in range(len(test)) if not run.plan.is_empty(side, c)]
+    if not live:
+        return None
+    return pooled_sigma(np.stack([scaled_logit(test[c], run.bundle.test_y) for c in live]))
+
+
+def score_targets(found: list[Target], outputs: dict[str, RoleOutputs], positions: dict[int, int],
+                  labels: torch.Tensor, replaced: dict | None = None) -> list[dict]:
+    """{sample_id, role, constituent, z, p, phi, mu, references} per target. outputs: role ->
+    RoleOutputs; positions: sample id -> row of the audited inputs; labels: their training labels.
+    replaced: {(role, constituent): (n, classes) outputs} scored in place of a target's own (a
+    contrast model), its references unchanged."""
+    phis = {role: [scaled_logit(p, labels) for p in o.audited] for role, o in outputs.items()}
+    rows = []
+    for t in found:
+        row = positions[t.sample_id]
+        own = phis[t.role][t.constituent]
+        if replaced and (t.role, t.constituent) in replaced:
+            own = scaled_logit(replaced[(t.role, t.constituent)], labels)
+        refs = np.asarray([phis[t.role][c][row] for c in t.references], dtype=np.float64)
+        z, p = member_test(float(own[row]), refs, outputs[t.role].sigma)
+        rows.append({"sample_id": t.sample_id, "role": t.role, "constituent": t.constituent, "z": z, "p": p,
+                     "phi": float(own[row]), "mu": float(refs.mean()) if refs.size else None,
+                     "references": len(t.references)})
+    return rows
+
+
+def membership(run, found: list[Target], inputs: torch.Tensor, labels: torch.Tensor, sample_ids) -> dict:
+    """The membership test of `found` on `run`'s current constituents. inputs/labels: the audited
+    samples' train inputs and training labels, in the order of sample_ids (from the live data: a
+    from-scratch reference's data no longer holds them)."""
+    from purge_engine.files import hash_ids
+
+    roles = sorted({t.role for t in found})
+    name = hash_ids(np.asarray(sample_ids, dtype=np.int64))
+    outputs = {role: role_outputs(run, role, inputs, name) for role in roles}
+    positions = {int(i): r for r, i in enumerate(sample_ids)}
+    return {"rows": score_targets(found, outputs, positions, labels),
+            "sigma": {role: o.sigma for role, o in outputs.items()}}
+
+
+def evidence(run, found: list[Target], sample_ids, roles, data=None) -> dict:
+    """The membership test of `found` and the canary rates of every role, on run's current constituents.
+    data: the bundle the audited inputs come from (default run's own; a from-scratch reference no
+    longer holds the forgotten samples, so it is handed the live run's)."""
+    from purge_engine.canaries import canary_ids
+    from purge_engine.files import hash_ids
+
+    data = data or run.bundle
+    x, y = data.take(sample_ids)
+    result = {"membership": membership(run, found, x, y, sample_ids)}
+    canaries = canary_ids(run.config, data.id_space or data.n_train)
+    canaries = canaries[np.isin(canaries, data.sample_ids)]
+    if canaries.size:
+        cx, cy = data.take(canaries)
+        result["canaries"] = canary_state(run, roles, cx, cy, hash_ids(canaries))
+    return result
+
+
+# -- canaries ----------------------------------------------------------------------------------------------
+def canary_state(run, roles, inputs: torch.Tensor, planted: torch.Tensor, ids_name: str) -> dict:
+    """role -> per constituent the share of canaries it predicts with the planted label (canaries.py)."""
+    from purge_engine.canaries import canary_rates
+    from purge_engine.outputs import EvalSet, OutputsCache
+
+    cache, rates = OutputsCache(run), {}
+    for role in roles:
+        probs = cache.role_outputs(role, [EvalSet("canaries", inputs, ids_name)])["canaries"]
+        rates[role] = canary_rates(probs, planted)
+    cache.commit()
+    return rates
+
+
+# -- the most memorised samples --------------------------------------------------------------------------
+def memorisation(run, role: str = "teacher") -> dict:
+    """Every sample the role's constituents hold in their own data, scored on its holder against the
+    constituents of the role that never saw it (as `targets`): {"sample_id", "constituent", "z", "p"},
+    arrays sorted most memorised first (largest z). Forgotten samples are left out."""
+    from purge_engine.files import hash_ids
+    from purge_engine.outputs import EvalSet, OutputsCache
+
+    plan, side = run.plan, side_of(role)
+    where = plan.locations()
+    holder = where["teacher"] if side == "teacher" else where["student"]
+    ids = np.flatnonzero(holder >= 0).astype(np.int64)
+    x, y = run.bundle.take(ids)
+    cache = OutputsCache(run)
+    probs = cache.role_outputs(role, [EvalSet(f"{POOL_SET}-{side}", x, hash_ids(ids))])
+    cache.commit()
+    phi = np.stack([scaled_logit(p, y) for p in probs[f"{POOL_SET}-{side}"]])  # (k, n)
+    out = _outside(plan, role, ids, holder[ids], where["teacher"][ids])  # (k, n) True: never saw the sample
+    counts = out.sum(0)
+    mu = np.where(counts > 0, (phi * out).sum(0) / np.maximum(counts, 1), np.nan)
+    sigma = role_sigma(run, role)
+    own = phi[holder[ids], np.arange(ids.size)]
+    z = (own - mu) / ((sigma or np.nan) * np.sqrt(1.0 + 1.0 / np.maximum(counts, 1)))
+    z = np.where(counts > 0, z, np.nan)
+    p = 0.5 * np.vectorize(math.erfc)(z / math.sqrt(2.0)) if ids.size else np.zeros(0)
+    order = np.argsort(-np.nan_to_num(z, nan=-np.inf), kind="stable")
+    return {"sample_id": ids[order], "constituent": holder[ids][order], "z": z[order], "p": p[order],
+            "references": counts[order]}
+
+
+def _outside(plan, role: str, ids: np.ndarray, holders: np.ndarray, teachers: np.ndarray) -> np.ndarray:
+    """(k, n) bool: constituent c of `role` never saw sample ids[j] (neither held it nor learned from its teacher)."""
+    side = side_of(role)
+    k = plan.n_teachers if side == "teacher" else plan.n_students
+    out = np.ones((k, ids.size), dtype=bool)
+    out[holders, np.arange(ids.size)] = False
+    for c in range(k):
+        if plan.is_empty(side, c):
+            out[c] = False
+        elif side == "student":
+            exposed = np.isin(teachers, list(learned_from(plan, role, c)))
+            out[c] &= ~exposed
+    return out
