@@ -257,3 +257,100 @@ def _outside(plan, role: str, ids: np.ndarray, holders: np.ndarray, teachers: np
             exposed = np.isin(teachers, list(learned_from(plan, role, c)))
             out[c] &= ~exposed
     return out
+
+
+# -- a request's evidence, as `audit` reports it ------------------------------------------------------------
+def report(run, request_id: int | None = None, top: int = 10) -> dict:
+    """Everything the ledger holds on one request's evidence (the latest request by default), merged:
+    per target the p-values before, after and on the from-scratch reference (None until verified),
+    the canary rates, the approximate contrast's series, and the `top` most memorised samples now."""
+    record = run.ledger.record(_request_or_latest(run, request_id))
+    membership = _membership_rows(record)
+    result = {"request_id": record["request_id"], "samples": record["sample_ids"], "membership": membership,
+              "verified": "exact" in record, "exact": record.get("exact"),
+              "canary": _canary_table(record), "canary_ids": _canary_ids(run),
+              "canary_cost": _canary_cost(record), "contrast": _contrast(record),
+              "most_memorised": _top(memorisation(run), top) if top else []}
+    if not record.get("evidence_targets"):
+        result["note"] = "this request was served without scoring (score=False): no evidence was recorded"
+    return result
+
+
+def _request_or_latest(run, request_id: int | None) -> int:
+    if request_id is not None:
+        return int(request_id)
+    latest = run.latest_request()
+    if latest is None:
+        raise ValueError("request: this run has served no forget request yet; nothing to audit")
+    return latest
+
+
+def _membership_rows(record: dict) -> list[dict]:
+    states = {"before": record.get("evidence_before"), "after": record.get("evidence_after"),
+              "reference": record.get("evidence_reference")}
+    rows = []
+    for i, target in enumerate(record.get("evidence_targets", [])):
+        row = {"sample_id": target["sample_id"], "role": target["role"], "constituent": target["constituent"],
+               "via": target["via"], "teacher_id": target["teacher_id"], "references": len(target["references"]),
+               "reference_constituents": target["references"]}
+        for state, evidence in states.items():
+            scored = (evidence or {}).get("membership", {}).get("rows", [])
+            row[f"p_{state}"] = scored[i]["p"] if i < len(scored) else None
+            row[f"z_{state}"] = scored[i]["z"] if i < len(scored) else None
+        rows.append(row)
+    return rows
+
+
+def _canary_table(record: dict) -> dict:
+    """role -> constituent (str) -> {before, after, teacher_only, reference} canary rates in [0, 1]."""
+    before = (record.get("evidence_before") or {}).get("canaries") or {}
+    after = (record.get("evidence_after") or {}).get("canaries") or {}
+    reference = (record.get("evidence_reference") or {}).get("canaries") or {}
+    table: dict = {}
+    for role, rates in before.items():
+        table[role] = {}
+        for c, rate in enumerate(rates):
+            after_rate = after.get(role, [None] * len(rates))[c]
+            table[role][str(c)] = {"before": rate, "after": after_rate,
+                                   # teacher only: the teachers retrained, every student kept as it was
+                                   "teacher_only": after_rate if role == "teacher" else rate,
+                                   "reference": reference[role][c] if role in reference else None}
+    return table
+
+
+def _canary_ids(run) -> list[int]:
+    from purge_engine.canaries import canary_ids
+
+    return canary_ids(run.config, run.bundle.id_space or run.bundle.n_train).tolist()
+
+
+def _canary_cost(record: dict) -> dict:
+    """Sample-steps of the three ways to forget: teacher only, PURGE, the baseline (students only, and
+    the teacher retraining each of them also pays, shown on its own)."""
+    predicted = record.get("predicted", {})
+    teacher = predicted.get("teacher", {}).get("sample_steps")
+    return {"teacher": teacher, "teacher_only": {"teacher": teacher, "students": 0},
+            **{m: {"teacher": teacher, "students": predicted[m]["sample_steps"]}
+               for m in ("purge", "baseline") if m in predicted}}
+
+
+def _contrast(record: dict) -> dict | None:
+    measured = record.get("contrast")
+    if not measured:
+        return None
+    series = {**measured["series"], "reference": record.get("contrast_reference")}
+    return {"method": measured["method"], "constituents": measured["constituents"], "rows": measured["rows"],
+            "budget_sample_steps": measured["budget_sample_steps"],
+            "spent_sample_steps": measured["spent_sample_steps"],
+            "relearning": {name: (s or {}).get("relearning") for name, s in series.items()},
+            "quantisation": {name: (s or {}).get("quantisation") for name, s in series.items()}}
+
+
+def _top(scores: dict, top: int) -> list[dict]:
+    return [{"sample_id": int(scores["sample_id"][i]), "constituent": int(scores["constituent"][i]),
+             "z": _finite(scores["z"][i]), "p": _finite(scores["p"][i]), "references": int(scores["references"][i])}
+            for i in range(min(top, len(scores["sample_id"])))]
+
+
+def _finite(value) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -14,6 +14,7 @@ from dataclasses import fields
 
 from purge_engine import theory
 from purge_engine.advantage import advantage, request_side, why
+from purge_engine.canaries import canary_ids
 from purge_engine.config import AUTO_LANES, EXECUTORS, LANE_LIMIT, PurgeConfig, allowed_text, field_help
 from purge_engine.events import Event, StepEvent
 from purge_engine.files import CheckpointError
@@ -36,6 +37,7 @@ _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
 _TYPES = {"int": int, "float": float, "str": str, "path": str}  # metadata kind -> argparse type
 MAX_CONFIG_BYTES = 1 << 20
 MAX_WAIT_S = 86_400.0
+MAX_TOP = 100_000
 _REQUEST_ID = "a whole number, the id of a request in the run's ledger"
 
 
@@ -117,6 +119,7 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     config = config_from_args(args)
     plan = make_plan(config, DATASETS[config.dataset].n_train)
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
+              "canaries": canary_ids(config, plan.n_pool).tolist(),
               "training_cost": training_cost(plan), "warnings": epoch_warnings(config)}
     if args.samples is not None:  # "" is a request that names no id: refused, not ignored
         scope = retrain_scope(plan, parse_ids(args.samples, plan.n_pool))
@@ -417,6 +420,37 @@ def print_verify(report: dict) -> None:
               f"max |diff| {row['max_abs_diff']} hash {row['hash']} vs {row['reference_hash']}")
 
 
+def cmd_audit(args: argparse.Namespace) -> dict:
+    from purge_engine.experiment import Experiment
+
+    if not 0 <= args.top <= MAX_TOP:
+        raise ValueError(f"top: got {args.top}, must be an integer in [0, {MAX_TOP}]")
+    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False), args)
+    return {"run": str(exp.store.root), **exp.audit(args.request, top=args.top)}
+
+
+def _p(value) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
+def print_audit(report: dict) -> None:
+    print(f"request {report['request_id']}: {len(report['samples'])} sample(s) {report['samples']}")
+    if report.get("note"):
+        print(f"  {report['note']}")
+    print("  membership p-values (small: looks like a member; references: constituents that never saw it)")
+    for row in report["membership"]:
+        print(f"    sample {row['sample_id']:>5} {constituent_label(row['role'], row['constituent']):<32} "
+              f"refs {row['references']:>2}  before {_p(row['p_before']):>8}  after {_p(row['p_after']):>8}  "
+              f"reference {_p(row['p_reference']):>8}")
+    for role, rates in report["canary"].items():
+        shown = ", ".join(f"{c}: {_p(r['before'])}->{_p(r['after'])}" for c, r in rates.items())
+        print(f"  canary rate, {title(role)}: {shown}")
+    if report["contrast"]:
+        print(f"  contrast: {report['contrast']['method']}, budget {report['contrast']['budget_sample_steps']}")
+    if report["most_memorised"]:
+        print("  most memorised now: " + ", ".join(str(r["sample_id"]) for r in report["most_memorised"]))
+
+
 def cmd_ledger(args: argparse.Namespace) -> dict:
     from purge_engine.store import Ledger, RunStore
 
@@ -563,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_record_commands(commands) -> None:
     """The commands that read a run's records or pure arithmetic: ledger, certificate, theory."""
+    audit = commands.add_parser("audit", help="the evidence that a request's samples were forgotten: per-sample "
+                                "membership p-values before, after and on the from-scratch reference, canary "
+                                "rates, exact against approximate unlearning")
+    audit.add_argument("--run", help="run directory (default: the newest under runs/)")
+    audit.add_argument("--request", type=_flag_type("request", int, _REQUEST_ID), default=None,
+                       help="request id (default: the latest)")
+    audit.add_argument("--top", type=_flag_type("top", int, f"an integer in [0, {MAX_TOP}]"), default=10,
+                       help="how many of the most memorised samples to list (default 10)")
+    audit.add_argument("--json", action="store_true", help="machine-readable output")
+    audit.set_defaults(run_command=cmd_audit, show=print_audit)
+
     ledger = commands.add_parser("ledger", help="the run's forget requests and whether the hash chain holds")
     ledger.add_argument("--run", help="run directory (default: the newest under runs/)")
     ledger.add_argument("--json", action="store_true", help="machine-readable output")

@@ -61,6 +61,14 @@ class Experiment(Run):
         """Accuracy on test / retained / forgotten samples and the membership check, per role."""
         return score(self, roles, forgotten)
 
+    def audit(self, request_id: int | None = None, top: int = 10) -> dict:
+        """The evidence that a request's samples were forgotten (audit.report): membership p-values per
+        sample and constituent before, after and on the reference, canary rates, the approximate contrast."""
+        from purge_engine.audit import report
+
+        with self.writing("an audit", shared=True):
+            return report(self, request_id, top)
+
     # -- forget requests (forget.py) -------------------------------------------------------------------
     def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
                on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
