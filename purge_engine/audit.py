@@ -109,11 +109,12 @@ def _live(plan, side: str, excluded: set[int]) -> tuple[int, ...]:
 # -- scoring a state of the run ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RoleOutputs:
-    """One role's softmax outputs: on the audited samples (per constituent (n, classes)) and the
-    pooled sigma from the test split."""
+    """One role's softmax outputs: on the audited samples (per constituent (n, classes)), the pooled
+    sigma from the test split, and the outputs of any extra reference models (extra_references)."""
 
     audited: list[torch.Tensor]
     sigma: float | None
+    extra: tuple[torch.Tensor, ...] = ()
 
 
 def role_outputs(run, role: str, inputs: torch.Tensor, ids_name: str) -> RoleOutputs:
@@ -160,44 +161,113 @@ def score_targets(found: list[Target], outputs: dict[str, RoleOutputs], position
         own = phis[t.role][t.constituent]
         if replaced and (t.role, t.constituent) in replaced:
             own = scaled_logit(replaced[(t.role, t.constituent)], labels)
-        refs = np.asarray([phis[t.role][c][row] for c in t.references], dtype=np.float64)
+        extra = [scaled_logit(e, labels)[row] for e in outputs[t.role].extra]
+        refs = np.asarray([phis[t.role][c][row] for c in t.references] + extra, dtype=np.float64)
         z, p = member_test(float(own[row]), refs, outputs[t.role].sigma)
         rows.append({"sample_id": t.sample_id, "role": t.role, "constituent": t.constituent, "z": z, "p": p,
                      "phi": float(own[row]), "mu": float(refs.mean()) if refs.size else None,
-                     "references": len(t.references)})
+                     "references": len(t.references), "extra_references": len(extra)})
     return rows
 
 
-def membership(run, found: list[Target], inputs: torch.Tensor, labels: torch.Tensor, sample_ids) -> dict:
+def audited_outputs(run, found: list[Target], inputs: torch.Tensor, sample_ids,
+                    extra: dict | None = None) -> dict[str, RoleOutputs]:
+    """role -> RoleOutputs of every role `found` tests, on the audited inputs (in sample_ids order), with
+    the outputs of the extra reference models of its side (extra: side -> models)."""
+    from purge_engine.files import hash_ids
+    from purge_engine.training import predict_proba
+
+    name = hash_ids(np.asarray(sample_ids, dtype=np.int64))
+    outputs = {role: role_outputs(run, role, inputs, name) for role in sorted({t.role for t in found})}
+    with run.threads_held(strict=False):
+        return {role: RoleOutputs(o.audited, o.sigma, tuple(predict_proba(m, inputs)
+                                                            for m in (extra or {}).get(side_of(role), [])))
+                for role, o in outputs.items()}
+
+
+def membership(run, found: list[Target], inputs: torch.Tensor, labels: torch.Tensor, sample_ids,
+               extra: dict | None = None) -> dict:
     """The membership test of `found` on `run`'s current constituents. inputs/labels: the audited
     samples' train inputs and training labels, in the order of sample_ids (from the live data: a
-    from-scratch reference's data no longer holds them)."""
-    from purge_engine.files import hash_ids
-
-    roles = sorted({t.role for t in found})
-    name = hash_ids(np.asarray(sample_ids, dtype=np.int64))
-    outputs = {role: role_outputs(run, role, inputs, name) for role in roles}
+    from-scratch reference's data no longer holds them). extra: side -> extra reference models."""
+    outputs = audited_outputs(run, found, inputs, sample_ids, extra)
     positions = {int(i): r for r, i in enumerate(sample_ids)}
     return {"rows": score_targets(found, outputs, positions, labels),
             "sigma": {role: o.sigma for role, o in outputs.items()}}
 
 
-def evidence(run, found: list[Target], sample_ids, roles, data=None) -> dict:
+def evidence(run, found: list[Target], sample_ids, roles, data=None, extra: dict | None = None) -> dict:
     """The membership test of `found` and the canary rates of every role, on run's current constituents.
     data: the bundle the audited inputs come from (default run's own; a from-scratch reference no
-    longer holds the forgotten samples, so it is handed the live run's)."""
+    longer holds the forgotten samples, so it is handed the live run's). extra: the extra reference
+    models (extra_references; built here when None)."""
     from purge_engine.canaries import canary_ids
     from purge_engine.files import hash_ids
 
     data = data or run.bundle
     x, y = data.take(sample_ids)
-    result = {"membership": membership(run, found, x, y, sample_ids)}
+    extra = extra_references(run, found, sample_ids) if extra is None else extra
+    result = {"membership": membership(run, found, x, y, sample_ids, extra),
+              "extra_references": {side: len(models) for side, models in extra.items()}}
     canaries = canary_ids(run.config, data.id_space or data.n_train)
     canaries = canaries[np.isin(canaries, data.sample_ids)]
     if canaries.size:
         cx, cy = data.take(canaries)
         result["canaries"] = canary_state(run, roles, cx, cy, hash_ids(canaries))
     return result
+
+
+# -- extra references ----------------------------------------------------------------------------------------
+MIN_REFERENCES = 3  # a target with fewer sibling references gets EXTRA_REFERENCES extra ones
+EXTRA_REFERENCES = 3
+
+
+def needs_extra(found: list[Target]) -> set[str]:
+    """The sides ("teacher", "student") with a target that has fewer than MIN_REFERENCES siblings."""
+    return {side_of(t.role) for t in found if len(t.references) < MIN_REFERENCES}
+
+
+def extra_references(run, found: list[Target], sample_ids, count: int = EXTRA_REFERENCES) -> dict[str, list]:
+    """side -> `count` extra reference models for the sides whose targets have too few siblings. Each is
+    the side's architecture from its own seeded init, trained on seeded data that holds none of the
+    audited samples (nor anything forgotten before): a teacher on a random teacher-shard-sized draw of the
+    teachers' samples with their labels; a student on a student-shard-sized draw of the students' samples,
+    distilled from the teachers that hold none of the audited samples (the same loss and temperature as
+    the run's students). Deterministic in (seed, side, index), so the from-scratch reference rebuilds the
+    very same models. No side gets extras when every teacher held an audited sample."""
+    sides = needs_extra(found)
+    excluded = np.asarray(sorted({int(i) for i in sample_ids}), dtype=np.int64)
+    holders = {t.teacher_id for t in found if t.teacher_id is not None}  # from the plan that held the samples
+    clean = [t for t in range(run.plan.n_teachers) if t not in holders and not run.plan.is_empty("teacher", t)]
+    if "student" in sides and not clean:
+        sides.discard("student")
+    with run.threads_held():
+        return {side: [_extra_model(run, side, j, excluded, clean) for j in range(count)] for side in sorted(sides)}
+
+
+def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[int]) -> torch.nn.Module:
+    from purge_engine.models import build_model
+    from purge_engine.seeding import seed_for
+    from purge_engine.training import predict_proba, student_loss, teacher_loss, train_slice_step
+
+    plan, config = run.plan, run.config
+    teacher = side == "teacher"
+    pool = np.setdiff1d(plan.all_teacher_samples() if teacher else plan.all_student_samples(), excluded)
+    size = min(pool.size, -(-pool.size // (plan.n_teachers if teacher else plan.n_students)))
+    ids = np.sort(np.random.default_rng(seed_for(config.seed, "extra-reference-data", teacher, index))
+                  .choice(pool, size, replace=False))
+    arch = config.teacher_arch if teacher else config.student_arch
+    model = run._laid_out(build_model(arch, run.bundle.spec, seed_for(config.seed, "extra-reference-init",
+                                                                       teacher, index))).to(run.device)
+    x, y = run.inputs(ids), run.bundle.train_y[run.bundle.rows(ids)]
+    if teacher:
+        targets, loss, lr = (y,), teacher_loss, config.teacher_lr
+    else:
+        soft = torch.stack([predict_proba(run.teacher_for_labels(t), x, config.temperature) for t in clean]).mean(0)
+        targets, loss, lr = (soft, y), student_loss(config.temperature, config.alpha), config.student_lr
+    train_slice_step(model, x, targets, loss, config.epochs, config.batch_size, lr,
+                     (config.seed, "extra-reference", int(teacher), index))
+    return model.eval()
 
 
 # -- canaries ----------------------------------------------------------------------------------------------
@@ -292,11 +362,13 @@ def _membership_rows(record: dict) -> list[dict]:
     for i, target in enumerate(record.get("evidence_targets", [])):
         row = {"sample_id": target["sample_id"], "role": target["role"], "constituent": target["constituent"],
                "via": target["via"], "teacher_id": target["teacher_id"], "references": len(target["references"]),
-               "reference_constituents": target["references"]}
+               "reference_constituents": target["references"], "extra_references": 0}
         for state, evidence in states.items():
             scored = (evidence or {}).get("membership", {}).get("rows", [])
             row[f"p_{state}"] = scored[i]["p"] if i < len(scored) else None
             row[f"z_{state}"] = scored[i]["z"] if i < len(scored) else None
+            if i < len(scored):
+                row["extra_references"] = scored[i].get("extra_references", 0)
         rows.append(row)
     return rows
 

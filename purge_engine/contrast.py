@@ -20,7 +20,7 @@ import copy
 import numpy as np
 import torch
 
-from purge_engine.audit import Target, role_outputs, score_targets
+from purge_engine.audit import Target, audited_outputs, score_targets
 from purge_engine.events import ignore
 
 METHOD = "fine-tuning on the retained data (approximate unlearning, a contrast)"
@@ -87,13 +87,10 @@ class Scorer:
     """Scores replacement models for some constituents of a run state: the forgotten samples' membership
     p-values on them (references: the state's other constituents) and their canary rates."""
 
-    def __init__(self, run, found: list[Target], sample_ids, data, canaries: np.ndarray):
-        from purge_engine.files import hash_ids
-
+    def __init__(self, run, found: list[Target], sample_ids, data, canaries: np.ndarray, extra: dict | None):
         self.found, self.sample_ids = found, [int(i) for i in sample_ids]
         self.x, self.y = data.take(self.sample_ids)
-        roles = sorted({t.role for t in found})
-        self.outputs = {r: role_outputs(run, r, self.x, hash_ids(np.asarray(self.sample_ids))) for r in roles}
+        self.outputs = audited_outputs(run, found, self.x, self.sample_ids, extra)
         self.positions = {i: r for r, i in enumerate(self.sample_ids)}
         self.canary = data.take(canaries) if canaries.size else None
 
@@ -129,17 +126,18 @@ def _rows(found: list[Target], keys) -> list[dict]:
             if (t.role, t.constituent) in keys]
 
 
-def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[str, int]) -> dict:
+def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[str, int],
+            extra: dict | None = None) -> dict:
     """After PURGE's retraining: the approximate method from the pre-request weights `before`, at the
     sample-steps PURGE spent per constituent (`budgets`, "role-c" -> sample-steps), and both stress tests
-    on PURGE's result and the approximate one."""
+    on PURGE's result and the approximate one. extra: the membership test's extra reference models."""
     from purge_engine.canaries import canary_ids
     from purge_engine.executors import label_cache
 
     keys = list(before)
     with run.threads_held():
         labels = label_cache(run, ignore)
-        scorer = Scorer(run, found, sample_ids, run.bundle, _held_canaries(run, canary_ids))
+        scorer = Scorer(run, found, sample_ids, run.bundle, _held_canaries(run, canary_ids), extra)
         approx, spent = {}, {}
         for role, c in keys:
             model, data = _model(run, role, c, before[(role, c)]), _retained(run, role, c, labels)
@@ -154,7 +152,7 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
                            "approximate": stress(run, approx, scorer, labels)}}
 
 
-def reference_series(reference, found: list[Target], sample_ids, keys, data) -> dict:
+def reference_series(reference, found: list[Target], sample_ids, keys, data, extra: dict | None = None) -> dict:
     """The stress tests on a from-scratch reference's constituents `keys` (verify), audited inputs from data."""
     from purge_engine.canaries import canary_ids
     from purge_engine.executors import label_cache
@@ -162,7 +160,7 @@ def reference_series(reference, found: list[Target], sample_ids, keys, data) -> 
     with reference.threads_held():
         labels = label_cache(reference, ignore)
         canaries = canary_ids(reference.config, data.id_space or data.n_train)
-        scorer = Scorer(reference, found, sample_ids, data, canaries[np.isin(canaries, data.sample_ids)])
+        scorer = Scorer(reference, found, sample_ids, data, canaries[np.isin(canaries, data.sample_ids)], extra)
         return stress(reference, {key: reference.load_constituent(*key) for key in keys}, scorer, labels)
 
 

@@ -80,7 +80,7 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
         roles = ["teacher", *methods]
         scope = retrain_scope(run.plan, ids)
         accuracy, membership, outputs = _scores(run, roles, ids, score)
-        found, evidence, before = _evidence_before(run, ids, roles, scope.to_dict(), score)
+        found, evidence, before, extra = _evidence_before(run, ids, roles, scope.to_dict(), score)
         request_id = run.ledger.next_request_id()
         started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                    "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
@@ -88,19 +88,21 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
                    "accuracy_before": accuracy, "membership_before": membership, "outputs_before": outputs,
                    "evidence_targets": [t.to_dict() for t in found], "evidence_before": evidence}
         run.ledger.append(request_id, "started", started)
-        return execute(run, request_id, started, on_event, should_stop=should_stop, before=before)
+        return execute(run, request_id, started, on_event, should_stop=should_stop, before=before, extra=extra)
 
 
 def _evidence_before(run, ids, roles, scope: dict, wanted: bool):
-    """(targets, evidence, pre-request weights for the contrast) before the request; empty when not wanted.
-    The weights stay in memory: a copy on disk would keep what the request asks to remove."""
+    """(targets, evidence, pre-request weights for the contrast, extra reference models) before the
+    request; empty when not wanted. The weights stay in memory: a copy on disk would keep what the
+    request asks to remove. The extra references hold none of the samples and serve before and after."""
     from purge_engine import audit, contrast
 
     if not wanted:
-        return [], {}, None
+        return [], {}, None, None
     found = audit.targets(run.plan, ids, roles)
     before = contrast.snapshot(run, scope) if "purge" in roles else None
-    return found, audit.evidence(run, found, ids, roles), before
+    extra = audit.extra_references(run, found, ids)
+    return found, audit.evidence(run, found, ids, roles, extra=extra), before, extra
 
 
 def targets_of(record: dict) -> list:
@@ -139,11 +141,11 @@ def _train_for(run, request_id: int, methods, on_event, should_stop) -> tuple[di
 
 
 def execute(run, request_id: int, started: dict, on_event, resumed: bool = False, should_stop=None,
-            before: dict | None = None) -> ForgetReport:
+            before: dict | None = None, extra: dict | None = None) -> ForgetReport:
     """Apply a journaled request to the plan (once), bring every constituent up to date, record it
     with the check that the work done equals the work predicted. before: the pre-request weights of
     what PURGE retrains (contrast.snapshot), for the approximate contrast; None (a request finished
-    after a crash) leaves the contrast out."""
+    after a crash) leaves the contrast out. extra: the extra reference models built before (rebuilt when None)."""
     from purge_engine.work import cost_matches, work_of_request
 
     ids, methods, roles = started["sample_ids"], started["methods"], ["teacher", *started["methods"]]
@@ -152,7 +154,7 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
         run.store.write_plan(run.plan)
     costs, retrained = _train_for(run, request_id, methods, on_event, should_stop)
     accuracy, membership, outputs = _scores(run, roles, ids, started.get("score", True))
-    evidence, contrasted = _evidence_after(run, started, before)
+    evidence, contrasted = _evidence_after(run, started, before, extra)
     work = work_of_request(run, request_id, methods)
     check = cost_matches(started["predicted"], work, roles)
     report = ForgetReport(
@@ -178,17 +180,19 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
     return report
 
 
-def _evidence_after(run, started: dict, before: dict | None) -> tuple[dict, dict | None]:
+def _evidence_after(run, started: dict, before: dict | None, extra: dict | None) -> tuple[dict, dict | None]:
     """(audit.evidence after the retraining, contrast.measure or None), for a request that recorded targets."""
     from purge_engine import audit, contrast
 
     if not started.get("evidence_targets") and not started.get("evidence_before"):
         return {}, None
     found, ids = targets_of(started), started["sample_ids"]
-    evidence = audit.evidence(run, found, ids, ["teacher", *started["methods"]])
+    extra = audit.extra_references(run, found, ids) if extra is None else extra
+    evidence = audit.evidence(run, found, ids, ["teacher", *started["methods"]], extra=extra)
     if not before:
         return evidence, None
-    return evidence, contrast.measure(run, found, ids, before, contrast.budgets(run.plan, started["scope"]))
+    budgets = contrast.budgets(run.plan, started["scope"])
+    return evidence, contrast.measure(run, found, ids, before, budgets, extra)
 
 
 def _advantage(started: dict, work: dict, methods) -> dict:

@@ -190,11 +190,12 @@ def reference_evidence(exp, reference, record: dict) -> dict:
     if not found:
         return {}
     ids, roles = record["sample_ids"], ["teacher", *record["methods"]]
-    result = {"evidence_reference": audit.evidence(reference, found, ids, roles, data=exp.bundle)}
+    extra = audit.extra_references(reference, found, ids)  # the same seeds and data: the same models
+    result = {"evidence_reference": audit.evidence(reference, found, ids, roles, data=exp.bundle, extra=extra)}
     if record.get("contrast"):
         keys = [tuple(k.rsplit("-", 1)) for k in record["contrast"]["constituents"]]
         keys = [(role, int(c)) for role, c in keys]
-        result["contrast_reference"] = contrast.reference_series(reference, found, ids, keys, exp.bundle)
+        result["contrast_reference"] = contrast.reference_series(reference, found, ids, keys, exp.bundle, extra)
     return result
 
 
