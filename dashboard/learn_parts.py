@@ -14,6 +14,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components, figures, lesson, state, views
+from dashboard import lesson_evidence as evidence
+from purge_engine.canaries import planted_labels
 from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope
 from purge_engine.vocabulary import teacher_label, title
 
@@ -26,7 +28,7 @@ class LessonWork(NamedTuple):
     """The jobs a step's button starts on the lesson run: work(on_event, should_stop) callables."""
 
     train: Callable  # train(methods) -> work: create the run, train the teachers and those methods, evaluate
-    forget: Callable  # forget(sample_id) -> work: serve a request for that one sample
+    forget: Callable  # forget(sample_ids) -> work: serve a request for those samples
     verify: Callable  # work: verify the latest request
 
 
@@ -51,32 +53,43 @@ def lesson_dir():
     return state.runs_dir() / f"{lesson.LESSON_RUN}-{lesson_id()}"
 
 
+def canary_dir():
+    """This browser's canary run (steps 9 and 10), beside its lesson run; read as lesson_dir is."""
+    return state.runs_dir() / f"{lesson.CANARY_RUN}-{lesson_id()}"
+
+
+def step_dir(step: int):
+    """The run step `step` works on."""
+    return canary_dir() if step in lesson.CANARY_STEPS else lesson_dir()
+
+
 # -- the parts every step uses --------------------------------------------------------------------
 def guessed(step: int) -> bool:
     return st.session_state.get(REVEALED.format(step)) is not None
 
 
-def hidden_until_guessed(step: int) -> bool:
+def hidden_until_guessed(step: int, what: str = "the plan appears") -> bool:
     """True (with a note) while the step's preview would give its question's answer away."""
     if guessed(step):
         return False
-    st.info("Make your guess below first: the plan appears here once you have checked your answer.",
+    st.info(f"Make your guess below first: {what} here once you have checked your answer.",
             icon=":material/visibility_off:")
     return True
 
 
-def action(label: str, kind: str, work, reason: str | None, total: int = 0) -> None:
-    """The step's button: starts `work` as a job on the lesson run; the job's live view below it."""
-    reason = components.busy_reason(lesson_dir()) or reason
+def action(label: str, kind: str, work, reason: str | None, total: int = 0, where=None) -> None:
+    """The step's button: starts `work` as a job on the lesson run (or `where`); the job's live view below it."""
+    where = where or lesson_dir()
+    reason = components.busy_reason(where) or reason
     if st.button(label, key=ACTION, type="primary", disabled=reason is not None, help=reason):
-        if components.start_job(lesson_dir(), kind, label, work, total):
+        if components.start_job(where, kind, label, work, total):
             st.rerun()
     if reason:
         st.caption(reason)
 
 
-def job_progress(plan, roles) -> None:
-    job = state.current_job(lesson_dir())
+def job_progress(plan, roles, where=None) -> None:
+    job = state.current_job(where or lesson_dir())
     if job is not None:
         components.job_view(job, views.grid_shape(plan, roles))
 
@@ -84,6 +97,13 @@ def job_progress(plan, roles) -> None:
 def planned_grid(plan, scope, roles) -> None:
     """The constituents x steps grid a request with this scope (retrain_scope) would produce."""
     st.html(views.retrain_grid_html(views.grid_shape(plan, roles), views.planned_cells(plan, scope, roles)))
+
+
+def verdict_box(record: dict) -> None:
+    """A request's exactness verdict: green when exact."""
+    word, sentence = views.verdict(record)
+    lead = word.capitalize()
+    (st.success if word == "exact" else st.info)(f"**{lead}.** {sentence.removeprefix(lead + ': ')}")
 
 
 def accuracy_metrics(accuracy: dict) -> None:
@@ -179,7 +199,7 @@ def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int, work:
     ready = lesson.trained(exp, "teacher", *METHODS)
     reason = ("Train the teachers and students first (steps 2 and 5)." if not ready
               else f"#{sample_id} is already forgotten (request {record['request_id']})." if record else None)
-    action(f"Forget #{sample_id}", "forget", work.forget(sample_id), reason,
+    action(f"Forget #{sample_id}", "forget", work.forget([sample_id]), reason,
            job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id])))
     job_progress(plan, roles)
     if record is not None:
@@ -208,8 +228,7 @@ def step_exact(exp, plan, bundle, samples, work: LessonWork) -> None:
            None if latest else "Forget a sample first (step 6 or 7).")
     job_progress(plan, ["teacher", *METHODS])
     if latest:
-        word, sentence = views.verdict(exp.ledger.record(latest))
-        (st.success if word == "exact" else st.info)(f"**{word.capitalize()}.** {sentence}")
+        verdict_box(exp.ledger.record(latest))
     st.markdown(
         "**Exact versus approximate.** Many unlearning methods also use distillation, but as the *tool* of "
         "forgetting: a student is pushed to match a teacher on retained data and to diverge (or match a "
@@ -220,8 +239,111 @@ def step_exact(exp, plan, bundle, samples, work: LessonWork) -> None:
         "gives, at a fraction of the cost of retraining everything.")
 
 
+# -- the canary run (steps 9 and 10): what leaks through distillation, exact against approximate -------
+CANARY_ROLES = ["teacher", *lesson.CANARY_METHODS]
+
+
+def canary_images(bundle, ids: list[int]) -> None:
+    """The canaries, each captioned with its true label and the label planted in its place."""
+    true = bundle.train_y[bundle.rows(ids)].cpu().numpy()
+    planted = planted_labels(lesson.CANARY_CONFIG.seed, np.asarray(ids), true, bundle.spec.n_classes)
+    names = bundle.class_names
+    for column, image, i, t, p in zip(st.columns(len(ids)), views.upscale(bundle.images(np.asarray(ids)), 64), ids,
+                                      true, planted, strict=True):
+        column.image(image, caption=f"#{i}: a {names[t]} labelled {names[p]}", output_format="PNG")
+
+
+def canary_rates_before(exp, ids: list[int]) -> dict:
+    """The canary rates of every constituent of a run that still holds its canaries (audit's shape)."""
+    inputs, planted = exp.bundle.take(ids)
+    return evidence.rates_table(exp.evaluate(inputs, planted)["constituents"])
+
+
+def canary_request(exp) -> dict | None:
+    """The canary run's finished request (it serves one: the canaries), if any."""
+    latest = exp.latest_request() if exp is not None else None
+    record = exp.ledger.record(latest) if latest else None
+    return record if record and record["status"] == "done" else None
+
+
+def canary_action(exp, plan, ids: list[int], record, work: LessonWork) -> None:
+    """The step's one button: train the canary run, then forget its canaries."""
+    if not lesson.trained(exp, *CANARY_ROLES):
+        action("Train the canary run (teachers, PURGE and baseline students)", "train",
+               work.train(lesson.CANARY_METHODS), None, job_sample_steps(plan, lesson.CANARY_METHODS), canary_dir())
+    else:
+        action(f"Forget the {len(ids)} canaries", "forget", work.forget(ids),
+               f"The canaries are forgotten (request {record['request_id']})." if record else None,
+               job_sample_steps(plan, lesson.CANARY_METHODS, retrain_scope(plan, ids)), canary_dir())
+    job_progress(plan, CANARY_ROLES, canary_dir())
+
+
+def step_leak(exp, plan, bundle, samples, work: LessonWork) -> dict | None:
+    ids = samples["canaries"]
+    st.markdown(
+        f"A *canary* is a training image planted with a wrong label. This run plants {len(ids)} in Teacher 1's "
+        "shard; the same images sit in Student 1's first chunk, which Teacher 1 labels alone. Does what "
+        "Teacher 1 memorised reach its student?")
+    canary_images(bundle, ids)
+    record = canary_request(exp)
+    canary_action(exp, plan, ids, record, work)
+    if components.busy_reason(canary_dir()) or (record is None and not lesson.trained(exp, *CANARY_ROLES)):
+        return None  # a job is rewriting the run (its progress is above), or nothing is trained yet
+    if record is None and exp.latest_request():
+        st.warning("The forget request did not finish. Start the lesson over (in the sidebar) to run it again.")
+        return None
+    report = exp.audit(top=0) if record else None
+    table = report["canary"] if report else canary_rates_before(exp, ids)
+    st.plotly_chart(evidence.canary_figure(evidence.canary_frame(table, plan)), key="learn_canary_rates")
+    st.caption("Share of the canaries each constituent answers with the planted label. Student 1 learned "
+               "Teacher 1's answers on these very images; Student 2 never learned from Teacher 1; a baseline "
+               f"student's label mixes all {plan.n_teachers} teachers, which outvote the flipped one.")
+    if report is None:
+        st.caption(f"Next: forget the {len(ids)} canaries, then compare three ways of doing it.")
+    elif not hidden_until_guessed(9, "the three ways to forget appear"):
+        three_ways(report, plan, ids)
+    return report
+
+
+def three_ways(report: dict, plan, ids: list[int]) -> None:
+    """Teacher only, PURGE, the baseline side by side: the canary rate each leaves and what it costs."""
+    for column, way in zip(st.columns(3), evidence.ways(report, plan, retrain_scope(plan, ids)), strict=True):
+        with column.container(border=True):
+            st.markdown(f"**{way.name}**")
+            st.metric(f"Canaries left on {way.where}", evidence.percent(way.left))
+            st.metric("Sample-steps", f"{way.sample_steps:,}")
+            st.caption(f"Retrains {way.retrains}.")
+
+
+def step_contrast(exp, plan, bundle, samples, work: LessonWork) -> dict | None:
+    st.markdown(
+        "A common *approximate* way to forget fine-tunes the old weights on the retained data. Here it gets "
+        "PURGE's compute on the same constituents. Then both are stressed: rounds of relearning on the retained "
+        "data, and weights rounded to 8 and 4 bits. Each point is the median membership p of the canaries on "
+        "Teacher 1 and Student 1: small means *looks like a member*.")
+    record = canary_request(exp)
+    action("Verify the canary request", "verify", work.verify,
+           None if record else "Forget the canaries first (step 9).", where=canary_dir())
+    job_progress(plan, CANARY_ROLES, canary_dir())
+    if record is None or components.busy_reason(canary_dir()):
+        return None
+    verdict_box(record)
+    report = exp.audit(top=0)
+    if hidden_until_guessed(10, "the curves appear"):
+        return report
+    frame, before = evidence.contrast_frame(report["contrast"]), evidence.before_p(report)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(evidence.relearning_figure(frame, before), key="learn_relearning")
+    left.caption(evidence.relearning_sentence(frame))
+    right.plotly_chart(evidence.quantisation_figure(frame, before), key="learn_quantisation")
+    right.caption(evidence.quantisation_sentence(frame))
+    if "reference" not in set(frame["series"]):
+        st.caption("Verify the request to draw the from-scratch reference under PURGE's line.")
+    return report
+
+
 STEP_VIEWS = {1: step_hard, 2: step_sisa, 3: step_baseline, 4: step_mapping, 5: step_labels,
-              6: step_teacher_side, 7: step_student_side, 8: step_exact}
+              6: step_teacher_side, 7: step_student_side, 8: step_exact, 9: step_leak, 10: step_contrast}
 
 
 # -- the question ----------------------------------------------------------------------------------
@@ -229,8 +351,9 @@ def reveal(step: int) -> None:
     st.session_state[REVEALED.format(step)] = st.session_state.get(ANSWER.format(step))
 
 
-def ask(step: int, plan) -> None:
-    q = lesson.question(step, plan)
+def ask(step: int, plan, measured: dict | None = None) -> None:
+    """The step's question; measured: what the step's view measured (the canary run's audit), if anything."""
+    q = lesson.question(step, plan, measured)
     st.subheader("Your guess")
     guess = st.radio(q.prompt, q.options, index=None, key=ANSWER.format(step))
     # A callback runs before the page script, so the step's preview above (hidden until a guess) appears

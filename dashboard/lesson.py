@@ -13,15 +13,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dashboard import lesson_evidence as evidence
 from dashboard.views import teacher_names
+from purge_engine.canaries import CANARY_TEACHER, canary_ids
 from purge_engine.config import PurgeConfig
-from purge_engine.plan import Plan, retrain_scope
+from purge_engine.plan import Plan, predicted_cost, retrain_scope
 
 # 4 teachers in 2 slices, 2 students of 2 chunks in 2 slices; students learn from a held-out half,
 # so some samples sit only in a teacher shard and others only in a student chunk.
 LESSON_CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, epochs=6,
                             student_data="disjoint", student_fraction=0.5, seed=7)
 LESSON_RUN = "lesson"
+# Steps 9 and 10 run on a second tiny run: students learn from half of the teachers' own pool
+# (overlap), and 6 canaries (flipped labels) sit in Teacher 1's shard and Student 1's first chunk.
+# 12 epochs and seed 1 (measured on CPU, seeds 1-7): at 8 epochs Teacher 1 answers 1-3 of the 6 flipped
+# labels and Student 1 0-2, too faint to see; here Teacher 1 and Student 1 answer 6 of 6, Student 2 none.
+CANARY_CONFIG = LESSON_CONFIG.replace(student_data="overlap", canaries=6, epochs=12, seed=1)
+CANARY_RUN = "lesson-canary"
+CANARY_METHODS = ("purge", "baseline")  # the canary run's students (single-teacher adds nothing here)
+CANARY_STEPS = (9, 10)
 TEACHER_SIDE = (1, 1)  # the teacher-side sample: Teacher 2, slice 2 (0-based)
 STUDENT_SIDE = (0, 1, 0)  # the student-side sample: Student 1, chunk 2, slice 1 (0-based)
 
@@ -34,6 +44,8 @@ STEPS = (
     "A teacher-side deletion",
     "A student-side deletion",
     "The exactness check",
+    "The leak through distillation",
+    "Exact against approximate",
 )
 
 
@@ -76,8 +88,26 @@ def _steps(first: int, last: int) -> str:
     return f"step {first + 1}" if first == last else f"steps {first + 1}–{last + 1}"
 
 
-def question(step: int, plan: Plan) -> Question:
-    """The question closing lesson step `step` (1-based), answered from the plan."""
+def canaries(plan: Plan) -> list[int]:
+    """The canary run's canaries (sample ids), from its pristine plan (every id of the pool placed)."""
+    return canary_ids(CANARY_CONFIG, plan.n_pool).tolist()
+
+
+def step_samples(step: int, plan: Plan) -> dict:
+    """The samples step `step` works on: {"canaries": [...]} for CANARY_STEPS, else lesson_samples."""
+    return {"canaries": canaries(plan)} if step in CANARY_STEPS else lesson_samples(plan)
+
+
+def step_config(step: int) -> PurgeConfig:
+    """The config of the run step `step` draws: the canary run for CANARY_STEPS, else the lesson run."""
+    return CANARY_CONFIG if step in CANARY_STEPS else LESSON_CONFIG
+
+
+def question(step: int, plan: Plan, measured: dict | None = None) -> Question:
+    """The question closing lesson step `step` (1-based), answered from the plan (the canary run's for
+    CANARY_STEPS); measured: the canary run's audit, once it has one, quoted in the explanation."""
+    if step in CANARY_STEPS:
+        return _CANARY_QUESTIONS[step](plan, measured)
     samples = lesson_samples(plan)
     x, y = samples["teacher_side"], samples["student_side"]
     scope_x, scope_y = retrain_scope(plan, [x]), retrain_scope(plan, [y])
@@ -175,6 +205,50 @@ def _q_exact(*_) -> Question:
         "replays exactly the steps a from-scratch run would take, so the parameters are identical.")
 
 
+def _q_leak(plan: Plan, measured: dict | None) -> Question:
+    scope = retrain_scope(plan, canaries(plan))
+    cost = predicted_cost(plan, scope)
+    exposed = evidence.exposed_students(plan)
+    options = tuple(f"Student {k + 1}" for k in range(plan.n_students)) + (
+        f"None: only Teacher {CANARY_TEACHER + 1} trained on them",)
+    right = f"Student {exposed[0] + 1}" if len(exposed) == 1 else options[-1]
+    seen = ""
+    if measured:
+        rates = measured["canary"]["purge"][str(exposed[0])]
+        seen = (f" Measured on this run: {right} answers {evidence.percent(rates['before'])} of them with the "
+                f"planted label before, still {evidence.percent(rates['teacher_only'])} with the teacher alone "
+                f"retrained, {evidence.percent(rates['after'])} after PURGE.")
+    return Question(
+        f"Retrain Teacher {CANARY_TEACHER + 1} without the canaries ({cost['teacher']['sample_steps']:,} "
+        "sample-steps) and keep every PURGE student. Which one still answers the canaries with their planted "
+        "labels?", options, right,
+        f"{right} learned Teacher {CANARY_TEACHER + 1}'s soft labels on the canary images themselves, so it copied "
+        f"the flipped labels; no other student learned from Teacher {CANARY_TEACHER + 1}. PURGE retrains {right} "
+        f"too ({cost['purge']['sample_steps']:,} more sample-steps); the baseline retrains every student "
+        f"({cost['baseline']['sample_steps']:,})." + seen)
+
+
+def _q_contrast(plan: Plan, measured: dict | None) -> Question:
+    cost = predicted_cost(plan, retrain_scope(plan, canaries(plan)))
+    budget = cost["teacher"]["sample_steps"] + cost["purge"]["sample_steps"]
+    options = ("The from-scratch reference's", "The approximate method's", "Neither")
+    contrast = (measured or {}).get("contrast") or {}
+    same = evidence.series_equal(contrast, "purge", "reference")
+    right = options[2] if same is False else options[0]  # unmeasured: by construction (step 8)
+    seen = ""
+    if same is not None:
+        p = evidence.last_round(evidence.contrast_frame(contrast))
+        seen = (f" Measured after the last round: median p {p['purge']:.2g} for PURGE, {p['reference']:.2g} for "
+                f"the reference, {p['approximate']:.2g} for the approximate method (below {evidence.ALPHA:g}: "
+                "looks like a member).")
+    return Question(
+        f"The approximate method fine-tunes the same constituents for PURGE's compute ({budget:,} sample-steps). "
+        "After rounds of relearning on the retained data, whose curve does PURGE's lie on?", options, right,
+        "PURGE's constituents are the from-scratch reference's, bit for bit, so every test gives the same numbers; "
+        "fine-tuning starts from weights that saw the canaries and keeps a trace of them." + seen)
+
+
+_CANARY_QUESTIONS = {9: _q_leak, 10: _q_contrast}
 _QUESTIONS = {1: _q_hard, 2: _q_sisa, 3: _q_baseline, 4: _q_mapping, 5: _q_labels, 6: _q_teacher_side,
               7: _q_student_side, 8: _q_exact}
 

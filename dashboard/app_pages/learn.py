@@ -9,39 +9,45 @@ import streamlit as st
 
 from dashboard import learn_parts as parts
 from dashboard import lesson, state
-from dashboard.learn_parts import lesson_dir
+from dashboard.learn_parts import canary_dir, lesson_dir
 from purge_engine.experiment import Experiment
-from purge_engine.plan import make_plan
+from purge_engine.plan import METHODS, make_plan
 
 QUERY_STEP = "step"
 PREV, NEXT, RESET = "learn_prev", "learn_next", "learn_reset"
 
 
-def lesson_run() -> Experiment | None:
-    return state.open_run(lesson_dir()) if (lesson_dir() / "config.json").exists() else None
+def open_lesson_run(where) -> Experiment | None:
+    return state.open_run(where) if (where / "config.json").exists() else None
 
 
-# -- the jobs a step starts (worker threads: engine calls only) ---------------------------------------
-def train_work(methods):
-    where = lesson_dir()
-
+# -- the jobs a step starts (worker threads: engine calls only; `where` is read in the page script) --------
+def train_work(methods, config, where):
     def work(on_event, should_stop):
-        exp = Experiment.create(lesson.LESSON_CONFIG, where)
+        exp = Experiment.create(config, where)
         exp.train(on_event=on_event, should_stop=should_stop, methods=methods)
         return exp.evaluate()["accuracy"]
     return work
 
 
-def forget_work(sample_id: int):
-    where = lesson_dir()
-
+def forget_work(sample_ids, methods, where):
     def work(on_event, should_stop):
-        return Experiment.open(where).forget([sample_id], on_event=on_event, should_stop=should_stop).request_id
+        return Experiment.open(where).forget(list(sample_ids), methods=methods, on_event=on_event,
+                                             should_stop=should_stop).request_id
     return work
 
 
 def verify_work(on_event, should_stop, where=None):
     return Experiment.open(where).verify(on_event=on_event, should_stop=should_stop)
+
+
+def lesson_work(step: int, where) -> parts.LessonWork:
+    """The jobs of step `step`'s run: the lesson run, or the canary run for steps 9 and 10."""
+    config = lesson.step_config(step)
+    methods = lesson.CANARY_METHODS if step in lesson.CANARY_STEPS else METHODS
+    return parts.LessonWork(train=functools.partial(train_work, config=config, where=where),
+                            forget=functools.partial(forget_work, methods=methods, where=where),
+                            verify=functools.partial(verify_work, where=where))
 
 
 # -- navigation ------------------------------------------------------------------------------------
@@ -57,8 +63,9 @@ def navigation(step: int) -> None:
 
 
 def reset_lesson() -> None:
-    if state.registry().running(lesson_dir()) is None:
-        shutil.rmtree(lesson_dir(), ignore_errors=True)
+    for where in (lesson_dir(), canary_dir()):
+        if state.registry().running(where) is None:
+            shutil.rmtree(where, ignore_errors=True)
     for key in [k for k in st.session_state if str(k).startswith("learn_")]:
         del st.session_state[key]
     go_to(1)
@@ -69,19 +76,20 @@ step = lesson.clamp_step(st.query_params.get(QUERY_STEP))
 go_to(step)  # a missing or out-of-range step in the link becomes a valid one
 st.progress(step / len(lesson.STEPS), text=f"Step {step} of {len(lesson.STEPS)}: {lesson.STEPS[step - 1]}")
 bundle = state.load_bundle(lesson.LESSON_CONFIG.dataset, lesson.LESSON_CONFIG.data_root)
-pristine = make_plan(lesson.LESSON_CONFIG, bundle)
-run = lesson_run()
+pristine = make_plan(lesson.step_config(step), bundle)
+where = parts.step_dir(step)
 st.header(f"{step}. {lesson.STEPS[step - 1]}")
-# Steps draw the pristine plan (questions and previews are about it) and read results from the run.
-parts.STEP_VIEWS[step](run, pristine, bundle, lesson.lesson_samples(pristine),
-                       parts.LessonWork(train=train_work, forget=forget_work,
-                                        verify=functools.partial(verify_work, where=lesson_dir())))
-parts.ask(step, pristine)
+# Steps draw the pristine plan (questions and previews are about it) and read results from the run;
+# a step returns what it measured, which its question's explanation quotes.
+measured = parts.STEP_VIEWS[step](open_lesson_run(where), pristine, bundle, lesson.step_samples(step, pristine),
+                                  lesson_work(step, where))
+parts.ask(step, pristine, measured)
 navigation(step)
 with st.sidebar.expander("Lesson"):
     st.caption(f"A tiny real run in `{lesson_dir()}`: {lesson.LESSON_CONFIG.n_teachers} teachers, "
-               f"{lesson.LESSON_CONFIG.n_students} students, {lesson.LESSON_CONFIG.epochs} epochs. Steps:")
+               f"{lesson.LESSON_CONFIG.n_students} students, {lesson.LESSON_CONFIG.epochs} epochs; steps 9 and 10 "
+               f"use a second one with {lesson.CANARY_CONFIG.canaries} canaries in `{canary_dir()}`. Steps:")
     st.markdown("\n".join(f"{i}. {title}" for i, title in enumerate(lesson.STEPS, 1)))
     st.button("Start the lesson over", key=RESET, on_click=reset_lesson,
-              help="Deletes this browser's lesson run and your answers (other browsers keep theirs).")
+              help="Deletes this browser's lesson runs and your answers (other browsers keep theirs).")
     st.caption("Each browser has its own lesson run (its id is in the address bar): share the link to share it.")
