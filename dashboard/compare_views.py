@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from dashboard import evidence_views as ev
 from purge_engine.plan import METHODS
 from purge_engine.vocabulary import title, titles
 
@@ -257,3 +258,48 @@ def _accuracy_rows(request: int, accuracy: dict) -> list[dict]:
 
 def _fraction(value) -> float:
     return math.nan if value is None else float(value)
+
+
+# -- evidence beside cost ---------------------------------------------------------------------------
+EVIDENCE_COLUMNS = ("Request", "Samples", "Cost (sample-steps)", "p before (min)", "p after (median)",
+                    "p reference (median)", "Member-like", "Canaries")
+
+
+def evidence_row(record: dict, report: dict) -> dict:
+    """One finished request's cost (measured sample-steps of teacher + PURGE retraining) beside its evidence
+    of forgetting (report: purge_engine.audit.report of the request): p-values of the forgotten samples on
+    the teachers that held them, how many teacher and PURGE-student rows looked like members (p < 0.05)
+    before and after, and the canary rate of the exposed PURGE students before → after."""
+    frame = ev.membership_frame(report)
+    teachers = frame[frame["role"] == "teacher"]
+    tested = frame[frame["role"].isin(ev.STRIP_ROLES) & frame["p_after"].notna()]
+    steps = [_sample_steps(record, "teacher"), _sample_steps(record, PURGE)]
+    canaries = ev.exposed_canary_rates(report)
+    return {"Request": int(record["request_id"]), "Samples": len(record.get("sample_ids", [])),
+            "Cost (sample-steps)": None if None in steps else sum(steps),
+            "p before (min)": ev.p_text(_stat(teachers["p_before"], "min")),
+            "p after (median)": ev.p_text(_stat(teachers["p_after"], "median")),
+            "p reference (median)": ev.p_text(_stat(teachers["p_reference"], "median"))
+            if teachers["p_reference"].notna().any() else "not verified",
+            "Member-like": f"{int((tested['p_before'] < ev.ALPHA).sum())} → "
+                                          f"{int((tested['p_after'] < ev.ALPHA).sum())} of {len(tested)}"
+            if len(tested) else "—",
+            "Canaries": "—" if canaries is None else
+            f"{ev.rate_text(canaries[0])} → {ev.rate_text(canaries[1])}"}
+
+
+def _stat(values: pd.Series, how: str) -> float | None:
+    values = values.dropna().astype(float)
+    return None if values.empty else float(getattr(values, how)())
+
+
+def evidence_frame(records: list[dict], reports: dict[int, dict]) -> pd.DataFrame:
+    """evidence_row per finished request with a report (reports: request id -> audit.report), in request
+    order; the canary column only when some request has canary rates."""
+    rows = [evidence_row(r, reports[int(r["request_id"])]) for r in records
+            if r.get("status") == "done" and int(r["request_id"]) in reports]
+    frame = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
+    frame["Cost (sample-steps)"] = frame["Cost (sample-steps)"].astype("Int64")
+    if (frame["Canaries"] == "—").all():
+        frame = frame.drop(columns=["Canaries"])
+    return frame

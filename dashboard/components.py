@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -142,21 +143,25 @@ def repair_offer(run_dir) -> None:
 
 # -- the sample gallery (Setup and Forget) -------------------------------------------------------
 def sample_gallery(bundle, plan, page_key: str, page_label: str, on_pick: Callable[[int], None] | None = None,
-                   picked=frozenset()) -> None:
+                   picked=frozenset(), order=None, notes: dict[int, str] | None = None) -> None:
     """One page of the train pool (in the container state.SAMPLE_GRID), each image placed in the plan.
 
     Without on_pick the placement is the image's caption. With it, a checkbox per image (key pick_<id>)
     ticked when the id is in `picked`, calling on_pick(id) on a click; forgotten samples are disabled.
-    The page sets the boxes itself on every run, so a job's poll replaying older ticks changes nothing."""
-    pages = views.n_pages(bundle.n_train)
+    The page sets the boxes itself on every run, so a job's poll replaying older ticks changes nothing.
+    order: the sample ids to page through, in that order (default: the whole pool in id order);
+    notes: sample id -> a few words added to its caption."""
+    order = np.arange(bundle.n_train, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
+    pages = views.n_pages(order.size)
     if st.session_state.get(page_key, 1) > pages:  # a smaller dataset was picked
         st.session_state[page_key] = pages
     st.caption(GALLERY_LEGEND)
     page = st.columns([1, 5])[0].number_input(f"{page_label} (of {pages})", min_value=1, max_value=pages, step=1,
                                               key=page_key)
-    ids = views.page_ids(bundle.n_train, page)
+    ids = order[views.page_ids(order.size, page)]
     images = views.upscale(bundle.images(ids)) if bundle.texts is None else bundle.sample_texts(ids)  # text: words
-    captions = views.sample_grid_frame(bundle, plan, ids)["caption"].tolist()
+    captions = [f"{c} · {notes[int(i)]}" if notes and int(i) in notes else c
+                for c, i in zip(views.sample_grid_frame(bundle, plan, ids)["caption"], ids, strict=True)]
     st.html(GALLERY_CSS)
     with st.container(key=state.SAMPLE_GRID):
         for start in range(0, len(ids), GALLERY_COLUMNS):

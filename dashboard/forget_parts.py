@@ -8,9 +8,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import components, figures, state, views
+from dashboard import components, evidence_parts, figures, state, views
+from dashboard import evidence_views as ev
 from dashboard import unlearning_views as uv
 from purge_engine.advantage import why
+from purge_engine.audit import memorisation
+from purge_engine.manifest import manifest_path
 from purge_engine.plan import training_cost
 from purge_engine.reproduce import reproduce_command, reproduce_snippet
 from purge_engine.requests import parse_ids
@@ -71,6 +74,54 @@ def selection_controls(bundle, plan) -> None:
         add(rng.choice(np.setdiff1d(pool, selected()), min(int(k), pool.size - len(selected())), replace=False))
 
 
+# -- the gallery's order ---------------------------------------------------------------------------------
+GALLERY_ORDERS = {"id": "In id order", "memorised": "Most memorised first"}
+MEMORISED_CAPTION = ("Most memorised first: each sample scored on the teacher that holds it against the teachers "
+                     "that never saw it (the p under each image; tiny = the teacher memorised it). Atypical samples "
+                     "and flipped-label canaries come first: the ones whose forgetting shows most.")
+
+
+@st.cache_data(max_entries=16, show_spinner="Ranking the samples, the most memorised first…")
+def memorisation_ranking(_exp, run_dir: str, signature: tuple) -> dict:
+    """{"order": sample ids most memorised first, "notes": id -> "p 3e-6"} of the run's teachers
+    (audit.memorisation), once per run state: signature says which (run_signature)."""
+    with _exp.writing("ranking the most memorised samples", shared=True):
+        ranking = memorisation(_exp)
+    notes = {int(i): f"p {ev.p_text(p)}" for i, p in zip(ranking["sample_id"], ranking["p"], strict=True)}
+    return {"order": ranking["sample_id"], "notes": notes}
+
+
+def run_signature(exp) -> tuple:
+    """What the ranking depends on: the samples forgotten, the latest request and when the run was trained."""
+    manifest = manifest_path(exp.store)
+    return len(exp.plan.forgotten), exp.latest_request(), manifest.stat().st_mtime_ns if manifest.is_file() else 0
+
+
+def gallery_order(exp, busy: bool) -> tuple:
+    """The order control; (ids in order, notes) for the gallery, or (None, None) for id order. While a job
+    runs on the run (busy) its constituents change under it: the last ranking is kept until it ends."""
+    choice = st.radio("Gallery order", list(GALLERY_ORDERS), format_func=GALLERY_ORDERS.get, horizontal=True,
+                      key=state.GALLERY_ORDER, on_change=_first_page,
+                      help="Most memorised first: the samples the teachers are most confident on, compared with "
+                           "teachers that never saw them (a per-sample membership test).")
+    if choice != "memorised":
+        return None, None
+    run_dir = str(exp.store.root)
+    if not busy:
+        st.session_state[state.MEMORISED_LAST] = (run_dir, memorisation_ranking(exp, run_dir, run_signature(exp)))
+    last = st.session_state.get(state.MEMORISED_LAST)
+    if last is None or last[0] != run_dir:
+        st.caption("The ranking is computed once the running job has ended: in id order meanwhile.")
+        return None, None
+    st.caption(MEMORISED_CAPTION)
+    return last[1]["order"], last[1]["notes"]
+
+
+def _first_page() -> None:
+    if not components.in_fragment_rerun():  # a job's poll replaying the radio is not a pick
+        st.session_state[state.FORGET_PAGE] = 1
+
+
 def selection_line(ids: list[int]) -> None:
     """How many samples are selected, and the button that clears them."""
     chosen, clear = st.columns([5, 1])
@@ -109,12 +160,16 @@ def headline(cost: dict, training: dict, sentence: str | None, key: str) -> None
 
 
 # -- the latest request's results ---------------------------------------------------------------------
-def results(record: dict, training: dict) -> None:
-    """A served request from the ledger (so it survives a restart): cost, accuracy, membership, verdict.
-    training: plan.training_cost of the run, for the retrained shares."""
+def results(record: dict, training: dict, evidence: dict | None = None, bundle=None) -> None:
+    """A served request from the ledger (so it survives a restart): its evidence of forgetting first, then
+    cost, accuracy, verdict. training: plan.training_cost of the run, for the retrained shares; evidence:
+    purge_engine.audit.report of the request (None: left out); bundle: the run's data, for the pictures."""
     st.header(f"Request {record['request_id']}: results")
     st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {views.id_list(record['sample_ids'])} · "
                f"served {record.get('done_at', '')}")
+    if evidence is not None:
+        evidence_parts.evidence_panel(evidence, bundle)
+    st.subheader("Cost and accuracy")
     if record.get("status") == "done":
         headline(record["predicted"], training, (record.get("advantage") or {}).get("why"), "advantage_results")
     st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
@@ -148,10 +203,18 @@ def with_without(record: dict) -> None:
 
 
 def membership(record: dict) -> None:
-    """The membership check of the request: AUC with its interval, and where the forgotten samples' losses fall."""
+    """The population-level membership check of the request, collapsed under the per-sample evidence:
+    AUC with its interval, and where the forgotten samples' losses fall."""
     if not record.get("membership_before"):
         return  # served without scoring
-    st.markdown("**Membership check** — an illustrative loss-threshold attack, not a proof of forgetting")
+    with st.expander("Population-level illustration: a loss-threshold attack (secondary; not a proof of forgetting)"):
+        _membership(record)
+
+
+def _membership(record: dict) -> None:
+    st.markdown("**Membership check** — an illustrative loss-threshold attack over all samples, not a per-sample "
+                "test: the evidence above is the one to read. A model that never saw a sample may still fit it "
+                "well, so a low loss is weak evidence either way.")
     st.dataframe(views.membership_table(record), hide_index=True,
                  column_config={"Forgotten: loss percentile before": PERCENTILE,
                                 "Forgotten: loss percentile after": PERCENTILE})

@@ -74,6 +74,9 @@ FULL_RETRAIN = "full_retrain"
 FORGET = "forget"
 VERIFY = "verify"
 FINISH_PENDING = "finish_pending"
+GALLERY_ORDER = "gallery_order"  # radio: "id" (the pool in id order) or "memorised" (most memorised first)
+MEMORISED_LAST = "memorised_last"  # (run dir, ranking) last computed: shown while a job runs (not a widget)
+EVIDENCE = "evidence"  # container of a request's evidence of forgetting (CSS class st-key-evidence)
 
 # Other widgets and containers.
 GALLERY_PAGE = "gallery_page"

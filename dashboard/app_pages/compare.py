@@ -1,5 +1,6 @@
 """Compare: the run's forget ledger, cumulative cost of PURGE vs the baseline vs full retraining,
-accuracy over the request history, and a certificate per request."""
+accuracy over the request history, each request's evidence of forgetting beside its cost, and a
+certificate per request."""
 
 import json
 
@@ -7,6 +8,7 @@ import streamlit as st
 
 from dashboard import compare_views, components, figures, state
 from dashboard import unlearning_views as uv
+from purge_engine.audit import report
 from purge_engine.plan import make_plan
 from purge_engine.store import run_is_busy
 from purge_engine.vocabulary import title
@@ -63,6 +65,28 @@ def cost_view(cumulative) -> None:
                  column_config={"Sample-steps": NUMBERS, "Seconds": SECONDS})
 
 
+def evidence_view(records, reports) -> None:
+    """Each request's cost beside its evidence of forgetting (the Forget page draws it per sample)."""
+    frame = compare_views.evidence_frame(records, reports)
+    if frame.empty:
+        return
+    st.subheader("Cost and evidence per request")
+    text = st.column_config.TextColumn
+    st.dataframe(frame, hide_index=True, column_config={
+        "Cost (sample-steps)": st.column_config.NumberColumn(
+            format="localized", help="Measured: the teacher retraining plus the PURGE students'."),
+        "p before (min)": text(help="The smallest p of the forgotten samples on the teachers that held them, before."),
+        "p after (median)": text(help="The median p on the same teachers after the request."),
+        "p reference (median)": text(help="The median p on the from-scratch reference's teachers (after Verify)."),
+        "Member-like": text(help="Teacher and PURGE-student rows with p < 0.05: before → after, of all."),
+        "Canaries": text(help="Canary rate of the PURGE students exposed to the request: before → after.")})
+    st.caption("p: the membership test of each forgotten sample on the teacher that held it, against the teachers "
+               "that never saw it (small = looks like a member; an unseen sample gets about 0.05 to 1). After an "
+               "exact request the p after equals the reference's. Member-like: teacher and PURGE-student rows with "
+               "p < 0.05, before → after. Canaries: the share of canaries the exposed PURGE students answer with "
+               "the planted label, before → after.")
+
+
 def ledger_view(frame, ledger, run_name: str) -> None:
     st.subheader("Ledger")
     ok, detail = ledger.verify_chain()
@@ -111,6 +135,8 @@ if cumulative.empty:
 else:
     headline(cumulative, records)
     cost_view(cumulative)
+    evidence_view(records, {r["request_id"]: report(exp, r["request_id"], top=0) for r in records
+                            if r.get("status") == "done"})
     st.subheader("Accuracy over the request history")
     st.plotly_chart(figures.accuracy_figure(compare_views.accuracy_frame(records)), key="compare_accuracy_chart")
     st.caption("Test accuracy of each ensemble before the first request (0) and after each one. A measured full "

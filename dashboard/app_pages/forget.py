@@ -1,11 +1,13 @@
 """Forget: pick samples, see what they would make each method retrain and what it would cost, run the
 request while the constituents x steps grid shows only the affected parts move, then read the
-measured cost, the accuracy and membership checks, and verify the result is exact."""
+evidence of forgetting (each sample's membership p-values), the measured cost and accuracy, and
+verify the result is exact."""
 
 import streamlit as st
 
 from dashboard import components, state, views
 from dashboard import forget_parts as parts
+from purge_engine.audit import report
 from purge_engine.experiment import Experiment
 from purge_engine.manifest import manifest_path
 from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope, training_cost
@@ -46,7 +48,7 @@ def latest_results(exp: Experiment) -> None:
     if request_id is None:
         return
     record = exp.ledger.record(request_id)
-    parts.results(record, training_cost(exp.plan))
+    parts.results(record, training_cost(exp.plan), report(exp, request_id, top=0), exp.bundle)
     verify_button(exp, request_id)
     earlier = [exp.ledger.record(r)["sample_ids"] for r in range(1, request_id)]
     parts.reproduce(exp.config, exp.store.root, record, earlier)
@@ -111,8 +113,9 @@ parts.selection_controls(exp.bundle, exp.plan)
 ids = parts.selected()
 parts.selection_line(ids)
 with st.expander("Sample gallery", expanded=True):
+    order, notes = parts.gallery_order(exp, busy=components.busy_reason(run_dir) is not None)
     components.sample_gallery(exp.bundle, exp.plan, state.FORGET_PAGE, "Gallery page", on_pick=parts.toggle,
-                              picked=set(ids))
+                              picked=set(ids), order=order, notes=notes)
 
 if ids:
     try:

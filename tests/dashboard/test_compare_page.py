@@ -8,7 +8,7 @@ from tests.dashboard.conftest import RUN_NAME, app_on
 
 
 def ledger_table(at):
-    return next(df.value for df in at.dataframe if "Request" in df.value.columns)
+    return next(df.value for df in at.dataframe if "Status" in df.value.columns)  # not the evidence table
 
 
 def test_page_shows_one_ledger_row_per_request(runs_dir):
