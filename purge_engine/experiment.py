@@ -72,14 +72,16 @@ class Experiment(Run):
     # -- forget requests (forget.py) -------------------------------------------------------------------
     def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
                on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
-               score: bool = True) -> ForgetReport:
+               score: bool = True, evidence: bool = True) -> ForgetReport:
         """Serve a forget request: remove the samples from the plan and retrain exactly what they
         touched (section 5). Journaled in the ledger before any work and marked done after; a second
         request on the same run waits for this one. A should_stop() that turns true raises
         events.Cancelled between steps: the request stays journaled and finish_pending() (or the next
         open()) finishes it. score=False leaves out the accuracy and membership scoring around the
-        request (sweeps and benchmarks, which time the retraining alone)."""
-        report = _forget.serve(self, sample_ids, methods, on_event or ignore, should_stop, score)
+        request (sweeps and benchmarks, which time the retraining alone). evidence=False keeps the
+        scoring but leaves out the evidence of forgetting (audit.py: the per-sample membership test, the
+        canary rates, the approximate contrast); score=False leaves out both."""
+        report = _forget.serve(self, sample_ids, methods, on_event or ignore, should_stop, score, evidence)
         if full_retrain:
             with self.writing(f"a full retrain after request {report.request_id}", on_event or ignore, should_stop):
                 report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)

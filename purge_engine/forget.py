@@ -64,7 +64,7 @@ def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict, dict]:
     return accuracy, membership, constituents
 
 
-def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -> ForgetReport:
+def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True, evidence: bool = True) -> ForgetReport:
     """Check and journal a forget request, then execute it; the caller holds no lock (this takes it)."""
     from purge_engine.advantage import request_side, why
     from purge_engine.constituents import check_methods
@@ -80,7 +80,7 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True) -
         roles = ["teacher", *methods]
         scope = retrain_scope(run.plan, ids)
         accuracy, membership, outputs = _scores(run, roles, ids, score)
-        found, evidence, before, extra = _evidence_before(run, ids, roles, scope.to_dict(), score)
+        found, evidence, before, extra = _evidence_before(run, ids, roles, scope.to_dict(), score and evidence)
         request_id = run.ledger.next_request_id()
         started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
                    "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),

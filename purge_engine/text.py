@@ -8,7 +8,9 @@ so forgetting one could move every other sample's token ids. Here nothing is lea
   (bigrams) were tried and cost 3 points of teacher-ensemble accuracy on Rotten Tomatoes (0.69 against
   0.72), each teacher seeing too few of them twice;
 - the train/test split is a fixed rule on each snippet's own text (CRC-32 of it, one in TEST_EVERY to
-  test), so a sample's split never depends on which other samples exist.
+  test), so a sample's split never depends on which other samples exist. The same rule on an image's
+  own raw bytes (`is_test_bytes`, `split_arrays`) splits the built-in images (data.py) and the user's
+  (userdata.py).
 A forgotten sample therefore changes no other sample's tensor, and the model's embedding table covers
 every bucket from the start.
 
@@ -53,9 +55,16 @@ def encode(texts, buckets: int, length: int) -> np.ndarray:
         np.zeros((0, length), dtype=np.int64)
 
 
+def is_test_bytes(sample: bytes) -> bool:
+    """The split rule, on one sample's own bytes (a snippet's UTF-8 text, an image's raw pixels as read):
+    one in TEST_EVERY by CRC-32 goes to test. Nothing about another sample enters, so adding, removing or
+    changing one sample moves no other between train and test (identical samples land together)."""
+    return zlib.crc32(b"split:" + sample) % TEST_EVERY == 0
+
+
 def is_test(text: str) -> bool:
-    """The split rule: a property of the snippet alone (identical snippets land together)."""
-    return zlib.crc32(("split:" + text).encode("utf-8")) % TEST_EVERY == 0
+    """The split rule on a snippet: is_test_bytes of its UTF-8 text."""
+    return is_test_bytes(text.encode("utf-8"))
 
 
 def read_labelled_csv(path: str, text_column: str, label_column: str, classes: tuple[str, ...]) -> tuple[list, list]:
@@ -70,6 +79,15 @@ def read_labelled_csv(path: str, text_column: str, label_column: str, classes: t
 
 def split(texts: list[str], labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(train_index, test_index) into the file's rows, each in file order, by the per-snippet rule."""
-    test = np.array([is_test(t) for t in texts], dtype=bool)
-    rows = np.arange(len(texts), dtype=np.int64)
+    return _split_mask(np.array([is_test(t) for t in texts], dtype=bool))
+
+
+def split_arrays(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train_index, test_index) into the rows of x (N, ...), each in row order, by is_test_bytes of each
+    row's own bytes (C order, as np.ndarray.tobytes gives them: the dtype and values as read)."""
+    return _split_mask(np.array([is_test_bytes(row.tobytes()) for row in x], dtype=bool))
+
+
+def _split_mask(test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.arange(len(test), dtype=np.int64)
     return rows[~test], rows[test]

@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -406,9 +405,8 @@ def _check_classes(shown: str, y: np.ndarray, class_names: tuple[str, ...]) -> N
 
 
 def _is_test(x, i: int, modality: str) -> bool:
-    if modality == "text":
-        return text.is_test(x[i])
-    return zlib.crc32(b"split:" + x[i].tobytes()) % text.TEST_EVERY == 0
+    """The split rule shared with the built-ins (text.is_test_bytes): a row's text, or its array's own bytes."""
+    return text.is_test(x[i]) if modality == "text" else text.is_test_bytes(x[i].tobytes())
 
 
 def _record(shown: str, kind: str, x, class_names, modality: str, arrays: dict) -> dict:

@@ -30,7 +30,7 @@ from purge_engine.requests import parse_ids
 from purge_engine.store import check_run_name, run_dir_under
 from tests.conftest import copy_of
 
-POOL = "[0, 1436]"  # digits: 1,437 train samples
+POOL = "[0, 1403]"  # digits: 1,404 train samples
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -126,7 +126,7 @@ LAYOUT_CASES = [
     pytest.param(["plan", "--samples", "x"], ("samples", POOL), id="samples-word"),
     pytest.param(["plan", "--samples", "-1"], ("samples", POOL), id="samples-negative"),
     pytest.param(["plan", "--samples", "5-2"], ("samples", "runs backwards"), id="samples-backwards"),
-    pytest.param(["plan", "--samples", "1437"], ("samples", POOL), id="samples-past-pool"),
+    pytest.param(["plan", "--samples", "1404"], ("samples", POOL), id="samples-past-pool"),
     pytest.param(["plan", "--samples", "0-99999999999"], ("samples", POOL), id="samples-huge-range"),
     pytest.param(["plan", "--samples", "1.5"], ("samples", POOL), id="samples-fraction"),
     pytest.param(["theory", "--teachers", "0"], ("n_teachers", "[1, 100000]"), id="theory-teachers=0"),
@@ -214,7 +214,7 @@ def _served_cases() -> list:
         pytest.param([*forget, ""], ("samples", "names no id", POOL), id="forget-empty"),
         pytest.param([*forget, "x"], ("samples", POOL), id="forget-word"),
         pytest.param([*forget, "3,3"], ("samples", "named twice", POOL), id="forget-twice"),
-        pytest.param([*forget, "1437"], ("samples", POOL), id="forget-past-pool"),
+        pytest.param([*forget, "1404"], ("samples", POOL), id="forget-past-pool"),
         pytest.param([*forget, "0-20000000"], ("samples", POOL), id="forget-huge-range"),
         pytest.param([*forget, "{gone}"], ("sample_ids", "already forgotten"), id="forget-again"),
         pytest.param([*forget, "3", "--methods", "bogus"], ("methods", "must be a comma list from"),
@@ -420,15 +420,15 @@ API_CALLS = [
     pytest.param(lambda: theory.batched_teacher_side_speedup(8, 2, 1, 0), ("n_requests", ">= 1"),
                  id="theory-batch-of-none"),
     pytest.param(lambda: theory.check_layout(8, 2, 1, -3), ("requests", "[0, 1000000]"), id="theory-requests<0"),
-    pytest.param(lambda: make_plan(PurgeConfig(), 1437).check_request([5, 5]), ("sample_ids", "more than once"),
+    pytest.param(lambda: make_plan(PurgeConfig(), 1404).check_request([5, 5]), ("sample_ids", "more than once"),
                  id="plan-twice"),
-    pytest.param(lambda: make_plan(PurgeConfig(), 1437).check_request([]), ("sample_ids", POOL), id="plan-empty"),
-    pytest.param(lambda: make_plan(PurgeConfig(), 1437).check_request([1437]), ("sample_ids", POOL),
+    pytest.param(lambda: make_plan(PurgeConfig(), 1404).check_request([]), ("sample_ids", POOL), id="plan-empty"),
+    pytest.param(lambda: make_plan(PurgeConfig(), 1404).check_request([1404]), ("sample_ids", POOL),
                  id="plan-past-pool"),
-    pytest.param(lambda: parse_ids("4 2-6", 1437), ("samples", "4 is named twice", POOL), id="parse-twice"),
-    pytest.param(lambda: parse_ids("\t\n", 1437), ("samples", "names no id", POOL), id="parse-blank"),
-    pytest.param(lambda: parse_ids("0x10", 1437), ("samples", POOL), id="parse-hex"),
-    pytest.param(lambda: parse_ids("٣", 1437), ("samples", POOL), id="parse-arabic-digit"),
+    pytest.param(lambda: parse_ids("4 2-6", 1404), ("samples", "4 is named twice", POOL), id="parse-twice"),
+    pytest.param(lambda: parse_ids("\t\n", 1404), ("samples", "names no id", POOL), id="parse-blank"),
+    pytest.param(lambda: parse_ids("0x10", 1404), ("samples", POOL), id="parse-hex"),
+    pytest.param(lambda: parse_ids("٣", 1404), ("samples", POOL), id="parse-arabic-digit"),
 ]
 
 

@@ -9,6 +9,7 @@ import pickle
 import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +17,12 @@ import pytest
 import scipy.io
 import torch
 
+from purge_engine import data, text
+from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetUnavailable, dataset_available, load_dataset, missing_message
+from purge_engine.plan import make_plan
 from purge_engine.specs import DATASETS
+from purge_engine.userdata import read_user_dataset
 
 BUILTINS = ["digits", "mnist-5k"]
 TORCHVISION = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
@@ -78,14 +83,45 @@ def test_builtin_split_is_deterministic(name):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
-def test_builtin_split_is_stratified(name):
+def test_builtin_split_keeps_every_sample_and_tests_every_class(name):
     b = load_dataset(name)
     _, labels = _full_builtin(name)
     full = np.bincount(labels, minlength=10)
-    train = np.bincount(b.train_y.numpy(), minlength=10)
-    np.testing.assert_array_equal(train + np.bincount(b.test_y.numpy(), minlength=10), full)
-    assert np.all(np.abs(train - 0.8 * full) <= 1)
+    train, test = np.bincount(b.train_y.numpy(), minlength=10), np.bincount(b.test_y.numpy(), minlength=10)
+    np.testing.assert_array_equal(train + test, full)
+    assert np.all(train > 0) and np.all(test > 0)  # every class is both trained on and tested
+    assert np.all((0.1 * full < test) & (test < 0.3 * full))  # about one in text.TEST_EVERY per class, not stratified
     np.testing.assert_array_equal(labels[b.source_index], b.train_y.numpy())
+
+
+def test_loading_digits_gives_the_split_rule_applied_by_hand():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    raw = [image.astype(np.uint8).tobytes() for image in d.images]
+    test = np.array([zlib.crc32(b"split:" + r) % 5 == 0 for r in raw])
+    # train rows ordered by a second hash of each image's own pixels, ties in source order
+    train = sorted(np.flatnonzero(~test), key=lambda i: (zlib.crc32(b"order:" + raw[i]), i))
+    b = load_dataset("digits")
+    assert (b.n_train, len(b.test_y)) == (1404, 393)
+    np.testing.assert_array_equal(b.source_index, train)
+    np.testing.assert_array_equal(b.train_y.numpy(), d.target[train])
+    np.testing.assert_array_equal(b.test_y.numpy(), d.target[test])
+    for x, images in ((b.train_x, d.images[train]), (b.test_x, d.images[test])):  # normalisation undone
+        pixels = (x[:, 0] * b.std[0] + b.mean[0]) * 16
+        np.testing.assert_array_equal(pixels.round().numpy(), images)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_every_teacher_slice_and_student_chunk_of_the_default_plan_holds_every_class(name):
+    """The plan cuts slices and chunks from id ranges of each shard: ids in mnist-5k's source order
+    (sorted by class) gave every teacher's first slice classes 0-4 alone. (A digits student slice, 26
+    images, may miss a class by chance; its chunk of 52 does not.)"""
+    b = load_dataset(name)
+    plan, y = make_plan(PurgeConfig(dataset=name), b), b.train_y.numpy()
+    parts = [s for shard in plan.teacher_shards for s in shard]
+    parts += [np.concatenate(chunk) for shard in plan.student_shards for chunk in shard]
+    assert all(set(y[part].tolist()) == set(range(10)) for part in parts)
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -134,6 +170,81 @@ def test_import_does_no_work():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- the split: a rule on each sample alone (exactness, section 6) ----------------------------------
+
+
+def _mask(train: np.ndarray, test: np.ndarray, n: int) -> np.ndarray:
+    """bool (n,): True for the test rows; checks that train and test are disjoint, ordered and cover 0..n-1."""
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(n))
+    mask = np.zeros(n, dtype=bool)
+    mask[test] = True
+    return mask
+
+
+def _pixels(name: str) -> np.ndarray:
+    """uint8 (N, H, W): a built-in's images as data.py reads them, before any scaling."""
+    return data._BUILTINS[name].read()[0].astype(np.uint8)
+
+
+def _snippets(name: str) -> list[str]:
+    table = data._TEXT[name]
+    return text.read_labelled_csv(table.source.location(""), table.text_column, table.label_column,
+                                  table.classes)[0]
+
+
+# Every built-in whose split is computed here: (its samples as read, the split applied to a list of them).
+SPLITS = {
+    "digits": (functools.partial(_pixels, "digits"), text.split_arrays),
+    "mnist-5k": (functools.partial(_pixels, "mnist-5k"), text.split_arrays),
+    "rotten-tomatoes": (functools.partial(_snippets, "rotten-tomatoes"), lambda t: text.split(t, [0] * len(t))),
+}
+
+
+def _without_row(samples, i: int):
+    return np.delete(samples, i, axis=0) if isinstance(samples, np.ndarray) else samples[:i] + samples[i + 1:]
+
+
+def _changed_row(samples, i: int):
+    if isinstance(samples, np.ndarray):
+        changed = samples.copy()
+        changed[i].flat[0] ^= 1  # one pixel's lowest bit
+        return changed
+    return samples[:i] + [samples[i] + " "] + samples[i + 1:]
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_removing_or_changing_one_sample_moves_no_other_between_train_and_test(name):
+    read, split = SPLITS[name]
+    samples = read()
+    n = len(samples)
+    full = _mask(*split(samples), n)
+    assert 0.15 < full.mean() < 0.25  # about one in text.TEST_EVERY
+    for i in np.random.default_rng(zlib.crc32(name.encode())).choice(n, 20, replace=False):
+        rest = _mask(*split(_without_row(samples, i)), n - 1)
+        np.testing.assert_array_equal(rest, np.delete(full, i), err_msg=f"{name}: removing sample {i}")
+        changed = _mask(*split(_changed_row(samples, i)), n)
+        np.testing.assert_array_equal(np.delete(changed, i), np.delete(full, i), err_msg=f"{name}: changing {i}")
+
+
+def _user_split(path, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """bool (len(x),): which rows of x an import sends to test (the rows are told apart by their bytes)."""
+    np.savez(path, x=x, y=y)
+    tested = {row.tobytes() for row in read_user_dataset(path).arrays["test_x"]}
+    return np.array([row.tobytes() in tested for row in x])
+
+
+def test_removing_one_sample_from_users_data_moves_no_other_between_train_and_test(tmp_path):
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, 256, (120, 1, 4, 4), dtype=np.uint8), np.arange(120) % 3
+    full = _user_split(tmp_path / "full.npz", x, y)
+    assert len({row.tobytes() for row in x}) == 120 and 0 < full.sum() < 60
+    np.testing.assert_array_equal(full, [text.is_test_bytes(row.tobytes()) for row in x])  # the built-ins' rule
+    for i in rng.choice(120, 20, replace=False):
+        rest = _user_split(tmp_path / f"without-{i}.npz", np.delete(x, i, axis=0), np.delete(y, i))
+        np.testing.assert_array_equal(rest, np.delete(full, i), err_msg=f"removing sample {i}")
 
 
 # -- torchvision datasets from tiny files in torchvision's own formats ------------------------

@@ -152,8 +152,8 @@ def test_forgetting_a_whole_student_shard_leaves_an_empty_student(disjoint_run, 
 # -- bad input -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ids,match", [
     ([], "empty request"),
-    ([-4], r"must be in \[0, 1436\]"),
-    ([99999], r"must be in \[0, 1436\]"),
+    ([-4], r"must be in \[0, 1403\]"),
+    ([99999], r"must be in \[0, 1403\]"),
     ([1.5], "whole numbers"),
     (["abc"], "whole numbers"),
 ])

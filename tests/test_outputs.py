@@ -56,7 +56,7 @@ def test_after_a_request_only_the_retrained_constituents_are_evaluated_again(dis
     exp = copy_of(disjoint_run, tmp_path / "run")
     exp.evaluate()  # the test split is cached for every constituent
     forward_passes.clear()
-    report = exp.forget([int(exp.plan.teacher_shards[2][0][0])])
+    report = exp.forget([int(exp.plan.teacher_shards[2][0][0])], evidence=False)  # the scoring's passes alone
     retrained = sum(len(steps) for steps in report.retrained.values())
     every = constituent_count(exp)
     assert 0 < retrained < every
@@ -68,6 +68,21 @@ def test_after_a_request_only_the_retrained_constituents_are_evaluated_again(dis
     assert forward_passes == []
     shutil.rmtree(exp.store.root / OUTPUTS_DIR)
     assert Experiment.open(exp.store.root).evaluate() == cached  # what the cache held equals a fresh pass
+
+
+def test_the_evidence_reads_the_scorings_cached_outputs_of_the_forgotten_samples(disjoint_run, tmp_path,
+                                                                                forward_passes, monkeypatch):
+    import purge_engine.audit as audit
+
+    exp = copy_of(disjoint_run, tmp_path / "run")
+    monkeypatch.setattr(audit, "extra_references", lambda *args, **kwargs: {})  # no models beyond the run's
+    monkeypatch.setattr("purge_engine.contrast.snapshot", lambda *args: None)  # and no contrast
+    exp.evaluate()
+    forward_passes.clear()
+    report = exp.forget([int(exp.plan.teacher_shards[2][0][0])])
+    retrained = sum(len(steps) for steps in report.retrained.values())
+    assert report.evidence["after"]["membership"]["rows"]
+    assert len(forward_passes) == 3 * constituent_count(exp) + 4 * retrained  # not one pass more
 
 
 def test_a_damaged_checkpoint_is_refused_though_its_outputs_are_cached(trained, tmp_path):

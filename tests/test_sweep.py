@@ -45,7 +45,7 @@ ROLES = ("teacher", "purge", "single_teacher", "baseline")
     ({"n_teachers": (4, 8), "n_students": (1, 2, 3, 4), "student_slices": (1, 2, 3)},
      rf"grid: got 24 layouts, must be at most {MAX_LAYOUTS}"),
     ({"n_teachers": (1000,), "n_students": (1,)}, r"layout N_t = 1000, N_s = 1, r = 1: n_teachers x teacher_slices: "
-                                                  r"got 1000 x 1 = 1000 teacher slices, must be at most the 719"),
+                                                  r"got 1000 x 1 = 1000 teacher slices, must be at most the 702"),
     ({"n_students": (8,), "student_slices": (200,)}, r"layout N_t = 8, N_s = 8, r = 200: n_students x chunks x "
                                                      r"student_slices: got 8 x 1 x 200"),
     ({"base": SWEEP_BASE.replace(student_fraction=1.0)}, r"student_fraction: got 1.0, must be in \(0, 1\) when "
