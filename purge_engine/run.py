@@ -139,7 +139,9 @@ class Run:
         bundle = load_run_data(config)
         if plan.n_pool != bundle.id_space:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "
-                             f"{config.data_root} has {bundle.id_space}")
+                             f"{config.data_root} has {bundle.id_space} (the dataset's files or its split rule "
+                             "changed since: the built-ins are split by each image's own pixels since this version; "
+                             "train a new run)")
         return cls(store, config, plan, bundle)
 
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
