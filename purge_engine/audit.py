@@ -345,7 +345,8 @@ def report(run, request_id: int | None = None, top: int = 10) -> dict:
               "canary_cost": _canary_cost(record), "contrast": _contrast(record),
               "most_memorised": _top(memorisation(run), top) if top else []}
     if not record.get("evidence_targets"):
-        result["note"] = "this request was served without scoring (score=False): no evidence was recorded"
+        result["note"] = ("this request was served without scoring or without evidence (score=False, "
+                          "evidence=False, forget --no-evidence): no evidence was recorded")
     return result
 
 

@@ -343,7 +343,7 @@ def cmd_forget(args: argparse.Namespace) -> dict:
     ids = parse_ids(args.samples, exp.plan.n_pool)
     total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=args.full_retrain)
     report = exp.forget(ids, methods=methods, full_retrain=args.full_retrain,
-                        on_event=None if args.json else ProgressBar(total))
+                        on_event=None if args.json else ProgressBar(total), evidence=not args.no_evidence)
     if args.verify:
         report.verification = {k: v for k, v in exp.verify(report.request_id, affected_only=args.affected_only).items()
                                if k != "details"}
@@ -572,6 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="verify by retraining only the affected constituents in the reference (faster)")
     add_executor_flags(forget)
     forget.add_argument("--full-retrain", action="store_true", help="also retrain everything from scratch, for cost")
+    forget.add_argument("--no-evidence", action="store_true",
+                        help="leave out the evidence of forgetting (the membership test, canary rates and the "
+                             "approximate contrast, which costs about what PURGE's retraining does); `audit` then "
+                             "has nothing to report for this request")
     forget.add_argument("--json", action="store_true", help="machine-readable output")
     forget.set_defaults(run_command=cmd_forget, show=print_forget)
 

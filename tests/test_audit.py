@@ -171,3 +171,17 @@ def test_audit_command_reports_the_documented_keys(served, capsys):
     assert len(report["most_memorised"]) == 3
     assert main(["audit", "--run", str(exp.store.root), "--top", "-1"]) == 2
     assert "top: got -1, must be an integer in [0, 100000]" in capsys.readouterr().err
+
+
+def test_forget_without_evidence_records_none_and_audit_says_so(served, tmp_path, capsys):
+    from tests.conftest import copy_of
+
+    exp = copy_of(served[0], tmp_path / "run")
+    sample = int(exp.plan.teacher_shard(2)[0])
+    assert main(["forget", "--run", str(exp.store.root), "--samples", str(sample), "--methods", "purge,baseline",
+                 "--no-evidence", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["evidence"]["after"] == {} and report["contrast"] is None
+    assert report["accuracy"]["after"]  # the scoring stays
+    audited = Experiment.open(exp.store.root).audit(top=0)
+    assert audited["membership"] == [] and "without evidence" in audited["note"]
