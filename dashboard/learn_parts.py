@@ -33,6 +33,7 @@ class LessonWork(NamedTuple):
 
 
 LESSON_QUERY = "lesson"  # the URL names the browser's own lesson run: a reload keeps it, a link shares it
+LESSON_OWNED = "lesson_owned"  # the lesson ids this browser session made: only those may it delete
 
 
 def lesson_id() -> str:
@@ -40,22 +41,40 @@ def lesson_id() -> str:
     classroom is many browsers at once, and each gets its own lesson run; sharing is explicit (the link)."""
     token = st.query_params.get(LESSON_QUERY) or st.session_state.get(LESSON_QUERY) or ""
     if not re.fullmatch(r"[0-9a-f]{8}", token):
-        token = secrets.token_hex(4)
+        token = new_lesson_id()
     st.session_state[LESSON_QUERY] = token
     if st.query_params.get(LESSON_QUERY) != token:
         st.query_params[LESSON_QUERY] = token
     return token
 
 
+def new_lesson_id() -> str:
+    """A fresh lesson id (8 hex digits), recorded as made by this browser session."""
+    token = secrets.token_hex(4)
+    st.session_state.setdefault(LESSON_OWNED, set()).add(token)
+    return token
+
+
+def owns_lesson() -> bool:
+    """True when this browser session made the lesson it shows (a shared link's lesson is someone else's)."""
+    return lesson_id() in st.session_state.get(LESSON_OWNED, set())
+
+
+def lessons_root():
+    """This lesson's folder: <runs>/lessons/<id>/, apart from users' runs (the run picker does not list
+    it, and no run name can reach it: store.RESERVED_RUN_NAMES)."""
+    return state.runs_dir() / lesson.LESSONS_DIR / lesson_id()
+
+
 def lesson_dir():
-    """This browser's lesson run, under the runs directory. Read it in the page script, never in a job's
-    worker thread (it reads the session): a job's work takes the directory as an argument."""
-    return state.runs_dir() / f"{lesson.LESSON_RUN}-{lesson_id()}"
+    """This browser's lesson run. Read it in the page script, never in a job's worker thread (it reads
+    the session): a job's work takes the directory as an argument."""
+    return lessons_root() / lesson.LESSON_RUN
 
 
 def canary_dir():
     """This browser's canary run (steps 9 and 10), beside its lesson run; read as lesson_dir is."""
-    return state.runs_dir() / f"{lesson.CANARY_RUN}-{lesson_id()}"
+    return lessons_root() / lesson.CANARY_RUN
 
 
 def step_dir(step: int):

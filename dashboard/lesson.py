@@ -23,13 +23,14 @@ from purge_engine.plan import Plan, predicted_cost, retrain_scope
 # so some samples sit only in a teacher shard and others only in a student chunk.
 LESSON_CONFIG = PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, epochs=6,
                             student_data="disjoint", student_fraction=0.5, seed=7)
+LESSONS_DIR = "lessons"  # <runs>/lessons/<lesson id>/{lesson,canary}: apart from users' runs
 LESSON_RUN = "lesson"
 # Steps 9 and 10 run on a second tiny run: students learn from half of the teachers' own pool
 # (overlap), and 6 canaries (flipped labels) sit in Teacher 1's shard and Student 1's first chunk.
 # 12 epochs and seed 1 (measured on CPU, seeds 1-7): at 8 epochs Teacher 1 answers 1-3 of the 6 flipped
 # labels and Student 1 0-2, too faint to see; here Teacher 1 and Student 1 answer 6 of 6, Student 2 none.
 CANARY_CONFIG = LESSON_CONFIG.replace(student_data="overlap", canaries=6, epochs=12, seed=1)
-CANARY_RUN = "lesson-canary"
+CANARY_RUN = "canary"
 CANARY_METHODS = ("purge", "baseline")  # the canary run's students (single-teacher adds nothing here)
 CANARY_STEPS = (9, 10)
 TEACHER_SIDE = (1, 1)  # the teacher-side sample: Teacher 2, slice 2 (0-based)

@@ -33,6 +33,10 @@ LOCK_TIMEOUT_S = 600.0  # how long train, evaluate, verify and forget wait for a
 LOCK_POLL_S = 0.1
 MAX_RUN_NAME = 100
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # ASCII only: no separator, never "." or ".."
+# Folders of the runs directory that hold other things than one run: imported datasets, sweeps, the
+# Learn page's lesson runs. A run may not take their names (it would train into them, or a reset of a
+# lesson could delete it).
+RESERVED_RUN_NAMES = ("datasets", "sweeps", "lessons")
 
 
 class LedgerError(ValueError):
@@ -55,6 +59,9 @@ def check_run_name(name) -> str:
         raise ValueError(f"run_name: got {len(name)} characters, {allowed}")
     if not _RUN_NAME.fullmatch(name):
         raise ValueError(f"run_name: got {name[:40]!r}, {allowed}")
+    if name.lower() in RESERVED_RUN_NAMES:
+        raise ValueError(f"run_name: got {name!r}, which the runs directory keeps for other things "
+                         f"({', '.join(RESERVED_RUN_NAMES)}); choose another name")
     return name
 
 

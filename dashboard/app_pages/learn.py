@@ -63,9 +63,14 @@ def navigation(step: int) -> None:
 
 
 def reset_lesson() -> None:
-    for where in (lesson_dir(), canary_dir()):
-        if state.registry().running(where) is None:
-            shutil.rmtree(where, ignore_errors=True)
+    """This browser's own lesson is deleted; a lesson opened from someone's link is left as it is and this
+    browser starts a fresh one of its own."""
+    if parts.owns_lesson():
+        for where in (lesson_dir(), canary_dir()):
+            if state.registry().running(where) is None:
+                shutil.rmtree(where, ignore_errors=True)
+    else:
+        st.query_params[parts.LESSON_QUERY] = st.session_state[parts.LESSON_QUERY] = parts.new_lesson_id()
     for key in [k for k in st.session_state if str(k).startswith("learn_")]:
         del st.session_state[key]
     go_to(1)
@@ -91,5 +96,6 @@ with st.sidebar.expander("Lesson"):
                f"use a second one with {lesson.CANARY_CONFIG.canaries} canaries in `{canary_dir()}`. Steps:")
     st.markdown("\n".join(f"{i}. {title}" for i, title in enumerate(lesson.STEPS, 1)))
     st.button("Start the lesson over", key=RESET, on_click=reset_lesson,
-              help="Deletes this browser's lesson runs and your answers (other browsers keep theirs).")
+              help="Deletes this browser's lesson runs and your answers (other browsers keep theirs; a lesson "
+                   "opened from a shared link is kept, and you start a fresh one).")
     st.caption("Each browser has its own lesson run (its id is in the address bar): share the link to share it.")

@@ -201,13 +201,18 @@ def test_each_browser_gets_its_own_lesson_run_and_a_link_shares_it(empty_runs_di
     assert a != b and len(a) == len(b) == 8  # two classmates, two lesson runs
     first.button(key="learn_action").click().run()
     run_until(first, lambda at: any(m.label == "Teacher ensemble: test accuracy" for m in at.metric))
-    assert (empty_runs_dir / f"lesson-{a}" / "config.json").is_file()
-    assert not (empty_runs_dir / f"lesson-{b}").exists()  # the other browser's lesson is untouched
+    assert (empty_runs_dir / "lessons" / a / "lesson" / "config.json").is_file()
+    assert not (empty_runs_dir / "lessons" / b).exists()  # the other browser's lesson is untouched
     shared = learn_at(2)
     shared.query_params["lesson"] = a  # a link carrying the id opens that lesson run
     shared.run()
     assert shared.query_params["lesson"] == a
     assert any(m.label == "Teacher ensemble: test accuracy" for m in shared.metric)
+    shared.button(key="learn_reset").click().run()  # a visitor's reset: a fresh lesson of its own
+    assert shared.query_params["lesson"] != a
+    assert (empty_runs_dir / "lessons" / a / "lesson" / "config.json").is_file()  # the owner's lesson is kept
+    first.button(key="learn_reset").click().run()  # the owner's own reset deletes it
+    assert not (empty_runs_dir / "lessons" / a / "lesson").exists()
     hostile = learn_at(2)
     hostile.query_params["lesson"] = "../../etc"  # not an id: a fresh lesson, nothing outside the runs dir
     hostile.run()
@@ -235,7 +240,7 @@ def test_the_canary_run_trains_forgets_and_verifies_from_its_steps(empty_runs_di
     at = learn_at(9)
     at.button(key="learn_action").click().run()
     run_until(at, lambda at: at.button(key="learn_action").label.startswith("Forget") and at.get("plotly_chart"))
-    assert (empty_runs_dir / f"lesson-canary-{at.query_params['lesson']}" / "config.json").is_file()
+    assert (empty_runs_dir / "lessons" / at.query_params["lesson"] / "canary" / "config.json").is_file()
     before = canary_bars(at)["before forgetting"]  # measured on the trained run, before any request
     assert before["PURGE Student 1 · exposed"] > before["PURGE Student 2 · unexposed"]
     at.button(key="learn_action").click().run()

@@ -19,6 +19,16 @@ def test_a_run_name_that_is_a_path_disables_train_and_writes_nothing(empty_runs_
     assert sorted(tmp_path.rglob("*")) == before and not empty_runs_dir.exists()
 
 
+@pytest.mark.parametrize("name", ["datasets", "sweeps", "lessons", "Lessons"])
+def test_a_reserved_folder_name_disables_train_and_writes_nothing(empty_runs_dir, tmp_path, name):
+    at = app_on("", run=None)
+    before = sorted(tmp_path.rglob("*"))
+    at.text_input(key="run_name").input(name).run()
+    assert at.button(key="train").disabled
+    assert any("run_name" in e.value and "keeps for other things" in e.value for e in at.error)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_a_request_another_process_serves_shows_as_in_progress(runs_dir):
     """Not "not trained" or "stopped mid-request": the run's lock is held elsewhere, so it is running."""
     import threading
