@@ -46,7 +46,8 @@ from purge_engine.manifest import (
 from purge_engine.store import LOCK_TIMEOUT_S, Ledger, LedgerError, RunStore, writer_lock
 
 TEMP_GLOB = ".*.tmp"  # atomic_write_bytes, save_checkpoint: mkstemp(prefix=".<name>.", suffix=".tmp")
-SCRATCH = "scratch"  # verify.scratch_dir: a reference run, removed when a verification ends
+SCRATCH = "scratch"
+LEDGER_NAME = "ledger.sqlite"  # verify.scratch_dir: a reference run, removed when a verification ends
 
 
 @dataclass
@@ -205,6 +206,13 @@ def _ledger_damage(manifest: dict, config: PurgeConfig | None, plan, entries: li
                             f"requests forgot (e.g. #{back[0]}): the run's files were rolled back to before a request, "
                             "so its samples may be in the models again; serve the requests again on a fresh run",
                             "rollback", repairable=False))
+    asked = {i for body in started.values() for i in body.get("sample_ids", [])}
+    unexplained = sorted(set(manifest["forgotten"]) - asked)
+    if unexplained:
+        found.append(Damage(LEDGER_NAME, f"names no request for {len(unexplained)} samples the manifest records as "
+                            f"forgotten (e.g. #{unexplained[0]}): the ledger was removed, emptied or replaced, and "
+                            "with it the history of those requests (it exists nowhere else)", "ledger",
+                            repairable=False))
     if pending or not done or config is None or plan is None:
         return found
     newest = max((e for e in entries if e["kind"] == "done"), key=lambda e: e["seq"])

@@ -67,6 +67,18 @@ def _config_difference(stored: PurgeConfig, given: PurgeConfig) -> str:
     return "; ".join(diffs)
 
 
+def _check_history(store: RunStore, plan: Plan, ledger: Ledger) -> None:
+    """Every sample the plan has forgotten must be one a request in the ledger asked to forget: a ledger
+    removed together with its anchor would otherwise read as a new run, and the next request would be
+    numbered 1 again."""
+    asked = {int(i) for e in ledger.entries() if e["kind"] == "started" for i in e["body"].get("sample_ids", [])}
+    unexplained = sorted(plan.forgotten - asked)
+    if unexplained:
+        raise ValueError(f"run: {store.root} has forgotten {len(unexplained)} samples (e.g. #{unexplained[0]}) that no "
+                         "request in its ledger names: the ledger was removed, emptied or replaced, and its history "
+                         f"exists nowhere else; `python -m purge_engine check --run {store.root}` reports it")
+
+
 class Run:
     """A run directory with its config, plan, dataset and device; the verbs live in their own modules."""
 
@@ -135,7 +147,9 @@ class Run:
         clean_leftovers(store)  # temp files a crashed write left, when no live writer owns them
         config = store.read_config().validate()
         plan = store.read_plan()
-        Ledger(store.ledger_path).check()  # a ledger emptied, cut short or corrupted: a LedgerError sentence
+        ledger = Ledger(store.ledger_path)
+        ledger.check()  # a ledger emptied, cut short or corrupted: a LedgerError sentence
+        _check_history(store, plan, ledger)
         bundle = load_run_data(config)
         if plan.n_pool != bundle.id_space:
             raise ValueError(f"run: {store.root} was planned over {plan.n_pool} samples but {config.dataset} in "

@@ -157,6 +157,25 @@ def test_a_ledger_cut_short_is_reported_as_unrepairable(served, tmp_path):
     assert "cannot be rebuilt" in report["unrepairable"][0]["problem"]
 
 
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_a_ledger_gone_with_its_anchor_is_damage_not_a_new_run(served, tmp_path, how):
+    """Both the database and its anchor removed (or both emptied) agree with each other; the plan and the
+    manifest still record the forgotten samples, which no request names any more."""
+    root = copy(served, tmp_path)
+    for name in ("ledger.sqlite", "ledger.head.json"):
+        if how == "removed":
+            (root / name).unlink()
+        else:
+            (root / name).write_bytes(b"")
+    report = check_run(root, repair=True)
+    assert not report["run_whole"] and not report["repaired"]
+    assert any(d["path"] == "ledger.sqlite" and "names no request for" in d["problem"] for d in report["unrepairable"])
+    refusal = "that no request in its ledger names: the ledger was removed" if how == "removed" else \
+        "ledger.head.json cannot be read"  # an emptied anchor is refused on its own
+    with pytest.raises(ValueError, match=refusal):
+        Experiment.open(root)  # never numbered "request 1" again
+
+
 def test_a_run_stuck_on_a_damaged_checkpoint_is_healed_and_its_request_finished(served, tmp_path):
     """Today's failure: a forget request that must restore a corrupted step dies mid-request. Repair
     rebuilds the step, finishes the journaled request, and the result verifies exact."""
