@@ -283,7 +283,13 @@ def _files_damage(store, manifest, config, plan, pending) -> list[Damage]:
                 found.append(Damage(f"{folder}/{name}{SIDECAR_SUFFIX}", "plan.json asks for another key here than "
                                     "the one recorded at the last commit", kind, name, repairable=False))
                 continue
-            found += _file_problems(store, store.root / folder / name, recorded, kind, name)
+            constituent, file = name.split("/", 1)
+            try:
+                stem = store.inside(folder, constituent) / file
+            except ValueError as err:  # a linked folder: never read, never repaired through
+                found.append(Damage(f"{folder}/{constituent}", str(err), kind, name, repairable=False))
+                continue
+            found += _file_problems(store, stem, recorded, kind, name)
     return found
 
 

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -98,12 +100,24 @@ class RunStore:
         return self.root / LOCK_NAME
 
     def checkpoint_stem(self, role: str, constituent: int, step: int) -> Path:
-        return self.root / "checkpoints" / f"{role}-{constituent}" / f"step-{step}"
+        return self.inside("checkpoints", f"{role}-{constituent}") / f"step-{step}"
 
     def labels_stem(self, method: str, student_id: int, chunk_id: int, slice_id: int, teacher_id: int) -> Path:
         """One teacher's softmax outputs over one student slice, as one method's labels use them."""
-        return (self.root / "soft_labels" / f"{method}-{student_id}"
-                / f"chunk-{chunk_id}-slice-{slice_id}-teacher-{teacher_id}")
+        folder = self.inside("soft_labels", f"{method}-{student_id}")
+        return folder / f"chunk-{chunk_id}-slice-{slice_id}-teacher-{teacher_id}"
+
+    def inside(self, *folders: str) -> Path:
+        """root/folders..., refused (ValueError) when any of those folders is a symbolic link: nothing in a
+        run directory is read or written through a link (a linked folder would let a repair write outside
+        the run, on the shared storage scale-out recommends above all)."""
+        path = self.root
+        for folder in folders:
+            path = path / folder
+            if path.is_symlink():
+                raise ValueError(f"run: {path} is a symbolic link; a run directory opens nothing through a link "
+                                 "(replace it with the folder itself, or `check --repair` after removing it)")
+        return path
 
     # -- what it holds ----------------------------------------------------------------------
     def is_run(self) -> bool:
@@ -198,7 +212,7 @@ def writer_lock(store: RunStore, wait: bool = True, timeout: float | None = None
             held[key][0] -= 1
         return
     store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.lock_path, "a+") as handle:
+    with _open_lock(store.lock_path) as handle:
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         if not _acquire(handle, mode, store, wait, timeout, on_wait, should_stop):
             yield False
@@ -217,6 +231,19 @@ def writer_lock(store: RunStore, wait: bool = True, timeout: float | None = None
                 handle.seek(0)
                 handle.truncate()  # idle, the lock file is empty again
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_lock(path: Path):
+    """The lock file opened for reading and writing, created when absent, never through a symbolic link
+    (the holder's name written into it would truncate the link's target)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"run: {path} is a symbolic link; a run directory opens nothing through a link "
+                             "(remove it: the next writer makes the lock file again)") from None
+        raise
+    return os.fdopen(fd, "r+")
 
 
 def _try_lock(handle, mode: int) -> bool:
@@ -255,7 +282,7 @@ def busy_text(store: RunStore) -> str:
     if pending:
         return f"request {pending[-1]} is in progress"
     try:
-        what = store.lock_path.read_text(errors="replace").strip()[:200]
+        what = "" if store.lock_path.is_symlink() else store.lock_path.read_text(errors="replace").strip()[:200]
     except OSError:
         what = ""
     return f"{what or 'another writer'} is in progress"
@@ -265,9 +292,9 @@ def run_is_busy(store: RunStore) -> str | None:
     """busy_text when another thread or process holds the run's lock now; None when it is free
     (the dashboard asks, to show a request another process serves as in progress)."""
     path = store.lock_path
-    if not path.is_file() or holds_writer_lock(store):
-        return None
-    with open(path, "a+") as handle:
+    if path.is_symlink() or not path.is_file() or holds_writer_lock(store):
+        return None  # a linked lock file is never opened: the next writer refuses it with a sentence
+    with _open_lock(path) as handle:
         if _try_lock(handle, fcntl.LOCK_SH):
             fcntl.flock(handle, fcntl.LOCK_UN)
             return None

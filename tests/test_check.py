@@ -237,3 +237,30 @@ def test_a_dead_verifications_scratch_run_is_found_and_removed(served, tmp_path)
     assert [d["path"] for d in check_run(root)["damaged"]] == ["scratch/verify"]
     report = check_run(root, repair=True)
     assert report["run_whole"] and not (root / "scratch" / "verify").exists()
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_left_intact(served, tmp_path):
+    root = copy(served, tmp_path)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (root / "writer.lock").unlink(missing_ok=True)
+    (root / "writer.lock").symlink_to(target)
+    exp = Experiment.open(root)
+    with pytest.raises(ValueError, match="writer.lock is a symbolic link; a run directory opens nothing"):
+        exp.forget([int(exp.plan.teacher_shard(1)[0])], score=False)
+    assert target.read_text() == "keep me"
+
+
+def test_a_symlinked_constituent_folder_is_refused_and_repair_writes_nothing_outside(served, tmp_path):
+    root = copy(served, tmp_path)
+    outside = tmp_path / "outside"
+    folder = root / "checkpoints" / "teacher-1"
+    shutil.move(folder, outside)
+    folder.symlink_to(outside)
+    before = sorted(p.name for p in outside.iterdir())
+    with pytest.raises(ValueError, match="teacher-1 is a symbolic link"):
+        Experiment.open(root).evaluate()
+    report = check_run(root, repair=True)
+    assert not report["run_whole"] and not report["repaired"]
+    assert any("teacher-1 is a symbolic link" in d["problem"] for d in report["unrepairable"])
+    assert sorted(p.name for p in outside.iterdir()) == before
