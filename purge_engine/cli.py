@@ -29,7 +29,7 @@ from purge_engine.plan import (
 )
 from purge_engine.requests import parse_ids
 from purge_engine.specs import DATASETS
-from purge_engine.store import DEFAULT_RUNS_DIR, LOCK_TIMEOUT_S, list_runs
+from purge_engine.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, LOCK_TIMEOUT_S, list_runs
 from purge_engine.vocabulary import constituent_label, step_label, title
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
@@ -107,7 +107,15 @@ def read_config_file(path: str) -> PurgeConfig:
     if len(text) > MAX_CONFIG_BYTES:
         raise ValueError(f"config: {path!r} is over {MAX_CONFIG_BYTES:,} bytes; a config is a small JSON object")
     try:
-        return PurgeConfig.from_json(text.decode("utf-8"))
+        data = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        data = None  # refused below, as before
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"config: not valid JSON ({err}) (in {path})") from None
+    if isinstance(data, dict):  # a run's config.json also says how it was last executed: not a field
+        data.pop(ENVIRONMENT_KEY, None)
+    try:
+        return PurgeConfig.from_json(text.decode("utf-8")) if data is None else PurgeConfig.from_dict(data)
     except (UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"config: {path!r} is not a UTF-8 JSON object of PurgeConfig fields ({err})") from None
     except ValueError as err:

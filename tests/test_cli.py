@@ -73,3 +73,16 @@ def test_progress_bar_counts_the_sample_steps_the_job_predicts():
     training = ProgressBar(200, count_reused=True, stream=io.StringIO())
     training(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))
     assert training.done == 100
+
+
+def test_a_runs_own_config_json_is_accepted_by_config(tmp_path, capsys):
+    """config.json also records how the run was last executed ("environment"): not a field, not refused."""
+    from purge_engine.cli import main
+    from purge_engine.config import PurgeConfig
+
+    stored = PurgeConfig(n_teachers=6, n_students=3).to_dict() | {"environment": {"executor": "local"}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(stored))
+    assert main(["plan", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_teachers"] == 6 and report["n_students"] == 3
