@@ -5,6 +5,8 @@ the new dataset, which the dataset box then lists beside the built-ins."""
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from dashboard import state
@@ -35,7 +37,7 @@ def import_upload(key: str) -> None:
         st.session_state[UPLOAD_RESULT] = ("error", str(err))
         return
     st.session_state[state.DATASET] = name
-    st.session_state[UPLOAD_RESULT] = ("ok", f"Imported as `{name}`: {DATASETS[name].title}. "
+    st.session_state[UPLOAD_RESULT] = ("ok", f"Imported as `{name}`: {plain(DATASETS[name].title)}. "
                                              f"{DATASETS[name].n_train:,} train samples.")
 
 
@@ -54,3 +56,12 @@ def upload_controls(bar) -> None:
             st.error(sentence, icon=":material/error:")
         elif kind == "ok":
             st.success(sentence, icon=":material/check_circle:")
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:-])")
+
+
+def plain(text: str) -> str:
+    """text shown literally in st.* Markdown: an uploaded file's name (part of the title) is data, so
+    brackets, parentheses and the like are escaped and never become a link or formatting."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)

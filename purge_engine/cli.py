@@ -347,6 +347,8 @@ def cmd_forget(args: argparse.Namespace) -> dict:
     executor = _executor(args)
     exp = _waiting(_use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor), args)
     exp.finish_pending()
+    if args.affected_only and not args.verify:
+        raise ValueError("affected_only: --affected-only shapes the verification, so it needs --verify")
     methods = _methods(args.methods)
     ids = parse_ids(args.samples, exp.plan.n_pool)
     total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=args.full_retrain)

@@ -71,6 +71,7 @@ def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True, e
     from purge_engine.plan import predicted_cost, retrain_scope
 
     check_methods(methods)
+    _check_keeps_students(run, methods)
     run.plan.check_request(sample_ids)  # refused before the lock: a refused request leaves the run as it was
     if not run.store.lock_path.exists():
         _check_trained(run, methods)
@@ -110,6 +111,20 @@ def targets_of(record: dict) -> list:
     from purge_engine.audit import Target
 
     return [Target(**{**t, "references": tuple(t["references"])}) for t in record.get("evidence_targets", [])]
+
+
+def _check_keeps_students(run, methods) -> None:
+    """A request must keep up to date every student method the run has trained, or at least one: one that
+    named none would retrain the teachers alone and leave every student stale, carrying what it learned
+    from the forgotten samples (the "teacher only" of audit's canary table, which is measured, not served)."""
+    if methods:
+        return
+    from purge_engine.plan import METHODS
+
+    trained = [m for m in METHODS if m in run.trained_roles()]
+    if trained:
+        raise ValueError(f"methods: got none; name at least one of {', '.join(trained)} (a request that retrains "
+                         "the teachers alone leaves every student carrying what it learned from the samples)")
 
 
 def _check_trained(run, methods) -> None:

@@ -222,6 +222,9 @@ def _latest_or_refuse(run, request_id) -> int:
     latest = run.latest_request()
     if latest is None:
         raise ValueError("request: this run has served no forget request yet; nothing to verify")
+    if request_id is not None and not 1 <= request_id <= latest:
+        raise ValueError(f"request: got {request_id}, must be the id of a request this run has served, in "
+                         f"[1, {latest}]; only the latest ({latest}) can be verified")
     if request_id is not None and request_id != latest:
         raise ValueError(f"request: got {request_id}; only the latest request ({latest}) can be verified, "
                          "because later requests have changed the constituents since")

@@ -50,3 +50,10 @@ def test_a_bad_upload_shows_what_is_wrong_and_stores_nothing(at, tmp_path):
 
 def test_the_folder_uploader_takes_a_whole_directory(at):
     assert at.file_uploader(key=UPLOAD_FOLDER).accept_directory
+
+
+def test_an_uploaded_files_name_is_shown_literally_never_as_a_link():
+    from dashboard.upload_parts import plain
+
+    shown = plain("[click me](http://example.invalid) *bold* my_data.npz")
+    assert "](" not in shown and "\\[click me\\]" in shown and "\\*bold\\*" in shown and "http\\://" in shown
