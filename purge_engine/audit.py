@@ -204,7 +204,7 @@ def evidence(run, found: list[Target], sample_ids, roles, data=None, extra: dict
     data: the bundle the audited inputs come from (default run's own; a from-scratch reference no
     longer holds the forgotten samples, so it is handed the live run's). extra: the extra reference
     models (extra_references; built here when None)."""
-    from purge_engine.canaries import canary_ids
+    from purge_engine.canaries import held_canaries
     from purge_engine.files import hash_ids
 
     data = data or run.bundle
@@ -212,8 +212,7 @@ def evidence(run, found: list[Target], sample_ids, roles, data=None, extra: dict
     extra = extra_references(run, found, sample_ids) if extra is None else extra
     result = {"membership": membership(run, found, x, y, sample_ids, extra),
               "extra_references": {side: len(models) for side, models in extra.items()}}
-    canaries = canary_ids(run.config, data.id_space or data.n_train)
-    canaries = canaries[np.isin(canaries, data.sample_ids)]
+    canaries = held_canaries(run.config, data)
     if canaries.size:
         cx, cy = data.take(canaries)
         result["canaries"] = canary_state(run, roles, cx, cy, hash_ids(canaries))

@@ -51,6 +51,12 @@ def canary_ids(config: PurgeConfig, id_space: int) -> np.ndarray:
     return np.sort(eligible[np.argsort(rank[eligible], kind="stable")[: config.canaries]])
 
 
+def held_canaries(config: PurgeConfig, data) -> np.ndarray:
+    """int64 sorted: the config's canaries that the bundle `data` still holds."""
+    ids = canary_ids(config, data.id_space or data.n_train)
+    return ids[np.isin(ids, data.sample_ids)]
+
+
 def planted_labels(seed: int, ids: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """int64 (K,): each canary's flipped label, never its own (labels: the true labels of `ids`)."""
     shift = np.asarray([1 + seed_for(seed, "canary-label", int(i)) % (n_classes - 1) for i in ids], dtype=np.int64)
@@ -59,8 +65,7 @@ def planted_labels(seed: int, ids: np.ndarray, labels: np.ndarray, n_classes: in
 
 def plant(bundle, config: PurgeConfig):
     """The bundle with every held canary's train label flipped (the bundle itself when there are none)."""
-    ids = canary_ids(config, bundle.id_space or bundle.n_train)
-    held = ids[np.isin(ids, bundle.sample_ids)]
+    held = held_canaries(config, bundle)
     if held.size == 0:
         return bundle
     import torch  # deferred: the CLI's plan imports this module without loading torch

@@ -131,13 +131,13 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
     """After PURGE's retraining: the approximate method from the pre-request weights `before`, at the
     sample-steps PURGE spent per constituent (`budgets`, "role-c" -> sample-steps), and both stress tests
     on PURGE's result and the approximate one. extra: the membership test's extra reference models."""
-    from purge_engine.canaries import canary_ids
+    from purge_engine.canaries import held_canaries
     from purge_engine.executors import label_cache
 
     keys = list(before)
     with run.threads_held():
         labels = label_cache(run, ignore)
-        scorer = Scorer(run, found, sample_ids, run.bundle, _held_canaries(run, canary_ids), extra)
+        scorer = Scorer(run, found, sample_ids, run.bundle, held_canaries(run.config, run.bundle), extra)
         approx, spent = {}, {}
         for role, c in keys:
             model, data = _model(run, role, c, before[(role, c)]), _retained(run, role, c, labels)
@@ -154,19 +154,13 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
 
 def reference_series(reference, found: list[Target], sample_ids, keys, data, extra: dict | None = None) -> dict:
     """The stress tests on a from-scratch reference's constituents `keys` (verify), audited inputs from data."""
-    from purge_engine.canaries import canary_ids
+    from purge_engine.canaries import held_canaries
     from purge_engine.executors import label_cache
 
     with reference.threads_held():
         labels = label_cache(reference, ignore)
-        canaries = canary_ids(reference.config, data.id_space or data.n_train)
-        scorer = Scorer(reference, found, sample_ids, data, canaries[np.isin(canaries, data.sample_ids)], extra)
+        scorer = Scorer(reference, found, sample_ids, data, held_canaries(reference.config, data), extra)
         return stress(reference, {key: reference.load_constituent(*key) for key in keys}, scorer, labels)
-
-
-def _held_canaries(run, canary_ids) -> np.ndarray:
-    ids = canary_ids(run.config, run.bundle.id_space or run.bundle.n_train)
-    return ids[np.isin(ids, run.bundle.sample_ids)]
 
 
 def budgets(plan, scope: dict) -> dict[str, int]:
