@@ -19,23 +19,15 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import ASSETS, hardware, header_line, timed
+from layouts import DEFAULT_DIGITS
 
-from benchmarks.common import ASSETS, hardware, header_line  # noqa: E402
-from purge_engine import audit  # noqa: E402
-from purge_engine.config import PurgeConfig  # noqa: E402
-from purge_engine.experiment import Experiment  # noqa: E402
+from purge_engine import audit
+from purge_engine.experiment import Experiment
 
 SAMPLES = 3  # teacher-side samples of the demo's usual request
-
-
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def request_ids(exp: Experiment) -> list[int]:
@@ -68,7 +60,7 @@ def main(argv=None) -> int:
     info = hardware()
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         work = Path(tmp)
-        trained = Experiment.create(PurgeConfig(), work / "trained")
+        trained = Experiment.create(DEFAULT_DIGITS, work / "trained")
         train_s, _ = timed(trained.train)
         ids = request_ids(trained)
         rounds = [one_round(trained, work, ids) for _ in range(args.repeats)]

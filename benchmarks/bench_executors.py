@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import hardware, header_line, say
+from layouts import BY_NAME
 
 from purge_engine.config import PurgeConfig
 from purge_engine.executors import LocalExecutor
@@ -34,12 +35,6 @@ from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 
 ROLES = ["teacher", *METHODS]
-LAYOUTS = {
-    "digits": PurgeConfig(),  # the default run
-    "mnist-5k": PurgeConfig(dataset="mnist-5k", n_teachers=8, n_students=2, teacher_slices=1, student_slices=1,
-                            epochs=2, student_data="disjoint", student_fraction=0.3),
-    "quick": PurgeConfig(n_teachers=4, n_students=2, epochs=4),
-}
 
 
 def ray_executor(workers: int):
@@ -162,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-executors-"))
     try:
         names = ["quick"] if args.quick else ["digits", "mnist-5k"]
-        rows = [row for name in names for row in bench_layout(name, LAYOUTS[name], args.workers, root, args.json)]
+        rows = [row for name in names for row in bench_layout(name, BY_NAME[name], args.workers, root, args.json)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:

@@ -44,14 +44,12 @@ Slices hold |D^S| / (N_t r) samples, rounded: sizes differ by at most one sample
 from __future__ import annotations
 
 import argparse
-import csv
-import gc
 import json
 import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -61,59 +59,39 @@ from common import (
     LogPanel,
     bootstrap_spread,
     chart_font,
-    git_commit,
     hardware,
     header_line,
+    legend_row,
+    machine_columns,
     markdown_table,
     powers_of_two,
+    quiet_collector,
     ratio_of_sums,
+    read_csv,
     say,
     write_csv,
 )
+from layouts import FORGET_GRIDS, FORGET_STUDENT_FRACTION, ForgetGrid
 
 from purge_engine import theory
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import Plan
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.sweep import SWEEP_BASE, LayoutPlan, SweepGrid, plan_sweep, run_sweep
 
 METHODS = ("purge", "baseline")  # the single-teacher ablation is in no ratio here: not trained
-STUDENT_FRACTION = {"digits": 0.5, "mnist-5k": 0.125}  # |D^S|: 702 of 1,404 and 500 of 4,002 samples
 TOLERANCE_STEPS, TOLERANCE_WALL = 0.10, 0.25  # the issue's targets: |measured / closed form - 1|
 
 
-@dataclass(frozen=True)
-class Settings:
-    datasets: tuple[str, ...] = ("digits", "mnist-5k")
-    teachers: tuple[int, ...] = (8, 16, 32)
-    slices: tuple[int, ...] = (1, 2, 4)
-    students: tuple[int, ...] = ()  # N_s values; empty: every divisor of N_t
-    requests: int = 8  # K per side
-    epochs: int = 2
-    teacher_fraction: float = 1.0  # share of the teacher pool used (teacher cost is not in the ratios)
-    batch_size: int = 32
-    seed: int = 0
-    threads: int = 1  # one thread: timings stay stable on a shared machine (sample-steps do not depend on it)
-    name: str = "bench_forget"  # stem of the CSV and PNG files
-
-
-PRESETS = {
-    "full": Settings(),
-    "quick": Settings(datasets=("digits",), teachers=(8,), slices=(1, 2, 4), requests=4, name="bench_forget_quick"),
-    "smoke": Settings(datasets=("digits",), teachers=(4,), slices=(1,), students=(1, 4), requests=2,
-                      name="bench_forget_smoke"),
-}
-
-
 # -- layouts: one SweepGrid each ---------------------------------------------------------------------
-def base_config(dataset: str, settings: Settings) -> PurgeConfig:
+def base_config(dataset: str, settings: ForgetGrid) -> PurgeConfig:
     """The sweep's base (one teacher slice, disjoint student data) with this benchmark's choices."""
     return SWEEP_BASE.replace(dataset=dataset, teacher_fraction=settings.teacher_fraction,
-                              student_fraction=STUDENT_FRACTION.get(dataset, 0.25), epochs=settings.epochs,
+                              student_fraction=FORGET_STUDENT_FRACTION.get(dataset, 0.25), epochs=settings.epochs,
                               batch_size=settings.batch_size, seed=settings.seed, threads=settings.threads)
 
 
-def grids(settings: Settings) -> list[SweepGrid]:
+def grids(settings: ForgetGrid) -> list[SweepGrid]:
     """One single-layout grid per (dataset, N_t, N_s dividing N_t, r), validated. One sweep per layout:
     the garbage collector is frozen before each, and its rows print as soon as it is done."""
     return [SweepGrid(base_config(d, settings), (n_t,), (n_s,), (r,), settings.requests, METHODS).validate()
@@ -139,7 +117,7 @@ def slice_sizes(plan: Plan) -> tuple[int, int]:
 def run_layout(grid: SweepGrid, root: Path) -> tuple[list[dict], dict]:
     """Train and serve the grid's one layout with run_sweep; two CSV rows (teacher side, student
     side) and the sweep's record of the layout."""
-    quiet_collector()
+    quiet_collector()  # pauses of the garbage collector would land mostly in the baseline's time
     [lp] = plan_sweep(grid)
     [record] = run_sweep(grid, root)["layouts"]
     holds, note = assumptions(lp.plan)
@@ -193,19 +171,6 @@ def _training_only(reference: dict, purge: dict, clock: str) -> float:
     """The speed-up in `clock` ("wall" or "cpu") seconds with every label phase left out."""
     return ratio_of_sums(np.subtract(reference[clock], reference[f"label_{clock}"]),
                          np.subtract(purge[clock], purge[f"label_{clock}"]))
-
-
-def quiet_collector() -> None:
-    """Collect, then freeze every live object out of the cyclic garbage collector's sight.
-
-    With torch loaded a full collection walks ~270,000 objects and takes ~130 ms on this machine,
-    longer than a small training step; where such pauses land depends on this process's history,
-    not on the method measured, and they fell mostly in the baseline's time (it allocates the most).
-    Freezing keeps collections on but cheap (gc.freeze, the usual fix for long-lived servers). A
-    process-wide setting, so the benchmark's and not the sweep's (the dashboard runs sweeps too).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 # -- printing ------------------------------------------------------------------------------------------
@@ -297,26 +262,11 @@ def _legend(draw, slices: list[int], width: int) -> None:
     draw.text((width / 2, 14), "Teacher-side forget requests: speed-up of PURGE over the baseline student",
               fill=ink, font=chart_font(19), anchor="mt")
     colours = [("line", PALETTE[i % len(PALETTE)], f"r = {r}") for i, r in enumerate(slices)]
-    _legend_row(draw, width / 2, 58, [*colours, ("text", ink, "(student slices per chunk)")])
-    _legend_row(draw, width / 2, 88, [("line", "#777777", "closed form"), ("dot", "#777777", "measured sample-steps"),
-                                      ("square", "#777777", "measured wall seconds")])
+    legend_row(draw, width / 2, 58, [*colours, ("text", ink, "(student slices per chunk)")])
+    legend_row(draw, width / 2, 88, [("line", "#777777", "closed form"), ("dot", "#777777", "measured sample-steps"),
+                                     ("square", "#777777", "measured wall seconds")])
     draw.text((width / 2, 108), "error bars: bootstrap s.d. over the requests; both axes on log scales", fill=ink,
               font=chart_font(14), anchor="mt")
-
-
-def _legend_row(draw, centre: float, y: float, items: list[tuple[str, str, str]]) -> None:
-    font, gap = chart_font(15), 24
-    widths = [(0 if kind == "text" else 34) + draw.textlength(label, font=font) for kind, _, label in items]
-    x = centre - (sum(widths) + gap * (len(items) - 1)) / 2
-    for (kind, colour, label), width in zip(items, widths, strict=True):
-        if kind == "line":
-            draw.line([(x, y), (x + 26, y)], fill=colour, width=3)
-        elif kind == "dot":
-            draw.ellipse([(x + 8, y - 5), (x + 18, y + 5)], fill=colour, outline="#222222")
-        elif kind == "square":
-            draw.rectangle([(x + 8, y - 5), (x + 18, y + 5)], fill="white", outline=colour, width=2)
-        draw.text((x + (0 if kind == "text" else 34), y), label, fill="#222222", font=font, anchor="lm")
-        x += width + gap
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -346,27 +296,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 TEXT_COLUMNS = ("dataset", "side", "note", "cpu_model", "torch", "commit")  # never parsed as numbers
-
-
-def read_rows(paths: list[Path]) -> list[dict]:
-    """Rows of earlier runs' CSVs, with numbers and booleans parsed back (a commit of digits stays text)."""
-    def parse(key: str, value: str):
-        if key in TEXT_COLUMNS or value == "":
-            return value
-        if value in ("True", "False"):
-            return value == "True"
-        for kind in (int, float):
-            try:
-                return kind(value)
-            except ValueError:
-                pass
-        return value
-
-    rows = []
-    for path in paths:
-        with open(path, newline="") as handle:
-            rows += [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
-    return rows
 
 
 LAYOUT_COLUMNS = {"dataset": "dataset", "n_teachers": "N_t", "n_students": "N_s", "student_slices": "r",
@@ -420,8 +349,8 @@ def markdown_report(rows: list[dict]) -> str:
 
 
 def merge(args: argparse.Namespace) -> int:
-    rows = read_rows(args.merge)
-    stem = args.out / (args.name or PRESETS["full"].name)
+    rows = read_csv(args.merge, TEXT_COLUMNS)
+    stem = args.out / (args.name or FORGET_GRIDS["full"].name)
     write_csv(stem.with_suffix(".csv"), rows)
     plot(rows, stem.with_suffix(".png"))
     if args.markdown:
@@ -433,20 +362,14 @@ def merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    preset = PRESETS["quick" if args.quick else "smoke" if args.smoke else "full"]
+def settings_from(args: argparse.Namespace) -> ForgetGrid:
+    preset = FORGET_GRIDS["quick" if args.quick else "smoke" if args.smoke else "full"]
     overrides = {"datasets": args.datasets, "teachers": args.teachers, "students": args.students,
                  "slices": args.slices, "requests": args.requests, "epochs": args.epochs,
                  "teacher_fraction": args.teacher_fraction,
                  "seed": args.seed, "threads": args.threads, "name": args.name}
     chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
-    return Settings(**{**asdict(preset), **chosen})
-
-
-def machine_columns(info: dict) -> dict:
-    """What every CSV row names of where it was measured (rows of earlier runs may lack these)."""
-    return {"cpu_model": info["cpu"], "cores": info["cores"], "threads": info["threads"], "torch": info["torch"],
-            "commit": git_commit()}
+    return ForgetGrid(**{**asdict(preset), **chosen})
 
 
 def main(argv: list[str] | None = None) -> int:

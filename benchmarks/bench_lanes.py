@@ -25,38 +25,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import ASSETS, git_commit, hardware, header_line, say
+from common import ASSETS, git_commit, hardware, header_line, say, teacher_side_sample
+from layouts import BY_NAME
 
 from purge_engine.config import PurgeConfig
-from purge_engine.executors import make_executor
+from purge_engine.execution import make_executor
 from purge_engine.experiment import Experiment
-
-LAYOUTS = {
-    "digits": PurgeConfig(),  # the default run
-    "mnist-5k": PurgeConfig(dataset="mnist-5k", n_teachers=8, n_students=2, teacher_slices=1, student_slices=1,
-                            epochs=2, student_data="disjoint", student_fraction=0.3),
-    "quick": PurgeConfig(n_teachers=4, n_students=2, epochs=2),
-}
-
-
-def teacher_side_sample(exp: Experiment) -> int:
-    where = exp.plan.locations()
-    candidates = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
-    return int(np.random.default_rng(0).choice(candidates))
 
 
 def measure(config: PurgeConfig, executor, root: Path, verify: bool) -> dict:
     """Train from scratch, then one teacher-side request: wall seconds of each, and the verdict."""
-    run = root / f"{executor.name}-{getattr(executor, 'lanes', 1)}"
+    run = root / executor.path.replace(":", "-")
     shutil.rmtree(run, ignore_errors=True)
     exp = Experiment.create(config, run)
     exp.executor = executor
     start = time.perf_counter()
     costs = exp.train()
     train_s = time.perf_counter() - start
-    sample = teacher_side_sample(exp)
+    sample = teacher_side_sample(exp.plan, seed=0)
     start = time.perf_counter()
     exp.forget([sample], score=False)
     forget_s = time.perf_counter() - start
@@ -97,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for device in devices:
             for layout in layouts:
-                config = LAYOUTS[layout].replace(device=device, threads=1)
+                config = BY_NAME[layout].replace(device=device, threads=1)
                 if args.teachers is not None:
                     config = config.replace(n_teachers=args.teachers, n_students=min(config.n_students, args.teachers))
                 loop = measure(config, make_executor("local"), root, verify=False)

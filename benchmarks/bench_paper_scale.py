@@ -26,16 +26,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-from common import ASSETS, git_commit, hardware, header_line, say
+from common import ASSETS, git_commit, hardware, header_line, say, teacher_side_sample
+from layouts import PAPER_FASHION_MNIST, SMALL_DIGITS
 
+from purge_engine.cli import flag_for
+from purge_engine.config import PurgeConfig
+from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 
-PAPER = ["--dataset", "fashion-mnist", "--teachers", "32", "--students", "8", "--epochs", "2"]
-QUICK = ["--dataset", "digits", "--teachers", "4", "--students", "2", "--epochs", "2"]
 SEED = 0
+
+
+def layout_flags(config: PurgeConfig) -> list[str]:
+    """The CLI flags that give `config`: one per field that differs from PurgeConfig's default."""
+    default = PurgeConfig()
+    return [part for f in fields(PurgeConfig) if getattr(config, f.name) != getattr(default, f.name)
+            for part in (flag_for(f.name), str(getattr(config, f.name)))]
 
 
 def cli(args: list[str]) -> tuple[dict, float]:
@@ -48,17 +57,6 @@ def cli(args: list[str]) -> tuple[dict, float]:
     if done.returncode:
         raise SystemExit(f"`purge_engine {' '.join(args)}` exited {done.returncode}:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout), seconds
-
-
-def teacher_side_sample(run_dir: Path) -> int:
-    """A sample in a teacher shard and in no student chunk, drawn with SEED."""
-    from purge_engine.experiment import Experiment
-
-    where = Experiment.open(run_dir).plan.locations()
-    candidates = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
-    if candidates.size == 0:
-        raise SystemExit("the layout has no teacher-side sample to forget")
-    return int(np.random.default_rng(SEED).choice(candidates))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = hardware(threads=1)
     say(header_line(info), args.json)
-    layout = QUICK if args.quick else PAPER
+    layout = layout_flags(SMALL_DIGITS if args.quick else PAPER_FASHION_MNIST)
     root = Path(tempfile.mkdtemp(prefix="bench-paper-scale-"))
     run_dir = args.keep or root / "run"
     try:
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         for role, cost in trained["cost"].items():
             say(f"  {role:<16} {cost['sample_steps']:>10,} sample-steps  {cost['seconds']:8.1f} s  "
                 f"test accuracy {trained['accuracy'][role]:.4f}", args.json)
-        sample = teacher_side_sample(run_dir)
+        sample = teacher_side_sample(Experiment.open(run_dir).plan, SEED)
         verify_flags = ["--verify", *(["--affected-only"] if args.affected_only else [])]
         forgot, forget_s = cli(["forget", "--run", str(run_dir), "--samples", str(sample), *verify_flags])
         verification = forgot["verification"]

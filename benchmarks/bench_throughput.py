@@ -30,16 +30,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from common import hardware, header_line, interleaved, say, seconds_of
+from layouts import MEMORY_FORMAT_MODELS, THROUGHPUT_DATASET, THROUGHPUT_MODEL
 
 from purge_engine.checkpoints import load_checkpoint, save_checkpoint
 from purge_engine.data import load_dataset
 from purge_engine.events import ignore
+from purge_engine.losses import TEACHER_LOSS
 from purge_engine.models import build_model
 from purge_engine.soft_labels import LabelCache
 from purge_engine.store import RunStore
-from purge_engine.training import predict_proba, teacher_loss, train_slice_step
+from purge_engine.training import predict_proba, train_slice_step
 
-ARCH, DATASET = "mnist-cnn", "mnist-5k"
+ARCH, DATASET = THROUGHPUT_MODEL, THROUGHPUT_DATASET
 TARGET_RATIO = 0.9  # the issue: engine throughput at least 0.9 of the bare loop
 
 
@@ -65,7 +67,7 @@ def engine_vs_bare(x: torch.Tensor, y: torch.Tensor, args) -> dict:
     generator = torch.Generator().manual_seed(1)
     position = iter(range(10**6))  # a new batch order each repeat, as successive steps get
     fns = {
-        "engine": lambda: train_slice_step(engine_model, x, (y,), teacher_loss, args.epochs, args.batch_size,
+        "engine": lambda: train_slice_step(engine_model, x, (y,), TEACHER_LOSS, args.epochs, args.batch_size,
                                            args.lr, (0, "teacher", 0, next(position))),
         "bare": lambda: bare_loop(bare_model, x, y, args.epochs, args.batch_size, args.lr, generator),
     }
@@ -84,7 +86,7 @@ def memory_formats(args) -> dict:
     interleaved: samples per second of each, per architecture. The default ("channels_last") is
     chosen by this measurement; either is exact, but a run keeps the one it was created with."""
     out = {}
-    for dataset, arch in (("digits", "digits-cnn"), (DATASET, ARCH)):
+    for dataset, arch in MEMORY_FORMAT_MODELS:
         fns = {fmt: _format_step(dataset, arch, fmt, args) for fmt in ("channels_last", "contiguous")}
         interleaved(fns, 1)
         times = interleaved(fns, args.repeats)
@@ -101,7 +103,7 @@ def _format_step(dataset: str, arch: str, fmt: str, args):
     layout = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
     model = build_model(arch, bundle.spec, 1).to(args.device).to(memory_format=layout)
     position = iter(range(10**6))
-    return lambda: train_slice_step(model, x, (y,), teacher_loss, args.epochs, args.batch_size, args.lr,
+    return lambda: train_slice_step(model, x, (y,), TEACHER_LOSS, args.epochs, args.batch_size, args.lr,
                                     (0, "teacher", 0, next(position)))
 
 

@@ -7,6 +7,7 @@ and versions are not results.
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import platform
 import subprocess
@@ -79,11 +80,16 @@ def say(text: str, quiet: bool) -> None:
 
 
 # -- timing ---------------------------------------------------------------------------------
-def seconds_of(fn: Callable[[], object]) -> float:
-    """Wall seconds of one call (perf_counter)."""
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """(wall seconds, result) of one call (perf_counter)."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def seconds_of(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call."""
+    return timed(fn)[0]
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -94,6 +100,17 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
         for name, fn in fns.items():
             times[name].append(seconds_of(fn))
     return times
+
+
+# -- requests ------------------------------------------------------------------------------------
+def teacher_side_sample(plan, seed: int) -> int:
+    """A sample in a teacher shard and in no student chunk (the paper's teacher-side case), drawn with
+    `seed` from those of `plan` (a purge_engine.plan.Plan)."""
+    where = plan.locations()
+    candidates = np.flatnonzero((where["teacher"] >= 0) & (where["student"] < 0))
+    if candidates.size == 0:
+        raise SystemExit("the layout has no teacher-side sample to forget")
+    return int(np.random.default_rng(seed).choice(candidates))
 
 
 # -- ratios ------------------------------------------------------------------------------------
@@ -113,7 +130,28 @@ def bootstrap_spread(numerators: Sequence[float], denominators: Sequence[float],
     return float(np.std(a[picks].sum(1) / b[picks].sum(1)))
 
 
+def quiet_collector() -> None:
+    """Collect, then freeze every live object out of the cyclic garbage collector's sight.
+
+    With torch loaded a full collection walks ~270,000 objects and takes ~130 ms on this machine,
+    longer than a small training step; where such pauses land depends on this process's history,
+    not on the method measured (in bench_forget they fell mostly in the baseline's time: it allocates
+    the most). Freezing keeps collections on but cheap (gc.freeze, the usual fix for long-lived
+    servers). A process-wide setting, so the benchmark's and not the engine's (the dashboard runs
+    sweeps too).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 # -- output ----------------------------------------------------------------------------------------
+def machine_columns(info: dict) -> dict:
+    """What every CSV row names of where it was measured (`info`: hardware(); rows of earlier runs may
+    lack these)."""
+    return {"cpu_model": info["cpu"], "cores": info["cores"], "threads": info["threads"], "torch": info["torch"],
+            "commit": git_commit()}
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Rows as CSV; the columns are every key seen, in first-seen order (rows of older runs may lack some)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +160,28 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_csv(paths: Sequence[Path], text_columns: Sequence[str] = ()) -> list[dict]:
+    """The rows of write_csv's files, one list, with numbers and booleans parsed back; `text_columns`
+    stay text (a commit of digits), and so does an empty cell."""
+    def parse(key: str, value: str):
+        if key in text_columns or value == "":
+            return value
+        if value in ("True", "False"):
+            return value == "True"
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+
+    rows = []
+    for path in paths:
+        with open(path, newline="") as handle:
+            rows += [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return rows
 
 
 def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:
@@ -209,6 +269,23 @@ class LogPanel:
             self.draw.ellipse(marker, fill=color, outline=INK)
         else:
             self.draw.rectangle(marker, fill="white", outline=color, width=2)
+
+
+def legend_row(draw, centre: float, y: float, items: Sequence[tuple[str, str, str]]) -> None:
+    """One centred legend row at height y: items are (kind, colour, label), kind "line", "dot" (a filled
+    marker), "square" (an open marker) or "text" (the label alone), drawn with the chart's own marks."""
+    font, gap = chart_font(15), 24
+    widths = [(0 if kind == "text" else 34) + draw.textlength(label, font=font) for kind, _, label in items]
+    x = centre - (sum(widths) + gap * (len(items) - 1)) / 2
+    for (kind, colour, label), width in zip(items, widths, strict=True):
+        if kind == "line":
+            draw.line([(x, y), (x + 26, y)], fill=colour, width=3)
+        elif kind == "dot":
+            draw.ellipse([(x + 8, y - 5), (x + 18, y + 5)], fill=colour, outline=INK)
+        elif kind == "square":
+            draw.rectangle([(x + 8, y - 5), (x + 18, y + 5)], fill="white", outline=colour, width=2)
+        draw.text((x + (0 if kind == "text" else 34), y), label, fill=INK, font=font, anchor="lm")
+        x += width + gap
 
 
 def powers_of_two(low: float, high: float) -> list[float]:

@@ -41,22 +41,14 @@ from pathlib import Path
 
 import numpy as np
 from common import hardware, header_line, say
+from layouts import SOAK
 
 from purge_engine.check import check_run, leftovers
-from purge_engine.config import EXECUTORS, PurgeConfig
-from purge_engine.executors import make_executor
+from purge_engine.config import EXECUTORS
+from purge_engine.execution import make_executor
 from purge_engine.experiment import Experiment
 from purge_engine.store import RunStore
 
-LAYOUTS = {  # small enough for hundreds of requests; each covers another corner of the plan
-    "4t-2s-overlap": PurgeConfig(n_teachers=4, n_students=2, teacher_slices=2, student_slices=2, epochs=2,
-                                 batch_size=64, threads=1, student_data="overlap", student_fraction=1.0),
-    "6t-3s-disjoint": PurgeConfig(n_teachers=6, n_students=3, teacher_slices=3, student_slices=1, epochs=2,
-                                  batch_size=64, threads=1, student_data="disjoint", student_fraction=0.3,
-                                  teacher_fraction=0.5),
-    "3t-3s-overlap": PurgeConfig(n_teachers=3, n_students=3, teacher_slices=1, student_slices=3, epochs=3,
-                                 batch_size=64, threads=1, student_data="overlap", student_fraction=0.4),
-}
 KINDS = ("teacher", "student", "both", "several", "empty_slice")
 KIND_WEIGHTS = (0.3, 0.25, 0.15, 0.2, 0.1)
 
@@ -101,8 +93,7 @@ def open_on(run: Path | str, executor) -> Experiment:
 def child(run: str, samples: str, executor) -> int:
     """--child: open the run, say "ready", serve the request (the parent kills this process)."""
     exp = open_on(run, executor)
-    if hasattr(exp.executor, "connect"):
-        exp.executor.connect()  # a Ray child starts its own local cluster before it says ready
+    exp.executor.connect()  # a Ray child starts its own local cluster before it says ready
     print("ready", flush=True)
     exp.forget([int(i) for i in samples.split(",")], score=False)
     print("done", flush=True)
@@ -152,7 +143,7 @@ class Soak:
     def run_of(self, layout: str) -> Experiment:
         if layout not in self.runs:
             self.fresh[layout] += 1
-            exp = Experiment.create(LAYOUTS[layout], self.root / f"{layout}-{self.fresh[layout]}")
+            exp = Experiment.create(SOAK[layout], self.root / f"{layout}-{self.fresh[layout]}")
             exp.executor = self.executor
             exp.train()
             self.runs[layout] = exp
@@ -229,7 +220,7 @@ class Soak:
 
     def go(self) -> dict:
         start, deadline = time.perf_counter(), time.perf_counter() + 60 * self.args.minutes
-        layouts = list(LAYOUTS)[: self.args.layouts]
+        layouts = list(SOAK)[: self.args.layouts]
         for layout in layouts:
             self.run_of(layout)
         trained = time.perf_counter() - start
@@ -245,7 +236,7 @@ class Soak:
 
     def summary(self, layouts, trained: float, seconds: float) -> dict:
         c = self.counts
-        return {"hardware": hardware(), "layouts": {name: LAYOUTS[name].to_dict() for name in layouts},
+        return {"hardware": hardware(), "layouts": {name: SOAK[name].to_dict() for name in layouts},
                 "requests_served": c["served"], "verified_exact": c["verified_exact"],
                 "inexact": c["served"] - c["verified_exact"], "lost": c["lost"],
                 "verified_affected_only": c["verified_affected_only"], "verified_full": c["verified_full"],
@@ -279,7 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kill-share", type=float, default=0.25, help="share of requests served by a killed child")
     parser.add_argument("--full-every", type=int, default=10,
                         help="every N-th request verified against a reference that trains everything (0: never)")
-    parser.add_argument("--layouts", type=int, default=len(LAYOUTS), help=f"how many of the {len(LAYOUTS)} layouts")
+    parser.add_argument("--layouts", type=int, default=len(SOAK), help=f"how many of the {len(SOAK)} layouts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="folder for the runs (default: the system temp folder)")
     parser.add_argument("--quick", action="store_true", help="2 layouts, 6 requests, about half killed: under 30 s")

@@ -17,7 +17,7 @@ from dashboard.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
 from purge_engine.experiment import Experiment
 from purge_engine.files import CheckpointError
 from purge_engine.run import device_label
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 
 POLL_S = 0.5  # how often a page polls a running job's snapshot
 NO_RUN = "— none —"
@@ -219,7 +219,7 @@ def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | No
     if snap.status in (FAILED, CANCELLED):
         st.error(snap.error, icon=":material/error:") if snap.status == FAILED else st.warning(
             snap.error, icon=":material/block:")
-        if snap.status == FAILED and "--repair" in (snap.error or ""):  # the engine found a damaged file
+        if snap.status == FAILED and snap.damaged:  # the engine found a damaged file (RunDamaged)
             repair_offer(job.run_dir)
     elif draw_result is not None:
         draw_result(snap)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from purge_engine.events import Cancelled, Event, LabelEvent, PhaseEvent, StepEvent
+from purge_engine.files import RunDamaged
 
 # Cell states of the constituents x steps grid, in the order a step passes through them.
 PENDING = "pending"  # not reached yet (in training: will train; in a forget: not yet checked)
@@ -40,10 +41,9 @@ _CONNECTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="purge-executo
 
 def connect(executor) -> None:
     """Join or start the executor's cluster, if it has one (RayExecutor.connect), from the
-    process-lifetime thread; call it from a job's worker thread, before training."""
-    join = getattr(executor, "connect", None)
-    if join is not None:
-        _CONNECTOR.submit(join).result()
+    process-lifetime thread; call it from a job's worker thread, before training. None: the run's own."""
+    if executor is not None:
+        _CONNECTOR.submit(executor.connect).result()
 
 
 class JobBusy(RuntimeError):
@@ -137,6 +137,7 @@ class Snapshot:
     error: str | None
     started: float
     finished: float | None
+    damaged: bool = False  # failed on a damaged file of the run (RunDamaged): check --repair rebuilds it
 
     @property
     def running(self) -> bool:
@@ -158,7 +159,7 @@ class Job:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._progress = Progress(total_sample_steps=total_sample_steps, count_reused=count_reused)
-        self._status, self._result, self._error = RUNNING, None, None
+        self._status, self._result, self._error, self._damaged = RUNNING, None, None, False
         self.started, self.finished = time.time(), None
         self._thread = threading.Thread(target=self._run, name=f"purge-job-{job_id}", daemon=True)
 
@@ -178,6 +179,7 @@ class Job:
             self._finish(CANCELLED, error="Cancelled at a step boundary: the work finished so far is kept, so "
                                           "starting again resumes from it.")
         except (ValueError, RuntimeError, OSError) as err:  # the engine's messages name the field at fault
+            self._damaged = isinstance(err, RunDamaged)
             self._finish(FAILED, error=str(err) or type(err).__name__)
         except Exception as err:  # noqa: BLE001 - a worker thread must report, never die silently
             traceback.print_exc()
@@ -201,7 +203,7 @@ class Job:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(self.job_id, self.run_dir, self.kind, self.title, self._status, self._progress.copy(),
-                            self._result, self._error, self.started, self.finished)
+                            self._result, self._error, self.started, self.finished, self._damaged)
 
 
 class JobRegistry:

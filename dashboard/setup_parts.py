@@ -11,7 +11,8 @@ from dashboard import share, state, upload_parts, views
 from dashboard.fields import choice_kwargs, number_kwargs, widget_help
 from purge_engine.config import AUTO_LANES, AUTO_MODEL, LANE_LIMIT, PRESETS, PurgeConfig, field_label
 from purge_engine.data import DatasetUnavailable
-from purge_engine.specs import DATASETS, MODELS, model_fits
+from purge_engine.sources import DATASETS
+from purge_engine.specs import MODELS, model_fits
 from purge_engine.vocabulary import title
 
 DEFAULTS = PurgeConfig()

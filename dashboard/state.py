@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.jobs import Job, JobRegistry, connect
-from purge_engine import executors
+from purge_engine import execution as execution_choice
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetBundle, DatasetUnavailable, load_dataset
 from purge_engine.experiment import Experiment
@@ -53,9 +53,9 @@ RAY_ADDRESS = "ray_address"  # Setup: text box, empty = start a local Ray cluste
 EXECUTION = "execution"  # (executor, ray_address or None) last chosen on Setup (not a widget: every page reads it)
 LANES = "lanes"  # Setup: lanes per group for the lanes executor, 0 = chosen for the device (the CLI's --lanes)
 LANES_CHOICE = "lanes_choice"  # the last LANES chosen (not a widget: survives pages without the sidebar box)
-EXECUTOR_TITLES = {"local": "In this process", "ray": "Ray (all cores, or a cluster)",
-                   "lanes": "Lanes (W at once: the GPU path)",
-                   "auto": "Automatic (the run's own path; new: lanes on a GPU, else in this process)"}
+EXECUTOR_TITLES = {"auto": "The run's own path (a new run: lanes on a GPU, else in this process)",
+                   "local": "In this process", "ray": "Ray (all cores, or a cluster)",
+                   "lanes": "Lanes (W at once: the GPU path)"}
 
 # Forget page.
 SELECTED = "selected"  # set of sample ids picked for forgetting (0-based, engine ids)
@@ -204,15 +204,17 @@ def show_job(job: Job) -> None:
 
 # -- where jobs run ------------------------------------------------------------------------------
 def execution() -> tuple[str, str | None]:
-    """(executor name, Ray address or None) this session chose on Setup; ("local", None) before."""
-    return st.session_state.get(EXECUTION) or ("local", None)
+    """(executor name, Ray address or None) this session chose on Setup; ("auto", None) before: each
+    run's own path (execution.choose), so a run trained in lanes is served in lanes."""
+    return st.session_state.get(EXECUTION) or ("auto", None)
 
 
 def job_executor():
-    """A fresh executor of the session's choice for one job; Ray is imported only when chosen, and
-    its cluster joined (or started) by the job (use_executor), not by the page."""
+    """A fresh executor of the session's choice for one job (None: each run's own); Ray is imported only
+    when chosen, and its cluster joined (or started) by the job (use_executor), not by the page."""
     name, address = execution()
-    return executors.make_executor(name, ray_address=address, lanes=lanes() if name in ("lanes", "ray") else None)
+    return execution_choice.make_executor(name, ray_address=address,
+                                          lanes=lanes() if name in ("lanes", "ray") else None)
 
 
 def lanes() -> int | None:
@@ -232,16 +234,19 @@ def device_text() -> str | None:
 
 
 def use_executor(exp: Experiment, executor) -> Experiment:
-    """Set the run to train on `executor`, its cluster joined (jobs.connect). In a job's worker thread."""
+    """Set the run to train on `executor` as execution.choose decides for it (None: the run's own path;
+    another path than a trained run's is refused with a sentence), its cluster joined (jobs.connect).
+    In a job's worker thread."""
     connect(executor)
-    exp.executor = executor
+    exp.executor = execution_choice.choose(exp.store, exp.device, executor)
     return exp
 
 
 def open_for_job(run_dir: Path | str, executor, finish_pending: bool = True) -> Experiment:
-    """The run opened in a job's worker thread, set to train on `executor`; a request a dead process
-    left half done is finished first (on that executor too), unless finish_pending is False."""
-    exp = use_executor(Experiment.open(run_dir, finish_pending=False), executor)
+    """The run opened in a job's worker thread, set to train on `executor` (as use_executor); a request
+    a dead process left half done is finished first (on that executor too), unless finish_pending is False."""
+    connect(executor)
+    exp = Experiment.open(run_dir, finish_pending=False, executor=executor)
     if finish_pending:
         exp.finish_pending()
     return exp
@@ -259,7 +264,7 @@ def cluster() -> dict | None:
     name, address = execution()
     if name != "ray" or not ray_connected():
         return None
-    return executors.make_executor(name, ray_address=address, lanes=lanes()).describe()
+    return execution_choice.make_executor(name, ray_address=address, lanes=lanes()).describe()
 
 
 def setup_config() -> PurgeConfig:

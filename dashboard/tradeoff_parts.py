@@ -14,7 +14,7 @@ from dashboard.jobs import CANCELLED, FAILED, SUCCEEDED
 from purge_engine import theory
 from purge_engine.config import PurgeConfig, field_label
 from purge_engine.simulate import DISTRIBUTIONS, MODES, StreamResult
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.sweep import AXES, MAX_REQUESTS, SweepGrid, list_sweeps, load_sweep, sweeps_dir
 
 # Theory.

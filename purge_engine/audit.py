@@ -248,9 +248,10 @@ def extra_references(run, found: list[Target], sample_ids, count: int = EXTRA_RE
 
 
 def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[int]) -> torch.nn.Module:
+    from purge_engine.losses import role_loss, role_lr
     from purge_engine.models import build_model
     from purge_engine.seeding import seed_for
-    from purge_engine.training import predict_proba, student_loss, teacher_loss, train_slice_step
+    from purge_engine.training import predict_proba, train_slice_step
 
     plan, config = run.plan, run.config
     teacher = side == "teacher"
@@ -262,13 +263,14 @@ def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[i
     model = run._laid_out(build_model(arch, run.bundle.spec, seed_for(config.seed, "extra-reference-init",
                                                                        teacher, index))).to(run.device)
     x, y = run.inputs(ids), run.bundle.train_y[run.bundle.rows(ids)]
+    role = "teacher" if teacher else "purge"  # every student method trains with the one student loss
     if teacher:
-        targets, loss, lr = (y,), teacher_loss, config.teacher_lr
+        targets = (y,)
     else:
         soft = torch.stack([predict_proba(run.teacher_for_labels(t), x, config.temperature) for t in clean]).mean(0)
-        targets, loss, lr = (soft, y), student_loss(config.temperature, config.alpha), config.student_lr
-    train_slice_step(model, x, targets, loss, config.epochs, config.batch_size, lr,
-                     (config.seed, "extra-reference", int(teacher), index))
+        targets = (soft, y)
+    train_slice_step(model, x, targets, role_loss(role, config), config.epochs, config.batch_size,
+                     role_lr(role, config), (config.seed, "extra-reference", int(teacher), index))
     return model.eval()
 
 

@@ -20,21 +20,31 @@ Plan.without: placement is a pure function of config and ids), config.json from 
 config; each is proved by its sha256 or fingerprint. Temp files a crashed atomic write left
 (`.<name>.<random>.tmp`, files.py) and a verification's scratch run are removed. A ledger that
 fails its own check (store.Ledger) cannot be rebuilt: its history exists nowhere else.
+
+The outputs cache (outputs.py) is not recorded in the manifest, but evaluate reads numbers back from
+it, so each of its files is judged against the hash its own metadata records: one that cannot be read
+or no longer hashes to it is damage, and repair removes it; the next evaluation recomputes it from its
+checkpoint (proved above), which is its proof.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from purge_engine.canaries import load_run_data
+from purge_engine.chains import Bench, ChainTask
 from purge_engine.checkpoints import SIDECAR_SUFFIX, TENSORS_SUFFIX, CheckpointError, read_sidecar
 from purge_engine.config import PurgeConfig
-from purge_engine.constituents import ROLES, Chains, ConstituentJob, count, side_of
+from purge_engine.constituents import ROLES, Chains, count
+from purge_engine.events import ignore
+from purge_engine.execution import choose
+from purge_engine.experiment import Experiment
 from purge_engine.files import file_hash
+from purge_engine.leftovers import clean_leftovers, leftovers, remove_paths  # noqa: F401 (clean_leftovers re-exported)
 from purge_engine.manifest import (
     MANIFEST_NAME,
     build_manifest,
@@ -43,10 +53,10 @@ from purge_engine.manifest import (
     read_manifest,
     write_manifest,
 )
+from purge_engine.outputs import OUTPUTS_DIR, entry_problem
+from purge_engine.run import resolve_device
 from purge_engine.store import LOCK_TIMEOUT_S, Ledger, LedgerError, RunStore, writer_lock
 
-TEMP_GLOB = ".*.tmp"  # atomic_write_bytes, save_checkpoint: mkstemp(prefix=".<name>.", suffix=".tmp")
-SCRATCH = "scratch"
 LEDGER_NAME = "ledger.sqlite"  # verify.scratch_dir: a reference run, removed when a verification ends
 
 
@@ -54,7 +64,7 @@ LEDGER_NAME = "ledger.sqlite"  # verify.scratch_dir: a reference run, removed wh
 class Damage:
     path: str  # relative to the run directory
     problem: str  # one sentence
-    kind: str  # checkpoint | soft_labels | plan | config | manifest | ledger | pending | temp | rollback
+    kind: str  # checkpoint | soft_labels | outputs | plan | config | manifest | ledger | pending | temp | rollback
     name: str = ""  # the manifest's name of a checkpoint or soft-label file
     repairable: bool = True
 
@@ -63,38 +73,6 @@ class Damage:
 
 
 # -- leftovers of a crash ---------------------------------------------------------------------------
-def leftovers(store: RunStore) -> list[Path]:
-    """Temp files of interrupted atomic writes, and a verification's scratch run."""
-    found = sorted(p for p in store.root.rglob(TEMP_GLOB) if p.is_file() and SCRATCH not in p.relative_to(
-        store.root).parts)
-    scratch = store.root / SCRATCH  # verify leaves it empty; what is inside is a dead verification's
-    return found + (sorted(scratch.iterdir()) if scratch.is_dir() else [])
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def clean_leftovers(store: RunStore) -> list[str]:
-    """Remove what crashed writes left, but only while holding the writer lock without waiting: a
-    live writer (this machine or a Ray worker's driver) holds the lock for as long as it writes, and
-    the kernel drops a dead process's flock at once, so the lock says exactly whether an owner lives.
-    An age threshold would guess (a slow disk writing a big checkpoint looks dead). Nothing is taken
-    or written when there is nothing to clean, so a clean run stays byte-identical."""
-    if not store.root.is_dir() or not leftovers(store):
-        return []
-    with writer_lock(store, wait=False, holder="cleaning what a crash left") as acquired:
-        if not acquired:
-            return []  # a writer is alive: its temp files are its own
-        found = leftovers(store)
-        _remove(found)
-        return [str(p.relative_to(store.root)) for p in found]
-
-
 # -- inspection -------------------------------------------------------------------------------------
 def _rel(store: RunStore, path: Path) -> str:
     return str(path.relative_to(store.root))
@@ -253,6 +231,7 @@ def inspect(store: RunStore) -> Inspection:
         manifest = _unrecorded(store, config, plan, damage, notes)
     if manifest is not None:
         damage += _files_damage(store, manifest, config, plan, pending)
+    damage += _outputs_damage(store)
     return Inspection(store, damage, manifest, config, pending, notes)
 
 
@@ -293,13 +272,24 @@ def _files_damage(store, manifest, config, plan, pending) -> list[Damage]:
     return found
 
 
+def _outputs_damage(store: RunStore) -> list[Damage]:
+    """Outputs-cache files evaluate would not trust (outputs.entry_problem). A linked cache folder is
+    refused instead, as a linked checkpoint folder is: repair never deletes through a link."""
+    root = store.root / OUTPUTS_DIR
+    folders = [root] if root.is_symlink() else sorted(root.glob("*"))
+    linked = [Damage(_rel(store, f), f"run: {f} is a symbolic link; a run directory opens nothing through a link "
+                     "(replace it with the folder itself, or remove it: it is a cache)", "outputs", repairable=False)
+              for f in folders if f.is_symlink()]
+    if linked:
+        return linked
+    problems = ((path, entry_problem(path)) for path in sorted(root.glob("*/*.safetensors")))
+    return [Damage(_rel(store, path), problem, "outputs") for path, problem in problems if problem is not None]
+
+
 # -- repair -----------------------------------------------------------------------------------------
 def _load_run(store: RunStore, config: PurgeConfig, plan):
-    from purge_engine.canaries import load_run_data
-    from purge_engine.experiment import Experiment
-
     bundle = load_run_data(config)
-    return Experiment(store, config, plan, bundle), bundle
+    return Experiment(store, config, plan, bundle, choose(store, resolve_device(config.device))), bundle
 
 
 def _rebuild_plan(store: RunStore, config: PurgeConfig, manifest: dict) -> dict:
@@ -342,11 +332,9 @@ def _delete_files(stem: Path) -> None:
         stem.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict, labels) -> list[str]:
-    """Steps first.. of one constituent, one at a time, each stamped with its recorded request id."""
-    from purge_engine.events import ignore
-    from purge_engine.executors import train_chain
-
+def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict) -> list[str]:
+    """Steps first.. of one constituent, one at a time on the run's own path (execution.choose), each
+    stamped with its recorded request id."""
     steps, recorded = run.job(role, constituent).steps, manifest["checkpoints"]
     # the steps whose key the recorded one still is; a later step that a pending request changes is its to train
     mine = [s for s in steps[first:] if recorded.get(f"{role}-{constituent}/step-{s.step}", {}).get("key") == s.key]
@@ -356,14 +344,10 @@ def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict,
     rebuilt = []
     for spec in mine:
         name = f"{role}-{constituent}/step-{spec.step}"
-        meta = {**run.job(role, constituent).meta,
-                "request_id": manifest["checkpoints"].get(name, {}).get("request_id")}
-        job = ConstituentJob(role, side_of(role), constituent, steps[: spec.step + 1], meta)
-        if hasattr(run.executor, "train_job"):  # lanes: rebuilt on the path it was trained on
-            run.executor.train_job(run, role, constituent, labels, job)
-        else:
-            train_chain(run, role, constituent, ignore, lambda: False, labels, job=job)
+        run.request_id = recorded.get(name, {}).get("request_id")
+        run.executor.train(run, [ChainTask(role, constituent, (spec.step, spec.step + 1))], ignore, lambda: False)
         rebuilt.append(name)
+    run.request_id = None
     return rebuilt
 
 
@@ -373,7 +357,7 @@ def _rebuild_label(run, name: str, manifest: dict, cache) -> None:
     _, c, _, j, _, t = rest.split("-")
     k, c, j, t = int(k), int(c), int(j), int(t)
     _delete_files(run.store.labels_stem(method, k, c, j, t))
-    cache.meta = {"request_id": manifest["soft_labels"][name].get("request_id")}
+    cache.meta = {**cache.meta, "request_id": manifest["soft_labels"][name].get("request_id")}
     cache.get(method, k, c, j, (t,), (run.chains.teacher_keys[t],), run.plan.student_shards[k][c][j])
 
 
@@ -385,21 +369,17 @@ def _rebuild_files(run, manifest: dict, damage: list[Damage]) -> list[tuple[str,
 
 
 def _rebuild_in_order(run, manifest: dict, first: dict, labels: set) -> list[tuple[str, str]]:
-    from purge_engine.events import ignore
-    from purge_engine.executors import label_cache
-
     rebuilt = []
     for (role, c), step in sorted(first.items()):
         if role == "teacher":
-            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest, None)]
-    cache = label_cache(run, ignore)
+            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest)]
+    cache = Bench(run, ignore).labels("purge")  # a label file's name says its method; the cache serves any
     for name in sorted(labels):
         _rebuild_label(run, name, manifest, cache)
         rebuilt.append(("soft_labels", name))
     for (role, c), step in sorted(first.items()):
         if role != "teacher":
-            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest,
-                                                                   label_cache(run, ignore))]
+            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest)]
     return rebuilt
 
 
@@ -420,8 +400,10 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
     kinds = {d.kind for d in found.damage if d.repairable}
     if "temp" in kinds:
         paths = leftovers(store)
-        _remove(paths)
+        remove_paths(paths)
         repaired += [{"path": _rel(store, p), "action": "removed", "proved": True} for p in paths]
+    if "outputs" in kinds:
+        repaired += _remove_outputs(store, found.damage)
     if "config" in kinds and manifest is not None:
         repaired.append(_rebuild_config(store, found.config, manifest))
     if "plan" in kinds and manifest is not None:
@@ -430,8 +412,7 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
     files = [d for d in again.damage if d.kind in ("checkpoint", "soft_labels") and d.repairable]
     run = None
     if files or found.pending or kinds & {"manifest", "plan", "config"}:
-        run, _ = _load_run(store, found.config, store.read_plan())
-        _use_recorded_executor(run)
+        run, _ = _load_run(store, found.config, store.read_plan())  # on its recorded path (execution.choose)
     if files:
         repaired += _prove(store, manifest, _rebuild_files(run, manifest, files))
     if "manifest" in kinds:
@@ -445,14 +426,16 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
     return repaired, notes
 
 
-def _use_recorded_executor(run) -> None:
-    """Rebuild on the execution path the run was last trained on: lanes give other bits than the loop
-    (the loop's bits, and a lane group's, are the same in this process and in a Ray worker)."""
-    execution = run.store.read_environment()
-    if execution.get("lanes"):  # the lanes executor, or Ray tasks that each trained a lane group
-        from purge_engine.lanes import LanesExecutor
-
-        run.executor = LanesExecutor(execution.get("lanes"))
+def _remove_outputs(store: RunStore, damage: list[Damage]) -> list[dict]:
+    """Damaged outputs-cache files, removed: the next evaluation recomputes each from its checkpoint,
+    which check has proved, so the recompute is the proof (there is no record to compare against)."""
+    rows = []
+    for d in damage:
+        if d.kind == "outputs" and d.repairable:
+            (store.root / d.path).unlink(missing_ok=True)
+            rows.append({"path": d.path, "action": "removed; the next evaluation recomputes it from its proved "
+                         "checkpoint, which is its proof", "proved": True})
+    return rows
 
 
 def _rewrite_manifest(run, notes: list[str]) -> dict:
@@ -484,8 +467,6 @@ def check_run(run_dir: Path | str, repair: bool = False, timeout: float | None =
     damaged: what was found (before any repair); repaired: what was rebuilt, removed or rewritten,
     each with whether it equals its record; proved: every repaired item equals its record (true when
     nothing needed repair); run_whole: a check after the repair finds nothing."""
-    from purge_engine.events import ignore
-
     store = RunStore(run_dir)
     if not store.root.is_dir():
         raise ValueError(f"run: {store.root} does not exist or is not a directory")

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's vocabulary)
     CheckpointError,
+    RunDamaged,
     atomic_write_bytes,
     atomic_write_json,
     content_key,
@@ -30,7 +31,6 @@ from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's v
 FORMAT = 1
 TENSORS_SUFFIX = ".safetensors"
 SIDECAR_SUFFIX = ".json"
-ENV_FIELDS = ("torch", "cpu_capability", "threads", "device")
 
 
 # -- hashing -------------------------------------------------------------------------
@@ -97,6 +97,11 @@ def repair_hint(stem: Path) -> str:
     return f"; `python -m purge_engine check --run {root} --repair` rebuilds it"
 
 
+def damaged(stem: Path, sentence: str) -> RunDamaged:
+    """The typed error of a damaged file of a run, its sentence ending with how to repair the run."""
+    return RunDamaged(f"{sentence}{repair_hint(stem)}")
+
+
 def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint whose sidecar matches `expect` field by field; CheckpointError otherwise."""
     checked_sidecar(stem, expect)
@@ -104,8 +109,7 @@ def load_checkpoint(stem: Path, expect: dict, device: torch.device) -> dict[str,
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {stem.parent.name}/{stem.name}: {path} cannot be read: {err}"
-                              f"{repair_hint(stem)}") from None
+        raise damaged(stem, f"checkpoint {stem.parent.name}/{stem.name}: {path} cannot be read: {err}") from None
     return {k: v.to(device) for k, v in tensors.items()}
 
 
@@ -116,16 +120,15 @@ def checked_sidecar(stem: Path, expect: dict) -> dict:
     try:
         meta = read_sidecar(stem)
     except CheckpointError as err:
-        raise CheckpointError(f"{err}{repair_hint(stem)}") from None
+        raise damaged(stem, str(err)) from None
     if meta is None:
-        raise CheckpointError(f"{name}: its sidecar {stem.with_suffix(SIDECAR_SUFFIX)} is missing{repair_hint(stem)}")
+        raise damaged(stem, f"{name}: its sidecar {stem.with_suffix(SIDECAR_SUFFIX)} is missing")
     for field, value in expect.items():
         if meta.get(field) != value:
             raise CheckpointError(f"{name}: {field} is {meta.get(field)!r}, expected {value!r}")
     path = stem.with_suffix(TENSORS_SUFFIX)
     if not path.exists():
-        raise CheckpointError(f"{name}: {path} is missing{repair_hint(stem)}")
+        raise damaged(stem, f"{name}: {path} is missing")
     if file_hash(path) != meta["file_sha256"]:
-        raise CheckpointError(f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)"
-                              f"{repair_hint(stem)}")
+        raise damaged(stem, f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)")
     return meta

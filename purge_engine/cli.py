@@ -28,7 +28,7 @@ from purge_engine.plan import (
     training_cost,
 )
 from purge_engine.requests import parse_ids
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS, catalog
 from purge_engine.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, LOCK_TIMEOUT_S, list_runs
 from purge_engine.vocabulary import constituent_label, step_label, title
 
@@ -248,13 +248,18 @@ def add_wait_flag(parser: argparse.ArgumentParser) -> None:
                              f"(default {LOCK_TIMEOUT_S:g})")
 
 
-def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+def add_executor_flags(parser: argparse.ArgumentParser, switch: bool = False) -> None:
     add_wait_flag(parser)
     group = parser.add_argument_group("execution (not part of the run's identity)")
-    group.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="local: chains one after another in this process (default); ray: one Ray task per chain; "
-                            "lanes: W chains at once as lanes of one batched model (the GPU path); auto: the run's "
-                            "own path once trained, else lanes on a GPU and the loop on a CPU")
+    group.add_argument("--executor", choices=EXECUTORS, default=None,
+                       help="default (or auto): the run's own path once trained, else lanes on a GPU and the loop "
+                            "on a CPU; local: chains one after another in this process (the loop); ray: one Ray "
+                            "task per chain (the loop, or lanes with --lanes); lanes: W chains at once as lanes of "
+                            "one batched model (the GPU path). A trained run is served only on its own path")
+    if switch:
+        group.add_argument("--switch-path", action="store_true",
+                           help="retrain the whole run on the --executor's path (its steps were trained on another; "
+                                "one run's steps must all share one path)")
     group.add_argument("--lanes", type=_flag_type("lanes", int, f"an integer from 1 to {LANE_LIMIT}"), default=None,
                        help=f"lanes per group for --executor lanes (1 to {LANE_LIMIT}; default: the run's own W "
                             f"when it was trained in lanes, else {AUTO_LANES['cpu']} on a CPU, {AUTO_LANES['cuda']} "
@@ -268,23 +273,19 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace):
-    """The executor the flags ask for, connected before anything is stored (Ray is imported only for
-    --executor ray), so an unreachable cluster leaves no trace."""
-    from purge_engine.executors import make_executor
+    """The executor the flags ask for (None: the run's own, execution.choose), connected before anything
+    is stored (Ray is imported only for --executor ray), so an unreachable cluster leaves no trace."""
+    from purge_engine.execution import make_executor
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
     if args.lanes is not None and args.executor not in ("lanes", "ray"):
         raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes or ray only "
-                         f"(the executor is {args.executor})")
+                         f"(the executor is {args.executor or 'left to the run'})")
     executor = make_executor(args.executor, args.ray_address, args.workers, args.lanes)
-    getattr(executor, "connect", lambda: None)()
+    if executor is not None:
+        executor.connect()
     return executor
-
-
-def _use_executor(exp, executor):
-    exp.executor = executor
-    return exp
 
 
 def _waiting(exp, args: argparse.Namespace):
@@ -316,8 +317,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     methods = _methods(args.methods)
     executor = _executor(args)
     store_registered(config.dataset)  # a user's file: copied into the datasets folder only now, all checks passed
-    exp = _waiting(_use_executor(Experiment.create(config, _run_dir(args, config), download=args.download),
-                                 executor), args)
+    exp = _waiting(Experiment.create(config, _run_dir(args, config), download=args.download, executor=executor,
+                                     switch=args.switch_path), args)
     progress = None if args.json else ProgressBar(job_sample_steps(exp.plan, methods), count_reused=True)
     costs = exp.train(on_event=progress, methods=methods)
     return {"run": str(exp.store.root), "fingerprint": exp.config.fingerprint(), "device": str(exp.device),
@@ -344,8 +345,7 @@ def print_accuracy(report: dict) -> None:
 def cmd_forget(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
-    executor = _executor(args)
-    exp = _waiting(_use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor), args)
+    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False, executor=_executor(args)), args)
     exp.finish_pending()
     if args.affected_only and not args.verify:
         raise ValueError("affected_only: --affected-only shapes the verification, so it needs --verify")
@@ -412,8 +412,7 @@ def _number(value, spec: str = ".3f") -> str:
 def cmd_verify(args: argparse.Namespace) -> dict:
     from purge_engine.experiment import Experiment
 
-    executor = _executor(args)
-    exp = _waiting(_use_executor(Experiment.open(_run_dir(args), finish_pending=False), executor), args)
+    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False, executor=_executor(args)), args)
     exp.finish_pending()
     result = exp.verify(args.request, affected_only=args.affected_only)
     summary = {k: v for k, v in result.items() if k != "details"}
@@ -529,8 +528,6 @@ def print_check(report: dict) -> None:
 
 
 def cmd_datasets(args: argparse.Namespace) -> dict:
-    from purge_engine.sources import catalog  # no torch: reads specs and looks for files
-
     return {"data_root": args.data_root, "datasets": catalog(args.data_root)}
 
 
@@ -564,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--methods", default=",".join(METHODS), help="student methods to train")
     train.add_argument("--download", action="store_true", help="download a torchvision dataset into --data-root")
     train.add_argument("--json", action="store_true", help="machine-readable output")
-    add_executor_flags(train)
+    add_executor_flags(train, switch=True)
     train.set_defaults(run_command=cmd_train, show=print_accuracy)
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of every ensemble and constituent")

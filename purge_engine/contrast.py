@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from purge_engine.audit import Target, audited_outputs, score_targets
+from purge_engine.chains import Bench, ChainTask
 from purge_engine.events import ignore
 
 METHOD = "fine-tuning on the retained data (approximate unlearning, a contrast)"
@@ -43,22 +44,16 @@ def snapshot(run, scope: dict) -> dict[tuple[str, int], dict[str, torch.Tensor]]
 
 # -- the constituent's retained data and loss ------------------------------------------------------------
 def _model(run, role: str, c: int, state) -> torch.nn.Module:
-    model = (run.new_teacher(c) if role == "teacher" else run.new_student(c)).to(run.device)
+    model = run.new_model(role, c).to(run.device)
     model.load_state_dict(state)
     return model
 
 
-def _retained(run, role: str, c: int, labels):
+def _retained(run, role: str, c: int, bench: Bench):
     """(inputs, targets, loss, lr) of the constituent's final step on the current plan: its retained data."""
-    from purge_engine.executors import student_step_data, teacher_step_data
-    from purge_engine.training import student_loss, teacher_loss
-
-    spec = run.job(role, c).steps[-1]
-    if role == "teacher":
-        inputs, targets = teacher_step_data(run)(spec)
-        return inputs, targets, teacher_loss, run.config.teacher_lr
-    inputs, targets = student_step_data(run, role, c, labels)(spec)
-    return inputs, targets, student_loss(run.config.temperature, run.config.alpha), run.config.student_lr
+    chain = bench.chain(ChainTask(role, c))
+    inputs, targets = chain.step_data(chain.job.steps[-1])
+    return inputs, targets, chain.loss, chain.lr
 
 
 def _train(run, model, data, epochs: int, *position: int) -> int:
@@ -108,9 +103,9 @@ class Scorer:
         return point
 
 
-def stress(run, models: dict[tuple[str, int], torch.nn.Module], scorer: Scorer, labels) -> dict:
+def stress(run, models: dict[tuple[str, int], torch.nn.Module], scorer: Scorer, bench: Bench) -> dict:
     """Relearning curve (a point after each round of one epoch on the retained data) and quantisation."""
-    data = {key: _retained(run, *key, labels) for key in models}
+    data = {key: _retained(run, *key, bench) for key in models}
     quant = {str(bits): scorer.point({k: quantised(m, bits) for k, m in models.items()}) for bits in QUANT_BITS}
     learning = {k: copy.deepcopy(m) for k, m in models.items()}
     curve = [{"round": 0, **scorer.point(learning)}]
@@ -132,15 +127,14 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
     sample-steps PURGE spent per constituent (`budgets`, "role-c" -> sample-steps), and both stress tests
     on PURGE's result and the approximate one. extra: the membership test's extra reference models."""
     from purge_engine.canaries import held_canaries
-    from purge_engine.executors import label_cache
 
     keys = list(before)
     with run.threads_held():
-        labels = label_cache(run, ignore)
+        bench = Bench(run, ignore)
         scorer = Scorer(run, found, sample_ids, run.bundle, held_canaries(run.config, run.bundle), extra)
         approx, spent = {}, {}
         for role, c in keys:
-            model, data = _model(run, role, c, before[(role, c)]), _retained(run, role, c, labels)
+            model, data = _model(run, role, c, before[(role, c)]), _retained(run, role, c, bench)
             epochs = max(1, round(budgets[f"{role}-{c}"] / max(int(data[0].shape[0]), 1)))
             spent[f"{role}-{c}"] = _train(run, model, data, epochs, "contrast", ROLE_INDEX[role], c)
             approx[(role, c)] = model
@@ -148,19 +142,18 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
         return {"method": METHOD, "constituents": [f"{r}-{c}" for r, c in keys], "rows": _rows(found, keys),
                 "budget_sample_steps": budgets, "spent_sample_steps": spent,
                 "relearn_rounds": RELEARN_ROUNDS, "quantisation_bits": list(QUANT_BITS),
-                "series": {"purge": stress(run, purge, scorer, labels),
-                           "approximate": stress(run, approx, scorer, labels)}}
+                "series": {"purge": stress(run, purge, scorer, bench),
+                           "approximate": stress(run, approx, scorer, bench)}}
 
 
 def reference_series(reference, found: list[Target], sample_ids, keys, data, extra: dict | None = None) -> dict:
     """The stress tests on a from-scratch reference's constituents `keys` (verify), audited inputs from data."""
     from purge_engine.canaries import held_canaries
-    from purge_engine.executors import label_cache
 
     with reference.threads_held():
-        labels = label_cache(reference, ignore)
         scorer = Scorer(reference, found, sample_ids, data, held_canaries(reference.config, data), extra)
-        return stress(reference, {key: reference.load_constituent(*key) for key in keys}, scorer, labels)
+        models = {key: reference.load_constituent(*key) for key in keys}
+        return stress(reference, models, scorer, Bench(reference, ignore))
 
 
 def budgets(plan, scope: dict) -> dict[str, int]:

@@ -40,8 +40,9 @@ import numpy as np
 import torch
 
 from purge_engine import sources, text, userdata
+from purge_engine.sources import DATASETS
 from purge_engine.sources import TORCHVISION as _TORCHVISION
-from purge_engine.specs import DATASETS, MEMORY_FORMATS, DatasetSpec
+from purge_engine.specs import MEMORY_FORMATS, DatasetSpec
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
@@ -184,7 +185,7 @@ _IDX_CLASSES = {
                       "Ankle boot"),
 }
 assert set(_BUILTINS) | set(_TEXT) | set(_TORCHVISION) == set(DATASETS), "every dataset in DATASETS needs a source"
-assert set(sources.PROVENANCE) == set(DATASETS), "every dataset in specs.DATASETS needs a provenance"
+assert set(sources.PROVENANCE) == set(DATASETS), "every dataset in DATASETS needs a provenance"
 
 
 # -- public API -----------------------------------------------------------------------------

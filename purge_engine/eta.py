@@ -18,7 +18,8 @@ import torch
 
 from purge_engine.checkpoints import read_sidecar, save_checkpoint
 from purge_engine.constituents import side_of
-from purge_engine.training import predict_proba, student_loss, teacher_loss, train_slice_step
+from purge_engine.losses import role_loss, role_lr
+from purge_engine.training import predict_proba, train_slice_step
 
 CALIBRATION_SAMPLES = 256  # of the plan's first slice: long enough to time, short enough to run before a job
 CALIBRATION_EPOCHS = 2
@@ -52,16 +53,18 @@ def _calibrate(run, start: float) -> Rates:
     inputs, labels = run.inputs(teacher_ids), run.bundle.train_y[run.bundle.rows(teacher_ids)]
     # The first backward pass in a process pays torch's one-time set-up (about a second on a CPU): paid
     # here, on two samples, so that it is not charged to every step the rate prices.
-    train_slice_step(run.new_teacher(0).to(run.device), inputs[:2], (labels[:2],), teacher_loss, 1, batch,
-                     run.config.teacher_lr, (0, "calibration", 1))
-    teacher = _rate(run.new_teacher(0).to(run.device), inputs, (labels,), teacher_loss, batch, run.config.teacher_lr)
+    config = run.config
+    train_slice_step(run.new_model("teacher", 0).to(run.device), inputs[:2], (labels[:2],),
+                     role_loss("teacher", config), 1, batch, role_lr("teacher", config), (0, "calibration", 1))
+    teacher = _rate(run.new_model("teacher", 0).to(run.device), inputs, (labels,), role_loss("teacher", config), batch,
+                    role_lr("teacher", config))
     student_ids = run.plan.student_step_data(0, 0)[:CALIBRATION_SAMPLES]
     s_inputs, s_labels = run.inputs(student_ids), run.bundle.train_y[run.bundle.rows(student_ids)]
     soft = torch.full((s_inputs.shape[0], run.bundle.spec.n_classes), 1.0 / run.bundle.spec.n_classes,
                       device=s_inputs.device)
-    student = _rate(run.new_student(0).to(run.device), s_inputs, (soft, s_labels),
-                    student_loss(run.config.temperature, run.config.alpha), batch, run.config.student_lr)
-    model = run.new_teacher(0).to(run.device)
+    student = _rate(run.new_model("purge", 0).to(run.device), s_inputs, (soft, s_labels),
+                    role_loss("purge", config), batch, role_lr("purge", config))
+    model = run.new_model("teacher", 0).to(run.device)
     clock = time.perf_counter()
     predict_proba(model, s_inputs, run.config.temperature)
     label = s_inputs.shape[0] / max(time.perf_counter() - clock, 1e-9)
@@ -72,7 +75,7 @@ def _step_seconds(run) -> float:
     """A step's fixed cost: a fresh model laid out, its checkpoint written and its sidecar read back."""
     with tempfile.TemporaryDirectory() as scratch:
         clock = time.perf_counter()
-        model = run.new_teacher(0).to(run.device)
+        model = run.new_model("teacher", 0).to(run.device)
         stem = Path(scratch) / "step-0"
         save_checkpoint(stem, model.state_dict(), {"key": "calibration"})
         read_sidecar(stem)

@@ -10,6 +10,8 @@ Step states, in the order a constituent's step can pass through them:
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -70,3 +72,8 @@ EventCallback = Callable[[Event], None]
 
 def ignore(_event: Event) -> None:
     """The default callback: drop events."""
+
+
+def worker_name() -> str:
+    """Where this process runs, for people: "host:pid" (stamped in sidecars and StepEvent.worker)."""
+    return f"{socket.gethostname()}:{os.getpid()}"

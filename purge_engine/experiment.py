@@ -28,10 +28,11 @@ class Experiment(Run):
     """A Run with the verbs: evaluate, forget, finish_pending, verify, full_retrain."""
 
     @classmethod
-    def open(cls, run_dir: Path | str, finish_pending: bool = True) -> Experiment:
+    def open(cls, run_dir: Path | str, finish_pending: bool = True, executor=None, switch: bool = False) -> Experiment:
         """The run in run_dir. A request a dead process left half done is finished first, unless
-        finish_pending is False (a caller that must not block, like a page script, finishes it later)."""
-        exp = super().open(run_dir)
+        finish_pending is False (a caller that must not block, like a page script, finishes it later).
+        executor, switch: the client's choice of executor (execution.choose; None: the run's own path)."""
+        exp = super().open(run_dir, executor=executor, switch=switch)
         if finish_pending:
             exp.finish_pending()
         return exp

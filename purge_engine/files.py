@@ -19,6 +19,11 @@ class CheckpointError(RuntimeError):
     """A stored file cannot be used: missing, corrupt, truncated, or from another run."""
 
 
+class RunDamaged(CheckpointError):
+    """A file of a run directory is damaged and `check --repair` rebuilds it: the type clients branch on
+    (the dashboard offers the repair), its sentence saying which file and the command."""
+
+
 # -- hashing -------------------------------------------------------------------------
 def hash_ids(ids: np.ndarray) -> str:
     """Order-sensitive hash of sample ids (the order decides which row each batch draws)."""

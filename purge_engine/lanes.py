@@ -39,9 +39,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from purge_engine.chains import Bench, Chain, ChainTask, by_role, phase
 from purge_engine.config import AUTO_LANES, LANE_LIMIT
-from purge_engine.constituents import ConstituentJob, StepSpec
-from purge_engine.events import Cancelled, EventCallback, PhaseEvent, StepEvent
+from purge_engine.constituents import StepSpec
+from purge_engine.events import Cancelled, EventCallback, StepEvent
+from purge_engine.executors import Executor
+from purge_engine.losses import role_loss, role_lr
 from purge_engine.seeding import generator_for
 from purge_engine.training import Cost, restore_step, reusable_steps, save_step
 
@@ -73,83 +76,50 @@ def auto_lanes() -> int:
     return AUTO_LANES["cuda" if torch.cuda.is_available() else "cpu"]
 
 
-class LanesExecutor:
+class LanesExecutor(Executor):
     """Every role's chains in groups of `lanes` (W) lanes, in this process: teachers first, then each
-    method's students, W chains at a time."""
+    method's students, W chains at a time, each in lane constituent mod W. A member's bits depend on
+    the group's shape, not on which other chains share it, so a retrain with the other lanes idle, a
+    Ray task's block and check's rebuild of one step all give the bits a full group gives."""
 
     name = "lanes"
-    workers = 1
 
     def __init__(self, lanes: int | None = None):
         self.asked = lanes is not None  # False: W is the engine's to choose
         self.lanes = check_lanes(lanes) if lanes is not None else auto_lanes()
 
-    def settle(self, store) -> None:
-        """W left to the engine, on a run last trained in lane groups (here or on Ray): that run's W, not
-        the device's default, so a forget request or a verification runs on the run's own path."""
-        recorded = store.read_environment().get("lanes")
-        if not self.asked and isinstance(recorded, int) and not isinstance(recorded, bool) \
-                and 1 <= recorded <= LANE_LIMIT:
-            self.lanes = recorded
+    def for_run(self, recorded_path: str | None) -> LanesExecutor:
+        """W left to the engine, on a run trained in lane groups (here or on Ray): that run's W, not the
+        device's default, so a forget request or a verification runs on the run's own path."""
+        for width in range(1, LANE_LIMIT + 1) if not self.asked and recorded_path else ():
+            if lanes_path(width) == recorded_path:
+                return LanesExecutor(width)
+        return self
 
     @property
     def path(self) -> str:
         return lanes_path(self.lanes)
 
     def describe(self) -> dict:
-        return {"executor": self.name, "workers": self.workers, "lanes": self.lanes}
+        return {**super().describe(), "lanes": self.lanes}
 
-    def train(self, run, methods: Sequence[str], on_event: EventCallback,
+    def train(self, run, tasks: Sequence[ChainTask], on_event: EventCallback,
               should_stop: Callable[[], bool]) -> dict[str, Cost]:
-        from purge_engine.executors import label_cache
-
-        for role in ("teacher", *methods[:1]):
+        bench, costs = Bench(run, on_event), {}
+        for role, group in by_role(tasks):
             check_fits(run, role, self.lanes)
-        on_event(PhaseEvent("phase", "teachers"))
-        costs = {"teacher": self._role(run, "teacher", None, on_event, should_stop)}
-        for method in methods:
-            on_event(PhaseEvent("phase", f"students:{method}"))
-            labels = label_cache(run, on_event)
-            costs[method] = self._role(run, method, labels, on_event, should_stop)
-            costs[method].label_forwards += labels.label_forwards
-        return costs
-
-    def train_job(self, run, role: str, constituent: int, labels, job: ConstituentJob) -> Cost:
-        """One chain (a part of it: check.py rebuilds a damaged run step by step) in its own lane of a
-        group of this width, the others idle: the bits a full group gives it."""
-        from purge_engine.events import ignore
-        from purge_engine.executors import student_step_data, teacher_step_data
-
-        data = teacher_step_data(run) if role == "teacher" else student_step_data(run, role, constituent, labels)
-        return train_lanes(run, role, [_Chain(job, data)], self.lanes, ignore, lambda: False)
-
-    def _role(self, run, role: str, labels, on_event, should_stop) -> Cost:
-        from purge_engine.constituents import count
-
-        return self.train_constituents(run, role, range(count(role, run.plan)), labels, on_event, should_stop)
-
-    def train_constituents(self, run, role: str, constituents, labels, on_event, should_stop) -> Cost:
-        """The given chains of one role in one group, each in lane constituent mod W: a member's bits
-        depend on the group's shape, not on which other chains share it (a Ray task trains a block)."""
-        from purge_engine.executors import student_step_data, teacher_step_data
-
-        chains = [_Chain(run.job(role, c), teacher_step_data(run) if role == "teacher"
-                         else student_step_data(run, role, c, labels)) for c in constituents]
-        return train_lanes(run, role, chains, self.lanes, on_event, should_stop)
-
-
-@dataclass
-class _Chain:
-    job: ConstituentJob
-    step_data: Callable[[StepSpec], tuple[torch.Tensor, tuple[torch.Tensor, ...]]]
+            on_event(phase(role))
+            chains = [bench.chain(task) for task in group]
+            costs.setdefault(role, Cost()).add(train_lanes(run, role, chains, self.lanes, on_event, should_stop))
+        return bench.settle(costs)
 
 
 @dataclass
 class _Lane:
     """One lane's queue of chains and where it stands in the step it trains."""
 
-    chains: list[_Chain]
-    chain: _Chain | None = None
+    chains: list[Chain]
+    chain: Chain | None = None
     steps: list[StepSpec] = field(default_factory=list)  # what is left of the current chain
     spec: StepSpec | None = None
     inputs: torch.Tensor | None = None
@@ -161,7 +131,7 @@ class _Lane:
     loss_sum: float = 0.0
 
 
-def train_lanes(run, role: str, chains: list[_Chain], width: int, on_event: EventCallback,
+def train_lanes(run, role: str, chains: list[Chain], width: int, on_event: EventCallback,
                 should_stop: Callable[[], bool]) -> Cost:
     """Bring the chains of one role up to date, W at a time; returns the role's measured cost (its
     seconds: the wall time of the group, the steps overlapping in it)."""
@@ -199,10 +169,8 @@ class _Group:
     def __init__(self, run, role: str, width: int):
         self.run, self.role, self.width = run, role, width
         config = run.config
-        self.batch, self.lr, self.seed = config.batch_size, (config.teacher_lr if role == "teacher"
-                                                             else config.student_lr), config.seed
-        self.new_model = run.new_teacher if role == "teacher" else run.new_student
-        template = self.new_model(0)
+        self.batch, self.lr, self.seed = config.batch_size, role_lr(role, config), config.seed
+        template = run.new_model(role, 0)
         if any(True for _ in template.buffers()):
             raise ValueError(f"executor: lanes train models without buffers; {type(template).__name__} has some")
         named = list(template.named_parameters())
@@ -212,7 +180,7 @@ class _Group:
         self.views = [[p.detach()[lane] for p in self.params] for lane in range(width)]
         self.optimizer = _lane_adam([v for lane in self.views for v in lane], self.lr, run.device)
         self.forward, grouped = _lane_forward(template, config.memory_format)
-        self.loss = _lane_losses(role, config)
+        self.loss = role_loss(role, config).per_sample
         # On a GPU an idle lane costs little: always all W. On a CPU, the sizes the probe proved.
         self.sizes = self._compact_sizes(template, run.bundle.train_x.shape[1:]) \
             if grouped and run.device.type == "cpu" and width > 1 else ()
@@ -242,20 +210,20 @@ class _Group:
         while lane.chains:
             chain = lane.chains.pop(0)
             job, n_steps = chain.job, len(chain.job.steps)
-            done = reusable_steps(self.run.store, job)
-            for m in range(done):
+            done = reusable_steps(self.run.store, job, chain.end)
+            for m in range(min(done, chain.end)):
                 on_event(StepEvent("reused", job.role, job.constituent, m, n_steps, job.steps[m].ids.size,
                                    job.steps[m].epochs))
-            if done == n_steps:
+            if done >= chain.end:
                 continue
-            model = self.new_model(job.constituent)
+            model = chain.new_model()
             if done:
                 restore_step(model, self.run.store, job, done - 1, self.run.device)
                 on_event(StepEvent("restored", job.role, job.constituent, done - 1, n_steps))
             with torch.no_grad():
                 for view, (_, tensor) in zip(self.views[index], model.named_parameters(), strict=True):
                     view.copy_(tensor)
-            lane.chain, lane.steps = chain, list(job.steps[done:])
+            lane.chain, lane.steps = chain, list(job.steps[done:chain.end])
             return True
         lane.chain = None
         return False
@@ -467,31 +435,12 @@ def _grouped(layers: list[nn.Module], memory_format: str, params: list[torch.Ten
     return x
 
 
-def _lane_losses(role: str, config) -> Callable[..., torch.Tensor]:
-    """(W, B) per-sample losses from (W, B, classes) logits: cross-entropy for a teacher; for a student
-    the KL divergence to the soft labels at T (times T^2), mixed with cross-entropy by alpha, as
-    training.student_loss is per sample."""
-    def cross_entropy(logits, labels):
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
-
-    if role == "teacher":
-        return lambda logits, targets: cross_entropy(logits, targets[0])
-    temperature, alpha = config.temperature, config.alpha
-
-    def student(logits, targets):
-        soft, labels = targets
-        kl = F.kl_div(F.log_softmax(logits / temperature, dim=-1), soft, reduction="none").sum(-1) * temperature**2
-        return kl if alpha == 0 else (1 - alpha) * kl + alpha * cross_entropy(logits, labels)
-
-    return student
-
-
 # -- does a group fit? ------------------------------------------------------------------------------------
 def check_fits(run, role: str, width: int) -> None:
     """Refuse a W whose group would not fit in the device's free memory: per lane, the parameters with
     their gradients and Adam moments, and a batch's activations kept for the backward pass (measured
     by a forward pass on the meta device)."""
-    model = (run.new_teacher if role == "teacher" else run.new_student)(0)
+    model = run.new_model(role, 0)
     params = sum(p.numel() for p in model.parameters())
     activations = _activation_count(model, run.bundle.train_x[:1])
     lane_bytes = 4 * (4 * params + 3 * run.config.batch_size * activations)

@@ -16,9 +16,15 @@ reused while all three are unchanged:
 - the environment: torch version, CPU capability, threads and device.
 
 One file per constituent and set name (test, retained, members, forgotten): a newer entry replaces
-the older, so the cache stays four small files per constituent. It is a cache, not a record: the
-manifest does not list it, `check` ignores it, deleting it costs only time. Each set is its own
-forward pass, so a cached set holds the same bits it would have if computed now.
+the older, so the cache stays four small files per constituent. Each set is its own forward pass, so
+a cached set holds the same bits it would have if computed now.
+
+It is a cache, not a record: the manifest does not list it and deleting it costs only time. But
+evaluate reads numbers back from it, so each file's metadata records the hash of its outputs
+(checkpoints.hash_tensors, the parameter hash of checkpoints), checked at every read: a file that
+cannot be read, holds other rows than it says or no longer hashes to its record is treated as absent,
+recomputed from its checkpoint and rewritten. `check` reports such a file as damage and `--repair`
+removes it (entry_problem below, shared by both).
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from purge_engine.checkpoints import checked_sidecar, environment
+from purge_engine.checkpoints import checked_sidecar, environment, hash_tensors
 
 OUTPUTS_DIR = "outputs"
-FORMAT = "1"
+FORMAT = "2"  # 2: records HASH_FIELD (a format-1 entry is stale: recomputed)
+TENSOR = "probs"
+HASH_FIELD = "probs_hash"
 
 
 @dataclass(frozen=True)
@@ -100,17 +108,59 @@ def _checkpoint_of(run, role: str, constituent: int) -> dict[str, str]:
             **{k: str(v) for k, v in environment(run.device).items()}}
 
 
+def _describe(s: EvalSet, checkpoint: dict[str, str]) -> dict[str, str]:
+    """The metadata an entry for this checkpoint, set and environment holds, its hash aside."""
+    return {**checkpoint, "set": s.name, "ids": s.ids, "rows": str(s.inputs.shape[0])}
+
+
 def _read(path: Path, s: EvalSet, checkpoint: dict[str, str], device: torch.device) -> torch.Tensor | None:
-    """The cached outputs when the file describes this checkpoint, set and environment; else None."""
+    """The cached outputs when the file describes this checkpoint, set and environment and still
+    holds the outputs it recorded; else None (computed again: a damaged entry is never answered)."""
+    try:
+        meta, probs = read_entry(path)
+    except OutputsError:
+        return None
+    meta.pop(HASH_FIELD)  # read_entry proved the outputs by it; the rest must describe this entry
+    return probs.to(device) if meta == _describe(s, checkpoint) else None
+
+
+class OutputsError(ValueError):
+    """An outputs-cache file that cannot be trusted; the message says why, as one clause."""
+
+
+def read_entry(path: Path) -> tuple[dict[str, str], torch.Tensor]:
+    """(metadata, probs (rows, classes)) of one cache file, proved by the hash its metadata records;
+    OutputsError when it cannot be read, holds other rows than it records, or no longer hashes to it."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            meta = handle.metadata() or {}
-            if meta != {**checkpoint, "set": s.name, "ids": s.ids, "rows": str(s.inputs.shape[0])}:
-                return None
-            probs = handle.get_tensor("probs")
-    except (FileNotFoundError, SafetensorError, OSError, ValueError):
+            meta, probs = handle.metadata() or {}, handle.get_tensor(TENSOR)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise OutputsError(f"cannot be read as an outputs file ({str(err)[:80]})") from None
+    if probs.ndim != 2 or str(probs.shape[0]) != meta.get("rows"):
+        raise OutputsError(f"holds outputs of shape {tuple(probs.shape)}, its metadata records "
+                           f"{meta.get('rows')!r} rows")
+    if hash_tensors({TENSOR: probs}) != meta.get(HASH_FIELD):
+        raise OutputsError("its outputs no longer hash to the hash recorded beside them (edited or corrupted)")
+    return meta, probs
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why `check` calls this cache file damaged, or None. An entry of another format is stale, not
+    damaged: the reader never answers from it, the next evaluation replaces it."""
+    try:
+        read_entry(path)
+    except OutputsError as err:
+        return None if _format_of(path) not in (None, FORMAT) else str(err)
+    return None
+
+
+def _format_of(path: Path) -> str | None:
+    """The format an entry's metadata names, or None when it cannot be read."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return (handle.metadata() or {}).get("format")
+    except (SafetensorError, OSError, ValueError):
         return None
-    return probs.to(device) if probs.shape[0] == s.inputs.shape[0] else None
 
 
 def _write(path: Path, probs: torch.Tensor, s: EvalSet, checkpoint: dict[str, str]) -> None:
@@ -118,9 +168,9 @@ def _write(path: Path, probs: torch.Tensor, s: EvalSet, checkpoint: dict[str, st
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    cpu = probs.detach().to("cpu").contiguous()
     try:
-        save_file({"probs": probs.detach().to("cpu").contiguous()}, tmp,
-                  metadata={**checkpoint, "set": s.name, "ids": s.ids, "rows": str(s.inputs.shape[0])})
+        save_file({TENSOR: cpu}, tmp, metadata={**_describe(s, checkpoint), HASH_FIELD: hash_tensors({TENSOR: cpu})})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -32,9 +32,11 @@ from dataclasses import asdict
 
 import ray
 
-from purge_engine.constituents import segments
-from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent
-from purge_engine.executors import LOOP_PATH, label_cache, train_chain
+from purge_engine.chains import ChainTask, by_role
+from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent, worker_name
+from purge_engine.executors import LOOP_PATH, Executor, LocalExecutor
+from purge_engine.lanes import LanesExecutor, check_fits, check_lanes, lanes_path
+from purge_engine.store import RunStore
 from purge_engine.training import Cost
 
 POLL_SECONDS = 0.1
@@ -88,25 +90,17 @@ def _stop_path(root: str, token: str) -> str:
     return os.path.join(root, f".stop-{token}")
 
 
-class _WorkerExecutor:
-    """What a run in a Ray worker records as its executor (its path goes into every checkpoint)."""
-
-    name, workers = "ray", 1
-
-    def __init__(self, path: str = LOOP_PATH):
-        self.path = path
-
-
-def _worker_run(root: str, config, plan, bundle, request_id, path: str = LOOP_PATH):
-    from purge_engine.run import Run
-    from purge_engine.store import RunStore
-
+def _worker_run(run_class, root: str, config, plan, bundle, request_id, width: int | None):
+    """The run in a worker (run_class: the driver's Run class, sent by reference), on the in-process
+    executor of the driver's path (the loop, or lanes of W); its sidecars name the Ray executor."""
     store = RunStore(root)
     if not store.is_run():
         raise RuntimeError(f"run: {root} is not visible from Ray worker {os.uname().nodename}; the run directory "
                            "must be on storage every node of the cluster mounts at the same path")
-    run = Run(store, config, plan, bundle)
-    run.executor, run.request_id = _WorkerExecutor(path), request_id
+    executor = LocalExecutor() if width is None else LanesExecutor(width)
+    executor.name = "ray"  # what the sidecars say trained them; the path is the in-process executor's
+    run = run_class(store, config, plan, bundle, executor)
+    run.request_id = request_id
     run.apply_threads()
     return run
 
@@ -114,79 +108,44 @@ def _worker_run(root: str, config, plan, bundle, request_id, path: str = LOOP_PA
 def _check_torch(torch_version: str) -> None:
     import torch
 
-    from purge_engine.run import worker_name
-
     if torch.__version__ != torch_version:
         raise RuntimeError(f"worker {worker_name()}: torch {torch.__version__}, but the driver runs torch "
                            f"{torch_version}; exactness needs one torch build on every node")
 
 
 def _reporting(control, token: str, worker: str):
+    """Post a worker's step and label events to the driver; its phases are the driver's to announce."""
     def on_event(event) -> None:
-        body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
-        control.post.remote(token, type(event).__name__, body)
+        if not isinstance(event, PhaseEvent):
+            body = asdict(event) | ({"worker": worker} if isinstance(event, StepEvent) else {})
+            control.post.remote(token, type(event).__name__, body)
 
     return on_event
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def chain_task(root: str, config, plan, bundle, request_id, role: str, constituent: int, part, control,
-               token: str, torch_version: str, *done_before) -> dict:
-    """Train one (role, constituent) chain, or the part [first, end) of its steps, in a worker; returns
-    its measured cost and where it ran. done_before: the tasks it waits for (the teachers its labels
-    need, the chain's previous part), resolved by Ray before it starts."""
-    from purge_engine.run import worker_name
-
-    started = time.perf_counter()
-    _check_torch(torch_version)
-    run = _worker_run(root, config, plan, bundle, request_id)
-    worker, ready = worker_name(), time.perf_counter()
-    on_event = _reporting(control, token, worker)
-
-    def should_stop() -> bool:
-        return os.path.exists(_stop_path(root, token))
-
-    labels = None if role == "teacher" else label_cache(run, on_event)
-    cost = train_chain(run, role, constituent, on_event, should_stop, labels, part=part)
-    if labels is not None:
-        cost.label_forwards += labels.label_forwards  # their seconds are inside the steps' already
-    # Where a task's time goes: set-up (imports on a fresh worker, the run) apart from its chain.
-    timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
-    return {"role": role, "constituent": constituent, "part": part, "cost": cost.to_dict(), "worker": worker,
-            "timing": timing}
-
-
-@ray.remote(max_retries=MAX_RETRIES)
-def lanes_task(root: str, config, plan, bundle, request_id, role: str, constituents: list[int], width: int,
+def tasks_task(run_class, root: str, config, plan, bundle, request_id, tasks: list[ChainTask], width: int | None,
                control, token: str, torch_version: str, *done_before) -> dict:
-    """Train a block of chains of one role as one group of `width` lanes (lanes.py) in a worker, each
-    chain in lane constituent mod W, so its bits are those the in-process LanesExecutor gives it.
-    done_before: for a student block, the teacher blocks its labels need."""
-    from purge_engine.lanes import LanesExecutor, check_fits, lanes_path
-    from purge_engine.run import worker_name
-
+    """Train chain tasks in a worker: one chain or segment on the loop, or a block of W chains of one role
+    as one lane group (width W; each in lane constituent mod W, the bits the in-process LanesExecutor
+    gives it). Returns its measured cost per role and where it ran. done_before: the tasks it waits
+    for (the teachers its labels need, the chain's previous segment), resolved by Ray before it starts."""
     started = time.perf_counter()
     _check_torch(torch_version)
-    run = _worker_run(root, config, plan, bundle, request_id, lanes_path(width))
-    check_fits(run, role, width)
+    run = _worker_run(run_class, root, config, plan, bundle, request_id, width)
+    if width is not None:
+        check_fits(run, tasks[0].role, width)
     worker, ready = worker_name(), time.perf_counter()
-    on_event = _reporting(control, token, worker)
 
     def should_stop() -> bool:
         return os.path.exists(_stop_path(root, token))
 
-    labels = None if role == "teacher" else label_cache(run, on_event)
-    cost = LanesExecutor(width).train_constituents(run, role, constituents, labels, on_event, should_stop)
-    if labels is not None:
-        cost.label_forwards += labels.label_forwards
+    costs = run.executor.train(run, tasks, _reporting(control, token, worker), should_stop)
+    # Where a task's time goes: set-up (imports on a fresh worker, the run) apart from its chains.
     timing = {"setup_seconds": ready - started, "chain_seconds": time.perf_counter() - ready, "pid": os.getpid()}
-    return {"role": role, "constituent": constituents[0], "constituents": list(constituents), "part": None,
-            "cost": cost.to_dict(), "worker": worker, "timing": timing}
-
-
-def blocks(n: int, width: int) -> list[list[int]]:
-    """Constituents 0..n-1 in blocks of `width` (the last may be shorter): one lane group each."""
-    return [list(range(start, min(n, start + width))) for start in range(0, n, width)]
+    return {"role": tasks[0].role, "constituent": tasks[0].constituent, "part": tasks[0].part,
+            "constituents": [t.constituent for t in tasks], "costs": {r: c.to_dict() for r, c in costs.items()},
+            "worker": worker, "timing": timing}
 
 
 _EVENTS = {"StepEvent": StepEvent, "LabelEvent": LabelEvent, "PhaseEvent": PhaseEvent}
@@ -198,15 +157,13 @@ def _event_from(kind: str, body: dict):
     return _EVENTS[kind](**body)
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """One Ray task per constituent chain; `address`: an existing cluster ("auto", "host:port"), or
     None to start a local one with `workers` CPUs (default: every core)."""
 
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None, lanes: int | None = None):
-        from purge_engine.lanes import check_lanes
-
         self.address, self.requested_workers = address, workers
         self.lanes = None if lanes is None else check_lanes(lanes)  # W: each task trains a block as lanes
         self.startup_seconds = 0.0
@@ -240,8 +197,6 @@ class RayExecutor:
     @property
     def path(self) -> str:
         """The execution path every checkpoint records: the loop's, or a lane group's of width W."""
-        from purge_engine.lanes import lanes_path
-
         return LOOP_PATH if self.lanes is None else lanes_path(self.lanes)
 
     @property
@@ -259,7 +214,12 @@ class RayExecutor:
                 "address": self.address or "local", **({"lanes": self.lanes} if self.lanes else {})}
 
     # -- training ---------------------------------------------------------------------------------
-    def train(self, run, methods: Sequence[str], on_event: EventCallback,
+    @property
+    def by_segment(self) -> bool:
+        """On the loop a student segment starts as soon as its teachers are done; lane blocks take whole chains."""
+        return self.lanes is None
+
+    def train(self, run, tasks: Sequence[ChainTask], on_event: EventCallback,
               should_stop: Callable[[], bool]) -> dict[str, Cost]:
         import torch
 
@@ -267,50 +227,42 @@ class RayExecutor:
         control, token = _control(), secrets.token_hex(8)
         ray.get(control.open.remote(token))
         root = str(run.store.root.resolve())
-        shared = (root, run.config, run.plan, ray.put(run.bundle.to("cpu")), run.request_id)
+        shared = (type(run), root, run.config, run.plan, ray.put(run.bundle.to("cpu")), run.request_id)
         options = {"num_cpus": 1, "num_gpus": 0 if run.device.type == "cpu" else 1 / max(1, self.workers)}
-        on_event(PhaseEvent("phase", "teachers"))
-        def task(role, constituent, part, *done_before):
-            return chain_task.options(**options).remote(*shared, role, constituent, part, control, token,
+
+        def submit(group: list[ChainTask], *done_before):
+            return tasks_task.options(**options).remote(*shared, group, self.lanes, control, token,
                                                         torch.__version__, *done_before)
 
-        if self.lanes is not None:
-            teachers, students = self._lane_tasks(shared, options, control, token, methods)
-        else:
-            teachers = [task("teacher", i, None) for i in range(run.config.n_teachers)]
-            students = []
-            for m in methods:
-                for k in range(run.config.n_students):
-                    previous = ()  # each segment of the chain waits for the one before and for its new teachers
-                    for segment in segments(run.plan, m, k):
-                        previous = (task(m, k, (segment.first, segment.end), *previous,
-                                         *[teachers[t] for t in segment.teachers]),)
-                        students.append(previous[0])
+        on_event(PhaseEvent("phase", "teachers"))
+        refs = self._submit(tasks, submit)
         try:
-            results = self._wait(teachers + students, control, token, _stop_path(root, token), on_event,
-                                 should_stop)
+            results = self._wait(refs, control, token, _stop_path(root, token), on_event, should_stop)
         finally:
             control.drain.remote(token, close=True)
             if os.path.exists(_stop_path(root, token)):
                 os.remove(_stop_path(root, token))
         self.timings = [{"role": r["role"], "constituent": r["constituent"], "part": r["part"], **r["timing"]}
                         for r in results]
-        return _costs(results, methods)
+        return _costs(results)
 
-    def _lane_tasks(self, shared, options, control, token: str, methods) -> tuple[list, list]:
-        """One task per block of W teachers, then per block of W students of each method (each waiting for
-        every teacher block); on a GPU each takes 1/workers of it, so several lane groups share one."""
-        import torch
-
-        plan = shared[2]
-
-        def task(role, block, *done_before):
-            return lanes_task.options(**options).remote(*shared, role, block, self.lanes, control, token,
-                                                        torch.__version__, *done_before)
-
-        teachers = [task("teacher", block) for block in blocks(plan.n_teachers, self.lanes)]
-        students = [task(m, block, *teachers) for m in methods for block in blocks(plan.n_students, self.lanes)]
-        return teachers, students
+    def _submit(self, tasks: Sequence[ChainTask], submit) -> list:
+        """One Ray task per chain task (loop) or per block of W chains of a role (lanes), each waiting for
+        the teachers its labels need and, for a segment, for the segment before it."""
+        teachers: dict[int, object] = {}  # teacher constituent -> the Ray task that trains it
+        previous: dict[tuple[str, int], object] = {}  # a student chain's latest segment
+        refs = []
+        for role, group in by_role(tasks):
+            for block in ([[t] for t in group] if self.lanes is None else
+                          [group[i:i + self.lanes] for i in range(0, len(group), self.lanes)]):
+                needs = {id(teachers[n]): teachers[n] for t in block for n in t.needs if n in teachers}
+                before = [previous[(t.role, t.constituent)] for t in block if (t.role, t.constituent) in previous]
+                ref = submit(block, *before, *needs.values())
+                for t in block:
+                    (teachers if role == "teacher" else previous)[t.constituent if role == "teacher"
+                                                                  else (t.role, t.constituent)] = ref
+                refs.append(ref)
+        return refs
 
     def _wait(self, refs, control, token: str, stop_path: str, on_event: EventCallback,
               should_stop: Callable[[], bool]) -> list[dict]:
@@ -357,8 +309,9 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                          "`ray start --head` or leave --ray-address out to start a local one") from None
 
 
-def _costs(results: list[dict], methods) -> dict[str, Cost]:
-    costs = {role: Cost() for role in ("teacher", *methods)}
+def _costs(results: list[dict]) -> dict[str, Cost]:
+    costs: dict[str, Cost] = {}
     for result in results:
-        costs[result["role"]].add(Cost(**result["cost"]))
+        for role, cost in result["costs"].items():
+            costs.setdefault(role, Cost()).add(Cost(**cost))
     return costs

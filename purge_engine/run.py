@@ -12,7 +12,6 @@ lost some samples, retrains exactly the constituents and steps those samples tou
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,12 +21,15 @@ import torch
 from torch import nn
 
 from purge_engine.canaries import load_run_data
+from purge_engine.chains import schedule
 from purge_engine.checkpoints import environment, load_checkpoint, read_sidecar
 from purge_engine.config import PurgeConfig
-from purge_engine.constituents import Chains, ConstituentJob, check_methods, count
+from purge_engine.constituents import Chains, ConstituentJob, check_methods, count, side_of
 from purge_engine.data import DatasetBundle, assert_memory_format
-from purge_engine.events import EventCallback, PhaseEvent, ignore
-from purge_engine.executors import LocalExecutor
+from purge_engine.events import EventCallback, PhaseEvent, ignore, worker_name
+from purge_engine.execution import check_path, choose
+from purge_engine.executors import Executor, LocalExecutor
+from purge_engine.leftovers import clean_leftovers
 from purge_engine.manifest import write_manifest
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
@@ -48,11 +50,6 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     return device.type.upper()
-
-
-def worker_name() -> str:
-    """Where this process runs, for people: "host:pid"."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def resolve_config(config: PurgeConfig) -> PurgeConfig:
@@ -82,41 +79,30 @@ def _check_history(store: RunStore, plan: Plan, ledger: Ledger) -> None:
 class Run:
     """A run directory with its config, plan, dataset and device; the verbs live in their own modules."""
 
-    def __init__(self, store: RunStore, config: PurgeConfig, plan: Plan, bundle: DatasetBundle):
+    def __init__(self, store: RunStore, config: PurgeConfig, plan: Plan, bundle: DatasetBundle,
+                 executor: Executor | None = None, switch: bool = False):
+        """executor: what trains its chains, as chosen for this run (execution.choose; None: the loop);
+        switch: it may retrain the whole run on another path than the recorded one."""
         self.store, self.config = store, config
         self.plan = plan
         self.device = resolve_device(config.device)
         self.bundle = bundle.to(self.device)
         self._teacher_cache: dict[int, nn.Module] = {}
         self.request_id: int | None = None  # the forget request being served, stamped into what it trains
-        self.executor = LocalExecutor()
+        self.executor, self.switch = executor or LocalExecutor(), switch
         self.lock_timeout: float | None = LOCK_TIMEOUT_S  # seconds to wait for another writer (None: for ever)
         self.on_wait: Callable[[str], None] = lambda _sentence: None  # told when it must wait (the CLI prints it)
-
-    @property
-    def executor(self):
-        return self._executor
-
-    @executor.setter
-    def executor(self, executor) -> None:
-        """How chains are trained; "auto" becomes the executor it chooses for this run
-        (executors.AutoExecutor), and a lanes executor left to choose W takes the run's recorded W, so a
-        retrain runs in groups of the shape its checkpoints were trained in (lanes.LanesExecutor.settle)."""
-        resolve = getattr(executor, "resolve", None)
-        if resolve is not None:
-            executor = resolve(self)
-        getattr(executor, "settle", lambda _store: None)(self.store)
-        self._executor = executor
 
     # -- create / open ---------------------------------------------------------------------
     @classmethod
     def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,
-               plan: Plan | None = None, exclude=()) -> Run:
+               plan: Plan | None = None, exclude=(), executor: Executor | None = None, switch: bool = False) -> Run:
         """A new run in run_dir (or the run already there, when it holds the same config).
 
         exclude: sample ids the dataset is built without, as if its source never held them; the plan
         is then made from that data alone (verification's from-scratch reference).
-        plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it)."""
+        plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it).
+        executor, switch: the client's choice of executor (execution.choose decides; None: the run's own)."""
         store = RunStore(run_dir)
         config.validate()
         if store.root.exists() and not store.root.is_dir():
@@ -128,20 +114,20 @@ class Run:
             if difference:
                 raise ValueError(f"run: {store.root} already holds a run with another config: {difference}; "
                                  "choose another run directory")
-            return cls.open(run_dir)
+            return cls.open(run_dir, executor=executor, switch=switch)
         config = resolve_config(config)
         bundle = load_run_data(config, download=download, exclude=exclude)
         plan = plan or make_plan(config, bundle)
+        chosen = choose(store, resolve_device(config.device), executor, switch)  # before anything is written
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_plan(plan)
         store.write_config(config)  # last: config.json marks a complete run directory
-        return cls(store, config, plan, bundle)
+        return cls(store, config, plan, bundle, chosen, switch)
 
     @classmethod
-    def open(cls, run_dir: Path | str) -> Run:
-        """The run in run_dir, as stored (Experiment.open also finishes a request a dead process left)."""
-        from purge_engine.check import clean_leftovers  # deferred: check builds runs to repair them
-
+    def open(cls, run_dir: Path | str, executor: Executor | None = None, switch: bool = False) -> Run:
+        """The run in run_dir, as stored (Experiment.open also finishes a request a dead process left).
+        executor, switch: as create's."""
         store = RunStore(run_dir)
         store.check_is_run()
         clean_leftovers(store)  # temp files a crashed write left, when no live writer owns them
@@ -156,7 +142,7 @@ class Run:
                              f"{config.data_root} has {bundle.id_space} (the dataset's files or its split rule "
                              "changed since: the built-ins are split by each image's own pixels since this version; "
                              "train a new run)")
-        return cls(store, config, plan, bundle)
+        return cls(store, config, plan, bundle, choose(store, resolve_device(config.device), executor, switch), switch)
 
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
     def _meta(self) -> dict:
@@ -183,28 +169,14 @@ class Run:
         """The chain of steps the plan asks of one constituent of a role ("teacher" or a method)."""
         return self.chains.job(role, constituent, self._meta())
 
-    def teacher_job(self, teacher_id: int) -> ConstituentJob:
-        return self.job("teacher", teacher_id)
-
-    def student_job(self, method: str, student_id: int) -> ConstituentJob:
-        return self.job(method, student_id)
-
-    def teacher_keys(self) -> tuple[str, ...]:
-        return self.chains.teacher_keys
-
-    def slice_label_key(self, method: str, student_id: int, chunk_id: int, slice_id: int) -> str:
-        return self.chains.slice_label_key(method, student_id, chunk_id, slice_id)
-
     # -- models --------------------------------------------------------------------------------
-    def new_teacher(self, teacher_id: int) -> nn.Module:
-        seed = seed_for(self.config.seed, "teacher-init", teacher_id)
-        return self._laid_out(build_model(self.config.teacher_arch, self.bundle.spec, seed))
-
-    def new_student(self, student_id: int) -> nn.Module:
-        # Every student method starts student k from the same seeded init: a fair comparison,
-        # and no method is warm-started from another's training.
-        seed = seed_for(self.config.seed, "student-init", student_id)
-        return self._laid_out(build_model(self.config.student_arch, self.bundle.spec, seed))
+    def new_model(self, role: str, constituent: int) -> nn.Module:
+        """A constituent's seeded initial model. Every student method starts student k from the same
+        init: a fair comparison, and no method is warm-started from another's training."""
+        side = side_of(role)
+        arch = self.config.teacher_arch if side == "teacher" else self.config.student_arch
+        seed = seed_for(self.config.seed, f"{side}-init", constituent)
+        return self._laid_out(build_model(arch, self.bundle.spec, seed))
 
     def _laid_out(self, model: nn.Module) -> nn.Module:
         """Convolution weights in the run's memory format, like its inputs (section 6)."""
@@ -214,7 +186,7 @@ class Run:
     def load_constituent(self, role: str, constituent: int) -> nn.Module:
         """The constituent's final checkpoint as an eval() model; CheckpointError if it is not current."""
         last = self.job(role, constituent).steps[-1]
-        model = (self.new_teacher(constituent) if role == "teacher" else self.new_student(constituent)).to(self.device)
+        model = self.new_model(role, constituent).to(self.device)
         expect = {"role": role, "constituent": constituent, "step": last.step, "key": last.key}
         model.load_state_dict(load_checkpoint(self.store.checkpoint_stem(role, constituent, last.step), expect,
                                               self.device))
@@ -290,9 +262,11 @@ class Run:
         on_event, should_stop = on_event or ignore, should_stop or (lambda: False)
         check_methods(methods)
         with self.writing("training", on_event, should_stop), self.threads_held(should_stop, on_event):
+            check_path(self.store, self.executor, self.switch)
             self._teacher_cache.clear()
-            self.store.record_execution(self.config, self.executor.describe())
-            costs = self.executor.train(self, methods, on_event, should_stop)
+            self.store.record_execution(self.config, {**self.executor.describe(), "path": self.executor.path})
+            tasks = schedule(self.plan, methods, self.executor.by_segment)
+            costs = self.executor.train(self, tasks, on_event, should_stop)
             write_manifest(self.store, self.config, self.plan)  # a commit point: what check judges against
         on_event(PhaseEvent("phase", "done"))
         return costs

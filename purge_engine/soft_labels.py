@@ -59,14 +59,19 @@ def ensemble_soft_labels(teachers: list[nn.Module], inputs: torch.Tensor, temper
 
 class LabelCache:
     """Per (method, student, chunk, slice, teacher): that teacher's softmax outputs, on disk, reused
-    while their key holds. `get` returns a slice's labels, recomputing only the stale outputs."""
+    while their key holds and they came from a teacher trained on `path` (the execution path decides a
+    teacher's bits and is not in its key). `get` returns a slice's labels, recomputing only the stale
+    outputs. A file from before paths were recorded is trusted unless `strict` (a run being retrained
+    on another path: its old labels came from teachers of the old one)."""
 
     def __init__(self, store: RunStore, load_teacher: Callable[[int], nn.Module],
                  take_inputs: Callable[[np.ndarray], torch.Tensor], n_classes: int, temperature: float,
-                 device: torch.device, on_event: EventCallback, meta: dict | None = None):
+                 device: torch.device, on_event: EventCallback, meta: dict | None = None, path: str | None = None,
+                 strict: bool = False):
         self.store, self.load_teacher, self.take_inputs, self.n_classes = store, load_teacher, take_inputs, n_classes
         self.temperature, self.device, self.on_event = temperature, device, on_event
         self.meta = meta or {}  # written into every sidecar (e.g. the request it was computed for)
+        self.path, self.strict = path, strict
         self.label_forwards = 0  # teacher forward passes (samples x teachers) spent computing labels
         self.seconds = 0.0
 
@@ -91,12 +96,15 @@ class LabelCache:
         meta = read_sidecar(stem)
         if meta is None or meta.get("key") != key:
             return None
+        if meta.get("path", None if self.strict else self.path) != self.path:
+            return None
         return load_checkpoint(stem, {"key": key}, self.device)["outputs"]
 
     def _compute(self, position, teacher_id: int, teacher_key: str, ids: np.ndarray) -> torch.Tensor:
         method, student_id, chunk_id, slice_id = position
         outputs = predict_proba(self.load_teacher(teacher_id), self.take_inputs(ids), self.temperature)
-        meta = {**self.meta, "key": outputs_key(teacher_key, ids, self.temperature), "method": method,
+        meta = {**self.meta, "path": self.path, "key": outputs_key(teacher_key, ids, self.temperature),
+                "method": method,
                 "student_id": student_id, "chunk_id": chunk_id, "slice_id": slice_id, "teacher_id": teacher_id,
                 "teacher_key": teacher_key, "ids_hash": hash_ids(ids), "forwards": int(ids.size)}
         save_checkpoint(self.store.labels_stem(*position, teacher_id), {"outputs": outputs}, meta)

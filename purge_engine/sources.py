@@ -1,11 +1,12 @@
 """Where each dataset's files come from, under what licence, and whether they are on this machine.
 
 No torch and no reading of data: `python -m purge_engine datasets`, the config checks and the error
-messages ask this module; `data.py` reads what it points at. A dataset may have several sources,
-tried in order; the first whose files are all here is the one read. The sources of one dataset are
-meant to hold the same samples in the same order: Debian packages Fashion-MNIST's IDX files from the
-upstream repository, the files torchvision downloads (its .gz files differ from torchvision's byte for
-byte, recompressed; the images inside were not compared here, offline). A copy under data_root wins.
+messages ask this module; `DATASETS` gives every dataset's spec by name, built-in or imported (`user:`);
+`data.py` reads what the sources point at. A dataset may have several sources, tried in order; the
+first whose files are all here is the one read. The sources of one dataset are meant to hold the same
+samples in the same order: Debian packages Fashion-MNIST's IDX files from the upstream repository, the
+files torchvision downloads (its .gz files differ from torchvision's byte for byte, recompressed; the
+images inside were not compared here, offline). A copy under data_root wins.
 
 Nothing here downloads. The install commands in the messages run at set-up time
 (`scripts/ensure-datasets.sh`, `make install`), never at run time.
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from purge_engine.specs import DATASETS, MODELS, model_fits
+from purge_engine import userdata
+from purge_engine.specs import BUILTIN_DATASETS, MODELS, DatasetSpec, model_fits
 
 # Where Debian's dataset-* packages put their files; tests point it elsewhere to hide a system copy.
 SYSTEM_ROOT = "/usr/share/datasets"
@@ -118,14 +121,10 @@ class Imported:
     source_file: str  # the file or folder it was imported from, as the user named it
 
     def missing(self, data_root: str) -> list[str]:
-        from purge_engine import userdata
-
         files = userdata.stored_files(self.name) if userdata.folder_of(self.name).is_dir() else []
         return [str(p) for p in files if not p.is_file()] if files else [str(userdata.folder_of(self.name))]
 
     def location(self, data_root: str) -> str:
-        from purge_engine import userdata
-
         return str(userdata.folder_of(self.name))
 
     def describe(self) -> str:
@@ -185,10 +184,37 @@ PROVENANCE: dict[str, Provenance] = {
 USER_LICENCE = "your own data (imported)"
 
 
+class DatasetRegistry(Mapping):
+    """Every dataset by name: the built-ins (specs.py), and the user's own imported ones (userdata.py,
+    named "user:<content hash>"), which `DATASETS[name]` and `name in DATASETS` resolve from the
+    datasets folder, so the rest of the engine needs no branch for them. Iterating gives the
+    built-ins alone, in order; `userdata.imported()` lists the imported ones."""
+
+    def __init__(self, builtins: dict[str, DatasetSpec]):
+        self._builtins = builtins
+
+    def __getitem__(self, name: str) -> DatasetSpec:
+        if not isinstance(name, str):  # a config file's {"dataset": {...}}: no such dataset, not a TypeError
+            raise KeyError(name)
+        if name in self._builtins:
+            return self._builtins[name]
+        spec = userdata.find_spec(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builtins)
+
+    def __len__(self) -> int:
+        return len(self._builtins)
+
+
+DATASETS = DatasetRegistry(BUILTIN_DATASETS)
+
+
 def provenance(name: str) -> Provenance:
     """Where a dataset comes from: PROVENANCE for the built-ins, the import for a user dataset."""
-    from purge_engine import userdata
-
     if name in PROVENANCE:
         return PROVENANCE[name]
     record = userdata.find_record(name)
@@ -222,8 +248,6 @@ def catalog(data_root: str = "data") -> list[dict]:
     """Every dataset as `python -m purge_engine datasets --json` lists it: where it comes from, its
     licence, whether it is here (and where), its sizes and its default models; the built-ins, then the
     user's imported datasets."""
-    from purge_engine import userdata
-
     names = [*DATASETS, *(record["name"] for record in userdata.imported())]
     return [catalog_row(name, data_root) for name in names]
 

@@ -7,7 +7,6 @@ torchvision or building anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 # Strides of image tensors (DESIGN section 6): part of what decides every bit, so chosen per run.
@@ -70,36 +69,11 @@ TEXT_LENGTH = 64  # token ids per text sample: its words, padded (the longest sn
 TEXT_BUCKETS = 2**14  # hash buckets (embedding rows) of the text datasets
 
 
-class DatasetRegistry(Mapping):
-    """Every dataset by name: the built-ins below, and the user's own imported ones (userdata.py,
-    named "user:<content hash>"), which `DATASETS[name]` and `name in DATASETS` resolve from the
-    datasets folder, so the rest of the engine needs no branch for them. Iterating gives the
-    built-ins alone, in order; `userdata.imported()` lists the imported ones."""
-
-    def __init__(self, builtins: tuple[DatasetSpec, ...]):
-        self._builtins = {spec.name: spec for spec in builtins}
-
-    def __getitem__(self, name: str) -> DatasetSpec:
-        if not isinstance(name, str):  # a config file's {"dataset": {...}}: no such dataset, not a TypeError
-            raise KeyError(name)
-        if name in self._builtins:
-            return self._builtins[name]
-        from purge_engine import userdata  # deferred: it imports this module
-
-        spec = userdata.find_spec(name)
-        if spec is None:
-            raise KeyError(name)
-        return spec
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._builtins)
-
-    def __len__(self) -> int:
-        return len(self._builtins)
-
-
-DATASETS = DatasetRegistry(
-    (
+# The built-in datasets, in the order listings show them. Every dataset by name, the user's imported ones
+# ("user:<hash>") included, is sources.DATASETS.
+BUILTIN_DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
         # Built-in images: split by a hash of each image's own pixels (data.py): 1,797 -> 1,404 / 393 and
         # 5,000 -> 4,002 / 998.
         DatasetSpec("digits", "scikit-learn digits (8x8, built in)", 1, 8, 8, 10, 1404, 393, True,
@@ -122,7 +96,7 @@ DATASETS = DatasetRegistry(
         DatasetSpec("cifar100", "CIFAR-100 (torchvision)", 3, 32, 32, 100, 50000, 10000, False, "resnet18", "resnet18",
                     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     )
-)
+}
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec

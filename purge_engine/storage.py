@@ -14,12 +14,12 @@ from functools import lru_cache
 
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import METHODS, Plan
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 
 FLOAT_BYTES = 4
 SIDECAR_BYTES = 1500  # a JSON sidecar: keys, hashes, environment (measured on the default run: ~1.2-1.4 kB)
 SAFETENSORS_HEADER_BYTES = 96  # the JSON header of a one-tensor safetensors file
-OUTPUTS_HEADER_BYTES = 350  # an outputs-cache file's header: its tensor layout and metadata (keys, hashes)
+OUTPUTS_HEADER_BYTES = 390  # an outputs-cache file's header: its tensor layout and metadata (keys, hashes)
 
 
 @lru_cache(maxsize=32)

@@ -153,6 +153,15 @@ class RunStore:
         except (CheckpointError, AttributeError):
             return {}
 
+    def first_checkpoint_path(self) -> str | None:
+        """The execution path in the first teacher checkpoint's sidecar (a run recorded before the execution
+        record named its path); None when there is none."""
+        sidecar = self.checkpoint_stem("teacher", 0, 0).with_suffix(".json")
+        try:
+            return read_json(sidecar, "checkpoint teacher-0/step-0").get("environment", {}).get("path")
+        except (CheckpointError, AttributeError):
+            return None
+
     def record_execution(self, config: PurgeConfig, execution: dict) -> None:
         if self.read_environment() != execution:
             self.write_config(config, execution)

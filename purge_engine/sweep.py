@@ -61,7 +61,7 @@ from purge_engine.plan import (
     student_sample_steps,
 )
 from purge_engine.seeding import seed_for
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.storage import storage_estimate
 
 SWEEPS_DIR = "sweeps"  # under the runs directory
@@ -325,7 +325,7 @@ def run_sweep(grid: SweepGrid, root: Path | str, on_event: EventCallback | None 
               executor=None) -> dict:
     """Train and serve every layout of the grid; write <root>/sweeps/<sweep_id>/results.json at the end.
 
-    executor: what trains each layout's constituents (executors.make_executor; default in-process).
+    executor: what trains each layout's constituents (execution.make_executor; default in-process).
     The speed-ups are ratios of sample-steps, which no executor changes; the seconds are its own.
 
     root: the runs directory. Raises training.Cancelled when should_stop() turns true (checked between

@@ -44,21 +44,6 @@ class Cost:
                 "label_forwards": self.label_forwards, "steps_trained": self.steps_trained}
 
 
-# -- losses ------------------------------------------------------------------------------
-def teacher_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, labels)
-
-
-def student_loss(temperature: float, alpha: float) -> Callable[..., torch.Tensor]:
-    """KL divergence to the soft labels at temperature T (scaled by T^2, Hinton et al.), optionally
-    mixed with cross-entropy on the true labels (weight alpha). Section 4.7."""
-    def loss(logits: torch.Tensor, soft: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        kl = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean") * temperature**2
-        return kl if alpha == 0 else (1 - alpha) * kl + alpha * F.cross_entropy(logits, labels)
-
-    return loss
-
-
 # -- one slice step -----------------------------------------------------------------------
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     # The single-tensor Adam on every device: one fixed execution path (no fused kernels, section 6).
@@ -91,35 +76,40 @@ def train_slice_step(model: nn.Module, inputs: torch.Tensor, targets: tuple[torc
 
 
 # -- a constituent's chain of steps ----------------------------------------------------------
-def reusable_steps(store: RunStore, job: ConstituentJob) -> int:
-    """How many leading steps already hold the checkpoints the plan asks for. Keys are chained
-    (each includes its parent's), so the last matching step vouches for every step before it."""
-    for m in reversed(range(len(job.steps))):
+def reusable_steps(store: RunStore, job: ConstituentJob, end: int | None = None) -> int:
+    """How many leading steps already hold the checkpoints the plan asks for, trained on the job's
+    execution path. Keys are chained (each includes its parent's), so the last matching step vouches
+    for every step's data before it; the path is checked on every step, because it decides the bits
+    and is not in the key (a chain is never continued on another path than its steps were trained on).
+    end: look at steps before it only (a part of a chain: what comes after is not its to judge)."""
+    path = job.meta.get("environment", {}).get("path")
+    for m in reversed(range(len(job.steps) if end is None else end)):
         meta = read_sidecar(store.checkpoint_stem(job.role, job.constituent, m))
         if meta is not None and meta.get("key") == job.steps[m].key:
-            return m + 1
+            return m + 1 if all(_path_of(store, job, i) == path for i in range(m + 1)) else 0
     return 0
 
 
-def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[[], nn.Module],
-                      step_data: Callable[[StepSpec], tuple[torch.Tensor, tuple[torch.Tensor, ...]]],
-                      loss_fn, batch_size: int, lr: float, seed: int, device: torch.device,
-                      on_event: EventCallback, should_stop: Callable[[], bool],
-                      part: tuple[int, int] | None = None) -> Cost:
-    """Bring one constituent up to date with the plan: reuse matching checkpoints, restore the last
-    one, retrain the rest step by step. Returns the measured cost of what was trained.
-    part: (first, end), bring only steps [first, end) up to date, the steps before them being current
-    already (a task farm's segment of a student chain: constituents.segments); events name only
-    the part's own steps."""
-    cost = Cost()
+def _path_of(store: RunStore, job: ConstituentJob, step: int) -> str | None:
+    return (read_sidecar(store.checkpoint_stem(job.role, job.constituent, step)) or {}).get(
+        "environment", {}).get("path")
+
+
+def train_constituent(chain, store: RunStore, batch_size: int, seed: int, device: torch.device,
+                      on_event: EventCallback, should_stop: Callable[[], bool]) -> Cost:
+    """Bring one chain (chains.Chain) up to date with the plan: reuse matching checkpoints, restore
+    the last one, retrain the rest step by step. Returns the measured cost of what was trained. A
+    chain with a part (first, end) brings only steps [first, end) up to date, the steps before them
+    being current already (a task farm's segment of a student chain); events name only its own steps."""
+    cost, job = Cost(), chain.job
     n_steps = len(job.steps)
-    first, end = part or (0, n_steps)
-    done = reusable_steps(store, job)
+    first, end = chain.part or (0, n_steps)
+    done = reusable_steps(store, job, end)
     for m in range(first, min(done, end)):
         on_event(StepEvent("reused", job.role, job.constituent, m, n_steps, job.steps[m].ids.size, job.steps[m].epochs))
     if done >= end:
         return cost
-    model = new_model().to(device)
+    model = chain.new_model().to(device)
     if done:
         restore_step(model, store, job, done - 1, device)
         if done - 1 >= first:  # an earlier part's last step was reported by the task that trained it
@@ -127,7 +117,7 @@ def train_constituent(job: ConstituentJob, store: RunStore, new_model: Callable[
     for spec in job.steps[done:end]:
         if should_stop():
             raise Cancelled(f"cancelled before {job.role} {job.constituent} step {spec.step}")
-        cost.add(_train_and_save(model, job, spec, store, step_data, loss_fn, batch_size, lr, seed, on_event))
+        cost.add(_train_and_save(model, chain, spec, store, batch_size, seed, on_event))
     return cost
 
 
@@ -136,13 +126,13 @@ def restore_step(model: nn.Module, store: RunStore, job: ConstituentJob, step: i
     model.load_state_dict(load_checkpoint(store.checkpoint_stem(job.role, job.constituent, step), expect, device))
 
 
-def _train_and_save(model, job: ConstituentJob, spec: StepSpec, store: RunStore, step_data, loss_fn,
-                    batch_size: int, lr: float, seed: int, on_event: EventCallback) -> Cost:
-    n_steps = len(job.steps)
-    on_event(StepEvent("training", job.role, job.constituent, spec.step, n_steps, spec.ids.size, spec.epochs))
+def _train_and_save(model, chain, spec: StepSpec, store: RunStore, batch_size: int, seed: int,
+                    on_event: EventCallback) -> Cost:
+    job = chain.job
+    on_event(StepEvent("training", job.role, job.constituent, spec.step, len(job.steps), spec.ids.size, spec.epochs))
     start = time.perf_counter()
-    inputs, targets = step_data(spec)
-    loss = train_slice_step(model, inputs, targets, loss_fn, spec.epochs, batch_size, lr,
+    inputs, targets = chain.step_data(spec)
+    loss = train_slice_step(model, inputs, targets, chain.loss, spec.epochs, batch_size, chain.lr,
                             (seed, job.rng_role, job.constituent, spec.step))
     return save_step(job, spec, store, model.state_dict(), loss, start, on_event)
 

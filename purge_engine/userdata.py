@@ -21,7 +21,7 @@ The train/test split is a rule on each sample alone: one sample in five, by the 
 bytes (its text for CSV rows), is a test sample, as text.py splits Rotten Tomatoes. Sample ids are
 the train rows in file order (image folders: class folders by name, files by name).
 
-No torch here: specs.py resolves `user:` names through `find_spec`, sources.py lists imported sets,
+No torch here: sources.DATASETS resolves `user:` names through `find_spec` and lists imported sets,
 data.py turns `load`'s arrays into tensors.
 """
 

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from purge_engine.checkpoints import hash_ids, read_sidecar
+from purge_engine.evaluate import evaluate_run
 from purge_engine.events import EventCallback, ignore
 from purge_engine.forget import compare_parameters
+from purge_engine.run import Run
 
 
 def forgotten_ids(ledger, up_to: int) -> list[int]:
@@ -43,11 +45,8 @@ def scratch_dir(exp, name: str) -> Path:
 
 def build_reference(exp, path: Path, forgotten: list[int]):
     """A new run over the dataset rebuilt without `forgotten`, planned on that data alone."""
-    from purge_engine.experiment import Experiment  # deferred: experiment imports this module
-
-    reference = Experiment.create(exp.config, path, exclude=forgotten)
-    reference.executor = exp.executor  # the same execution path: the environment verify compares
-    return reference
+    # the same execution path: the environment verify compares
+    return Run.create(exp.config, path, exclude=forgotten, executor=exp.executor)
 
 
 def live_holds(plan, forgotten: list[int]) -> list[str]:
@@ -113,12 +112,20 @@ def lend_unaffected(exp, reference, affected: dict[str, set[int]]) -> None:
 
 
 def _environment_reasons(exp, roles) -> list[str]:
-    here, reasons = exp.environment(), []
+    """Why exactness cannot be claimed: every checkpoint of every chain read, because the path decides
+    the bits of every step, not only the last one's. A run whose steps were trained on different paths
+    is named as such (no reference can reproduce it, which is no evidence of an unlearning failure)."""
+    here, reasons, paths = exp.environment(), [], {}
     for role, c in exp.constituents(roles):
-        meta = read_sidecar(exp.store.checkpoint_stem(role, c, exp.job(role, c).steps[-1].step)) or {}
-        recorded = meta.get("environment", {})
+        steps = exp.job(role, c).steps
+        for spec in steps:
+            recorded = (read_sidecar(exp.store.checkpoint_stem(role, c, spec.step)) or {}).get("environment", {})
+            paths.setdefault(recorded.get("path"), f"{role} {c} step {spec.step}")
         reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
-                    for k in here if recorded.get(k) != here[k]]
+                    for k in here if recorded.get(k) != here[k] and (k != "path" or len(paths) == 1)]
+    if len(paths) > 1:
+        mixed = ", ".join(f"{path!r} (e.g. {where})" for path, where in paths.items())
+        reasons = [f"steps trained on different paths: {mixed}", *[r for r in reasons if ": path was" not in r]]
     return reasons
 
 
@@ -267,6 +274,6 @@ def full_retrain(run, methods, on_event, should_stop) -> dict:
         return {"seconds": seconds, "sample_steps": sum(c.sample_steps for c in costs.values()),
                 "label_forwards": sum(c.label_forwards for c in costs.values()),
                 "cost": {r: c.to_dict() for r, c in costs.items()},
-                "accuracy": reference.evaluate()["accuracy"], "identical_to_unlearned": same}
+                "accuracy": evaluate_run(reference)["accuracy"], "identical_to_unlearned": same}
     finally:
         shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,14 @@ def served(train_once, tiny_config, tmp_path_factory):
     return exp
 
 
+@pytest.fixture(scope="module")
+def evaluated(served, tmp_path_factory):
+    """The served run after one evaluation (its outputs cache filled), and that evaluation's result."""
+    root = tmp_path_factory.mktemp("check") / "evaluated"
+    shutil.copytree(served.store.root, root)
+    return root, Experiment.open(root).evaluate()
+
+
 def copy(served, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(served.store.root, target)
@@ -264,3 +272,39 @@ def test_a_symlinked_constituent_folder_is_refused_and_repair_writes_nothing_out
     assert not report["run_whole"] and not report["repaired"]
     assert any("teacher-1 is a symbolic link" in d["problem"] for d in report["unrepairable"])
     assert sorted(p.name for p in outside.iterdir()) == before
+
+
+def test_a_tampered_outputs_file_is_damage_and_repair_removes_it_to_be_recomputed(evaluated, tmp_path, capsys):
+    from tests.test_outputs import overwrite_outputs
+
+    root, first = tmp_path / "run", evaluated[1]
+    shutil.copytree(evaluated[0], root)
+    assert check_run(root)["run_whole"]  # intact outputs files are no damage
+    path = root / "outputs" / "teacher-1" / "test.safetensors"
+    overwrite_outputs(path)
+    assert main(["check", "--run", str(root), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"run", "damaged", "unrepairable", "repaired", "proved", "run_whole", "remaining",
+                           "notes", "details"}  # the CLI's shape: only a new kind of damage
+    assert [d["path"] for d in report["damaged"]] == ["outputs/teacher-1/test.safetensors"]
+    assert set(report["damaged"][0]) == {"path", "problem"} and "no longer hash" in report["damaged"][0]["problem"]
+    assert report["details"][0]["kind"] == "outputs" and report["details"][0]["repairable"]
+    repaired = check_run(root, repair=True)
+    assert repaired["proved"] and repaired["run_whole"] and not path.exists()
+    assert [(r["path"], r["proved"]) for r in repaired["repaired"]] == [("outputs/teacher-1/test.safetensors", True)]
+    assert "recomputes it" in repaired["repaired"][0]["action"]
+    assert Experiment.open(root).evaluate() == first and check_run(root)["run_whole"]
+
+
+def test_an_unreadable_outputs_file_is_damage_and_a_linked_outputs_folder_is_refused(evaluated, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(evaluated[0], root)
+    (root / "outputs" / "purge-0" / "test.safetensors").write_bytes(b"not safetensors")
+    assert [d["path"] for d in check_run(root)["damaged"]] == ["outputs/purge-0/test.safetensors"]
+    outside = tmp_path / "outside"
+    shutil.move(root / "outputs", outside)
+    (root / "outputs").symlink_to(outside)
+    report = check_run(root, repair=True)
+    assert not report["run_whole"] and not report["repaired"]
+    assert "outputs is a symbolic link" in report["unrepairable"][0]["problem"]
+    assert (outside / "purge-0" / "test.safetensors").read_bytes() == b"not safetensors"  # nothing removed outside

@@ -21,7 +21,7 @@ from purge_engine import data, text
 from purge_engine.config import PurgeConfig
 from purge_engine.data import DatasetUnavailable, dataset_available, load_dataset, missing_message
 from purge_engine.plan import make_plan
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.userdata import read_user_dataset
 
 BUILTINS = ["digits", "mnist-5k"]

@@ -125,7 +125,7 @@ def test_forgetting_a_whole_teacher_shard_leaves_an_empty_teacher_at_its_init(di
     exp = copy_of(disjoint_run, tmp_path / "run")
     report = exp.forget(exp.plan.teacher_shard(0).tolist())
     assert exp.plan.is_empty("teacher", 0)
-    init = exp.new_teacher(0).state_dict()
+    init = exp.new_model("teacher", 0).state_dict()
     assert all(torch.equal(exp.parameters("teacher", 0)[k], init[k]) for k in init)
     assert report.cost["teacher"]["sample_steps"] == 0
     # Student 1's chunk 1 was labelled by Teacher 1 alone: the single-teacher ablation now has no
@@ -141,7 +141,7 @@ def test_forgetting_a_whole_student_shard_leaves_an_empty_student(disjoint_run, 
     exp = copy_of(disjoint_run, tmp_path / "run")
     exp.forget(exp.plan.student_shard(3).tolist())
     assert exp.plan.is_empty("student", 3)
-    init = exp.new_student(3).state_dict()
+    init = exp.new_model("purge", 3).state_dict()
     assert all(torch.equal(exp.parameters("purge", 3)[k], init[k]) for k in init)
     x, y = exp.bundle.test_x, exp.bundle.test_y
     others = torch.stack([exp.constituent_probs("purge", x)[k] for k in (0, 1, 2)]).mean(0)

@@ -65,3 +65,53 @@ def test_store_sweep_planning_and_the_job_registry_do_not_import_torch():
                             "grid = SweepGrid(n_teachers=(4,), n_students=(1, 2), student_slices=(1,), requests=1); "
                             "assert len(plan_sweep(grid)) == 2 and predicted_sample_steps(grid) > 0")
     assert not _torch_after("import dashboard.jobs")
+
+
+# -- no import circle (issue 25): every import the engine's modules make, at any depth in a function --
+def _engine_imports() -> dict[str, set[str]]:
+    """module -> the engine modules it imports (top level or inside a function), parsed from the source."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "purge_engine"
+    names = {path.stem for path in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("purge_engine")):
+                parts = (node.module or "").split(".")
+                module = parts[0] if node.level == 1 else (parts[1] if len(parts) > 1 else None)
+                found |= {module} if module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("purge_engine.")}
+        graph[path.stem] = (found & names) - {path.stem}
+    return graph
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a path of module names, or None (depth-first search with colours)."""
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path[path.index(target):], target] if target in path else [*path, target]
+            if target not in state and (found := visit(target, [*path, target])):
+                return found
+        state[module] = 2
+        return None
+
+    return next((found for m in sorted(graph) if m not in state and (found := visit(m, [m]))), None)
+
+
+def test_the_engine_has_no_import_circle():
+    graph = _engine_imports()
+    assert {"run", "executors", "execution", "lanes", "verify", "check"} <= set(graph)  # the parse sees them
+    assert _circle(graph) is None, " -> ".join(_circle(graph))
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _circle({"a": {"b"}, "b": set()}) is None

@@ -10,7 +10,7 @@ import torch
 import purge_engine.lanes as lanes
 from purge_engine.config import LANE_LIMIT, PurgeConfig
 from purge_engine.events import StepEvent
-from purge_engine.executors import make_executor
+from purge_engine.execution import choose, make_executor
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 from tests.test_forget import pick_request, random_case
@@ -44,33 +44,89 @@ def test_lanes_train_every_constituent_and_record_their_path(lanes_run):
     assert accuracy["teacher"] > 0.6  # they learn: 10 classes, chance is 0.1
 
 
-def test_auto_takes_the_runs_own_path_and_for_a_new_run_lanes_only_on_a_gpu(lanes_run, train_once, tmp_path,
+def test_the_runs_own_path_serves_it_and_a_new_run_gets_lanes_only_on_a_gpu(lanes_run, train_once, tmp_path,
                                                                           capsys):
-    """--executor auto: a run trained in lanes of 3 keeps lanes of 3 (its requests verify exact on that
-    path); a run trained by the loop, and a new run on a CPU, get the loop; a new run on a GPU, lanes."""
-    from types import SimpleNamespace
-
+    """Left unasked (or "auto"): a run trained in lanes of 3 keeps lanes of 3, and its requests verify exact
+    on that path; a run trained by the loop, and a new run on a CPU, get the loop; a new run on a GPU, lanes."""
     from purge_engine.cli import main
     from purge_engine.executors import LocalExecutor
     from tests.conftest import copy_of
 
     exp = copy_of(lanes_run, tmp_path / "lanes")
-    exp.executor = make_executor("auto")
-    assert exp.executor.name == "lanes" and exp.executor.lanes == 3
+    for asked in (None, make_executor("auto")):
+        assert choose(exp.store, exp.device, asked).path == "lanes:3:v2"
     assert main(["forget", "--run", str(exp.store.root), "--samples", str(int(exp.plan.teacher_shards[1][0][0])),
-                 "--executor", "auto", "--verify", "--json"]) == 0
+                 "--verify", "--json"]) == 0
     verification = json.loads(capsys.readouterr().out)["verification"]
     assert verification["exact"] is True, verification["reason"]
+    assert Experiment.open(exp.store.root).store.read_environment()["path"] == "lanes:3:v2"
     looped = copy_of(train_once(CONFIG), tmp_path / "loop")
-    looped.executor = make_executor("auto")
-    assert isinstance(looped.executor, LocalExecutor)
+    assert isinstance(Experiment.open(looped.store.root).executor, LocalExecutor)
     fresh = Experiment.create(CONFIG.replace(seed=5), tmp_path / "fresh")
-    fresh.executor = make_executor("auto")
     assert isinstance(fresh.executor, LocalExecutor)  # on a CPU lanes serve a forget request slower
-    on_gpu = SimpleNamespace(store=fresh.store, device=torch.device("cuda"))  # resolve reads only these
-    assert make_executor("auto").resolve(on_gpu).name == "lanes"
+    assert choose(fresh.store, torch.device("cuda")).name == "lanes"
     assert main(["train", "--run", str(tmp_path / "x"), "--executor", "auto", "--lanes", "4"]) != 0
     assert "--lanes applies to --executor lanes or ray only" in capsys.readouterr().err
+
+
+def test_another_path_on_a_trained_run_is_refused_and_nothing_changes(lanes_run, tmp_path, capsys):
+    """--executor local (the loop) or lanes of another W on a run trained in lanes of 3: refused with a
+    sentence before any work, the run's files as they were."""
+    from purge_engine.cli import main
+    from tests.conftest import copy_of
+
+    exp = copy_of(lanes_run, tmp_path / "run")
+    before = exp.param_hashes(ROLES)
+    sample = str(int(exp.plan.teacher_shards[1][0][0]))
+    for flags in (["--executor", "local"], ["--executor", "lanes", "--lanes", "2"]):
+        assert main(["forget", "--run", str(exp.store.root), "--samples", sample, *flags]) != 0
+        err = capsys.readouterr().err
+        assert "executor: this run was trained on the path 'lanes:3:v2'" in err and "Traceback" not in err
+    again = Experiment.open(exp.store.root)
+    assert again.param_hashes(ROLES) == before and again.latest_request() is None
+    exp.executor = make_executor("local")  # assigned around the choice: Run.train still refuses
+    with pytest.raises(ValueError, match="one run's steps must all be trained on one path"):
+        exp.train()
+
+
+def test_switch_path_retrains_the_whole_run_on_the_new_path_and_it_verifies_exact(lanes_run, tmp_path, capsys):
+    from purge_engine.cli import main
+    from tests.conftest import copy_of
+
+    exp = copy_of(lanes_run, tmp_path / "run")
+    assert main(["train", "--run", str(exp.store.root), "--teachers", "4", "--students", "2", "--teacher-slices",
+                 "2", "--student-slices", "2", "--epochs", "2", "--batch-size", "32", "--threads", "1",
+                 "--executor", "local", "--switch-path", "--json"]) == 0
+    costs = json.loads(capsys.readouterr().out)["cost"]
+    assert sum(c["steps_trained"] for c in costs.values()) == sum(len(exp.job(r, c).steps)
+                                                                   for r, c in exp.constituents(ROLES))
+    switched = Experiment.open(exp.store.root)
+    assert switched.executor.path == "loop" and switched.store.read_environment()["path"] == "loop"
+    switched.forget([int(switched.plan.teacher_shards[2][0][0])], score=False)
+    verdict = switched.verify(affected_only=True)
+    assert verdict["exact"] is True, verdict["reason"]
+
+
+def test_a_run_whose_steps_were_trained_on_two_paths_is_not_claimed_with_the_reason(lanes_run, train_once,
+                                                                                   tmp_path):
+    """A chain whose later steps came from the loop and earlier ones from lanes (as a request served on
+    another path used to leave): verify says why it claims nothing, never that the run differs."""
+    import shutil
+
+    from tests.conftest import copy_of
+
+    exp = copy_of(lanes_run, tmp_path / "run")
+    exp.forget([int(exp.plan.teacher_shards[0][0][0])], score=False)
+    looped = Experiment.create(CONFIG, tmp_path / "loop", exclude=sorted(exp.plan.forgotten))
+    looped.train()
+    last = exp.job("teacher", 1).steps[-1].step
+    for suffix in (".json", ".safetensors"):  # teacher 1's last step, as the loop trains it on the same data
+        shutil.copyfile(looped.store.checkpoint_stem("teacher", 1, last).with_suffix(suffix),
+                        exp.store.checkpoint_stem("teacher", 1, last).with_suffix(suffix))
+    verdict = exp.verify(affected_only=True)
+    assert verdict["exact"] is False
+    assert verdict["reason"].startswith("exactness not claimed: steps trained on different paths: ")
+    assert "'lanes:3:v2'" in verdict["reason"] and "'loop' (e.g. teacher 1 step 1)" in verdict["reason"]
 
 
 def test_a_lane_learns_what_the_loop_learns_up_to_rounding(lanes_run, train_once):
@@ -111,18 +167,19 @@ def test_lanes_left_to_choose_w_follow_the_runs_own_width(lanes_run, tmp_path, c
     verification = json.loads(capsys.readouterr().out)["verification"]
     assert verification["exact"] is True, verification["reason"]
     assert Experiment.open(exp.store.root).store.read_environment()["lanes"] == 3
-    asked = make_executor("lanes", lanes=5)  # a W asked for is kept: the run's own W only fills a gap
-    exp.executor = asked
-    assert asked.lanes == 5
+    fresh = Experiment.create(CONFIG.replace(seed=9), tmp_path / "fresh")
+    assert choose(fresh.store, fresh.device, make_executor("lanes", lanes=5)).lanes == 5  # a W asked for is kept
 
 
 def test_verify_refuses_the_claim_on_another_path_or_width(lanes_run, tmp_path):
+    """An executor assigned around the choice (a script): the reference trains on its path, and verify
+    names the difference instead of calling the run inexact."""
     from tests.conftest import copy_of
 
     for executor, path in ((make_executor("local"), "'loop'"), (make_executor("lanes", lanes=2), "'lanes:2:v2'")):
         exp = copy_of(lanes_run, tmp_path / f"run-{path.strip(chr(39)).replace(':', '-')}")
-        exp.executor = executor
         exp.forget([int(exp.plan.teacher_shards[0][0][0])], score=False)
+        exp.executor = executor
         verdict = exp.verify(affected_only=True)
         assert verdict["exact"] is False and f"path was 'lanes:3:v2' when trained, {path} now" in verdict["reason"]
 
@@ -176,7 +233,7 @@ def _one_lane_trained(model: str, dataset: str, width: int, lane: int, steps: in
     import torch.nn.functional as F
 
     from purge_engine.models import build_model
-    from purge_engine.specs import DATASETS
+    from purge_engine.sources import DATASETS
 
     spec = DATASETS[dataset]
     template = build_model(model, spec, 0)

@@ -10,7 +10,7 @@ import purge_engine.training as training
 from purge_engine.checkpoints import CheckpointError
 from purge_engine.constituents import ROLES
 from purge_engine.experiment import Experiment
-from purge_engine.outputs import OUTPUTS_DIR
+from purge_engine.outputs import OUTPUTS_DIR, entry_problem
 from purge_engine.threads import hold_threads
 from tests.conftest import copy_of, snapshot
 
@@ -36,6 +36,21 @@ def forward_passes(monkeypatch):
 
 def constituent_count(exp) -> int:
     return len(exp.constituents([role for role in ROLES if role in exp.trained_roles()]))
+
+
+def overwrite_outputs(path) -> None:
+    """Today's incident: the tensor bytes overwritten with other numbers (every row says class 0), the
+    header and the file's length unchanged, so nothing but a hash of the content tells."""
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    rows = (len(data) - header) // 4
+    fake = torch.zeros(rows, dtype=torch.float32)
+    fake[::10] = 1.0  # 10 classes: a one-hot on class 0 per row
+    data[header:] = fake.numpy().tobytes()
+    path.write_bytes(bytes(data))
+
+
+TAMPER = {"other numbers": overwrite_outputs, "truncated": lambda p: p.write_bytes(p.read_bytes()[:-100])}
 
 
 def test_a_second_evaluation_reads_every_output_from_the_cache_and_answers_the_same(trained, tmp_path,
@@ -102,3 +117,34 @@ def test_an_entry_from_another_environment_is_computed_again(trained, tmp_path, 
         exp.evaluate()
     torch.set_num_threads(1)
     assert len(forward_passes) == constituent_count(exp)
+
+
+@pytest.mark.parametrize("how", sorted(TAMPER))
+def test_a_tampered_outputs_file_is_computed_again_and_rewritten(trained, tmp_path, forward_passes, how):
+    exp = copy_of(trained, tmp_path / "run")
+    first = exp.evaluate()
+    files = sorted((exp.store.root / OUTPUTS_DIR).glob("*/test.safetensors"))
+    for path in files:
+        TAMPER[how](path)
+        assert entry_problem(path) is not None
+    forward_passes.clear()
+    assert Experiment.open(exp.store.root).evaluate() == first  # never the numbers written into the cache
+    assert len(forward_passes) == len(files) == constituent_count(exp)
+    assert [entry_problem(path) for path in files] == [None] * len(files)  # rewritten, hash and all
+
+
+def test_an_entry_an_older_engine_wrote_without_a_hash_is_stale_not_damage(trained, tmp_path, forward_passes):
+    from safetensors.torch import load_file, save_file
+
+    from purge_engine.outputs import HASH_FIELD, read_entry
+
+    exp = copy_of(trained, tmp_path / "run")
+    first = exp.evaluate()
+    path = sorted((exp.store.root / OUTPUTS_DIR).glob("*/test.safetensors"))[0]
+    meta, _ = read_entry(path)
+    del meta[HASH_FIELD]
+    save_file(load_file(str(path)), str(path), metadata={**meta, "format": "1"})
+    assert entry_problem(path) is None  # never answered from: the next evaluation replaces it
+    forward_passes.clear()
+    assert Experiment.open(exp.store.root).evaluate() == first and len(forward_passes) == 1
+    assert read_entry(path)[0]["format"] == "2"

@@ -165,12 +165,12 @@ def test_a_sweep_on_ray_measures_the_same_work_as_its_plan(cluster, tmp_path):
 
 
 def test_a_run_directory_the_workers_cannot_see_is_a_clear_error(cluster, local_run, tmp_path, monkeypatch):
-    from purge_engine import ray_executor
+    from purge_engine.chains import schedule
 
     exp = on_ray(Experiment.create(CONFIG.replace(seed=5), tmp_path / "hidden"), cluster)
     monkeypatch.setattr(exp.store, "root", tmp_path / "not-mounted")  # what the driver tells the workers
     with pytest.raises(RuntimeError, match="not visible from Ray worker"):
-        ray_executor.RayExecutor.train(exp.executor, exp, ["purge"], lambda e: None, lambda: False)
+        exp.executor.train(exp, schedule(exp.plan, ["purge"], by_segment=True), lambda e: None, lambda: False)
 
 
 def test_a_worker_with_another_torch_is_refused(cluster, tmp_path, monkeypatch):

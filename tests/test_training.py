@@ -107,7 +107,7 @@ def test_chunk_l_labels_depend_only_on_its_first_l_plus_1_teachers(trained):
     after = ensemble_soft_labels([models[t] for t in teachers], inputs, exp.config.temperature)
     assert torch.equal(before, after)
     # ...and the cached labels' keys move only with the chunk's own teachers
-    keys = exp.teacher_keys()
+    keys = exp.chains.teacher_keys
     changed = list(keys)
     changed[plan.mapping[student][1]] = "perturbed"
 
@@ -117,7 +117,7 @@ def test_chunk_l_labels_depend_only_on_its_first_l_plus_1_teachers(trained):
         teachers = plan.labelling_teachers(method, student, chunk_id)
         ids = plan.student_shards[student][chunk_id][0]
         perturbed = label_key(method, tuple(changed[t] for t in teachers), ids, exp.config.temperature)
-        return perturbed != exp.slice_label_key(method, student, chunk_id, 0)
+        return perturbed != exp.chains.slice_label_key(method, student, chunk_id, 0)
 
     assert not moved("purge", 0) and moved("purge", 1) and moved("baseline", 0)
 
@@ -155,8 +155,8 @@ def test_a_methods_seconds_are_its_steps_seconds_with_labels_counted_once(tiny_c
 
 
 def test_a_chain_trained_in_parts_equals_it_trained_whole_and_reports_each_step_once(trained, tmp_path):
-    from purge_engine.constituents import segments
-    from purge_engine.executors import label_cache, train_chain
+    from purge_engine.chains import ChainTask, schedule
+    from purge_engine.executors import LocalExecutor
 
     exp = Experiment.open(shutil.copytree(trained[0].store.root, tmp_path / "run"))
     final = exp.job("purge", 1).steps[-1].step
@@ -165,11 +165,9 @@ def test_a_chain_trained_in_parts_equals_it_trained_whole_and_reports_each_step_
         for suffix in (".json", ".safetensors"):
             exp.store.checkpoint_stem("purge", 1, m).with_suffix(suffix).unlink()
     events = []
-    parts = segments(exp.plan, "purge", 1)
-    assert len(parts) > 1
-    for part in parts:
-        train_chain(exp, "purge", 1, events.append, lambda: False, label_cache(exp, lambda e: None),
-                    part=(part.first, part.end))
+    parts = [t for t in schedule(exp.plan, ["purge"], by_segment=True) if t.role == "purge" and t.constituent == 1]
+    assert len(parts) > 1 and all(isinstance(t, ChainTask) for t in parts)
+    LocalExecutor().train(exp, parts, events.append, lambda: False)
     steps = [e for e in events if isinstance(e, StepEvent) and e.kind != "training"]
     assert [e.step for e in steps] == list(range(final + 1)) and {e.kind for e in steps} == {"trained"}
     assert_same({("purge", 1): whole}, {("purge", 1): exp.parameters("purge", 1)})

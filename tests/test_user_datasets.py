@@ -11,7 +11,7 @@ from purge_engine import userdata
 from purge_engine.cli import main
 from purge_engine.data import load_dataset
 from purge_engine.experiment import Experiment
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.userdata import DatasetRefused, read_user_dataset
 
 TINY = ["--teachers", "2", "--students", "1", "--teacher-slices", "1", "--student-slices", "1", "--epochs", "1",

@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import figures, state
 from purge_engine.data import DatasetUnavailable
 from purge_engine.plan import make_plan, scope_for_changes
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 
 TEACHER = "mapping_teacher"  # selectbox: the teacher whose influence is highlighted (None: no highlight)
 GRAPH = "mapping_graph"  # the clickable node-link chart

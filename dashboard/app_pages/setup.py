@@ -9,7 +9,7 @@ from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, epoch_warnings, job_sample_steps, make_plan, training_cost
 from purge_engine.reproduce import reproduce_command, reproduce_snippet
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.storage import storage_estimate
 
 AUTO_NAME = "auto_run_name"  # the run name the layout suggested last

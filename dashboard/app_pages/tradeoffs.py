@@ -12,7 +12,7 @@ from dashboard import tradeoff_views as tv
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import make_plan
 from purge_engine.simulate import draw_requests, simulate_stream
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from purge_engine.sweep import SweepGrid, predicted_sample_steps, run_sweep, sweeps_dir
 
 

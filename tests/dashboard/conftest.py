@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import RUNS_DIR_ENV
-from purge_engine import executors
+from purge_engine import execution
 from purge_engine.events import Cancelled, StepEvent
 from purge_engine.executors import LocalExecutor
 from purge_engine.experiment import Experiment
@@ -72,7 +72,7 @@ def fake_executors(monkeypatch):
         fakes.lanes.append(lanes)
         return FakeExecutor(name, ray_address, fakes)
 
-    monkeypatch.setattr(executors, "make_executor", make_executor)
+    monkeypatch.setattr(execution, "make_executor", make_executor)
     yield fakes
     fakes.gate.set()  # a job still waiting finishes on its own
 

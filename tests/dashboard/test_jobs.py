@@ -169,5 +169,5 @@ def test_executors_connect_on_one_thread_that_outlives_the_jobs():
     registry = JobRegistry()
     for run in ("/tmp/run-c", "/tmp/run-d"):
         finished(registry.start(run, "train", "t", lambda on_event, should_stop: connect(Clustered())))
-    connect(object())  # an executor without a cluster (LocalExecutor): nothing to join
+    connect(None)  # the run's own executor, chosen when the run opens: nothing to join yet
     assert len(threads) == 2 and threads[0] is threads[1] and threads[0].is_alive()

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.fields import JS_MAX_INT
 from purge_engine.config import PurgeConfig, field_help, field_label, field_meta, field_range
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DEFAULTS = PurgeConfig()
@@ -202,8 +202,8 @@ def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_work
     from tests.dashboard.conftest import FAKE_WORKER, app_on, run_until
 
     at = app_on("", run=None)
-    assert at.radio(key="executor").value == "local" and at.text_input(key="ray_address").disabled
-    assert any(c.value == "Jobs run in this process." for c in at.sidebar.caption)
+    assert at.radio(key="executor").value == "auto" and at.text_input(key="ray_address").disabled
+    assert any(c.value.startswith("Jobs run in this process, on each run's own path") for c in at.sidebar.caption)
     for key, value in (("n_teachers", 2), ("n_students", 1), ("epochs", 1), ("teacher_slices", 1),
                        ("student_slices", 1)):
         at.number_input(key=key).set_value(value).run()

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.state import RUNS_DIR_ENV
 from dashboard.upload_parts import UPLOAD_FILE, UPLOAD_FOLDER
 from purge_engine import userdata
-from purge_engine.specs import DATASETS
+from purge_engine.sources import DATASETS
 from tests.dashboard import APP
 
 
