@@ -37,8 +37,8 @@ from purge_engine.data import load_dataset
 from purge_engine.events import ignore
 from purge_engine.losses import TEACHER_LOSS
 from purge_engine.models import build_model
+from purge_engine.rundir.store import RunStore
 from purge_engine.soft_labels import LabelCache
-from purge_engine.store import RunStore
 from purge_engine.training import predict_proba, train_slice_step
 
 ARCH, DATASET = THROUGHPUT_MODEL, THROUGHPUT_DATASET
@@ -110,7 +110,7 @@ def _format_step(dataset: str, arch: str, fmt: str, args):
 # -- 2. checkpoints ----------------------------------------------------------------------------------------
 def checkpoint_costs(model: torch.nn.Module, root: Path, samples_per_s: float, repeats: int) -> dict:
     """Median seconds of one save and one restore, and the save's share of a step of S sample-steps."""
-    stem = root / "checkpoints" / "teacher-0" / "step-0"
+    stem = RunStore(root).checkpoint_stem("teacher", 0, 0)
     save = [seconds_of(lambda: save_checkpoint(stem, model.state_dict(), {"key": "k"})) for _ in range(repeats)]
     device = torch.device("cpu")
     load = [seconds_of(lambda: load_checkpoint(stem, {"key": "k"}, device)) for _ in range(repeats)]

@@ -43,11 +43,12 @@ import numpy as np
 from common import hardware, header_line, say
 from layouts import SOAK
 
-from purge_engine.check import check_run, leftovers
+from purge_engine.check import check_run
 from purge_engine.config import EXECUTORS
 from purge_engine.execution import make_executor
 from purge_engine.experiment import Experiment
-from purge_engine.store import RunStore
+from purge_engine.rundir.leftovers import leftovers
+from purge_engine.rundir.store import RunStore
 
 KINDS = ("teacher", "student", "both", "several", "empty_slice")
 KIND_WEIGHTS = (0.3, 0.25, 0.15, 0.2, 0.1)

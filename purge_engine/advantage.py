@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from purge_engine.plan import Plan, predicted_cost, retrain_scope
+from purge_engine.plan import Plan, RetrainScope, predicted_cost, retrain_scope
 from purge_engine.seeding import seed_for
 
 SIDES = ("teacher-side", "student-side", "both")
@@ -54,10 +54,11 @@ def request_side(plan: Plan, sample_ids) -> str:
     return "student-side" if not any(in_teacher) else "both"
 
 
-def why(plan: Plan, sample_ids) -> str:
-    """One sentence on what PURGE can save on this request, true for every sample in it."""
+def why(plan: Plan, sample_ids, scope: RetrainScope | None = None) -> str:
+    """One sentence on what PURGE can save on this request, true for every sample in it (scope: the
+    request's retrain_scope when the caller has it already)."""
     side = request_side(plan, sample_ids)
-    scope = retrain_scope(plan, sample_ids)
+    scope = scope or retrain_scope(plan, sample_ids)
     held = sorted({plan.locate(int(i))["student"] for i in sample_ids} - {None})
     purge = sorted(scope.students["purge"])
     each = "each " if len(purge) > 1 else ""

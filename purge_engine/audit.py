@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from purge_engine.constituents import side_of
+from purge_engine.rundir import records
 
 TINY = 1e-38  # float32's smallest normal: a probability below it counts as this, so phi stays finite
 POOL_SET = "pool"  # outputs-cache set of the whole train pool (the memorisation ranking)
@@ -340,12 +341,12 @@ def report(run, request_id: int | None = None, top: int = 10) -> dict:
     the canary rates, the approximate contrast's series, and the `top` most memorised samples now."""
     record = run.ledger.record(_request_or_latest(run, request_id))
     membership = _membership_rows(record)
-    result = {"request_id": record["request_id"], "samples": record["sample_ids"], "membership": membership,
-              "verified": "exact" in record, "exact": record.get("exact"),
+    result = {"request_id": record[records.REQUEST_ID], "samples": record[records.SAMPLE_IDS], "membership": membership,
+              "verified": records.EXACT in record, "exact": record.get(records.EXACT),
               "canary": _canary_table(record), "canary_ids": _canary_ids(run),
               "canary_cost": _canary_cost(record), "contrast": _contrast(record),
               "most_memorised": _top(memorisation(run), top) if top else []}
-    if not record.get("evidence_targets"):
+    if not record.get(records.EVIDENCE_TARGETS):
         result["note"] = ("this request was served without scoring or without evidence (score=False, "
                           "evidence=False, forget --no-evidence): no evidence was recorded")
     return result
@@ -364,7 +365,7 @@ def _membership_rows(record: dict) -> list[dict]:
     states = {"before": record.get("evidence_before"), "after": record.get("evidence_after"),
               "reference": record.get("evidence_reference")}
     rows = []
-    for i, target in enumerate(record.get("evidence_targets", [])):
+    for i, target in enumerate(record.get(records.EVIDENCE_TARGETS, [])):
         row = {"sample_id": target["sample_id"], "role": target["role"], "constituent": target["constituent"],
                "via": target["via"], "teacher_id": target["teacher_id"], "references": len(target["references"]),
                "reference_constituents": target["references"], "extra_references": 0}
@@ -404,7 +405,7 @@ def _canary_ids(run) -> list[int]:
 def _canary_cost(record: dict) -> dict:
     """Sample-steps of the three ways to forget: teacher only, PURGE, the baseline (students only, and
     the teacher retraining each of them also pays, shown on its own)."""
-    predicted = record.get("predicted", {})
+    predicted = record.get(records.PREDICTED, {})
     teacher = predicted.get("teacher", {}).get("sample_steps")
     return {"teacher": teacher, "teacher_only": {"teacher": teacher, "students": 0},
             **{m: {"teacher": teacher, "students": predicted[m]["sample_steps"]}
@@ -412,7 +413,7 @@ def _canary_cost(record: dict) -> dict:
 
 
 def _contrast(record: dict) -> dict | None:
-    measured = record.get("contrast")
+    measured = record.get(records.CONTRAST)
     if not measured:
         return None
     series = {**measured["series"], "reference": record.get("contrast_reference")}

@@ -20,6 +20,7 @@ from torch import nn
 from purge_engine.constituents import ConstituentJob, StepSpec, segments
 from purge_engine.events import EventCallback, PhaseEvent
 from purge_engine.losses import RoleLoss, role_loss, role_lr
+from purge_engine.rundir import sidecar
 from purge_engine.soft_labels import LabelCache
 from purge_engine.training import Cost
 
@@ -101,7 +102,7 @@ class Bench:
             run = self.run
             self.caches[method] = LabelCache(run.store, run.teacher_for_labels, run.inputs, run.bundle.spec.n_classes,
                                              run.config.temperature, run.device, self.on_event,
-                                             {"request_id": run.request_id}, run.executor.path, run.switch)
+                                             {sidecar.REQUEST_ID: run.request_id}, run.executor.path, run.switch)
         return self.caches[method]
 
     def settle(self, costs: dict[str, Cost]) -> dict[str, Cost]:

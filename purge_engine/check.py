@@ -18,8 +18,11 @@ rebuilt file's parameter hash equals the hash the manifest recorded before the d
 plan.json is rebuilt from the config and the forgotten ids the manifest records (make_plan, then
 Plan.without: placement is a pure function of config and ids), config.json from the manifest's
 config; each is proved by its sha256 or fingerprint. Temp files a crashed atomic write left
-(`.<name>.<random>.tmp`, files.py) and a verification's scratch run are removed. A ledger that
-fails its own check (store.Ledger) cannot be rebuilt: its history exists nowhere else.
+(`.<name>.<random>.tmp`, rundir/atomic.py) and a verification's scratch run are removed. A ledger that
+fails its own check (rundir/ledger.py) cannot be rebuilt: its history exists nowhere else. config.json's
+execution record (the path the run was trained on, which decides which executor serves it) is outside
+the fingerprint; a rebuilt config.json takes it from the damaged file when it can still be read, else
+from the first teacher checkpoint's sidecar, as a run recorded before execution records were.
 
 The outputs cache (outputs.py) is not recorded in the manifest, but evaluate reads numbers back from
 it, so each of its files is judged against the hash its own metadata records: one that cannot be read
@@ -37,27 +40,38 @@ from safetensors.torch import load_file
 
 from purge_engine.canaries import load_run_data
 from purge_engine.chains import Bench, ChainTask
-from purge_engine.checkpoints import SIDECAR_SUFFIX, TENSORS_SUFFIX, CheckpointError, read_sidecar
+from purge_engine.checkpoints import CheckpointError, read_sidecar
 from purge_engine.config import PurgeConfig
 from purge_engine.constituents import ROLES, Chains, count
 from purge_engine.events import ignore
 from purge_engine.execution import choose
 from purge_engine.experiment import Experiment
 from purge_engine.files import file_hash
-from purge_engine.leftovers import clean_leftovers, leftovers, remove_paths  # noqa: F401 (clean_leftovers re-exported)
-from purge_engine.manifest import (
-    MANIFEST_NAME,
-    build_manifest,
-    checkpoint_positions,
-    label_positions,
-    read_manifest,
-    write_manifest,
-)
-from purge_engine.outputs import OUTPUTS_DIR, entry_problem
+from purge_engine.manifest import build_manifest, read_manifest, wanted_files, write_manifest
+from purge_engine.outputs import entry_problem
 from purge_engine.run import resolve_device
-from purge_engine.store import LOCK_TIMEOUT_S, Ledger, LedgerError, RunStore, writer_lock
+from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.ledger import Ledger, LedgerError
+from purge_engine.rundir.leftovers import leftovers, remove_paths
+from purge_engine.rundir.lock import LOCK_TIMEOUT_S, writer_lock
+from purge_engine.rundir.names import (
+    CHECKPOINTS,
+    CONFIG_NAME,
+    LEDGER_NAME,
+    MANIFEST_NAME,
+    OUTPUTS,
+    PLAN_NAME,
+    SIDECAR_SUFFIX,
+    SOFT_LABELS,
+    TENSORS_SUFFIX,
+    CheckpointName,
+    ConstituentName,
+    LabelName,
+    StoredName,
+)
+from purge_engine.rundir.store import RunStore
 
-LEDGER_NAME = "ledger.sqlite"  # verify.scratch_dir: a reference run, removed when a verification ends
+_STORED = (("checkpoint", CheckpointName), ("soft_labels", LabelName))  # Damage.kind of each stored name
 
 
 @dataclass
@@ -80,7 +94,7 @@ def _rel(store: RunStore, path: Path) -> str:
 
 def _file_problems(store: RunStore, stem: Path, recorded: dict, kind: str, name: str) -> list[Damage]:
     """What is wrong with one checkpoint or soft-label file against its manifest record."""
-    sidecar, tensors, found = stem.with_suffix(SIDECAR_SUFFIX), stem.with_suffix(TENSORS_SUFFIX), []
+    sidecar_path, tensors, found = stem.with_suffix(SIDECAR_SUFFIX), stem.with_suffix(TENSORS_SUFFIX), []
 
     def damage(path: Path, problem: str) -> None:
         found.append(Damage(_rel(store, path), problem, kind, name))
@@ -89,17 +103,19 @@ def _file_problems(store: RunStore, stem: Path, recorded: dict, kind: str, name:
         meta = read_sidecar(stem)
     except CheckpointError as err:
         meta = None
-        damage(sidecar, f"sidecar unreadable: {err}")
+        damage(sidecar_path, f"sidecar unreadable: {err}")
     else:
+        hashes = (sidecar.PARAM_HASH, sidecar.FILE_SHA256)
         if meta is None:
-            damage(sidecar, "sidecar missing")
-        elif meta.get("key") != recorded["key"]:
-            damage(sidecar, f"sidecar key is {meta.get('key')!r}, the chain's key is {recorded['key']!r}")
-        elif (meta.get("param_hash"), meta.get("file_sha256")) != (recorded["param_hash"], recorded["file_sha256"]):
-            damage(sidecar, "sidecar records other hashes than the manifest")
+            damage(sidecar_path, "sidecar missing")
+        elif meta.get(sidecar.KEY) != recorded[sidecar.KEY]:
+            damage(sidecar_path, f"sidecar key is {meta.get(sidecar.KEY)!r}, the chain's key is "
+                   f"{recorded[sidecar.KEY]!r}")
+        elif [meta.get(h) for h in hashes] != [recorded[h] for h in hashes]:
+            damage(sidecar_path, "sidecar records other hashes than the manifest")
     if not tensors.exists():
         damage(tensors, "tensors file missing")
-    elif file_hash(tensors) != recorded["file_sha256"]:
+    elif file_hash(tensors) != recorded[sidecar.FILE_SHA256]:
         damage(tensors, "corrupted: its sha256 differs from the one recorded" + _unreadable(tensors))
     return found
 
@@ -127,11 +143,11 @@ def _read_config(store: RunStore, manifest: dict | None, damage: list[Damage]) -
         config = store.read_config()
     except ValueError as err:
         recorded = manifest is not None and "config" in manifest
-        damage.append(Damage("config.json", f"{err}" + ("" if recorded else "; no manifest records the config"),
+        damage.append(Damage(CONFIG_NAME, f"{err}" + ("" if recorded else "; no manifest records the config"),
                              "config", repairable=recorded))
         return PurgeConfig.from_dict(manifest["config"]) if recorded else None
     if manifest is not None and config.fingerprint() != manifest["fingerprint"]:
-        damage.append(Damage("config.json", "holds another config than the one its checkpoints were trained "
+        damage.append(Damage(CONFIG_NAME, "holds another config than the one its checkpoints were trained "
                              "with (its fingerprint differs from the manifest's)", "config"))
         return PurgeConfig.from_dict(manifest["config"])
     return config
@@ -143,10 +159,10 @@ def _read_plan(store: RunStore, manifest: dict | None, pending: list[int], damag
     try:
         plan = store.read_plan()
     except ValueError as err:
-        damage.append(Damage("plan.json", f"{err}{how}", "plan", repairable=rebuildable))
+        damage.append(Damage(PLAN_NAME, f"{err}{how}", "plan", repairable=rebuildable))
         return None
     if manifest is not None and not pending and file_hash(store.plan_path) != manifest["plan_sha256"]:
-        damage.append(Damage("plan.json", "its sha256 differs from the one recorded at the last commit", "plan"))
+        damage.append(Damage(PLAN_NAME, "its sha256 differs from the one recorded at the last commit", "plan"))
         return None
     return plan
 
@@ -169,23 +185,20 @@ def _read_ledger(store: RunStore, damage: list[Damage]) -> tuple[list[int], list
 
 def _ledger_damage(manifest: dict, config: PurgeConfig | None, plan, entries: list[dict],
                    pending: list[int]) -> list[Damage]:
-    """The manifest against the ledger, whose chain is anchored outside the database (store.Ledger):
+    """The manifest against the ledger, whose chain is anchored outside the database (rundir/ledger.py):
     a manifest is self-consistent by its digest, but a manifest, plan and checkpoints copied back from
     before a request are self-consistent too, and would hold the request's samples again. So every
     sample a finished request forgot must be forgotten in the manifest, and, with no request pending,
     each constituent's final parameter hash must be the one the newest finished request recorded."""
-    done = {e["request_id"] for e in entries if e["kind"] == "done"}
-    started = {e["request_id"]: e["body"] for e in entries if e["kind"] == "started"}
-    forgotten_by_requests = {i for r in done for i in started.get(r, {}).get("sample_ids", [])}
-    back = sorted(forgotten_by_requests - set(manifest["forgotten"]))
+    done = records.done_ids(entries)
+    back = sorted(records.asked_ids(entries, requests=set(done)) - set(manifest["forgotten"]))
     found = []
     if back:
         found.append(Damage(MANIFEST_NAME, f"records {len(back)} samples as not forgotten that the ledger's finished "
                             f"requests forgot (e.g. #{back[0]}): the run's files were rolled back to before a request, "
                             "so its samples may be in the models again; serve the requests again on a fresh run",
                             "rollback", repairable=False))
-    asked = {i for body in started.values() for i in body.get("sample_ids", [])}
-    unexplained = sorted(set(manifest["forgotten"]) - asked)
+    unexplained = sorted(set(manifest["forgotten"]) - records.asked_ids(entries))
     if unexplained:
         found.append(Damage(LEDGER_NAME, f"names no request for {len(unexplained)} samples the manifest records as "
                             f"forgotten (e.g. #{unexplained[0]}): the ledger was removed, emptied or replaced, and "
@@ -193,18 +206,20 @@ def _ledger_damage(manifest: dict, config: PurgeConfig | None, plan, entries: li
                             repairable=False))
     if pending or not done or config is None or plan is None:
         return found
-    newest = max((e for e in entries if e["kind"] == "done"), key=lambda e: e["seq"])
+    newest = records.of_kind(entries, records.DONE)[-1]
     chains = Chains(config, plan)
-    for position, recorded in sorted(newest["body"].get("hashes_after", {}).items()):
-        role, c = position.rsplit("-", 1)
-        if recorded is None or role not in ROLES or int(c) >= count(role, plan):
+    for position, recorded in sorted(newest[records.BODY].get(records.HASHES_AFTER, {}).items()):
+        owner = ConstituentName.parse(position)
+        if recorded is None or owner.role not in ROLES or owner.constituent >= count(owner.role, plan):
             continue
-        name = f"{role}-{c}/step-{chains.steps(role, int(c))[-1].step}"
-        held = manifest["checkpoints"].get(name, {}).get("param_hash")
+        last = chains.steps(owner.role, owner.constituent)[-1].step
+        name = str(CheckpointName(owner.role, owner.constituent, last))
+        held = manifest[CHECKPOINTS].get(name, {}).get(sidecar.PARAM_HASH)
         if held != recorded:
             found.append(Damage(MANIFEST_NAME, f"records {name} with another parameter hash than the ledger's request "
-                                f"{newest['request_id']} ({str(held)[:12]} against {recorded[:12]}): the manifest "
-                                "is not the one that request's commit wrote", "rollback", name, repairable=False))
+                                f"{newest[records.REQUEST_ID]} ({str(held)[:12]} against {recorded[:12]}): the "
+                                "manifest is not the one that request's commit wrote", "rollback", name,
+                                repairable=False))
     return found
 
 
@@ -238,7 +253,7 @@ def inspect(store: RunStore) -> Inspection:
 def _unrecorded(store, config, plan, damage, notes) -> dict | None:
     """No manifest: a run that never finished training has nothing to check; a trained one lost it."""
     current = build_manifest(store, config, plan)
-    if not current["checkpoints"]:
+    if not current[CHECKPOINTS]:
         notes.append("the run has not finished a training yet: nothing is recorded to check against")
         return None
     damage.append(Damage(MANIFEST_NAME, "missing: the files can be checked only against their own sidecars",
@@ -249,33 +264,30 @@ def _unrecorded(store, config, plan, damage, notes) -> dict | None:
 def _files_damage(store, manifest, config, plan, pending) -> list[Damage]:
     """Each recorded file against its record. While a request is pending, positions whose key the new
     plan changes are the request's to rewrite and are left out."""
-    chains = Chains(config, plan) if plan is not None else None
-    wanted = {name: key for name, *_, key in checkpoint_positions(chains)} if chains else {}
-    wanted_labels = {name: key for name, _, key in label_positions(chains)} if chains else {}
+    wanted = {str(name): key for name, key in wanted_files(Chains(config, plan))} if plan is not None else None
     found = []
-    for kind, records, now, folder in (("checkpoint", manifest["checkpoints"], wanted, "checkpoints"),
-                                       ("soft_labels", manifest["soft_labels"], wanted_labels, "soft_labels")):
-        for name, recorded in sorted(records.items()):
-            if chains is not None and now.get(name) != recorded["key"]:
+    for kind, stored in _STORED:
+        for text, recorded in sorted(manifest[stored.AREA].items()):
+            name = stored.parse(text)
+            if wanted is not None and wanted.get(text) != recorded[sidecar.KEY]:
                 if pending:
                     continue
-                found.append(Damage(f"{folder}/{name}{SIDECAR_SUFFIX}", "plan.json asks for another key here than "
-                                    "the one recorded at the last commit", kind, name, repairable=False))
+                found.append(Damage(f"{name.AREA}/{text}{SIDECAR_SUFFIX}", "plan.json asks for another key here than "
+                                    "the one recorded at the last commit", kind, text, repairable=False))
                 continue
-            constituent, file = name.split("/", 1)
             try:
-                stem = store.inside(folder, constituent) / file
+                stem = store.stem(name)
             except ValueError as err:  # a linked folder: never read, never repaired through
-                found.append(Damage(f"{folder}/{constituent}", str(err), kind, name, repairable=False))
+                found.append(Damage(f"{name.AREA}/{name.folder}", str(err), kind, text, repairable=False))
                 continue
-            found += _file_problems(store, stem, recorded, kind, name)
+            found += _file_problems(store, stem, recorded, kind, text)
     return found
 
 
 def _outputs_damage(store: RunStore) -> list[Damage]:
     """Outputs-cache files evaluate would not trust (outputs.entry_problem). A linked cache folder is
     refused instead, as a linked checkpoint folder is: repair never deletes through a link."""
-    root = store.root / OUTPUTS_DIR
+    root = store.root / OUTPUTS
     folders = [root] if root.is_symlink() else sorted(root.glob("*"))
     linked = [Damage(_rel(store, f), f"run: {f} is a symbolic link; a run directory opens nothing through a link "
                      "(replace it with the folder itself, or remove it: it is a cache)", "outputs", repairable=False)
@@ -302,28 +314,31 @@ def _rebuild_plan(store: RunStore, config: PurgeConfig, manifest: dict) -> dict:
     plan = plan.without(extra) if extra else plan
     store.write_plan(plan)
     proved = file_hash(store.plan_path) == manifest["plan_sha256"]
-    return {"path": "plan.json", "action": "rebuilt from the config and the recorded forgotten ids",
+    return {"path": PLAN_NAME, "action": "rebuilt from the config and the recorded forgotten ids",
             "proved": proved}
 
 
 def _rebuild_config(store: RunStore, config: PurgeConfig, manifest: dict) -> dict:
-    store.write_config(config)
+    """config.json from the manifest's config, proved by its fingerprint, with its execution record: the
+    damaged file's when it can still be read, else the path the first teacher checkpoint records (the
+    path decides which executor serves the run; without it a run trained on lanes would be retrained)."""
+    first = store.first_checkpoint_path()
+    store.write_config(config, store.read_environment() or ({"path": first} if first else None))
     proved = store.read_config().fingerprint() == manifest["fingerprint"]
-    return {"path": "config.json", "action": "rewritten from the manifest's config", "proved": proved}
+    return {"path": CONFIG_NAME, "action": "rewritten from the manifest's config", "proved": proved}
 
 
-def _positions(manifest: dict, damage: list[Damage]) -> tuple[dict, set]:
-    """(role, constituent) -> first damaged step; and the damaged soft-label names."""
+def _positions(damage: list[Damage]) -> tuple[dict[tuple[str, int], int], set[LabelName]]:
+    """(role, constituent) -> first damaged step; and the damaged soft-label files."""
     first: dict[tuple[str, int], int] = {}
     labels = set()
     for d in damage:
         if d.kind == "checkpoint" and d.repairable:
-            folder, step = d.name.split("/")
-            role, c = folder.rsplit("-", 1)
-            position = (role, int(c))
-            first[position] = min(first.get(position, 10**9), int(step.removeprefix("step-")))
+            name = CheckpointName.parse(d.name)
+            position = (name.role, name.constituent)
+            first[position] = min(first.get(position, name.step), name.step)
         elif d.kind == "soft_labels" and d.repairable:
-            labels.add(d.name)
+            labels.add(LabelName.parse(d.name))
     return first, labels
 
 
@@ -332,65 +347,66 @@ def _delete_files(stem: Path) -> None:
         stem.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict) -> list[str]:
+def _rebuild_chain(run, role: str, constituent: int, first: int, manifest: dict) -> list[CheckpointName]:
     """Steps first.. of one constituent, one at a time on the run's own path (execution.choose), each
     stamped with its recorded request id."""
-    steps, recorded = run.job(role, constituent).steps, manifest["checkpoints"]
+    steps, recorded = run.job(role, constituent).steps, manifest[CHECKPOINTS]
+
+    def record_of(spec) -> dict:
+        return recorded.get(str(CheckpointName(role, constituent, spec.step)), {})
+
     # the steps whose key the recorded one still is; a later step that a pending request changes is its to train
-    mine = [s for s in steps[first:] if recorded.get(f"{role}-{constituent}/step-{s.step}", {}).get("key") == s.key]
+    mine = [s for s in steps[first:] if record_of(s).get(sidecar.KEY) == s.key]
     mine = [s for i, s in enumerate(mine) if s.step == first + i]
     for spec in mine:
-        _delete_files(run.store.checkpoint_stem(role, constituent, spec.step))
+        _delete_files(run.store.stem(CheckpointName(role, constituent, spec.step)))
     rebuilt = []
     for spec in mine:
-        name = f"{role}-{constituent}/step-{spec.step}"
-        run.request_id = recorded.get(name, {}).get("request_id")
+        run.request_id = record_of(spec).get(sidecar.REQUEST_ID)
         run.executor.train(run, [ChainTask(role, constituent, (spec.step, spec.step + 1))], ignore, lambda: False)
-        rebuilt.append(name)
+        rebuilt.append(CheckpointName(role, constituent, spec.step))
     run.request_id = None
     return rebuilt
 
 
-def _rebuild_label(run, name: str, manifest: dict, cache) -> None:
-    method_student, rest = name.split("/")
-    method, k = method_student.rsplit("-", 1)
-    _, c, _, j, _, t = rest.split("-")
-    k, c, j, t = int(k), int(c), int(j), int(t)
-    _delete_files(run.store.labels_stem(method, k, c, j, t))
-    cache.meta = {**cache.meta, "request_id": manifest["soft_labels"][name].get("request_id")}
-    cache.get(method, k, c, j, (t,), (run.chains.teacher_keys[t],), run.plan.student_shards[k][c][j])
+def _rebuild_label(run, name: LabelName, manifest: dict, cache) -> None:
+    _delete_files(run.store.stem(name))
+    cache.meta = {**cache.meta, sidecar.REQUEST_ID: manifest[SOFT_LABELS][str(name)].get(sidecar.REQUEST_ID)}
+    cache.get(name.method, name.student, name.chunk, name.slice, (name.teacher,),
+              (run.chains.teacher_keys[name.teacher],), name.ids(run.plan))
 
 
-def _rebuild_files(run, manifest: dict, damage: list[Damage]) -> list[tuple[str, str]]:
-    """Teachers first (labels come from them), then soft-label files, then students; (folder, name) of
-    every file rebuilt, on the run's thread count held for the process (threads.py)."""
+def _rebuild_files(run, manifest: dict, damage: list[Damage]) -> list[StoredName]:
+    """Teachers first (labels come from them), then soft-label files, then students; the name of every
+    file rebuilt, on the run's thread count held for the process (threads.py)."""
     with run.threads_held():
-        return _rebuild_in_order(run, manifest, *_positions(manifest, damage))
+        return _rebuild_in_order(run, manifest, *_positions(damage))
 
 
-def _rebuild_in_order(run, manifest: dict, first: dict, labels: set) -> list[tuple[str, str]]:
-    rebuilt = []
+def _rebuild_in_order(run, manifest: dict, first: dict, labels: set[LabelName]) -> list[StoredName]:
+    rebuilt: list[StoredName] = []
     for (role, c), step in sorted(first.items()):
         if role == "teacher":
-            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest)]
+            rebuilt += _rebuild_chain(run, role, c, step, manifest)
     cache = Bench(run, ignore).labels("purge")  # a label file's name says its method; the cache serves any
-    for name in sorted(labels):
+    for name in sorted(labels, key=str):
         _rebuild_label(run, name, manifest, cache)
-        rebuilt.append(("soft_labels", name))
+        rebuilt.append(name)
     for (role, c), step in sorted(first.items()):
         if role != "teacher":
-            rebuilt += [("checkpoints", n) for n in _rebuild_chain(run, role, c, step, manifest)]
+            rebuilt += _rebuild_chain(run, role, c, step, manifest)
     return rebuilt
 
 
-def _prove(store: RunStore, manifest: dict, rebuilt: list[tuple[str, str]]) -> list[dict]:
+def _prove(store: RunStore, manifest: dict, rebuilt: list[StoredName]) -> list[dict]:
     rows = []
-    for folder, name in rebuilt:
-        meta = read_sidecar(store.root / folder / name) or {}
-        recorded = manifest["checkpoints" if folder == "checkpoints" else "soft_labels"][name]
-        rows.append({"path": f"{folder}/{name}{TENSORS_SUFFIX}", "action": "rebuilt",
-                     "param_hash": meta.get("param_hash"), "recorded_hash": recorded["param_hash"],
-                     "proved": meta.get("param_hash") == recorded["param_hash"] and meta.get("key") == recorded["key"]})
+    for name in rebuilt:
+        meta = read_sidecar(store.stem(name)) or {}
+        recorded = manifest[name.AREA][str(name)]
+        rows.append({"path": f"{name.AREA}/{name}{TENSORS_SUFFIX}", "action": "rebuilt",
+                     "param_hash": meta.get(sidecar.PARAM_HASH), "recorded_hash": recorded[sidecar.PARAM_HASH],
+                     "proved": meta.get(sidecar.PARAM_HASH) == recorded[sidecar.PARAM_HASH]
+                     and meta.get(sidecar.KEY) == recorded[sidecar.KEY]})
     return rows
 
 
@@ -421,7 +437,7 @@ def _repair(found: Inspection, on_event) -> tuple[list[dict], list[str]]:
         write_manifest(store, run.config, run.plan)  # rebuilt files may differ in bytes, never in parameters
     if found.pending:
         run.finish_pending(on_event)
-        repaired.append({"path": "ledger.sqlite", "action": f"finished request {found.pending[-1]}",
+        repaired.append({"path": LEDGER_NAME, "action": f"finished request {found.pending[-1]}",
                          "proved": True})
     return repaired, notes
 
@@ -443,19 +459,19 @@ def _rewrite_manifest(run, notes: list[str]) -> dict:
     constituent's final parameter hash agrees (the one record kept outside the files)."""
     data = write_manifest(run.store, run.config, run.plan)
     try:
-        done = [e for e in run.ledger.entries() if e["kind"] == "done"]
+        done = records.of_kind(run.ledger.entries(), records.DONE)
     except LedgerError:
         done = []
     if not done:
         notes.append("manifest.json rebuilt from the sidecars as they stand: no forget request has been served, so "
                      "no record outside the files can prove them")
         return {"path": MANIFEST_NAME, "action": "rebuilt from the sidecars", "proved": False}
-    finals = {k: v for k, v in done[-1]["body"].get("hashes_after", {}).items() if v is not None}
-    here = run.param_hashes(sorted({k.rsplit("-", 1)[0] for k in finals}))
+    finals = {k: v for k, v in done[-1][records.BODY].get(records.HASHES_AFTER, {}).items() if v is not None}
+    here = run.param_hashes(sorted({ConstituentName.parse(k).role for k in finals}))
     proved = all(here.get(k) == v for k, v in finals.items())
-    notes.append(f"manifest.json rebuilt from the sidecars ({len(data['checkpoints'])} checkpoints); the final "
+    notes.append(f"manifest.json rebuilt from the sidecars ({len(data[CHECKPOINTS])} checkpoints); the final "
                  f"parameter hash of {len(finals)} constituents checked against the ledger's request "
-                 f"{done[-1]['request_id']}: {'equal' if proved else 'NOT equal'}")
+                 f"{done[-1][records.REQUEST_ID]}: {'equal' if proved else 'NOT equal'}")
     return {"path": MANIFEST_NAME, "action": "rebuilt from the sidecars, checked against the ledger",
             "proved": proved}
 

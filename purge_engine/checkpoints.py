@@ -9,8 +9,6 @@ equals the key the plan asks for is reused by construction; any other is retrain
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,17 +18,16 @@ from safetensors.torch import load_file, save_file
 from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's vocabulary)
     CheckpointError,
     RunDamaged,
-    atomic_write_bytes,
-    atomic_write_json,
     content_key,
     file_hash,
     hash_ids,
     read_json,
 )
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.atomic import atomic_write, atomic_write_json
+from purge_engine.rundir.names import SIDECAR_SUFFIX, TENSORS_SUFFIX
 
 FORMAT = 1
-TENSORS_SUFFIX = ".safetensors"
-SIDECAR_SUFFIX = ".json"
 
 
 # -- hashing -------------------------------------------------------------------------
@@ -64,19 +61,16 @@ def environment(device: torch.device) -> dict:
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     """Write <stem>.safetensors, then its <stem>.json sidecar (the sidecar last: it is the commit)."""
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(cpu, tmp)
-        tensors_hash = file_hash(Path(tmp))
-        os.replace(tmp, stem.with_suffix(TENSORS_SUFFIX))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    sidecar = {**meta, "format": FORMAT, "file_sha256": tensors_hash, "param_hash": hash_tensors(cpu)}
-    atomic_write_json(stem.with_suffix(SIDECAR_SUFFIX), sidecar)
-    return sidecar
+
+    def write(temp: Path) -> str:
+        save_file(cpu, str(temp))
+        return file_hash(temp)  # of the bytes written, before they are moved into place
+
+    tensors_hash = atomic_write(stem.with_suffix(TENSORS_SUFFIX), write)
+    written = {**meta, sidecar.FORMAT: FORMAT, sidecar.FILE_SHA256: tensors_hash,
+               sidecar.PARAM_HASH: hash_tensors(cpu)}
+    atomic_write_json(stem.with_suffix(SIDECAR_SUFFIX), written)
+    return written
 
 
 def read_sidecar(stem: Path) -> dict | None:
@@ -85,8 +79,8 @@ def read_sidecar(stem: Path) -> dict | None:
     if not path.exists():
         return None
     meta = read_json(path, f"checkpoint {stem.parent.name}/{stem.name}")
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {stem.parent.name}/{stem.name}: format is {meta.get('format')!r}, "
+    if meta.get(sidecar.FORMAT) != FORMAT:
+        raise CheckpointError(f"checkpoint {stem.parent.name}/{stem.name}: format is {meta.get(sidecar.FORMAT)!r}, "
                               f"expected {FORMAT}")
     return meta
 
@@ -129,6 +123,6 @@ def checked_sidecar(stem: Path, expect: dict) -> dict:
     path = stem.with_suffix(TENSORS_SUFFIX)
     if not path.exists():
         raise damaged(stem, f"{name}: {path} is missing")
-    if file_hash(path) != meta["file_sha256"]:
+    if file_hash(path) != meta[sidecar.FILE_SHA256]:
         raise damaged(stem, f"{name}: {path} is corrupted or truncated (its hash differs from the sidecar's)")
     return meta

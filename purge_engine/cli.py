@@ -7,37 +7,45 @@ a config. Every command that reports results has `--json`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from dataclasses import fields
 
 from purge_engine import theory
-from purge_engine.advantage import advantage, request_side, why
 from purge_engine.canaries import canary_ids
-from purge_engine.config import AUTO_LANES, EXECUTORS, LANE_LIMIT, PurgeConfig, allowed_text, field_help
-from purge_engine.events import Event, StepEvent
+from purge_engine.cli_text import (
+    ProgressBar,
+    print_accuracy,
+    print_audit,
+    print_check,
+    print_datasets,
+    print_forget,
+    print_ledger,
+    print_plan,
+    print_theory,
+    print_verify,
+)
+from purge_engine.config import AUTO_LANES, EXECUTORS, LANE_LIMIT, MAX_TOP, PurgeConfig, allowed_text, field_help
+from purge_engine.events import ignore
 from purge_engine.files import CheckpointError
 from purge_engine.plan import (
     METHODS,
     epoch_warnings,
-    job_sample_steps,
     make_plan,
-    predicted_cost,
-    retrain_scope,
     training_cost,
 )
 from purge_engine.requests import parse_ids
+from purge_engine.rundir.lock import LOCK_TIMEOUT_S
+from purge_engine.rundir.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, list_runs
 from purge_engine.sources import DATASETS, catalog
-from purge_engine.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, LOCK_TIMEOUT_S, list_runs
-from purge_engine.vocabulary import constituent_label, step_label, title
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
 _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
 _TYPES = {"int": int, "float": float, "str": str, "path": str}  # metadata kind -> argparse type
 MAX_CONFIG_BYTES = 1 << 20
 MAX_WAIT_S = 86_400.0
-MAX_TOP = 100_000
 _REQUEST_ID = "a whole number, the id of a request in the run's ledger"
 
 
@@ -124,65 +132,17 @@ def read_config_file(path: str) -> PurgeConfig:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> dict:
+    from purge_engine.request_plan import plan_request
+
     config = config_from_args(args)
     plan = make_plan(config, DATASETS[config.dataset].n_train)
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
               "canaries": canary_ids(config, plan.n_pool).tolist(),
               "training_cost": training_cost(plan), "warnings": epoch_warnings(config)}
     if args.samples is not None:  # "" is a request that names no id: refused, not ignored
-        scope = retrain_scope(plan, parse_ids(args.samples, plan.n_pool))
-        report["scope"] = scope.to_dict()
-        report["predicted"] = predicted_cost(plan, scope)
-        report["advantage"] = {"side": request_side(plan, scope.sample_ids), "why": why(plan, scope.sample_ids),
-                               "predicted": advantage(report["predicted"])}
+        request = plan_request(plan, parse_ids(args.samples, plan.n_pool))
+        report.update(scope=request.scope.to_dict(), predicted=request.predicted, advantage=request.advantage())
     return report
-
-
-def print_plan(report: dict) -> None:
-    print(f"dataset {report['config']['dataset']}: {report['n_pool']} train samples; "
-          f"{report['teacher_samples']} teacher samples, {report['student_samples']} student samples")
-    print(f"{report['n_teachers']} teachers x {report['teacher_slices']} slices; "
-          f"{report['n_students']} students, {report['student_slices']} slices per chunk")
-    for teacher in report["teachers"]:
-        print(f"  Teacher {teacher['teacher_id'] + 1}: slices {teacher['slice_sizes']}, "
-              f"epochs per step {teacher['epochs']} ({teacher['passes']:.1f} passes over the shard)")
-    for student in report["students"]:
-        teachers = ", ".join(str(t + 1) for t in student["teacher_ids"])
-        print(f"  Student {student['student_id'] + 1} <- Teachers {teachers}; epochs per step {student['epochs']} "
-              f"({student['passes']:.1f} passes over the shard)")
-        for chunk in student["chunks"]:
-            labels = ("Teachers " + "+".join(str(t + 1) for t in chunk["label_teachers"]) if chunk["label_teachers"]
-                      else "no teacher (uniform)")
-            print(f"    chunk {chunk['chunk_id'] + 1}: labelled by {labels}, slices {chunk['slice_sizes']}")
-    for warning in report["warnings"]:
-        print(f"warning: {warning}")
-    _print_cost("training cost (sample-steps)", report["training_cost"], "ensemble")
-    if "scope" in report:
-        scope = report["scope"]
-        teachers = ", ".join(f"Teacher {int(i) + 1} from step {s + 1}" for i, s in scope["teachers"].items()) or "none"
-        print(f"forget {scope['sample_ids']}: retrain {teachers}")
-        for method, steps in scope["students"].items():
-            shown = ", ".join(f"Student {int(k) + 1} from step {s + 1}" for k, s in steps.items()) or "none"
-            print(f"  {title(method)}: {shown}")
-        _print_cost("predicted cost of the request (sample-steps)", report["predicted"])
-        print_advantage(report["advantage"])
-
-
-def print_advantage(adv: dict) -> None:
-    """The headline: baseline student ÷ PURGE students, and why (advantage.py)."""
-    for key in ("predicted", "measured"):
-        if adv.get(key) is not None:
-            print(f"PURGE's advantage ({key}): the baseline student retrains {adv[key]:.2f}x the sample-steps "
-                  "PURGE's students do (teacher retraining is the same for both)")
-    if adv.get("why"):
-        print(adv["why"])
-
-
-def _print_cost(heading: str, cost: dict, form: str = "retraining") -> None:
-    print(heading + ":")
-    for key, value in cost.items():
-        print(f"  {title(key, form):<26} {value['sample_steps']:>12,} sample-steps  "
-              f"{value['label_forwards']:>10,} label passes")
 
 
 def cmd_theory(args: argparse.Namespace) -> dict:
@@ -194,43 +154,6 @@ def cmd_theory(args: argparse.Namespace) -> dict:
             row["batched_speedup"] = theory.batched_teacher_side_speedup(
                 args.teachers, row["n_students"], args.student_slices, args.requests)
     return rows[0] if args.students else {"rows": rows}
-
-
-def print_theory(report: dict) -> None:
-    print(f"{'N_t':>4} {'N_s':>4} {'r':>3} {'c':>6} {'teacher-side':>13} {'student-side':>13}")
-    for row in report.get("rows", [report]):
-        print(f"{row['n_teachers']:>4} {row['n_students']:>4} {row['student_slices']:>3} "
-              f"{row['teachers_per_student']:>6.2f} {row['teacher_side_speedup']:>12.2f}x "
-              f"{row['student_side_speedup']:>12.2f}x")
-
-
-class ProgressBar:
-    """Prints one line per finished step to stderr, with a bar over the job's predicted sample-steps
-    (plan.job_sample_steps, as the dashboard's bars). count_reused: a reused step counts as done
-    (training, whose total is the whole plan); a forget request's total is only what it retrains."""
-
-    def __init__(self, total: int, count_reused: bool = False, stream=sys.stderr, width: int = 30):
-        from purge_engine.eta import LiveEta
-
-        self.total, self.count_reused, self.done, self.stream, self.width = total, count_reused, 0, stream, width
-        self.eta = LiveEta(total)  # from the steps this job trains itself (reused ones cost no time)
-
-    def __call__(self, event: Event) -> None:
-        if not isinstance(event, StepEvent) or event.kind not in ("reused", "trained"):
-            return
-        if event.kind == "trained" or self.count_reused:
-            self.done += event.samples * event.epochs
-        if event.kind == "trained":
-            self.eta.add(event.samples * event.epochs)
-        elif self.count_reused:
-            self.eta.total -= event.samples * event.epochs
-        filled = min(self.width, self.width * self.done // max(self.total, 1))
-        what = "reused" if event.kind == "reused" else f"{event.samples} samples x {event.epochs} ep, " \
-                                                         f"{event.seconds:.2f}s, loss {event.loss or 0:.3f}"
-        left = self.eta.seconds_left()
-        print(f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done:,}/{self.total:,} sample-steps "
-              f"{constituent_label(event.role, event.constituent)} {step_label(event.step)}/{event.n_steps}: {what}"
-              + ("" if left is None else f"; ~{left:.0f} s left"), file=self.stream)
 
 
 def _methods(text: str) -> list[str]:
@@ -272,30 +195,30 @@ def add_executor_flags(parser: argparse.ArgumentParser, switch: bool = False) ->
                        help="CPUs of the local Ray cluster (default: every core)")
 
 
-def _executor(args: argparse.Namespace):
-    """The executor the flags ask for (None: the run's own, execution.choose), connected before anything
-    is stored (Ray is imported only for --executor ray), so an unreachable cluster leaves no trace."""
+def _choices(args: argparse.Namespace):
+    """recipes.Choices from the flags: the executor asked for (None: the run's own, execution.choose;
+    Ray is imported only for --executor ray) and how long to wait for another writer, saying so on stderr."""
     from purge_engine.execution import make_executor
+    from purge_engine.recipes import Choices
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
-    if args.lanes is not None and args.executor not in ("lanes", "ray"):
-        raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes or ray only "
-                         f"(the executor is {args.executor or 'left to the run'})")
-    executor = make_executor(args.executor, args.ray_address, args.workers, args.lanes)
-    if executor is not None:
-        executor.connect()
-    return executor
-
-
-def _waiting(exp, args: argparse.Namespace):
-    """The run set to wait up to --wait seconds for another writer, saying so on stderr."""
     wait = getattr(args, "wait", LOCK_TIMEOUT_S)
     if not 0 <= wait <= MAX_WAIT_S:
         raise ValueError(f"wait: got {wait:g}, must be a number of seconds in [0, {MAX_WAIT_S:g}]")
-    exp.lock_timeout = wait
-    exp.on_wait = lambda sentence: print(sentence, file=sys.stderr)
-    return exp
+    executor = None
+    if hasattr(args, "executor"):  # train, forget and verify take executor flags
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"workers: got {args.workers}, must be an integer of at least 1")
+        if args.lanes is not None and args.executor not in ("lanes", "ray"):
+            raise ValueError(f"lanes: got {args.lanes}, but --lanes applies to --executor lanes or ray only "
+                             f"(the executor is {args.executor or 'left to the run'})")
+        executor = make_executor(args.executor, args.ray_address, args.workers, args.lanes)
+    return Choices(executor, getattr(args, "switch_path", False), wait,
+                   lambda sentence: print(sentence, file=sys.stderr))
+
+
+def _bar(args: argparse.Namespace):
+    """The job's progress bar on stderr, or none with --json (stdout is the report alone)."""
+    return contextlib.nullcontext(None) if args.json else ProgressBar()
 
 
 def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str:
@@ -310,158 +233,51 @@ def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from purge_engine.experiment import Experiment  # deferred: loads torch
+    from purge_engine import recipes  # deferred: loads torch
     from purge_engine.userdata import store_registered
 
-    config = config_from_args(args)
-    methods = _methods(args.methods)
-    executor = _executor(args)
+    config, methods, choices = config_from_args(args), _methods(args.methods), _choices(args)
     store_registered(config.dataset)  # a user's file: copied into the datasets folder only now, all checks passed
-    exp = _waiting(Experiment.create(config, _run_dir(args, config), download=args.download, executor=executor,
-                                     switch=args.switch_path), args)
-    progress = None if args.json else ProgressBar(job_sample_steps(exp.plan, methods), count_reused=True)
-    costs = exp.train(on_event=progress, methods=methods)
-    return {"run": str(exp.store.root), "fingerprint": exp.config.fingerprint(), "device": str(exp.device),
-            "cost": {role: cost.to_dict() for role, cost in costs.items()}, **exp.evaluate()}
+    with _bar(args) as bar:
+        return recipes.train(_run_dir(args, config), config, methods, download=args.download, choices=choices,
+                             on_event=bar or ignore)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
-    from purge_engine.experiment import Experiment
+    from purge_engine import recipes
 
-    exp = _waiting(Experiment.open(_run_dir(args)), args)
+    exp = recipes.open_run(_run_dir(args), _choices(args))
+    exp.finish_pending()
     return {"run": str(exp.store.root), **exp.evaluate()}
 
 
-def print_accuracy(report: dict) -> None:
-    if "cost" in report:
-        for role, cost in report["cost"].items():
-            print(f"{title(role):<26} trained {cost['sample_steps']:>10,} sample-steps in {cost['seconds']:7.2f} s")
-    print(f"test accuracy on {report['samples']} samples ({report['run']}):")
-    for role, value in report["accuracy"].items():
-        singles = ", ".join(_number(a) for a in report["constituents"][role])
-        print(f"  {title(role):<26} {_number(value, '.4f')}   constituents: {singles}")
-
-
 def cmd_forget(args: argparse.Namespace) -> dict:
-    from purge_engine.experiment import Experiment
+    from purge_engine import recipes
 
-    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False, executor=_executor(args)), args)
-    exp.finish_pending()
-    if args.affected_only and not args.verify:
-        raise ValueError("affected_only: --affected-only shapes the verification, so it needs --verify")
-    methods = _methods(args.methods)
-    ids = parse_ids(args.samples, exp.plan.n_pool)
-    total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=args.full_retrain)
-    report = exp.forget(ids, methods=methods, full_retrain=args.full_retrain,
-                        on_event=None if args.json else ProgressBar(total), evidence=not args.no_evidence)
-    if args.verify:
-        report.verification = {k: v for k, v in exp.verify(report.request_id, affected_only=args.affected_only).items()
-                               if k != "details"}
-    return {"run": str(exp.store.root), **report.to_dict()}
-
-
-def print_forget(report: dict) -> None:
-    print(f"forget request {report['request_id']}: samples {report['sample_ids']}"
-          + (" (finished after a crash)" if report.get("resumed") else ""))
-    for role, steps in report["retrained"].items():
-        shown = ", ".join(f"{int(c) + 1} from step {s + 1}" for c, s in steps.items())
-        print(f"  {title(role, 'short'):<26} retrained {shown}; untouched {[c + 1 for c in report['reused'][role]]}")
-    print(f"{'':<26} {'sample-steps':>12} {'predicted':>10} {'label passes':>13} {'seconds':>8}")
-    for role, cost in report["cost"].items():
-        print(f"{title(role, 'retraining'):<26} {cost['sample_steps']:>12,} "
-              f"{report['predicted'][role]['sample_steps']:>10,} {cost['label_forwards']:>13,} {cost['seconds']:>8.2f}")
-    if report.get("full_retrain"):
-        full = report["full_retrain"]
-        print(f"{title('full_retrain'):<26} {full['sample_steps']:>12,} "
-              f"{report['predicted']['full_retrain']['sample_steps']:>10,} {full['label_forwards']:>13,} "
-              f"{full['seconds']:>8.2f}  identical to the unlearned run: {full['identical_to_unlearned']}")
-    print("test accuracy before -> after:")
-    for role, before in report["accuracy"]["before"].items():
-        after = report["accuracy"]["after"][role]
-        print(f"  {title(role):<26} {_number(before['test'], '.4f')} -> {_number(after['test'], '.4f')}")
-    print_advantage(report.get("advantage") or {})
-    print_membership(report["membership"])
-    if report.get("verification"):
-        v = report["verification"]
-        print(f"verification: exact={v['exact']} ({v['parameters_compared']:,} parameters of "
-              f"{v['constituents_compared']} constituents, max |diff| {v['max_abs_diff']}): {v['reason']}")
-        print(f"  reference: {v['reference']}")
-        print(f"  forgotten absent: {v['forgotten_absent']}; work equals prediction: {v['cost_matches_prediction']}")
-
-
-def print_membership(membership: dict) -> None:
-    """AUC [95 % interval] and the forgotten samples' mean loss percentile among test losses, before -> after."""
-    if not membership.get("before"):
-        return  # a request served with score=False
-    print("membership check (an illustrative loss-threshold attack, not a proof of forgetting; AUC 0.5 = chance):")
-    for role, before in membership["before"].items():
-        after = membership["after"].get(role, {})
-        percentiles = [_number(check.get("forgotten_percentile"), ".0f") for check in (before, after)]
-        print(f"  {title(role):<26} AUC {_auc_text(before)} -> {_auc_text(after)}; forgotten at percentile "
-              f"{percentiles[0]} -> {percentiles[1]} of test losses")
-
-
-def _auc_text(check: dict) -> str:
-    return f"{_number(check.get('auc'))} [{_number(check.get('auc_low'))}, {_number(check.get('auc_high'))}]"
-
-
-def _number(value, spec: str = ".3f") -> str:
-    return "–" if value is None else format(value, spec)
+    choices, methods = _choices(args), _methods(args.methods)
+    with _bar(args) as bar:
+        return recipes.forget(_run_dir(args), args.samples, methods, full_retrain=args.full_retrain, verify=args.verify,
+                              affected_only=args.affected_only, evidence=not args.no_evidence, choices=choices,
+                              on_event=bar or ignore)
 
 
 def cmd_verify(args: argparse.Namespace) -> dict:
-    from purge_engine.experiment import Experiment
+    from purge_engine import recipes
 
-    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False, executor=_executor(args)), args)
-    exp.finish_pending()
-    result = exp.verify(args.request, affected_only=args.affected_only)
-    summary = {k: v for k, v in result.items() if k != "details"}
-    return {"run": str(exp.store.root), "request_id": exp.latest_request(), **result, "verification": summary}
-
-
-def print_verify(report: dict) -> None:
-    print(f"exact={report['exact']}: {report['reason']}")
-    print(f"  reference: {report['reference']}")
-    print(f"  forgotten samples absent from every slice and file: {report['forgotten_absent']}; "
-          f"measured work equals predicted: {report['cost_matches_prediction']}")
-    for row in report["details"]:
-        print(f"  {constituent_label(row['role'], row['constituent'])}: equal={row['equal']} "
-              f"max |diff| {row['max_abs_diff']} hash {row['hash']} vs {row['reference_hash']}")
+    with _bar(args) as bar:
+        return recipes.verify(_run_dir(args), args.request, affected_only=args.affected_only, choices=_choices(args),
+                              on_event=bar or ignore)
 
 
 def cmd_audit(args: argparse.Namespace) -> dict:
-    from purge_engine.experiment import Experiment
+    from purge_engine import recipes
 
-    if not 0 <= args.top <= MAX_TOP:
-        raise ValueError(f"top: got {args.top}, must be an integer in [0, {MAX_TOP}]")
-    exp = _waiting(Experiment.open(_run_dir(args), finish_pending=False), args)
-    return {"run": str(exp.store.root), **exp.audit(args.request, top=args.top)}
-
-
-def _p(value) -> str:
-    return "-" if value is None else f"{value:.2g}"
-
-
-def print_audit(report: dict) -> None:
-    print(f"request {report['request_id']}: {len(report['samples'])} sample(s) {report['samples']}")
-    if report.get("note"):
-        print(f"  {report['note']}")
-    print("  membership p-values (small: looks like a member; references: constituents that never saw it)")
-    for row in report["membership"]:
-        print(f"    sample {row['sample_id']:>5} {constituent_label(row['role'], row['constituent']):<32} "
-              f"refs {row['references']:>2}  before {_p(row['p_before']):>8}  after {_p(row['p_after']):>8}  "
-              f"reference {_p(row['p_reference']):>8}")
-    for role, rates in report["canary"].items():
-        shown = ", ".join(f"{c}: {_p(r['before'])}->{_p(r['after'])}" for c, r in rates.items())
-        print(f"  canary rate, {title(role)}: {shown}")
-    if report["contrast"]:
-        print(f"  contrast: {report['contrast']['method']}, budget {report['contrast']['budget_sample_steps']}")
-    if report["most_memorised"]:
-        print("  most memorised now: " + ", ".join(str(r["sample_id"]) for r in report["most_memorised"]))
+    return recipes.audit(_run_dir(args), args.request, top=args.top, choices=_choices(args))
 
 
 def cmd_ledger(args: argparse.Namespace) -> dict:
-    from purge_engine.store import Ledger, RunStore
+    from purge_engine.rundir.ledger import Ledger
+    from purge_engine.rundir.store import RunStore
 
     store = RunStore(_run_dir(args))
     store.check_is_run()
@@ -480,16 +296,9 @@ def _ledger_row(record: dict) -> dict:
             "verified": verification, "resumed": record.get("resumed", False)}
 
 
-def print_ledger(report: dict) -> None:
-    print(f"{report['run']}: hash chain {'valid' if report['chain_valid'] else 'BROKEN'} ({report['chain_detail']})")
-    for row in report["requests"]:
-        purge = row["cost"].get("purge", {}).get("sample_steps", "-")
-        print(f"  #{row['request_id']} {row['time']} {row['status']:<8} samples {row['sample_ids']} "
-              f"purge sample-steps {purge} verified {row['verified']}")
-
-
 def cmd_certificate(args: argparse.Namespace) -> dict:
-    from purge_engine.store import Ledger, RunStore
+    from purge_engine.rundir.ledger import Ledger
+    from purge_engine.rundir.store import RunStore
 
     store = RunStore(_run_dir(args))
     store.check_is_run()
@@ -497,52 +306,15 @@ def cmd_certificate(args: argparse.Namespace) -> dict:
 
 
 def cmd_check(args: argparse.Namespace) -> dict:
-    from purge_engine.check import check_run
+    from purge_engine import recipes
 
-    wait = args.wait
-    if not 0 <= wait <= MAX_WAIT_S:
-        raise ValueError(f"wait: got {wait:g}, must be a number of seconds in [0, {MAX_WAIT_S:g}]")
-    report = check_run(_run_dir(args), repair=args.repair, timeout=wait,
-                       on_wait=lambda sentence: print(sentence, file=sys.stderr))
+    report = recipes.repair(_run_dir(args), fix=args.repair, choices=_choices(args))
     args.exit_status = 0 if report["run_whole"] else 1  # a damaged run is a failed check
     return report
 
 
-def print_check(report: dict) -> None:
-    print(f"{report['run']}: {len(report['damaged'])} damaged" + (":" if report["damaged"] else ""))
-    for row in report["damaged"]:
-        print(f"  {row['path']}: {row['problem']}")
-    for row in report["repaired"]:
-        hashes = (f" (parameter hash {row['param_hash']}, recorded {row['recorded_hash']})"
-                  if "param_hash" in row else "")
-        print(f"  repaired {row['path']}: {row['action']}{hashes}: {'proved' if row['proved'] else 'NOT proved'}")
-    for row in report["unrepairable"]:
-        print(f"  cannot repair {row['path']}: {row['problem']}")
-    for note in report["notes"]:
-        print(f"  note: {note}")
-    if report["repaired"]:
-        print(f"every rebuilt file equals its recorded hash: {report['proved']}")
-    print("the run is whole" if report["run_whole"] else
-          "the run is damaged" + ("" if report["repaired"] else
-                                  f"; `python -m purge_engine check --run {report['run']} --repair` rebuilds it"))
-
-
 def cmd_datasets(args: argparse.Namespace) -> dict:
     return {"data_root": args.data_root, "datasets": catalog(args.data_root)}
-
-
-def print_datasets(report: dict) -> None:
-    print(f"{'dataset':<21} {'here':<4} {'train':>7} {'test':>7} {'input':<18} {'classes':>7}  "
-          f"{'teacher / student model':<24} licence")
-    for row in report["datasets"]:
-        spec = DATASETS[row["name"]]
-        models = row["teacher_model"] if row["teacher_model"] == row["student_model"] else \
-            f"{row['teacher_model']} / {row['student_model']}"
-        print(f"{row['name']:<21} {'yes' if row['available'] else 'no':<4} {row['n_train']:>7,} {row['n_test']:>7,} "
-              f"{spec.shape_text:<18} {row['n_classes']:>7}  {models:<24} {row['licence']}")
-    for row in report["datasets"]:
-        where = f"found at {row['found_at']}" if row["available"] else row["how_to_get"]
-        print(f"  {row['name']}: from {' or '.join(row['sources'])}; {where}")
 
 
 def build_parser() -> argparse.ArgumentParser:

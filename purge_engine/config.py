@@ -24,6 +24,7 @@ USER_NAME = "user:<hash>"  # how messages name an imported dataset (userdata.py)
 MAX_THREADS = 256
 # How a run is executed: chosen per command, never part of the fingerprint (executors.py, lanes.py).
 EXECUTORS = ("local", "ray", "lanes", "auto")
+MAX_TOP = 100_000  # most memorised samples an audit lists at most
 LANE_LIMIT = 256  # lanes in one group: beyond this a tiny model's group is no faster, only bigger
 AUTO_LANES = {"cpu": 4, "cuda": 32}  # W when none is asked for (bench_lanes.py: W = 4 fastest on 2 CPU cores)
 

@@ -23,6 +23,7 @@ import torch
 from purge_engine.audit import Target, audited_outputs, score_targets
 from purge_engine.chains import Bench, ChainTask
 from purge_engine.events import ignore
+from purge_engine.rundir.names import ConstituentName
 
 METHOD = "fine-tuning on the retained data (approximate unlearning, a contrast)"
 RELEARN_ROUNDS = 3
@@ -98,8 +99,8 @@ class Scorer:
         point = {"p": [r["p"] for r in rows], "z": [r["z"] for r in rows]}
         if self.canary is not None:
             cx, cy = self.canary
-            point["canary_rate"] = {f"{role}-{c}": float((predict_proba(m, cx).argmax(1) == cy).float().mean())
-                                    for (role, c), m in models.items()}
+            rate = {key: float((predict_proba(m, cx).argmax(1) == cy).float().mean()) for key, m in models.items()}
+            point["canary_rate"] = {str(ConstituentName(*key)): value for key, value in rate.items()}
         return point
 
 
@@ -135,11 +136,13 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
         approx, spent = {}, {}
         for role, c in keys:
             model, data = _model(run, role, c, before[(role, c)]), _retained(run, role, c, bench)
-            epochs = max(1, round(budgets[f"{role}-{c}"] / max(int(data[0].shape[0]), 1)))
-            spent[f"{role}-{c}"] = _train(run, model, data, epochs, "contrast", ROLE_INDEX[role], c)
+            owner = str(ConstituentName(role, c))
+            epochs = max(1, round(budgets[owner] / max(int(data[0].shape[0]), 1)))
+            spent[owner] = _train(run, model, data, epochs, "contrast", ROLE_INDEX[role], c)
             approx[(role, c)] = model
         purge = {key: run.load_constituent(*key) for key in keys}
-        return {"method": METHOD, "constituents": [f"{r}-{c}" for r, c in keys], "rows": _rows(found, keys),
+        owners = [str(ConstituentName(*key)) for key in keys]
+        return {"method": METHOD, "constituents": owners, "rows": _rows(found, keys),
                 "budget_sample_steps": budgets, "spent_sample_steps": spent,
                 "relearn_rounds": RELEARN_ROUNDS, "quantisation_bits": list(QUANT_BITS),
                 "series": {"purge": stress(run, purge, scorer, bench),
@@ -157,10 +160,11 @@ def reference_series(reference, found: list[Target], sample_ids, keys, data, ext
 
 
 def budgets(plan, scope: dict) -> dict[str, int]:
-    """"role-c" -> the sample-steps PURGE spends retraining it (plan: after the request)."""
+    """"role-c" (names.ConstituentName) -> the sample-steps PURGE spends retraining it (plan: after the request)."""
     from purge_engine.plan import student_sample_steps, teacher_sample_steps
 
-    out = {f"teacher-{i}": teacher_sample_steps(plan, int(i), s) for i, s in scope["teachers"].items()}
-    out.update({f"purge-{k}": student_sample_steps(plan, int(k), s)
+    out = {str(ConstituentName("teacher", int(i))): teacher_sample_steps(plan, int(i), s)
+           for i, s in scope["teachers"].items()}
+    out.update({str(ConstituentName("purge", int(k))): student_sample_steps(plan, int(k), s)
                 for k, s in scope["students"].get("purge", {}).items()})
     return out

@@ -115,23 +115,3 @@ def job_steps(plan, scope=None) -> dict[str, int]:
     return steps
 
 
-class LiveEta:
-    """Seconds left of a job of `total` sample-steps, from the rate of its own trained steps so far."""
-
-    def __init__(self, total: int, clock=time.perf_counter):
-        self.total, self.done, self.clock = total, 0, clock
-        self.started = clock()
-
-    def add(self, sample_steps: int) -> None:
-        self.done += sample_steps
-
-    def seconds_left(self) -> float | None:
-        """None until the job has trained something to measure its rate by."""
-        return seconds_left(self.total, self.done, self.clock() - self.started)
-
-
-def seconds_left(total: int, done: int, elapsed: float) -> float | None:
-    """Seconds to go for `total` sample-steps after `done` took `elapsed` seconds; None without a rate."""
-    if done <= 0 or elapsed <= 0:
-        return None
-    return max(0.0, (total - done) * elapsed / done)

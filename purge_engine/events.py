@@ -66,7 +66,22 @@ class PhaseEvent:
         return asdict(self)
 
 
-Event = StepEvent | LabelEvent | PhaseEvent
+@dataclass(frozen=True)
+class TotalEvent:
+    """A job's first event (recipes.py): the sample-steps it will train, as the plan predicts them.
+    counts_reused: a reused step counts toward the total (training: the total is the whole plan); a
+    forget request's total is only what it retrains."""
+
+    kind: str  # "total"
+    sample_steps: int
+    counts_reused: bool = False
+    what: str = ""  # "train", "forget", "verify", ...
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Event = StepEvent | LabelEvent | PhaseEvent | TotalEvent
 EventCallback = Callable[[Event], None]
 
 

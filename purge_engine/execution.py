@@ -17,7 +17,7 @@ import torch
 from purge_engine.config import EXECUTORS, LANE_LIMIT
 from purge_engine.executors import LOOP_PATH, Executor, LocalExecutor
 from purge_engine.lanes import LanesExecutor, lanes_path
-from purge_engine.store import RunStore
+from purge_engine.rundir.store import RunStore
 
 
 def make_executor(name: str | None = None, ray_address: str | None = None, workers: int | None = None,

@@ -20,19 +20,19 @@ from purge_engine import verify as _verify
 from purge_engine.events import EventCallback, ignore
 from purge_engine.forget import ForgetReport
 from purge_engine.plan import METHODS
+from purge_engine.request_plan import RequestPlan, plan_request
 from purge_engine.run import Run, device_label, resolve_config, resolve_device  # noqa: F401 (re-exported)
-from purge_engine.scoring import score
 
 
 class Experiment(Run):
     """A Run with the verbs: evaluate, forget, finish_pending, verify, full_retrain."""
 
     @classmethod
-    def open(cls, run_dir: Path | str, finish_pending: bool = True, executor=None, switch: bool = False) -> Experiment:
+    def open(cls, run_dir: Path | str, finish_pending: bool = True, **options) -> Experiment:
         """The run in run_dir. A request a dead process left half done is finished first, unless
         finish_pending is False (a caller that must not block, like a page script, finishes it later).
-        executor, switch: the client's choice of executor (execution.choose; None: the run's own path)."""
-        exp = super().open(run_dir, executor=executor, switch=switch)
+        options: Run.open's (executor, switch, wait, on_wait)."""
+        exp = super().open(run_dir, **options)
         if finish_pending:
             exp.finish_pending()
         return exp
@@ -42,25 +42,9 @@ class Experiment(Run):
         """Softmax outputs (n, classes) of every constituent of a role."""
         return _evaluate.constituent_probs(self, role, inputs)
 
-    def live_probs(self, probs: list[torch.Tensor], role: str = "teacher") -> torch.Tensor:
-        """(k, n, classes): the non-empty constituents' outputs, stacked."""
-        return _evaluate.live_probs(self, probs, role)
-
-    def aggregate(self, probs: list[torch.Tensor], role: str = "teacher") -> torch.Tensor:
-        """Ensemble prediction (n,) by the run's aggregation; evaluate.ABSTAIN (-1) with no constituent left."""
-        return _evaluate.ensemble_predict(self.live_probs(probs, role), self.config.aggregation)
-
-    def ensemble_probs(self, role: str, inputs: torch.Tensor) -> torch.Tensor:
-        """Mean softmax (n, classes) over the role's non-empty constituents; uniform when none is left."""
-        return _evaluate.mean_softmax(self.live_probs(self.constituent_probs(role, inputs), role))
-
     def evaluate(self, inputs: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
         """Accuracy of every trained role's ensemble and of every constituent (evaluate.evaluate_run)."""
         return _evaluate.evaluate_run(self, inputs, labels)
-
-    def score(self, roles, forgotten: list[int]) -> tuple[dict, dict]:
-        """Accuracy on test / retained / forgotten samples and the membership check, per role."""
-        return score(self, roles, forgotten)
 
     def audit(self, request_id: int | None = None, top: int = 10) -> dict:
         """The evidence that a request's samples were forgotten (audit.report): membership p-values per
@@ -71,7 +55,7 @@ class Experiment(Run):
             return report(self, request_id, top)
 
     # -- forget requests (forget.py) -------------------------------------------------------------------
-    def forget(self, sample_ids, methods: Sequence[str] = METHODS, full_retrain: bool = False,
+    def forget(self, request, methods: Sequence[str] = METHODS, full_retrain: bool = False,
                on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
                score: bool = True, evidence: bool = True) -> ForgetReport:
         """Serve a forget request: remove the samples from the plan and retrain exactly what they
@@ -81,9 +65,12 @@ class Experiment(Run):
         open()) finishes it. score=False leaves out the accuracy and membership scoring around the
         request (sweeps and benchmarks, which time the retraining alone). evidence=False keeps the
         scoring but leaves out the evidence of forgetting (audit.py: the per-sample membership test, the
-        canary rates, the approximate contrast); score=False leaves out both."""
-        report = _forget.serve(self, sample_ids, methods, on_event or ignore, should_stop, score, evidence)
-        if full_retrain:
+        canary rates, the approximate contrast); score=False leaves out both. request: the sample ids,
+        or a RequestPlan (request_plan.plan_request: the request planned once, as a client previewed it)."""
+        if not isinstance(request, RequestPlan):  # the sample ids: planned here, once
+            request = plan_request(self.plan, request, methods, full_retrain)
+        report = _forget.serve(self, request, on_event or ignore, should_stop, score, evidence)
+        if full_retrain or request.full_retrain:
             with self.writing(f"a full retrain after request {report.request_id}", on_event or ignore, should_stop):
                 report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)
                 self.ledger.append(report.request_id, "full_retrain", {"full_retrain": report.full_retrain})

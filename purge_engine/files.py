@@ -1,15 +1,11 @@
-"""Files without torch: atomic writes, JSON, and the hashes that name content (DESIGN section 8).
-
-Everything a run stores is written to a temporary name in the same folder and moved into place
-with os.replace, so a crash leaves either the old file or the new one, never half of either.
+"""Files without torch: the hashes that name content, reading JSON back, and the errors of a stored file
+(DESIGN section 8). Writing is rundir/atomic.py's: one atomic write for everything a run stores.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,26 +38,6 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# -- atomic writes -----------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path, what: str) -> dict:

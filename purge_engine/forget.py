@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from purge_engine.evaluate import accuracy_of
+from purge_engine.rundir import records
 from purge_engine.scoring import RETAINED_SAMPLE, SampleSets, membership_check, sample_losses, sample_sets
 
 __all__ = ["ForgetReport", "compare_parameters", "accuracy_of", "RETAINED_SAMPLE", "SampleSets",
@@ -64,31 +65,33 @@ def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict, dict]:
     return accuracy, membership, constituents
 
 
-def serve(run, sample_ids, methods, on_event, should_stop, score: bool = True, evidence: bool = True) -> ForgetReport:
-    """Check and journal a forget request, then execute it; the caller holds no lock (this takes it)."""
-    from purge_engine.advantage import request_side, why
+def serve(run, request, on_event, should_stop, score: bool = True, evidence: bool = True) -> ForgetReport:
+    """Check and journal a forget request (request_plan.RequestPlan: planned once, by the caller), then
+    execute it; the caller holds no lock (this takes it). A plan another process changed meanwhile is
+    planned again under the lock."""
     from purge_engine.constituents import check_methods
-    from purge_engine.plan import predicted_cost, retrain_scope
+    from purge_engine.request_plan import plan_request
 
+    methods = list(request.methods)
     check_methods(methods)
     _check_keeps_students(run, methods)
-    run.plan.check_request(sample_ids)  # refused before the lock: a refused request leaves the run as it was
     if not run.store.lock_path.exists():
         _check_trained(run, methods)
     with run.writing("a forget request", on_event, should_stop):
-        ids = list(run.plan.check_request(sample_ids))
+        if not request.still_holds(run.plan):
+            request = plan_request(run.plan, request.sample_ids, methods, request.full_retrain)
+        ids, scope = list(request.sample_ids), request.scope
         _check_trained(run, methods)
         roles = ["teacher", *methods]
-        scope = retrain_scope(run.plan, ids)
         accuracy, membership, outputs = _scores(run, roles, ids, score)
         found, evidence, before, extra = _evidence_before(run, ids, roles, scope.to_dict(), score and evidence)
         request_id = run.ledger.next_request_id()
-        started = {"sample_ids": ids, "methods": list(methods), "scope": scope.to_dict(), "score": score,
-                   "predicted": predicted_cost(run.plan, scope), "hashes_before": run.param_hashes(roles),
-                   "side": request_side(run.plan, ids), "why": why(run.plan, ids),
+        started = {records.SAMPLE_IDS: ids, records.METHODS: list(methods), records.SCOPE: scope.to_dict(),
+                   records.SCORE: score, records.PREDICTED: request.predicted,
+                   records.HASHES_BEFORE: run.param_hashes(roles), "side": request.side, "why": request.why,
                    "accuracy_before": accuracy, "membership_before": membership, "outputs_before": outputs,
-                   "evidence_targets": [t.to_dict() for t in found], "evidence_before": evidence}
-        run.ledger.append(request_id, "started", started)
+                   records.EVIDENCE_TARGETS: [t.to_dict() for t in found], "evidence_before": evidence}
+        run.ledger.append(request_id, records.STARTED, started)
         return execute(run, request_id, started, on_event, should_stop=should_stop, before=before, extra=extra)
 
 
@@ -110,7 +113,7 @@ def targets_of(record: dict) -> list:
     """The membership targets a request recorded (audit.Target), in order."""
     from purge_engine.audit import Target
 
-    return [Target(**{**t, "references": tuple(t["references"])}) for t in record.get("evidence_targets", [])]
+    return [Target(**{**t, "references": tuple(t["references"])}) for t in record.get(records.EVIDENCE_TARGETS, [])]
 
 
 def _check_keeps_students(run, methods) -> None:
@@ -163,35 +166,36 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
     after a crash) leaves the contrast out. extra: the extra reference models built before (rebuilt when None)."""
     from purge_engine.work import cost_matches, work_of_request
 
-    ids, methods, roles = started["sample_ids"], started["methods"], ["teacher", *started["methods"]]
+    ids, methods = started[records.SAMPLE_IDS], started[records.METHODS]
+    roles = ["teacher", *methods]
     if not set(ids) <= run.plan.forgotten:
         run.plan = run.plan.without(ids)
         run.store.write_plan(run.plan)
     costs, retrained = _train_for(run, request_id, methods, on_event, should_stop)
-    accuracy, membership, outputs = _scores(run, roles, ids, started.get("score", True))
+    accuracy, membership, outputs = _scores(run, roles, ids, started.get(records.SCORE, True))
     evidence, contrasted = _evidence_after(run, started, before, extra)
     work = work_of_request(run, request_id, methods)
-    check = cost_matches(started["predicted"], work, roles)
+    check = cost_matches(started[records.PREDICTED], work, roles)
     report = ForgetReport(
-        request_id=request_id, sample_ids=ids, methods=list(methods), scope=started["scope"],
-        predicted=started["predicted"], cost={role: c.to_dict() for role, c in costs.items()},
+        request_id=request_id, sample_ids=ids, methods=list(methods), scope=started[records.SCOPE],
+        predicted=started[records.PREDICTED], cost={role: c.to_dict() for role, c in costs.items()},
         retrained={r: {str(c): s for c, s in v.items()} for r, v in retrained.items()},
         reused={r: [c for _, c in run.constituents([r]) if c not in retrained.get(r, {})] for r in roles},
         accuracy={"before": started["accuracy_before"], "after": accuracy},
         membership={"before": started["membership_before"], "after": membership},
-        hashes={"before": started["hashes_before"], "after": run.param_hashes(roles)},
+        hashes={"before": started[records.HASHES_BEFORE], "after": run.param_hashes(roles)},
         outputs={"before": started.get("outputs_before", {}), "after": outputs},
-        evidence={"targets": started.get("evidence_targets", []), "before": started.get("evidence_before", {}),
+        evidence={"targets": started.get(records.EVIDENCE_TARGETS, []), "before": started.get("evidence_before", {}),
                   "after": evidence}, contrast=contrasted,
         resumed=resumed, work=work, cost_matches_prediction=check["matches"],
         advantage=_advantage(started, work, methods))
     done = {k: v for k, v in report.to_dict().items()
             if k in ("cost", "retrained", "reused", "resumed", "work", "advantage")}
-    run.ledger.append(request_id, "done", {**done, "accuracy_after": accuracy, "membership_after": membership,
-                                           "hashes_after": report.hashes["after"], "outputs_after": outputs,
-                                           "evidence_after": evidence, "contrast": contrasted,
-                                           "cost_matches_prediction": check["matches"],
-                                           "cost_mismatches": check["mismatches"]})
+    run.ledger.append(request_id, records.DONE, {
+        **done, "accuracy_after": accuracy, "membership_after": membership,
+        records.HASHES_AFTER: report.hashes["after"], "outputs_after": outputs, "evidence_after": evidence,
+        records.CONTRAST: contrasted, "cost_matches_prediction": check["matches"],
+        "cost_mismatches": check["mismatches"]})
     return report
 
 
@@ -199,14 +203,14 @@ def _evidence_after(run, started: dict, before: dict | None, extra: dict | None)
     """(audit.evidence after the retraining, contrast.measure or None), for a request that recorded targets."""
     from purge_engine import audit, contrast
 
-    if not started.get("evidence_targets") and not started.get("evidence_before"):
+    if not started.get(records.EVIDENCE_TARGETS) and not started.get("evidence_before"):
         return {}, None
-    found, ids = targets_of(started), started["sample_ids"]
+    found, ids = targets_of(started), started[records.SAMPLE_IDS]
     extra = audit.extra_references(run, found, ids) if extra is None else extra
-    evidence = audit.evidence(run, found, ids, ["teacher", *started["methods"]], extra=extra)
+    evidence = audit.evidence(run, found, ids, ["teacher", *started[records.METHODS]], extra=extra)
     if not before:
         return evidence, None
-    budgets = contrast.budgets(run.plan, started["scope"])
+    budgets = contrast.budgets(run.plan, started[records.SCOPE])
     return evidence, contrast.measure(run, found, ids, before, budgets, extra)
 
 
@@ -217,14 +221,14 @@ def _advantage(started: dict, work: dict, methods) -> dict:
 
     both = {"purge", "baseline"} <= set(methods)
     return {"side": started.get("side"), "why": started.get("why"),
-            "predicted": advantage(started["predicted"]) if both else None,
+            "predicted": advantage(started[records.PREDICTED]) if both else None,
             "measured": advantage(work) if both and {"purge", "baseline"} <= set(work) else None}
 
 
 def finish_pending(run, on_event, should_stop=None) -> list[ForgetReport]:
     """Finish requests a dead process left journaled but not done. Skipped while another process
     holds the run's writer lock (it is still working on them)."""
-    from purge_engine.store import writer_lock
+    from purge_engine.rundir.lock import writer_lock
 
     if not run.ledger.pending():
         return []
@@ -234,6 +238,6 @@ def finish_pending(run, on_event, should_stop=None) -> list[ForgetReport]:
         run.reload_plan()
         reports = []
         for request_id in run.ledger.pending():
-            started = next(e["body"] for e in run.ledger.entries(request_id) if e["kind"] == "started")
+            started = records.started_bodies(run.ledger.entries(request_id))[request_id]
             reports.append(execute(run, request_id, started, on_event, resumed=True, should_stop=should_stop))
         return reports

@@ -24,14 +24,22 @@ import json
 from pathlib import Path
 
 from purge_engine.checkpoints import CheckpointError, read_sidecar
-from purge_engine.constituents import ROLES, Chains, count
-from purge_engine.files import atomic_write_json, file_hash, read_json
+from purge_engine.constituents import ROLES, Chains
+from purge_engine.files import file_hash, read_json
 from purge_engine.plan import METHODS
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.atomic import atomic_write_bytes, json_text
+from purge_engine.rundir.names import (
+    CHECKPOINTS,
+    MANIFEST_NAME,
+    SOFT_LABELS,
+    CheckpointName,
+    checkpoint_walk,
+    label_walk,
+)
 from purge_engine.soft_labels import outputs_key
 
-MANIFEST_NAME = "manifest.json"
 FORMAT = 1
-RECORDED = ("key", "param_hash", "file_sha256", "request_id")  # what the manifest keeps of each sidecar
 
 
 def manifest_path(store) -> Path:
@@ -44,26 +52,15 @@ def digest_of(data: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# -- the positions a plan asks for ----------------------------------------------------------------
-def checkpoint_positions(chains: Chains, roles=tuple(ROLES)):
-    """(name, role, constituent, step, key) of every step the plan asks of the given roles."""
-    for role in roles:
-        for c in range(count(role, chains.plan)):
-            for spec in chains.steps(role, c):
-                yield f"{role}-{c}/step-{spec.step}", role, c, spec.step, spec.key
-
-
-def label_positions(chains: Chains, methods=METHODS):
-    """(name, (method, student, chunk, slice, teacher), key) of every per-teacher soft-label file."""
-    plan, temperature = chains.plan, chains.config.temperature
-    for method in methods:
-        for k in range(plan.n_students):
-            for c in range(plan.n_chunks(k)):
-                for t in plan.labelling_teachers(method, k, c):
-                    for j in range(plan.student_slices):
-                        ids = plan.student_shards[k][c][j]
-                        key = outputs_key(chains.teacher_keys[t], ids, temperature)
-                        yield f"{method}-{k}/chunk-{c}-slice-{j}-teacher-{t}", (method, k, c, j, t), key
+# -- the files a plan asks for, with the key each must hold ----------------------------------------
+def wanted_files(chains: Chains, roles=tuple(ROLES), methods=METHODS):
+    """(name, key) of every checkpoint of the given roles, then every per-teacher soft-label file of the
+    given methods (names.checkpoint_walk, names.label_walk)."""
+    for name, spec in checkpoint_walk(chains, roles):
+        yield name, spec.key
+    temperature = chains.config.temperature
+    for label in label_walk(chains.plan, methods):
+        yield label, outputs_key(chains.teacher_keys[label.teacher], label.ids(chains.plan), temperature)
 
 
 def _current(stem: Path, key: str) -> dict | None:
@@ -72,28 +69,21 @@ def _current(stem: Path, key: str) -> dict | None:
         meta = read_sidecar(stem)
     except CheckpointError:
         return None
-    if meta is None or meta.get("key") != key:
+    if meta is None or meta.get(sidecar.KEY) != key:
         return None
-    return {field: meta.get(field) for field in RECORDED}
+    return {field: meta.get(field) for field in sidecar.RECORDED}
 
 
 # -- writing ------------------------------------------------------------------------------------------
 def build_manifest(store, config, plan) -> dict:
     """The manifest of a run as its files stand: every current file's recorded hashes."""
-    chains = Chains(config, plan)
-    checkpoints = {}
-    for name, role, c, step, key in checkpoint_positions(chains):
-        entry = _current(store.checkpoint_stem(role, c, step), key)
+    records: dict[str, dict] = {CHECKPOINTS: {}, SOFT_LABELS: {}}
+    for name, key in wanted_files(Chains(config, plan)):
+        entry = _current(store.stem(name), key)
         if entry is not None:
-            checkpoints[name] = entry
-    labels = {}
-    for name, position, key in label_positions(chains):
-        entry = _current(store.labels_stem(*position), key)
-        if entry is not None:
-            labels[name] = entry
+            records[name.AREA][str(name)] = entry
     data = {"format": FORMAT, "config": config.to_dict(), "fingerprint": config.fingerprint(),
-            "plan_sha256": file_hash(store.plan_path), "forgotten": sorted(plan.forgotten),
-            "checkpoints": checkpoints, "soft_labels": labels}
+            "plan_sha256": file_hash(store.plan_path), "forgotten": sorted(plan.forgotten), **records}
     return {**data, "digest": digest_of(data)}
 
 
@@ -101,10 +91,9 @@ def write_manifest(store, config, plan) -> dict:
     """Record the run's current files in manifest.json (atomically); call under the writer lock. An
     unchanged manifest is left as it is (a training that reused everything changes no byte of the run)."""
     data = build_manifest(store, config, plan)
-    path = manifest_path(store)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    path, text = manifest_path(store), json_text(data)
     if not path.is_file() or path.read_text() != text:
-        atomic_write_json(path, data)
+        atomic_write_bytes(path, text.encode())
     return data
 
 
@@ -128,4 +117,4 @@ def recorded_roles(store) -> set[str]:
         data = read_manifest(store) or {}
     except CheckpointError:
         return set()
-    return {name.split("/")[0].rsplit("-", 1)[0] for name in data.get("checkpoints", {})}
+    return {CheckpointName.parse(name).role for name in data.get(CHECKPOINTS, {})}

@@ -29,8 +29,6 @@ removes it (entry_problem below, shared by both).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +37,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from purge_engine.checkpoints import checked_sidecar, environment, hash_tensors
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.atomic import atomic_write
+from purge_engine.rundir.names import OUTPUTS, TENSORS_SUFFIX, CheckpointName, ConstituentName
 
-OUTPUTS_DIR = "outputs"
 FORMAT = "2"  # 2: records HASH_FIELD (a format-1 entry is stale: recomputed)
 TENSOR = "probs"
 HASH_FIELD = "probs_hash"
@@ -57,7 +57,7 @@ class EvalSet:
 
 
 def outputs_path(store, role: str, constituent: int, name: str) -> Path:
-    return store.root / OUTPUTS_DIR / f"{role}-{constituent}" / f"{name}.safetensors"
+    return store.root / OUTPUTS / str(ConstituentName(role, constituent)) / f"{name}{TENSORS_SUFFIX}"
 
 
 class OutputsCache:
@@ -102,9 +102,9 @@ def _checkpoint_of(run, role: str, constituent: int) -> dict[str, str]:
     """What names the constituent's parameters and the forward pass's environment, checked on disk
     (CheckpointError, as a load would raise, when the final checkpoint is not current or damaged)."""
     last = run.job(role, constituent).steps[-1]
-    expect = {"role": role, "constituent": constituent, "step": last.step, "key": last.key}
-    meta = checked_sidecar(run.store.checkpoint_stem(role, constituent, last.step), expect)
-    return {"format": FORMAT, "key": last.key, "checkpoint_sha256": meta["file_sha256"],
+    name = CheckpointName(role, constituent, last.step)
+    meta = checked_sidecar(run.store.stem(name), sidecar.identity(name, last.key))
+    return {"format": FORMAT, "key": last.key, "checkpoint_sha256": meta[sidecar.FILE_SHA256],
             **{k: str(v) for k, v in environment(run.device).items()}}
 
 
@@ -165,13 +165,6 @@ def _format_of(path: Path) -> str | None:
 
 def _write(path: Path, probs: torch.Tensor, s: EvalSet, checkpoint: dict[str, str]) -> None:
     """Store atomically (a crash leaves the old entry or the new one); no fsync: it is a cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     cpu = probs.detach().to("cpu").contiguous()
-    try:
-        save_file({TENSOR: cpu}, tmp, metadata={**_describe(s, checkpoint), HASH_FIELD: hash_tensors({TENSOR: cpu})})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    metadata = {**_describe(s, checkpoint), HASH_FIELD: hash_tensors({TENSOR: cpu})}
+    atomic_write(path, lambda temp: save_file({TENSOR: cpu}, str(temp), metadata=metadata), durable=False)

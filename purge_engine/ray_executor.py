@@ -36,7 +36,7 @@ from purge_engine.chains import ChainTask, by_role
 from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent, worker_name
 from purge_engine.executors import LOOP_PATH, Executor, LocalExecutor
 from purge_engine.lanes import LanesExecutor, check_fits, check_lanes, lanes_path
-from purge_engine.store import RunStore
+from purge_engine.rundir.store import RunStore
 from purge_engine.training import Cost
 
 POLL_SECONDS = 0.1

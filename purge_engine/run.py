@@ -29,12 +29,16 @@ from purge_engine.data import DatasetBundle, assert_memory_format
 from purge_engine.events import EventCallback, PhaseEvent, ignore, worker_name
 from purge_engine.execution import check_path, choose
 from purge_engine.executors import Executor, LocalExecutor
-from purge_engine.leftovers import clean_leftovers
 from purge_engine.manifest import write_manifest
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
+from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.ledger import Ledger
+from purge_engine.rundir.leftovers import clean_leftovers
+from purge_engine.rundir.lock import LOCK_TIMEOUT_S, holds_writer_lock, writer_lock
+from purge_engine.rundir.names import CheckpointName, ConstituentName
+from purge_engine.rundir.store import RunStore
 from purge_engine.seeding import seed_for
-from purge_engine.store import LOCK_TIMEOUT_S, Ledger, RunStore, holds_writer_lock, writer_lock
 from purge_engine.threads import hold_threads
 from purge_engine.training import Cost
 
@@ -68,8 +72,7 @@ def _check_history(store: RunStore, plan: Plan, ledger: Ledger) -> None:
     """Every sample the plan has forgotten must be one a request in the ledger asked to forget: a ledger
     removed together with its anchor would otherwise read as a new run, and the next request would be
     numbered 1 again."""
-    asked = {int(i) for e in ledger.entries() if e["kind"] == "started" for i in e["body"].get("sample_ids", [])}
-    unexplained = sorted(plan.forgotten - asked)
+    unexplained = sorted(plan.forgotten - records.asked_ids(ledger.entries()))
     if unexplained:
         raise ValueError(f"run: {store.root} has forgotten {len(unexplained)} samples (e.g. #{unexplained[0]}) that no "
                          "request in its ledger names: the ledger was removed, emptied or replaced, and its history "
@@ -80,9 +83,11 @@ class Run:
     """A run directory with its config, plan, dataset and device; the verbs live in their own modules."""
 
     def __init__(self, store: RunStore, config: PurgeConfig, plan: Plan, bundle: DatasetBundle,
-                 executor: Executor | None = None, switch: bool = False):
+                 executor: Executor | None = None, switch: bool = False, wait: float | None = LOCK_TIMEOUT_S,
+                 on_wait: Callable[[str], None] | None = None):
         """executor: what trains its chains, as chosen for this run (execution.choose; None: the loop);
-        switch: it may retrain the whole run on another path than the recorded one."""
+        switch: it may retrain the whole run on another path than the recorded one; wait: seconds to
+        wait for another writer (None: for ever), on_wait: told when it must wait (the CLI prints it)."""
         self.store, self.config = store, config
         self.plan = plan
         self.device = resolve_device(config.device)
@@ -90,19 +95,21 @@ class Run:
         self._teacher_cache: dict[int, nn.Module] = {}
         self.request_id: int | None = None  # the forget request being served, stamped into what it trains
         self.executor, self.switch = executor or LocalExecutor(), switch
-        self.lock_timeout: float | None = LOCK_TIMEOUT_S  # seconds to wait for another writer (None: for ever)
-        self.on_wait: Callable[[str], None] = lambda _sentence: None  # told when it must wait (the CLI prints it)
+        self.lock_timeout = wait
+        self.on_wait: Callable[[str], None] = on_wait or (lambda _sentence: None)
 
     # -- create / open ---------------------------------------------------------------------
     @classmethod
     def create(cls, config: PurgeConfig, run_dir: Path | str, download: bool = False,
-               plan: Plan | None = None, exclude=(), executor: Executor | None = None, switch: bool = False) -> Run:
+               plan: Plan | None = None, exclude=(), executor: Executor | None = None, switch: bool = False,
+               **waiting) -> Run:
         """A new run in run_dir (or the run already there, when it holds the same config).
 
         exclude: sample ids the dataset is built without, as if its source never held them; the plan
         is then made from that data alone (verification's from-scratch reference).
         plan: train on this plan instead of a fresh one (trusts the caller's plan; tests use it).
-        executor, switch: the client's choice of executor (execution.choose decides; None: the run's own)."""
+        executor, switch: the client's choice of executor (execution.choose decides; None: the run's own);
+        waiting: wait and on_wait, as the constructor's."""
         store = RunStore(run_dir)
         config.validate()
         if store.root.exists() and not store.root.is_dir():
@@ -114,7 +121,7 @@ class Run:
             if difference:
                 raise ValueError(f"run: {store.root} already holds a run with another config: {difference}; "
                                  "choose another run directory")
-            return cls.open(run_dir, executor=executor, switch=switch)
+            return cls.open(run_dir, executor=executor, switch=switch, **waiting)
         config = resolve_config(config)
         bundle = load_run_data(config, download=download, exclude=exclude)
         plan = plan or make_plan(config, bundle)
@@ -122,12 +129,12 @@ class Run:
         store.root.mkdir(parents=True, exist_ok=True)
         store.write_plan(plan)
         store.write_config(config)  # last: config.json marks a complete run directory
-        return cls(store, config, plan, bundle, chosen, switch)
+        return cls(store, config, plan, bundle, chosen, switch, **waiting)
 
     @classmethod
-    def open(cls, run_dir: Path | str, executor: Executor | None = None, switch: bool = False) -> Run:
+    def open(cls, run_dir: Path | str, executor: Executor | None = None, switch: bool = False, **waiting) -> Run:
         """The run in run_dir, as stored (Experiment.open also finishes a request a dead process left).
-        executor, switch: as create's."""
+        executor, switch, waiting: as create's."""
         store = RunStore(run_dir)
         store.check_is_run()
         clean_leftovers(store)  # temp files a crashed write left, when no live writer owns them
@@ -142,13 +149,14 @@ class Run:
                              f"{config.data_root} has {bundle.id_space} (the dataset's files or its split rule "
                              "changed since: the built-ins are split by each image's own pixels since this version; "
                              "train a new run)")
-        return cls(store, config, plan, bundle, choose(store, resolve_device(config.device), executor, switch), switch)
+        return cls(store, config, plan, bundle, choose(store, resolve_device(config.device), executor, switch), switch,
+                   **waiting)
 
     # -- keys: what every checkpoint must hold, computed from the plan -----------------------
     def _meta(self) -> dict:
-        return {"seed": self.config.seed, "config_fingerprint": self.config.fingerprint(),
-                "environment": self.environment(), "request_id": self.request_id,
-                "executor": self.executor.name, "worker": worker_name()}
+        return {sidecar.SEED: self.config.seed, sidecar.CONFIG_FINGERPRINT: self.config.fingerprint(),
+                sidecar.ENVIRONMENT: self.environment(), sidecar.REQUEST_ID: self.request_id,
+                sidecar.EXECUTOR: self.executor.name, sidecar.WORKER: worker_name()}
 
     def environment(self) -> dict:
         """What decides the bits besides the data (section 6): recorded in every sidecar, compared by
@@ -187,8 +195,8 @@ class Run:
         """The constituent's final checkpoint as an eval() model; CheckpointError if it is not current."""
         last = self.job(role, constituent).steps[-1]
         model = self.new_model(role, constituent).to(self.device)
-        expect = {"role": role, "constituent": constituent, "step": last.step, "key": last.key}
-        model.load_state_dict(load_checkpoint(self.store.checkpoint_stem(role, constituent, last.step), expect,
+        name = CheckpointName(role, constituent, last.step)
+        model.load_state_dict(load_checkpoint(self.store.stem(name), sidecar.identity(name, last.key),
                                               self.device))
         return model.eval()
 
@@ -201,7 +209,7 @@ class Run:
     @contextmanager
     def writing(self, what: str, on_event: EventCallback = ignore, should_stop: Callable[[], bool] | None = None,
                 shared: bool = False):
-        """Hold the run's writer lock (store.writer_lock) for `what` ("training", ...), waiting up to
+        """Hold the run's writer lock (rundir/lock.py) for `what` ("training", ...), waiting up to
         self.lock_timeout for another writer and saying so (a PhaseEvent "waiting" and self.on_wait);
         RunBusy names the request in progress when the wait runs out. Taken first (not inside a
         forget request that holds it already), the plan is read again from disk: another process may
@@ -275,7 +283,7 @@ class Run:
         """True when the constituent's final checkpoint holds the key the plan asks for."""
         job = self.job(role, constituent)
         meta = read_sidecar(self.store.checkpoint_stem(role, constituent, job.steps[-1].step))
-        return meta is not None and meta.get("key") == job.steps[-1].key
+        return meta is not None and meta.get(sidecar.KEY) == job.steps[-1].key
 
     def trained_roles(self) -> list[str]:
         """Roles whose every constituent is current: "teacher" and the trained student methods."""
@@ -294,16 +302,16 @@ class Run:
         return [(role, c) for role in roles for c in range(count(role, self.plan))]
 
     def param_hashes(self, roles) -> dict[str, str]:
-        """"role-id" -> hash of the parameters in the constituent's final checkpoint (None when absent)."""
+        """"role-id" (names.ConstituentName) -> hash of the parameters in the constituent's final checkpoint
+        (None when absent)."""
         hashes = {}
         for role, c in self.constituents(roles):
             meta = read_sidecar(self.store.checkpoint_stem(role, c, self.job(role, c).steps[-1].step)) or {}
-            hashes[f"{role}-{c}"] = meta.get("param_hash")
+            hashes[str(ConstituentName(role, c))] = meta.get(sidecar.PARAM_HASH)
         return hashes
 
     def reload_plan(self) -> None:
         self.plan = self.store.read_plan()
 
     def latest_request(self) -> int | None:
-        done = [e["request_id"] for e in self.ledger.entries() if e["kind"] == "done"]
-        return max(done) if done else None
+        return self.ledger.latest_done()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax
 from purge_engine.files import hash_ids
 from purge_engine.plan import METHODS
+from purge_engine.rundir.names import ConstituentName
 from purge_engine.seeding import seed_for
 
 RETAINED_SAMPLE = 1000  # retained train samples scored before and after (seeded subsample)
@@ -177,7 +178,8 @@ def score(run, roles, forgotten: list[int], constituents: dict | None = None) ->
             run.config.aggregation, run.config.seed, role)
         if constituents is not None:
             for c, (test, gone) in enumerate(zip(every["test"], every["forgotten"], strict=True)):
-                constituents[f"{role}-{c}"] = constituent_outputs(test, labels["test"], gone, labels["forgotten"])
+                owner = str(ConstituentName(role, c))
+                constituents[owner] = constituent_outputs(test, labels["test"], gone, labels["forgotten"])
     cache.commit()
     return accuracy, membership
 

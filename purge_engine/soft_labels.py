@@ -24,7 +24,9 @@ from purge_engine.checkpoints import content_key, hash_ids, load_checkpoint, rea
 from purge_engine.constituents import label_key  # noqa: F401 (re-exported)
 from purge_engine.events import EventCallback, LabelEvent
 from purge_engine.plan import Plan
-from purge_engine.store import RunStore
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.names import LabelName
+from purge_engine.rundir.store import RunStore
 from purge_engine.training import predict_proba
 
 
@@ -92,22 +94,22 @@ class LabelCache:
         return labels
 
     def _cached(self, position, teacher_id: int, key: str) -> torch.Tensor | None:
-        stem = self.store.labels_stem(*position, teacher_id)
+        stem = self.store.stem(LabelName(*position, teacher_id))
         meta = read_sidecar(stem)
-        if meta is None or meta.get("key") != key:
+        if meta is None or meta.get(sidecar.KEY) != key:
             return None
-        if meta.get("path", None if self.strict else self.path) != self.path:
+        if meta.get(sidecar.PATH, None if self.strict else self.path) != self.path:
             return None
-        return load_checkpoint(stem, {"key": key}, self.device)["outputs"]
+        return load_checkpoint(stem, {sidecar.KEY: key}, self.device)["outputs"]
 
     def _compute(self, position, teacher_id: int, teacher_key: str, ids: np.ndarray) -> torch.Tensor:
         method, student_id, chunk_id, slice_id = position
         outputs = predict_proba(self.load_teacher(teacher_id), self.take_inputs(ids), self.temperature)
-        meta = {**self.meta, "path": self.path, "key": outputs_key(teacher_key, ids, self.temperature),
-                "method": method,
-                "student_id": student_id, "chunk_id": chunk_id, "slice_id": slice_id, "teacher_id": teacher_id,
-                "teacher_key": teacher_key, "ids_hash": hash_ids(ids), "forwards": int(ids.size)}
-        save_checkpoint(self.store.labels_stem(*position, teacher_id), {"outputs": outputs}, meta)
+        meta = {**self.meta, sidecar.PATH: self.path, sidecar.KEY: outputs_key(teacher_key, ids, self.temperature),
+                sidecar.METHOD: method, sidecar.STUDENT_ID: student_id, sidecar.CHUNK_ID: chunk_id,
+                sidecar.SLICE_ID: slice_id, sidecar.TEACHER_ID: teacher_id, sidecar.TEACHER_KEY: teacher_key,
+                sidecar.IDS_HASH: hash_ids(ids), sidecar.FORWARDS: int(ids.size)}
+        save_checkpoint(self.store.stem(LabelName(*position, teacher_id)), {"outputs": outputs}, meta)
         self.label_forwards += int(ids.size)
         return outputs
 

@@ -51,7 +51,6 @@ import numpy as np
 from purge_engine import theory
 from purge_engine.config import PurgeConfig, check_field, field_range
 from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent, ignore
-from purge_engine.files import atomic_write_json
 from purge_engine.plan import (
     METHODS,
     Plan,
@@ -60,6 +59,7 @@ from purge_engine.plan import (
     retrain_scope,
     student_sample_steps,
 )
+from purge_engine.rundir.atomic import atomic_write_json
 from purge_engine.seeding import seed_for
 from purge_engine.sources import DATASETS
 from purge_engine.storage import storage_estimate

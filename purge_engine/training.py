@@ -19,8 +19,10 @@ from torch import nn
 from purge_engine.checkpoints import hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.constituents import ConstituentJob, StepSpec  # noqa: F401 (re-exported)
 from purge_engine.events import Cancelled, EventCallback, StepEvent  # noqa: F401 (Cancelled re-exported)
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.names import CheckpointName
+from purge_engine.rundir.store import RunStore
 from purge_engine.seeding import generator_for
-from purge_engine.store import RunStore
 
 
 @dataclass
@@ -79,20 +81,23 @@ def train_slice_step(model: nn.Module, inputs: torch.Tensor, targets: tuple[torc
 def reusable_steps(store: RunStore, job: ConstituentJob, end: int | None = None) -> int:
     """How many leading steps already hold the checkpoints the plan asks for, trained on the job's
     execution path. Keys are chained (each includes its parent's), so the last matching step vouches
-    for every step's data before it; the path is checked on every step, because it decides the bits
-    and is not in the key (a chain is never continued on another path than its steps were trained on).
+    for every step's data before it; the path is checked on every step stored, because it decides the
+    bits and is not in the key (a chain is never continued on another path than its steps were trained on).
     end: look at steps before it only (a part of a chain: what comes after is not its to judge)."""
-    path = job.meta.get("environment", {}).get("path")
+    path = sidecar.execution_path(job.meta)
     for m in reversed(range(len(job.steps) if end is None else end)):
         meta = read_sidecar(store.checkpoint_stem(job.role, job.constituent, m))
-        if meta is not None and meta.get("key") == job.steps[m].key:
-            return m + 1 if all(_path_of(store, job, i) == path for i in range(m + 1)) else 0
+        if meta is not None and meta.get(sidecar.KEY) == job.steps[m].key:
+            return m + 1 if all(_path_of(store, job, i) in (path, _ABSENT) for i in range(m + 1)) else 0
     return 0
 
 
-def _path_of(store: RunStore, job: ConstituentJob, step: int) -> str | None:
-    return (read_sidecar(store.checkpoint_stem(job.role, job.constituent, step)) or {}).get(
-        "environment", {}).get("path")
+_ABSENT = object()  # a step with no checkpoint (verify lends a reference only the final ones)
+
+
+def _path_of(store: RunStore, job: ConstituentJob, step: int):
+    meta = read_sidecar(store.checkpoint_stem(job.role, job.constituent, step))
+    return _ABSENT if meta is None else sidecar.execution_path(meta)
 
 
 def train_constituent(chain, store: RunStore, batch_size: int, seed: int, device: torch.device,
@@ -122,8 +127,8 @@ def train_constituent(chain, store: RunStore, batch_size: int, seed: int, device
 
 
 def restore_step(model: nn.Module, store: RunStore, job: ConstituentJob, step: int, device: torch.device) -> None:
-    expect = {"role": job.role, "constituent": job.constituent, "step": step, "key": job.steps[step].key}
-    model.load_state_dict(load_checkpoint(store.checkpoint_stem(job.role, job.constituent, step), expect, device))
+    name = CheckpointName(job.role, job.constituent, step)
+    model.load_state_dict(load_checkpoint(store.stem(name), sidecar.identity(name, job.steps[step].key), device))
 
 
 def _train_and_save(model, chain, spec: StepSpec, store: RunStore, batch_size: int, seed: int,
@@ -141,11 +146,11 @@ def save_step(job: ConstituentJob, spec: StepSpec, store: RunStore, state: dict[
               loss: float | None, start: float, on_event: EventCallback) -> Cost:
     """Write a trained step's checkpoint (its sidecar names the step, its data and its key) and report
     it; start: when the step began (time.perf_counter). Shared by the loop and the lanes."""
-    meta = {**job.meta, "role": job.role, "constituent": job.constituent, "step": spec.step, "key": spec.key,
-            "samples": int(spec.ids.size), "ids_hash": hash_ids(spec.ids), "epochs": spec.epochs,
-            "label_keys": list(spec.label_keys),
-            "loss": loss}
-    save_checkpoint(store.checkpoint_stem(job.role, job.constituent, spec.step), state, meta)
+    name = CheckpointName(job.role, job.constituent, spec.step)
+    meta = {**job.meta, **sidecar.identity(name, spec.key), sidecar.SAMPLES: int(spec.ids.size),
+            sidecar.IDS_HASH: hash_ids(spec.ids), sidecar.EPOCHS: spec.epochs,
+            sidecar.LABEL_KEYS: list(spec.label_keys), sidecar.LOSS: loss}
+    save_checkpoint(store.stem(name), state, meta)
     seconds = time.perf_counter() - start
     on_event(StepEvent("trained", job.role, job.constituent, spec.step, len(job.steps), spec.ids.size, spec.epochs,
                        seconds, loss))

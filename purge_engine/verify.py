@@ -26,19 +26,26 @@ from purge_engine.evaluate import evaluate_run
 from purge_engine.events import EventCallback, ignore
 from purge_engine.forget import compare_parameters
 from purge_engine.run import Run
+from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.lock import run_is_busy
+from purge_engine.rundir.names import (
+    SCRATCH,
+    SIDECAR_SUFFIX,
+    TENSORS_SUFFIX,
+    CheckpointName,
+    ConstituentName,
+    checkpoint_walk,
+    label_walk,
+)
 
 
 def forgotten_ids(ledger, up_to: int) -> list[int]:
     """Every sample id the ledger's requests 1..up_to asked to forget, read from their `started` entries."""
-    ids: set[int] = set()
-    for entry in ledger.entries():
-        if entry["kind"] == "started" and entry["request_id"] <= up_to:
-            ids.update(int(i) for i in entry["body"]["sample_ids"])
-    return sorted(ids)
+    return sorted(records.asked_ids(ledger.entries(), up_to=up_to))
 
 
 def scratch_dir(exp, name: str) -> Path:
-    path = exp.store.root / "scratch" / name
+    path = exp.store.root / SCRATCH / name
     shutil.rmtree(path, ignore_errors=True)
     return path
 
@@ -62,26 +69,21 @@ def live_holds(plan, forgotten: list[int]) -> list[str]:
 def _checkpoint_mismatches(exp, reference, roles) -> list[str]:
     """Live checkpoints whose recorded ids are not the reference's ids for the same step."""
     bad = []
-    for role, c in exp.constituents(roles):
-        job = reference.job(role, c)
-        for spec in job.steps:
-            meta = read_sidecar(exp.store.checkpoint_stem(role, c, spec.step)) or {}
-            if meta.get("ids_hash") != hash_ids(spec.ids):
-                bad.append(f"{role} {c} step {spec.step + 1}")
+    for name, spec in checkpoint_walk(reference.chains, roles):
+        meta = read_sidecar(exp.store.stem(name)) or {}
+        if meta.get(sidecar.IDS_HASH) != hash_ids(spec.ids):
+            bad.append(f"{name.role} {name.constituent} step {name.step + 1}")
     return bad
 
 
 def _label_mismatches(exp, reference, methods) -> list[str]:
     """Live soft-label files whose recorded ids are not the reference's ids for the same slice."""
-    bad, plan = [], reference.plan
-    for method in methods:
-        for k in range(plan.n_students):
-            for c in range(plan.n_chunks(k)):
-                for t in plan.labelling_teachers(method, k, c):
-                    for j in range(plan.student_slices):
-                        meta = read_sidecar(exp.store.labels_stem(method, k, c, j, t)) or {}
-                        if meta.get("ids_hash") != hash_ids(plan.student_shards[k][c][j]):
-                            bad.append(f"{method} Student {k + 1} chunk {c + 1} slice {j + 1} Teacher {t + 1}")
+    bad = []
+    for name in label_walk(reference.plan, methods):
+        meta = read_sidecar(exp.store.stem(name)) or {}
+        if meta.get(sidecar.IDS_HASH) != hash_ids(name.ids(reference.plan)):
+            bad.append(f"{name.method} Student {name.student + 1} chunk {name.chunk + 1} slice {name.slice + 1} "
+                       f"Teacher {name.teacher + 1}")
     return bad
 
 
@@ -103,10 +105,10 @@ def lend_unaffected(exp, reference, affected: dict[str, set[int]]) -> None:
     for role, c in exp.constituents(affected):
         if c in affected[role]:
             continue
-        last = exp.job(role, c).steps[-1].step
-        for suffix in (".safetensors", ".json"):
-            source = exp.store.checkpoint_stem(role, c, last).with_suffix(suffix)
-            target = reference.store.checkpoint_stem(role, c, last).with_suffix(suffix)
+        last = CheckpointName(role, c, exp.job(role, c).steps[-1].step)
+        for suffix in (TENSORS_SUFFIX, SIDECAR_SUFFIX):
+            source = exp.store.stem(last).with_suffix(suffix)
+            target = reference.store.stem(last).with_suffix(suffix)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
 
@@ -116,13 +118,13 @@ def _environment_reasons(exp, roles) -> list[str]:
     the bits of every step, not only the last one's. A run whose steps were trained on different paths
     is named as such (no reference can reproduce it, which is no evidence of an unlearning failure)."""
     here, reasons, paths = exp.environment(), [], {}
-    for role, c in exp.constituents(roles):
-        steps = exp.job(role, c).steps
-        for spec in steps:
-            recorded = (read_sidecar(exp.store.checkpoint_stem(role, c, spec.step)) or {}).get("environment", {})
-            paths.setdefault(recorded.get("path"), f"{role} {c} step {spec.step}")
-        reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
-                    for k in here if recorded.get(k) != here[k] and (k != "path" or len(paths) == 1)]
+    for name, spec in checkpoint_walk(exp.chains, roles):
+        role, c = name.role, name.constituent
+        recorded = (read_sidecar(exp.store.stem(name)) or {}).get(sidecar.ENVIRONMENT, {})
+        paths.setdefault(recorded.get(sidecar.PATH), f"{role} {c} step {name.step}")
+        if spec is exp.chains.steps(role, c)[-1]:  # the constituent's final checkpoint: its environment now
+            reasons += [f"{role} {c}: {k} was {recorded.get(k)!r} when trained, {here[k]!r} now"
+                        for k in here if recorded.get(k) != here[k] and (k != sidecar.PATH or len(paths) == 1)]
     if len(paths) > 1:
         mixed = ", ".join(f"{path!r} (e.g. {where})" for path, where in paths.items())
         reasons = [f"steps trained on different paths: {mixed}", *[r for r in reasons if ": path was" not in r]]
@@ -134,9 +136,9 @@ def compare_all(exp, reference, roles) -> list[dict]:
     rows = []
     for role, c in exp.constituents(roles):
         live, ref = exp.parameters(role, c), reference.parameters(role, c)
+        owner = str(ConstituentName(role, c))
         rows.append({"role": role, "constituent": c, **compare_parameters(live, ref),
-                     "hash": exp.param_hashes([role])[f"{role}-{c}"],
-                     "reference_hash": reference.param_hashes([role])[f"{role}-{c}"]})
+                     "hash": exp.param_hashes([role])[owner], "reference_hash": reference.param_hashes([role])[owner]})
     return rows
 
 
@@ -164,7 +166,7 @@ def _verdict(equal: bool, absence: dict, cost_ok, reasons: list[str]) -> str:
 def verify_request(exp, record: dict, on_event: EventCallback | None = None, should_stop=None,
                    affected_only: bool = False) -> dict:
     """Build the independent reference, train it, and judge the live run against it (module docstring)."""
-    methods, request_id = record["methods"], record["request_id"]
+    methods, request_id = record[records.METHODS], record[records.REQUEST_ID]
     roles = ["teacher", *methods]
     forgotten = forgotten_ids(exp.ledger, request_id)
     path = scratch_dir(exp, "verify")
@@ -196,19 +198,19 @@ def reference_evidence(exp, reference, record: dict) -> dict:
     found = targets_of(record)
     if not found:
         return {}
-    ids, roles = record["sample_ids"], ["teacher", *record["methods"]]
+    ids, roles = record[records.SAMPLE_IDS], ["teacher", *record[records.METHODS]]
     extra = audit.extra_references(reference, found, ids)  # the same seeds and data: the same models
     result = {"evidence_reference": audit.evidence(reference, found, ids, roles, data=exp.bundle, extra=extra)}
-    if record.get("contrast"):
-        keys = [tuple(k.rsplit("-", 1)) for k in record["contrast"]["constituents"]]
-        keys = [(role, int(c)) for role, c in keys]
+    if record.get(records.CONTRAST):
+        owners = map(ConstituentName.parse, record[records.CONTRAST]["constituents"])
+        keys = [(owner.role, owner.constituent) for owner in owners]
         result["contrast_reference"] = contrast.reference_series(reference, found, ids, keys, exp.bundle, extra)
     return result
 
 
 def _affected(record: dict, methods) -> dict[str, set[int]]:
-    affected = {"teacher": set(map(int, record["scope"]["teachers"]))}
-    affected.update({m: set(map(int, record["scope"]["students"][m])) for m in methods})
+    affected = {"teacher": set(map(int, record[records.SCOPE]["teachers"]))}
+    affected.update({m: set(map(int, record[records.SCOPE]["students"][m])) for m in methods})
     return affected
 
 
@@ -244,8 +246,6 @@ def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -
     Checked once before the lock (a refused verify leaves the run as it was) and again under it: a
     forget request that held the lock meanwhile has changed the plan and the constituents, and a
     verdict on the request before it would be false."""
-    from purge_engine.store import run_is_busy
-
     if run_is_busy(run.store) is None:  # no request in progress that could become the latest: refuse now
         _latest_or_refuse(run, request_id)
     what = "a verification" + (f" of request {request_id}" if request_id is not None else "")
@@ -255,7 +255,7 @@ def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -
                              "finish it (open the run, or `forget` finishes it first) before verifying")
         latest = _latest_or_refuse(run, request_id)
         result = verify_request(run, run.ledger.record(latest), on_event, should_stop, affected_only)
-        run.ledger.append(latest, "verified", result)
+        run.ledger.append(latest, records.VERIFIED, result)
     return result
 
 

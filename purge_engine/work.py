@@ -9,31 +9,29 @@ finished after a crash; section 7 requires it to equal what the plan predicted, 
 from __future__ import annotations
 
 from purge_engine.checkpoints import read_sidecar
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.names import checkpoint_walk, label_walk
 
 
 def _trained_by(meta: dict | None, request_id: int) -> bool:
-    return meta is not None and meta.get("request_id") == request_id
+    return meta is not None and meta.get(sidecar.REQUEST_ID) == request_id
 
 
 def _training_work(exp, role: str, request_id: int) -> int:
     total = 0
-    for _, c in exp.constituents([role]):
-        for spec in exp.job(role, c).steps:
-            meta = read_sidecar(exp.store.checkpoint_stem(role, c, spec.step))
-            if _trained_by(meta, request_id):
-                total += int(meta["samples"]) * int(meta["epochs"])
+    for name, _ in checkpoint_walk(exp.chains, [role]):
+        meta = read_sidecar(exp.store.stem(name))
+        if _trained_by(meta, request_id):
+            total += int(meta[sidecar.SAMPLES]) * int(meta[sidecar.EPOCHS])
     return total
 
 
 def _label_work(exp, method: str, request_id: int) -> int:
-    plan, total = exp.plan, 0
-    for k in range(plan.n_students):
-        for c in range(plan.n_chunks(k)):
-            for t in plan.labelling_teachers(method, k, c):
-                for j in range(plan.student_slices):
-                    meta = read_sidecar(exp.store.labels_stem(method, k, c, j, t))
-                    if _trained_by(meta, request_id):
-                        total += int(meta["forwards"])
+    total = 0
+    for name in label_walk(exp.plan, [method]):
+        meta = read_sidecar(exp.store.stem(name))
+        if _trained_by(meta, request_id):
+            total += int(meta[sidecar.FORWARDS])
     return total
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboard.share import layout_from_query
+from dashboard.setup.share import layout_from_query
 from purge_engine import theory
 from purge_engine.cli import main
 from purge_engine.config import PurgeConfig
@@ -27,7 +27,7 @@ from purge_engine.data import DatasetUnavailable, load_dataset
 from purge_engine.experiment import Experiment
 from purge_engine.plan import make_plan
 from purge_engine.requests import parse_ids
-from purge_engine.store import check_run_name, run_dir_under
+from purge_engine.rundir.store import check_run_name, run_dir_under
 from tests.conftest import copy_of
 
 POOL = "[0, 1403]"  # digits: 1,404 train samples
@@ -307,7 +307,7 @@ def _sql(root: Path, *statements: str) -> None:
 def _replace_ledger(root: Path) -> None:
     """Another ledger of the same length, entries that were never this run's."""
     (root / "ledger.sqlite").unlink()
-    from purge_engine.store import Ledger
+    from purge_engine.rundir.ledger import Ledger
 
     other = Ledger(root / "other.sqlite")
     for kind in ("started", "done"):

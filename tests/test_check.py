@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from purge_engine.check import check_run, clean_leftovers
+from purge_engine.check import check_run
 from purge_engine.checkpoints import read_sidecar
 from purge_engine.cli import main
+from purge_engine.execution import recorded_path
 from purge_engine.experiment import Experiment
 from purge_engine.files import CheckpointError
-from purge_engine.manifest import MANIFEST_NAME, read_manifest
-from purge_engine.store import RunStore, writer_lock
+from purge_engine.manifest import read_manifest
+from purge_engine.rundir.leftovers import clean_leftovers
+from purge_engine.rundir.lock import writer_lock
+from purge_engine.rundir.names import MANIFEST_NAME, CheckpointName
+from purge_engine.rundir.store import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +148,23 @@ def test_a_manifest_rewritten_with_a_consistent_digest_is_caught_by_the_ledger(s
 
     root = copy(served, tmp_path)
     final = max((n for n in read_manifest(RunStore(root))["checkpoints"] if n.startswith("teacher-0/")),
-                key=lambda n: int(n.rsplit("-", 1)[1]))
+                key=lambda n: CheckpointName.parse(n).step)
     data = json.loads((root / MANIFEST_NAME).read_text())
     data["checkpoints"][final]["param_hash"] = "f" * 20
     data["digest"] = digest_of(data)  # an edit that knows the digest
     (root / MANIFEST_NAME).write_text(json.dumps(data))
     damaged = check_run(root)["damaged"]
     assert any(d["path"] == MANIFEST_NAME and "ledger's request 1" in d["problem"] for d in damaged)
+
+
+def test_a_rebuilt_config_keeps_the_path_its_run_was_trained_on(served, tmp_path):
+    """config.json's execution record is outside the fingerprint, yet it decides which executor serves the
+    run: a config.json rebuilt from the manifest takes the path back from the first checkpoint's sidecar."""
+    root = copy(served, tmp_path)
+    before = recorded_path(RunStore(root))
+    (root / "config.json").unlink()
+    assert check_run(root, repair=True)["run_whole"]
+    assert before is not None and recorded_path(RunStore(root)) == before
 
 
 def test_a_served_run_agrees_with_its_ledger(served, tmp_path):

@@ -62,17 +62,23 @@ def test_plan_refuses_a_range_wider_than_the_pool_at_once(capsys):
     assert f"samples: got '0-99999999999', ids must be in [0, {n_pool - 1}]" in capsys.readouterr().err
 
 
-def test_progress_bar_counts_the_sample_steps_the_job_predicts():
+def test_progress_bar_counts_the_sample_steps_the_job_announces():
+    """The bar's total is the job's first event; a forget job's reused steps are not work, a training's are."""
+    from purge_engine.events import TotalEvent
+
     out = io.StringIO()
-    bar = ProgressBar(300, stream=out, width=10)
-    bar(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))  # a forget job: reused is not work
-    bar(StepEvent("trained", "purge", 1, 1, 2, samples=100, epochs=3))
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("[..........] 0/300 sample-steps Teacher 1 step 1/2: reused")
-    assert lines[1].startswith("[##########] 300/300 sample-steps PURGE student 2 step 2/2")
-    training = ProgressBar(200, count_reused=True, stream=io.StringIO())
-    training(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))
-    assert training.done == 100
+    with ProgressBar(stream=out) as bar:
+        bar(TotalEvent("total", 300, what="forget"))
+        bar(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))
+        assert bar.progress.sample_steps == 0 and bar.bar.n == 0
+        bar(StepEvent("trained", "purge", 1, 1, 2, samples=100, epochs=3))
+        assert bar.bar.n == 300
+    text = out.getvalue()
+    assert "forget: 100%" in text and "300/300 sample-steps" in text and "PURGE student 2 step 2/2" in text
+    with ProgressBar(stream=io.StringIO()) as training:
+        training(TotalEvent("total", 200, counts_reused=True, what="train"))
+        training(StepEvent("reused", "teacher", 0, 0, 2, samples=100, epochs=1))
+        assert training.bar.n == 100
 
 
 def test_a_runs_own_config_json_is_accepted_by_config(tmp_path, capsys):

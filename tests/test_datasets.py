@@ -185,7 +185,7 @@ def test_a_forget_request_on_a_snippet_verifies_exactly(tmp_path, capsys):
     assert main(["train", *flags, "--run", run, "--methods", "purge", "--json"]) == 0
     capsys.readouterr()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "rotten-tomatoes"
-    from purge_engine.store import RunStore
+    from purge_engine.rundir.store import RunStore
 
     sample = int(RunStore(run).read_plan().teacher_shards[1][1][0])  # Teacher 2, slice 2: a teacher-side request
     assert main(["forget", "--run", run, "--samples", str(sample), "--methods", "purge", "--verify", "--json"]) == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from purge_engine.eta import LiveEta, Rates, calibrate, predicted_seconds
+from purge_engine.eta import Rates, calibrate, predicted_seconds
 from purge_engine.experiment import Experiment
 from purge_engine.plan import training_cost
 
@@ -27,14 +27,16 @@ def test_predicted_seconds_are_the_job_size_over_the_measured_rates(tiny_config)
 
 
 def test_the_live_estimate_follows_the_jobs_own_rate():
-    now = [0.0]
-    eta = LiveEta(total=1000, clock=lambda: now[0])
-    assert eta.seconds_left() is None  # nothing trained yet: no rate to go by
-    now[0] = 2.0
-    eta.add(250)
-    assert eta.seconds_left() == pytest.approx(6.0)  # 750 left at 125 per second
-    eta.add(750)
-    assert eta.seconds_left() == 0.0
+    from purge_engine.events import StepEvent, TotalEvent
+    from purge_engine.progress import Progress
+
+    progress = Progress()
+    progress.fold(TotalEvent("total", 1000))
+    assert progress.seconds_left(2.0) is None  # nothing trained yet: no rate to go by
+    progress.fold(StepEvent("trained", "teacher", 0, 0, 2, samples=250, epochs=1))
+    assert progress.seconds_left(2.0) == pytest.approx(6.0)  # 750 left at 125 per second
+    progress.fold(StepEvent("trained", "teacher", 0, 1, 2, samples=750, epochs=1))
+    assert progress.seconds_left(4.0) == 0.0
 
 
 def test_job_steps_count_the_slice_steps_a_job_trains(tiny_config):

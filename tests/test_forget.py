@@ -13,7 +13,7 @@ import torch
 from purge_engine.config import PurgeConfig
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
-from purge_engine.store import Ledger
+from purge_engine.rundir.ledger import Ledger
 from tests.conftest import copy_of, snapshot
 
 

@@ -1,7 +1,9 @@
 """The engine is a plain library: importing it pulls in no Streamlit, and its planning side no torch."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _modules_after(statement: str) -> set[str]:
@@ -48,7 +50,8 @@ def test_cli_planning_commands_do_not_load_torch():
 
 def test_cli_ledger_and_certificate_do_not_load_torch(tmp_path):
     from purge_engine.config import PurgeConfig
-    from purge_engine.store import Ledger, RunStore
+    from purge_engine.rundir.ledger import Ledger
+    from purge_engine.rundir.store import RunStore
 
     store = RunStore(tmp_path / "run")
     store.write_config(PurgeConfig())
@@ -59,33 +62,52 @@ def test_cli_ledger_and_certificate_do_not_load_torch(tmp_path):
 
 def test_store_sweep_planning_and_the_job_registry_do_not_import_torch():
     assert not _torch_after("import purge_engine.cli")
-    assert not _torch_after("import purge_engine.store, purge_engine.files, purge_engine.constituents")
+    assert not _torch_after("import purge_engine.rundir.store, purge_engine.rundir.lock, purge_engine.rundir.ledger, "
+                            "purge_engine.rundir.names, purge_engine.rundir.sidecar, purge_engine.rundir.leftovers, "
+                            "purge_engine.files, purge_engine.constituents")
     assert not _torch_after("import purge_engine.reproduce, purge_engine.requests, purge_engine.vocabulary")
     assert not _torch_after("from purge_engine.sweep import SweepGrid, plan_sweep, predicted_sample_steps; "
                             "grid = SweepGrid(n_teachers=(4,), n_students=(1, 2), student_slices=(1,), requests=1); "
                             "assert len(plan_sweep(grid)) == 2 and predicted_sample_steps(grid) > 0")
-    assert not _torch_after("import dashboard.jobs")
+    assert not _torch_after("import dashboard.shared.jobs")
 
 
 # -- no import circle (issue 25): every import the engine's modules make, at any depth in a function --
-def _engine_imports() -> dict[str, set[str]]:
-    """module -> the engine modules it imports (top level or inside a function), parsed from the source."""
-    import ast
-    from pathlib import Path
+def _dotted(relative) -> str:
+    """A module's name inside the engine: "check", "rundir.store"; a subpackage's __init__ is "rundir"."""
+    parts = relative.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
 
+
+def _imported(node, module: str, is_package: bool, names: set[str]) -> set[str]:
+    """The engine modules one import statement loads: the named ones and the packages above them."""
+    if isinstance(node, ast.Import):
+        found = {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("purge_engine.")}
+    elif node.level:  # relative: from the module's own package up
+        package = ([] if module == "__init__" else module.split(".")) if is_package else module.split(".")[:-1]
+        base = ".".join(package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else []))
+        found = {base, *(f"{base}.{a.name}" if base else a.name for a in node.names)}
+    elif (node.module or "").startswith("purge_engine"):
+        base = node.module.partition(".")[2]
+        found = {base, *(f"{base}.{a.name}" if base else a.name for a in node.names)}
+    else:
+        return set()
+    above = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+    return (found | above) & names
+
+
+def _engine_imports() -> dict[str, set[str]]:
+    """module -> the engine modules it imports (top level or inside a function), parsed from the source;
+    subpackages' modules by their dotted name ("rundir.store")."""
     package = Path(__file__).resolve().parents[1] / "purge_engine"
-    names = {path.stem for path in package.glob("*.py")}
+    paths = {_dotted(path.relative_to(package)): path for path in package.rglob("*.py")}
     graph = {}
-    for path in package.glob("*.py"):
+    for module, path in paths.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("purge_engine")):
-                parts = (node.module or "").split(".")
-                module = parts[0] if node.level == 1 else (parts[1] if len(parts) > 1 else None)
-                found |= {module} if module else {alias.name for alias in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("purge_engine.")}
-        graph[path.stem] = (found & names) - {path.stem}
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                found |= _imported(node, module, path.name == "__init__.py", set(paths))
+        graph[module] = found - {module}
     return graph
 
 
@@ -109,7 +131,15 @@ def _circle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_engine_has_no_import_circle():
     graph = _engine_imports()
     assert {"run", "executors", "execution", "lanes", "verify", "check"} <= set(graph)  # the parse sees them
+    assert {"rundir.store", "rundir.lock", "rundir.names"} <= graph["check"]  # and the wing's modules, by name
     assert _circle(graph) is None, " -> ".join(_circle(graph))
+
+
+def test_the_import_parse_names_subpackage_modules():
+    names = {"__init__", "plan", "rundir", "rundir.names", "rundir.store"}
+    parse = ast.parse("from purge_engine.rundir import names\nfrom .store import RunStore\nimport purge_engine.plan")
+    found = [_imported(node, "rundir.lock", False, names) for node in parse.body]
+    assert found == [{"rundir", "rundir.names"}, {"rundir", "rundir.store"}, {"plan"}]
 
 
 def test_the_circle_finder_finds_a_circle():

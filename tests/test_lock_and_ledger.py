@@ -13,7 +13,8 @@ import pytest
 
 from purge_engine.events import StepEvent
 from purge_engine.experiment import Experiment
-from purge_engine.store import Ledger, LedgerError, RunBusy, run_is_busy
+from purge_engine.rundir.ledger import Ledger, LedgerError
+from purge_engine.rundir.lock import RunBusy, run_is_busy
 from tests.conftest import copy_of
 
 REPO = Path(__file__).resolve().parents[1]

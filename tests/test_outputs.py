@@ -10,7 +10,8 @@ import purge_engine.training as training
 from purge_engine.checkpoints import CheckpointError
 from purge_engine.constituents import ROLES
 from purge_engine.experiment import Experiment
-from purge_engine.outputs import OUTPUTS_DIR, entry_problem
+from purge_engine.outputs import entry_problem
+from purge_engine.rundir.names import OUTPUTS
 from purge_engine.threads import hold_threads
 from tests.conftest import copy_of, snapshot
 
@@ -56,7 +57,7 @@ TAMPER = {"other numbers": overwrite_outputs, "truncated": lambda p: p.write_byt
 def test_a_second_evaluation_reads_every_output_from_the_cache_and_answers_the_same(trained, tmp_path,
                                                                                      forward_passes):
     exp = copy_of(trained, tmp_path / "run")
-    shutil.rmtree(exp.store.root / OUTPUTS_DIR, ignore_errors=True)
+    shutil.rmtree(exp.store.root / OUTPUTS, ignore_errors=True)
     first = exp.evaluate()
     assert len(forward_passes) == constituent_count(exp)
     forward_passes.clear()
@@ -81,7 +82,7 @@ def test_after_a_request_only_the_retrained_constituents_are_evaluated_again(dis
     forward_passes.clear()
     cached = exp.evaluate()
     assert forward_passes == []
-    shutil.rmtree(exp.store.root / OUTPUTS_DIR)
+    shutil.rmtree(exp.store.root / OUTPUTS)
     assert Experiment.open(exp.store.root).evaluate() == cached  # what the cache held equals a fresh pass
 
 
@@ -123,7 +124,7 @@ def test_an_entry_from_another_environment_is_computed_again(trained, tmp_path, 
 def test_a_tampered_outputs_file_is_computed_again_and_rewritten(trained, tmp_path, forward_passes, how):
     exp = copy_of(trained, tmp_path / "run")
     first = exp.evaluate()
-    files = sorted((exp.store.root / OUTPUTS_DIR).glob("*/test.safetensors"))
+    files = sorted((exp.store.root / OUTPUTS).glob("*/test.safetensors"))
     for path in files:
         TAMPER[how](path)
         assert entry_problem(path) is not None
@@ -140,7 +141,7 @@ def test_an_entry_an_older_engine_wrote_without_a_hash_is_stale_not_damage(train
 
     exp = copy_of(trained, tmp_path / "run")
     first = exp.evaluate()
-    path = sorted((exp.store.root / OUTPUTS_DIR).glob("*/test.safetensors"))[0]
+    path = sorted((exp.store.root / OUTPUTS).glob("*/test.safetensors"))[0]
     meta, _ = read_entry(path)
     del meta[HASH_FIELD]
     save_file(load_file(str(path)), str(path), metadata={**meta, "format": "1"})

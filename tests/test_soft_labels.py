@@ -6,8 +6,8 @@ import torch
 from purge_engine.data import load_dataset
 from purge_engine.events import LabelEvent
 from purge_engine.models import build_model
+from purge_engine.rundir.store import RunStore
 from purge_engine.soft_labels import LabelCache, ensemble_soft_labels
-from purge_engine.store import RunStore
 
 
 def make_cache(tmp_path, teachers, events):

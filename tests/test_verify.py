@@ -69,7 +69,7 @@ def test_work_that_differs_from_the_prediction_fails_verification(trained, tmp_p
         cost["purge"]["sample_steps"] += 1
         return cost
 
-    monkeypatch.setattr("purge_engine.plan.predicted_cost", off_by_one)
+    monkeypatch.setattr("purge_engine.request_plan.predicted_cost", off_by_one)  # where a request is planned
     report = exp.forget([int(exp.plan.student_shards[0][0][0][0])])
     assert report.cost_matches_prediction is False
     done = [e for e in exp.ledger.entries() if e["kind"] == "done"][-1]["body"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from purge_engine.store import RunStore, writer_lock
-
-TEMP_GLOB = ".*.tmp"  # atomic_write_bytes, save_checkpoint: mkstemp(prefix=".<name>.", suffix=".tmp")
-SCRATCH = "scratch"
+from purge_engine.rundir.atomic import TEMP_GLOB
+from purge_engine.rundir.lock import writer_lock
+from purge_engine.rundir.names import SCRATCH
+from purge_engine.rundir.store import RunStore
 
 
 def leftovers(store: RunStore) -> list[Path]:
-    """Temp files of interrupted atomic writes, and a verification's scratch run."""
+    """Temp files of interrupted atomic writes (atomic.py), and a verification's scratch run."""
     found = sorted(p for p in store.root.rglob(TEMP_GLOB) if p.is_file() and SCRATCH not in p.relative_to(
         store.root).parts)
     scratch = store.root / SCRATCH  # verify leaves it empty; what is inside is a dead verification's
