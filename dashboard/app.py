@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dashboard import components  # noqa: E402 - needs the repo root on sys.path first
+from dashboard.shared import components  # noqa: E402 - needs the repo root on sys.path first
 
 # An emoji favicon is drawn in the browser; a page's ":material/..." icon as favicon would be fetched
 # from fonts.gstatic.com, a request to outside the machine on every page view.

@@ -20,10 +20,12 @@ _NAMES = {
                "field_kind", "field_label", "field_meta", "field_range"),
     "data": ("DatasetBundle", "DatasetUnavailable", "load_dataset"),
     "eta": ("calibrate", "job_steps", "predicted_seconds"),
-    "events": ("Cancelled", "Event", "LabelEvent", "PhaseEvent", "StepEvent"),
+    "events": ("Cancelled", "Event", "LabelEvent", "PhaseEvent", "StepEvent", "TotalEvent"),
     "experiment": ("Experiment",),
     "files": ("CheckpointError", "RunDamaged"),
     "manifest": ("manifest_path",),
+    "progress": ("CELL_OF_EVENT", "DONE", "KEPT", "PENDING", "Progress", "RESTORED", "RETRAINING"),
+    "request_plan": ("RequestPlan", "plan_request"),
     "plan": ("METHODS", "Plan", "RetrainScope", "epoch_warnings", "job_sample_steps", "make_plan", "predicted_cost",
              "retrain_scope", "scope_for_changes", "training_cost"),
     "reproduce": ("reproduce_command", "reproduce_snippet"),
@@ -42,7 +44,7 @@ _NAMES = {
 }
 # Modules lent whole: `from purge_engine import theory` then `theory.speedup(...)`. A module's own name is never
 # lent for one of its functions (`advantage` is the module): once imported, the module would shadow it.
-_MODULES = ("advantage", "execution", "theory", "userdata", "vocabulary")
+_MODULES = ("advantage", "execution", "recipes", "theory", "userdata", "vocabulary")
 _HOME = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted([*_HOME, *_MODULES])

@@ -34,21 +34,29 @@ from purge_engine.rundir.lock import LOCK_TIMEOUT_S
 class Choices:
     """How a client wants a job run; none of it is part of the run's identity. executor: None for the
     run's own path (execution.choose); switch: retrain the whole run on the executor's path; wait:
-    seconds to wait for another writer (None: for ever); on_wait: told when it must wait."""
+    seconds to wait for another writer (None: for ever); on_wait: told when it must wait; connect: how
+    the executor joins its cluster (None: executor.connect() here; a server that must join from one
+    long-lived thread, as Ray's local cluster dies with the thread that started it, passes its own)."""
 
     executor: Executor | None = None
     switch: bool = False
     wait: float | None = LOCK_TIMEOUT_S
     on_wait: Callable[[str], None] | None = None
+    connect: Callable[[Executor], None] | None = None
 
     def options(self) -> dict:
         return {"executor": self.executor, "switch": self.switch, "wait": self.wait, "on_wait": self.on_wait}
 
+    def join(self) -> None:
+        """Join the executor's cluster, if it has one, before anything is stored (an unreachable one
+        then leaves no trace)."""
+        if self.executor is not None:
+            (self.connect or type(self.executor).connect)(self.executor)
+
 
 def open_run(run_dir: Path | str, choices: Choices = Choices()) -> Experiment:
     """The run, set up as the client chose; a request a dead process left is finished by the recipe."""
-    if choices.executor is not None:
-        choices.executor.connect()  # before anything is stored: an unreachable cluster leaves no trace
+    choices.join()
     return Experiment.open(run_dir, finish_pending=False, **choices.options())
 
 
@@ -57,8 +65,7 @@ def train(run_dir: Path | str, config: PurgeConfig, methods: Sequence[str] = MET
           should_stop: Callable[[], bool] | None = None) -> dict:
     """Create (or resume) the run and bring the teachers and `methods` up to date with its plan;
     {"run", "fingerprint", "device", "cost": {role: Cost}, "accuracy", "constituents", "samples"}."""
-    if choices.executor is not None:
-        choices.executor.connect()
+    choices.join()
     exp = Experiment.create(config, run_dir, download=download, **choices.options())
     on_event(TotalEvent("total", job_sample_steps(exp.plan, methods), counts_reused=True, what="train"))
     costs = exp.train(on_event=on_event, should_stop=should_stop, methods=methods)

@@ -5,25 +5,32 @@ verify the result is exact."""
 
 import streamlit as st
 
-from dashboard import components, state, views
-from dashboard import forget_parts as parts
-from purge_engine.audit import report
-from purge_engine.experiment import Experiment
-from purge_engine.manifest import manifest_path
-from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope, training_cost
-from purge_engine.store import run_is_busy
+from dashboard.forget import parts
+from dashboard.shared import components, grid, state
+from purge_engine import (
+    METHODS,
+    Experiment,
+    RequestPlan,
+    manifest_path,
+    plan_request,
+    recipes,
+    report,
+    run_is_busy,
+    training_cost,
+)
 
 
-def run_request(exp: Experiment, ids: list[int], methods: list[str], full: bool) -> None:
-    total = job_sample_steps(exp.plan, methods, retrain_scope(exp.plan, ids), full_retrain=full)
+def run_request(exp: Experiment, request: RequestPlan) -> None:
+    """The request as previewed (planned once: the preview, the job's total and the work read it)."""
     run_dir, executor = exp.store.root, state.job_executor()
 
     def work(on_event, should_stop):
-        return state.open_for_job(run_dir, executor).forget(ids, methods=methods, full_retrain=full,
-                                                            on_event=on_event, should_stop=should_stop).request_id
+        return recipes.forget(run_dir, request, request.methods, full_retrain=request.full_retrain,
+                              choices=state.job_choices(executor), on_event=on_event,
+                              should_stop=should_stop)["request_id"]
 
-    title = f"Forgetting {len(ids)} sample{'s' * (len(ids) != 1)}"
-    if components.start_job(run_dir, "forget", title, work, total):
+    n = len(request.sample_ids)
+    if components.start_job(run_dir, "forget", f"Forgetting {n} sample{'s' * (n != 1)}", work):
         parts.set_selected([])
         st.rerun()
 
@@ -33,10 +40,11 @@ def verify_button(exp: Experiment, request_id: int) -> None:
     reason = components.busy_reason(run_dir)
     if st.button("Verify: retrain the affected constituents from scratch and compare", key=state.VERIFY,
                  disabled=reason is not None, help=reason, icon=":material/fact_check:"):
-        executor = state.job_executor()  # the reference trains on the same path (verify.py)
+        executor = state.job_executor()  # None: the run's own path, which the reference trains on (verify.py)
 
         def work(on_event, should_stop):
-            return state.open_for_job(run_dir, executor).verify(on_event=on_event, should_stop=should_stop)
+            return recipes.verify(run_dir, choices=state.job_choices(executor), on_event=on_event,
+                                  should_stop=should_stop)
 
         if components.start_job(run_dir, "verify", f"Verifying request {request_id}", work):
             st.rerun()
@@ -66,8 +74,8 @@ def pending_request(exp: Experiment) -> None:
         executor = state.job_executor()
 
         def work(on_event, should_stop):
-            exp = state.open_for_job(run_dir, executor, finish_pending=False)
-            return [report.request_id for report in exp.finish_pending(on_event)]
+            exp = recipes.open_run(run_dir, state.job_choices(executor))
+            return [report.request_id for report in exp.finish_pending(on_event, should_stop)]
 
         if components.start_job(run_dir, "forget", f"Finishing request {pending[0]}", work):
             st.rerun()
@@ -87,7 +95,7 @@ job = state.current_job(run_dir, kinds=("forget", "verify"))
 if job is not None and job.kind == "train":
     st.info("This run is training (started on **Setup**): forget requests can start once it is done.",
             icon=":material/hourglass:")
-    components.job_view(job, views.grid_shape(exp.plan, ["teacher", *METHODS]))
+    components.job_view(job, grid.grid_shape(exp.plan, ["teacher", *METHODS]))
     st.stop()
 # Another process (a CLI forget, say) holds the run: say so, rather than "not trained" or "stopped mid-request".
 busy = run_is_busy(exp.store) if state.registry().running(run_dir) is None else None
@@ -117,23 +125,25 @@ with st.expander("Sample gallery", expanded=True):
     components.sample_gallery(exp.bundle, exp.plan, state.FORGET_PAGE, "Gallery page", on_pick=parts.toggle,
                               picked=set(ids), order=order, notes=notes)
 
+full = st.session_state.get(state.FULL_RETRAIN, False)
+request = None
 if ids:
     try:
-        scope = retrain_scope(exp.plan, ids)
+        request = plan_request(exp.plan, ids, methods, full)  # once: the preview, the total and the work
     except ValueError as err:
         st.error(str(err), icon=":material/error:")
     else:
-        parts.preview(exp.plan, scope, predicted_cost(exp.plan, scope), methods)
+        parts.preview(exp.plan, request, methods)
 st.subheader("Run")
-full = st.checkbox("Also retrain everything from scratch, to compare (slow: the cost unlearning avoids)",
-                   key=state.FULL_RETRAIN)
-reason = components.busy_reason(run_dir) or (None if ids else "Disabled: select at least one sample.")
+st.checkbox("Also retrain everything from scratch, to compare (slow: the cost unlearning avoids)",
+            key=state.FULL_RETRAIN)
+reason = components.busy_reason(run_dir) or (None if request else "Disabled: select at least one sample.")
 if st.button(f"Forget {len(ids)} sample{'s' * (len(ids) != 1)}", key=state.FORGET, type="primary",
              disabled=reason is not None, help=reason, icon=":material/delete:"):
-    run_request(exp, ids, methods, full)
+    run_request(exp, request)
 if reason:
     st.caption(reason)
 if job is not None:
-    components.job_view(job, views.grid_shape(exp.plan, ["teacher", *methods]))
+    components.job_view(job, grid.grid_shape(exp.plan, ["teacher", *methods]))
 if job is None or not job.snapshot().running:
     latest_results(exp)

@@ -7,11 +7,10 @@ import shutil
 
 import streamlit as st
 
-from dashboard import learn_parts as parts
-from dashboard import lesson, state
-from dashboard.learn_parts import canary_dir, lesson_dir
-from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, make_plan
+from dashboard.learn import lesson, parts, steps
+from dashboard.learn.parts import canary_dir, lesson_dir
+from dashboard.shared import state
+from purge_engine import METHODS, Experiment, make_plan, recipes
 
 QUERY_STEP = "step"
 PREV, NEXT, RESET = "learn_prev", "learn_next", "learn_reset"
@@ -24,21 +23,19 @@ def open_lesson_run(where) -> Experiment | None:
 # -- the jobs a step starts (worker threads: engine calls only; `where` is read in the page script) --------
 def train_work(methods, config, where):
     def work(on_event, should_stop):
-        exp = Experiment.create(config, where)
-        exp.train(on_event=on_event, should_stop=should_stop, methods=methods)
-        return exp.evaluate()["accuracy"]
+        return recipes.train(where, config, methods, on_event=on_event, should_stop=should_stop)["accuracy"]
     return work
 
 
 def forget_work(sample_ids, methods, where):
     def work(on_event, should_stop):
-        return Experiment.open(where).forget(list(sample_ids), methods=methods, on_event=on_event,
-                                             should_stop=should_stop).request_id
+        return recipes.forget(where, list(sample_ids), methods, on_event=on_event,
+                              should_stop=should_stop)["request_id"]
     return work
 
 
 def verify_work(on_event, should_stop, where=None):
-    return Experiment.open(where).verify(on_event=on_event, should_stop=should_stop)
+    return recipes.verify(where, on_event=on_event, should_stop=should_stop)
 
 
 def lesson_work(step: int, where) -> parts.LessonWork:
@@ -86,7 +83,7 @@ where = parts.step_dir(step)
 st.header(f"{step}. {lesson.STEPS[step - 1]}")
 # Steps draw the pristine plan (questions and previews are about it) and read results from the run;
 # a step returns what it measured, which its question's explanation quotes.
-measured = parts.STEP_VIEWS[step](open_lesson_run(where), pristine, bundle, lesson.step_samples(step, pristine),
+measured = steps.STEP_VIEWS[step](open_lesson_run(where), pristine, bundle, lesson.step_samples(step, pristine),
                                   lesson_work(step, where))
 parts.ask(step, pristine, measured)
 navigation(step)

@@ -3,14 +3,22 @@ store, real samples placed in it; train it as a run, watching every constituent'
 
 import streamlit as st
 
-from dashboard import components, fields, share, state, views
-from dashboard import setup_parts as parts
-from purge_engine.config import PurgeConfig
-from purge_engine.experiment import Experiment
-from purge_engine.plan import METHODS, epoch_warnings, job_sample_steps, make_plan, training_cost
-from purge_engine.reproduce import reproduce_command, reproduce_snippet
-from purge_engine.sources import DATASETS
-from purge_engine.storage import storage_estimate
+from dashboard.setup import parts, share
+from dashboard.setup import views as setup_views
+from dashboard.shared import components, fields, grid, state
+from purge_engine import (
+    DATASETS,
+    METHODS,
+    Experiment,
+    PurgeConfig,
+    epoch_warnings,
+    make_plan,
+    recipes,
+    reproduce_command,
+    reproduce_snippet,
+    storage_estimate,
+    training_cost,
+)
 
 AUTO_NAME = "auto_run_name"  # the run name the layout suggested last
 
@@ -26,7 +34,7 @@ def follow_layout(name: str) -> None:
 def train_section(config: PurgeConfig) -> None:
     """Train the layout as a run directory under runs/, watching each constituent's steps."""
     st.subheader("Train")
-    follow_layout(views.default_run_name(config))
+    follow_layout(setup_views.default_run_name(config))
     name = st.text_input("Run name", key=state.RUN_NAME,
                          help=f"A directory under `{state.runs_dir()}`. Training an existing run with the same "
                               "layout resumes it; its checkpoints are reused.").strip()
@@ -51,7 +59,7 @@ def train_section(config: PurgeConfig) -> None:
     shown = run_dir if run_dir is not None and state.registry().running(run_dir) else state.current_run_dir()
     job = state.current_job(shown, kinds=("train",))
     if job is not None:
-        components.job_view(job, views.grid_shape(state.open_run(shown).plan, ["teacher", *METHODS]),
+        components.job_view(job, grid.grid_shape(state.open_run(shown).plan, ["teacher", *METHODS]),
                             parts.draw_accuracy if job.kind == "train" else None)
 
 
@@ -62,14 +70,13 @@ def start_training(config: PurgeConfig, run_dir) -> None:
         st.error(str(err), icon=":material/error:")
         return
     state.select_run(run_dir.name)
-    total = job_sample_steps(exp.plan, METHODS)
     executor = state.job_executor()
 
-    def work(on_event, should_stop):
-        state.use_executor(exp, executor).train(on_event=on_event, should_stop=should_stop)
-        return exp.evaluate()
+    def work(on_event, should_stop):  # announces its total first: the whole plan, reused steps counted
+        return recipes.train(exp.store.root, exp.config, METHODS, choices=state.job_choices(executor),
+                             on_event=on_event, should_stop=should_stop)
 
-    if components.start_job(run_dir, "train", f"Training {run_dir.name}", work, total, count_reused=True):
+    if components.start_job(run_dir, "train", f"Training {run_dir.name}", work):
         st.rerun()  # draw the sidebar and the live view with the new run and job
 
 

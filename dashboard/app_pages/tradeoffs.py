@@ -6,14 +6,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import components, state
-from dashboard import tradeoff_parts as parts
-from dashboard import tradeoff_views as tv
-from purge_engine.config import PurgeConfig
-from purge_engine.plan import make_plan
-from purge_engine.simulate import draw_requests, simulate_stream
-from purge_engine.sources import DATASETS
-from purge_engine.sweep import SweepGrid, predicted_sample_steps, run_sweep, sweeps_dir
+from dashboard.shared import components, state
+from dashboard.tradeoffs import parts
+from dashboard.tradeoffs import views as tv
+from purge_engine import (
+    DATASETS,
+    PurgeConfig,
+    SweepGrid,
+    draw_requests,
+    make_plan,
+    predicted_sample_steps,
+    run_sweep,
+    simulate_stream,
+    sweeps_dir,
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state import RUNS_DIR_ENV
+from dashboard.shared.state import RUNS_DIR_ENV
 from purge_engine import execution
 from purge_engine.events import Cancelled, StepEvent
 from purge_engine.executors import LocalExecutor
@@ -123,7 +123,7 @@ def run_until(at: AppTest, done, limit: float = POLL_LIMIT_S, idle: bool = True)
     page was drawn after every job had ended: a job's results reach its run directory a moment before
     the job is marked finished, and a page drawn in between still shows it running (buttons disabled).
     idle=False waits on a job meant to keep running."""
-    from dashboard import state
+    from dashboard.shared import state
 
     deadline = time.monotonic() + limit
     drawn_idle = not idle
@@ -141,6 +141,6 @@ def no_job_outlives_its_test():
     """Jobs a page test started are cancelled and joined after it: a worker thread left training would
     share this process (and torch's process-wide thread count) with the tests that follow."""
     yield
-    from dashboard import state
+    from dashboard.shared import state
 
     state.registry().shutdown()

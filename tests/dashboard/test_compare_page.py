@@ -3,7 +3,7 @@
 import json
 
 from purge_engine.experiment import Experiment
-from purge_engine.store import Ledger
+from purge_engine.rundir.ledger import Ledger
 from tests.dashboard.conftest import RUN_NAME, app_on
 
 

@@ -5,9 +5,10 @@ import math
 import pandas as pd
 import pytest
 
-from dashboard import compare_views as cv
+from dashboard.compare import views as cv
 from purge_engine.plan import make_plan
-from purge_engine.store import Ledger, RunStore
+from purge_engine.rundir.ledger import Ledger
+from purge_engine.rundir.store import RunStore
 from purge_engine.vocabulary import title
 from tests.dashboard.conftest import RUN_NAME
 

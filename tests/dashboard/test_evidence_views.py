@@ -1,14 +1,17 @@
-"""The evidence builders (dashboard/evidence_views.py) and the Compare page's evidence table, on a
-report in the shape purge_engine.audit.report returns, its numbers taken from a verified canary run
-(4 teachers, 2 students, 8 canaries, the canaries forgotten), cut to two samples."""
+"""The evidence builders (dashboard/shared/evidence.py, forget/evidence_views.py, forget/canary_views.py)
+and the Compare page's evidence table, on a report in the shape purge_engine.audit.report returns, its
+numbers taken from a verified canary run (4 teachers, 2 students, 8 canaries, the canaries forgotten), cut
+to two samples."""
 
 import copy
 import math
 
 import pytest
 
-from dashboard import compare_views
-from dashboard import evidence_views as ev
+from dashboard.compare import views as compare_views
+from dashboard.forget import canary_views
+from dashboard.forget import evidence_views as ev
+from dashboard.shared import evidence
 
 
 def target(sample_id, role, constituent, via, references, before, after, reference):
@@ -77,7 +80,7 @@ def unverified(report: dict) -> dict:
 @pytest.mark.parametrize(("p", "text"), [(0.614, "0.61"), (2.3e-9, "2e-9"), (1.2e-3, "1e-3"), (0.0, "<1e-300"),
                                          (None, "—"), (math.nan, "—")])
 def test_p_values_read_as_words(p, text):
-    assert ev.p_text(p) == text
+    assert evidence.p_text(p) == text
 
 
 def test_each_sample_reads_before_after_and_reference_with_the_baseline_explained():
@@ -117,7 +120,7 @@ def test_the_strip_draws_teacher_and_purge_rows_on_minus_log10_p():
     assert after.x[0] == pytest.approx(-math.log10(0.77))
     reference = next(t for t in fig.data if t.name == ev.STATE_TITLES["reference"])
     assert list(reference.x) == list(after.x)  # the dot sits in its ring
-    assert any(s.x0 == pytest.approx(-math.log10(ev.ALPHA)) for s in fig.layout.shapes)  # the p = 0.05 line
+    assert any(s.x0 == pytest.approx(-math.log10(evidence.ALPHA)) for s in fig.layout.shapes)  # the p = 0.05 line
     assert ev.STATE_TITLES["reference"] not in {t.name for t in ev.strip_figure(unverified(REPORT)).data}
     assert ev.strip_figure({"samples": [], "membership": []}) is None
 
@@ -128,35 +131,35 @@ def test_a_large_request_draws_the_samples_most_member_like_before():
 
 
 def test_canary_bars_per_constituent_grouped_by_role():
-    frame = ev.canary_frame(REPORT)
+    frame = canary_views.canary_frame(REPORT)
     assert set(zip(frame["role"], frame["constituent"], strict=True)) == {("teacher", 0), ("purge", 0),
                                                                           ("baseline", 0)}  # zeros left out
-    assert len(ev.canary_frame(REPORT, every=True)) == 5 * len(ev.CANARY_STATES)
-    fig = ev.canary_figure(REPORT)
-    assert [t.name for t in fig.data] == [name for _, name, _ in ev.CANARY_STATES]
+    assert len(canary_views.canary_frame(REPORT, every=True)) == 5 * len(canary_views.CANARY_STATES)
+    fig = canary_views.canary_figure(REPORT)
+    assert [t.name for t in fig.data] == [name for _, name, _ in canary_views.CANARY_STATES]
     teacher_only = fig.data[1]
     assert list(teacher_only.y) == [0.0, 37.5, 0.0]  # the student still carries them with the teacher alone forgotten
-    assert len(ev.canary_figure(unverified(REPORT)).data) == 3  # no reference bars before verify
-    assert ev.canary_figure({**REPORT, "canary": {}}) is None
-    assert ev.exposed_canary_rates(REPORT) == (0.375, 0.0)
-    assert "3,415 + 3,396" in ev.canary_cost_text(REPORT)
+    assert len(canary_views.canary_figure(unverified(REPORT)).data) == 3  # no reference bars before verify
+    assert canary_views.canary_figure({**REPORT, "canary": {}}) is None
+    assert evidence.exposed_canary_rates(REPORT) == (0.375, 0.0)
+    assert "3,415 + 3,396" in canary_views.canary_cost_text(REPORT)
 
 
 def test_the_contrast_draws_purge_on_the_reference_and_the_approximate_method_above():
-    frame = ev.contrast_frame(REPORT)
+    frame = canary_views.contrast_frame(REPORT)
     start = frame[(frame["test"] == "round 0") & (frame["role"] == "teacher")].set_index("series")["median_p"]
-    assert start["purge"] == start["reference"] and start["approximate"] < ev.ALPHA
+    assert start["purge"] == start["reference"] and start["approximate"] < evidence.ALPHA
     assert list(dict.fromkeys(frame["test"])) == ["round 0", "round 1", "8-bit", "4-bit"]
-    fig = ev.contrast_figure(REPORT)
+    fig = canary_views.contrast_figure(REPORT)
     by_name = {}
     for trace in fig.data:
         by_name.setdefault(trace.name, []).append(list(trace.y))
     assert by_name[ev.SERIES_TITLES["purge"]] == by_name[ev.SERIES_TITLES["reference"]]
     assert fig.data[0].name == ev.SERIES_TITLES["reference"] and fig.data[0].line.width > fig.data[2].line.width
-    assert "equals the reference's point for point" in ev.contrast_summary(REPORT)
-    assert "Verify to draw" in ev.contrast_summary(unverified(REPORT))
-    assert "6,860 sample-steps (PURGE spent 6,811" in ev.spent_text(REPORT)
-    assert ev.contrast_figure({**REPORT, "contrast": None}) is None
+    assert "equals the reference's point for point" in canary_views.contrast_summary(REPORT)
+    assert "Verify to draw" in canary_views.contrast_summary(unverified(REPORT))
+    assert "6,860 sample-steps (PURGE spent 6,811" in canary_views.spent_text(REPORT)
+    assert canary_views.contrast_figure({**REPORT, "contrast": None}) is None
 
 
 def test_compare_puts_each_requests_evidence_beside_its_cost():

@@ -5,7 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from dashboard import figures
+from dashboard.compare import figures as compare_figures
+from dashboard.forget import figures as forget_figures
+from dashboard.mapping import figures as mapping_figures
+from dashboard.shared import figures, views
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import make_plan, retrain_scope, scope_for_changes
 from purge_engine.vocabulary import teacher_names, title
@@ -57,7 +60,7 @@ def all_nodes(plan, shards=True) -> set[tuple]:
 # -- the Sankey ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("shards", [True, False])
 def test_sankey_has_a_node_per_constituent_chunk_and_slice(plan, describe, shards):
-    sankey = figures.mapping_sankey(describe, shards=shards).data[0]
+    sankey = mapping_figures.mapping_sankey(describe, shards=shards).data[0]
     n_t, n_s, r = plan.n_teachers, plan.n_students, plan.student_slices
     n_chunks = sum(plan.n_chunks(k) for k in range(n_s))
     assert n_chunks == n_t  # one chunk per mapped teacher
@@ -67,7 +70,7 @@ def test_sankey_has_a_node_per_constituent_chunk_and_slice(plan, describe, shard
 
 
 def test_sankey_band_widths_are_the_plan_sizes(plan, describe):
-    fig = figures.mapping_sankey(describe)
+    fig = mapping_figures.mapping_sankey(describe)
     nodes = figures.mapping_nodes(describe)
     link = fig.data[0].link
     flows = {(nodes[a].key, nodes[b].key): v for a, b, v in zip(link.source, link.target, link.value, strict=True)}
@@ -150,22 +153,22 @@ def test_a_click_maps_back_to_the_node_through_customdata(describe):
     teachers = node_traces(fig)["teacher"]
     selection = {"selection": {"points": [{"curve_number": 0, "point_index": 2,
                                            "customdata": list(teachers.customdata[2])}]}}
-    assert figures.clicked_node(selection) == ("teacher", 2)
+    assert mapping_figures.clicked_node(selection) == ("teacher", 2)
     chunk = node_traces(fig)["chunk"].customdata[4]
-    assert figures.clicked_node({"selection": {"points": [{"customdata": list(chunk)}]}})[0] == "chunk"
-    assert figures.clicked_node({"selection": {"points": []}}) is None
-    assert figures.clicked_node(None) is None
+    assert mapping_figures.clicked_node({"selection": {"points": [{"customdata": list(chunk)}]}})[0] == "chunk"
+    assert mapping_figures.clicked_node({"selection": {"points": []}}) is None
+    assert mapping_figures.clicked_node(None) is None
 
 
 def test_influence_text_names_the_student_chunk_and_steps(plan, describe):
     affected = scope_for_changes(plan, {2: 0}, {}).to_dict()  # Teacher 3: third of Student 1's group
-    text = figures.teacher_influence_text(describe, affected, 2)
+    text = mapping_figures.teacher_influence_text(describe, affected, 2)
     steps = plan.student_steps(0)
     assert "**Teacher 3**" in text
     assert f"**Student 1 from chunk 3** (steps {2 * plan.student_slices + 1}–{steps} of {steps})" in text
     assert "Student 2 keeps every checkpoint" in text
     assert "all 2 students from scratch" in text
-    first = figures.teacher_influence_text(describe, scope_for_changes(plan, {0: 0}, {}).to_dict(), 0)
+    first = mapping_figures.teacher_influence_text(describe, scope_for_changes(plan, {0: 0}, {}).to_dict(), 0)
     assert "**Student 1 from chunk 1** (steps 1–" in first
 
 
@@ -176,19 +179,20 @@ def test_influence_text_stays_true_for_a_sample_that_also_sits_in_a_student():
     from purge_engine.plan import make_plan, retrain_scope
 
     plan = make_plan(PurgeConfig(n_teachers=6, n_students=2, student_data="overlap", student_fraction=1.0), 1437)
-    shared = figures.shared_with_students(plan, 2)
+    shared = mapping_figures.shared_with_students(plan, 2)
     assert set(shared) == {0, 1} and sum(shared.values()) == plan.teacher_shard(2).size
-    text = figures.teacher_influence_text(plan.describe(), scope_for_changes(plan, {2: 0}, {}).to_dict(), 2, shared)
+    affected = scope_for_changes(plan, {2: 0}, {}).to_dict()
+    text = mapping_figures.teacher_influence_text(plan.describe(), affected, 2, shared)
     assert "that sits only in its shard" in text and f"Student 2: {shared[1]:,}" in text
     sample = next(int(i) for i in plan.teacher_shard(2) if plan.locate(int(i))["student"] == 1)
     assert 1 in retrain_scope(plan, [sample]).students["purge"]  # what the sentence now warns about
     disjoint = make_plan(PurgeConfig(n_teachers=6, n_students=2), 1437)
-    assert figures.shared_with_students(disjoint, 2) == {}
+    assert mapping_figures.shared_with_students(disjoint, 2) == {}
 
 
 # -- label composition and class mix ----------------------------------------------------------------
 def test_label_composition_has_a_row_per_chunk_with_the_incremental_teachers(plan):
-    table = figures.label_composition_table(plan)
+    table = views.label_composition_table(plan)
     assert len(table) == sum(plan.n_chunks(k) for k in range(plan.n_students))
     student_1 = table[table["Student"] == "Student 1"]
     assert student_1["PURGE student"].tolist() == ["Teacher 1", "Teachers 1–2 (1/2 each)", "Teachers 1–3 (1/3 each)"]
@@ -199,7 +203,7 @@ def test_label_composition_has_a_row_per_chunk_with_the_incremental_teachers(pla
 
 def test_the_graph_and_the_label_table_agree_once_a_teacher_shard_is_emptied(plan):
     emptied = plan.without(plan.teacher_shard(1))  # Teacher 2: second of Student 1's group
-    table = figures.label_composition_table(emptied).set_index(["Student", "Chunk"])
+    table = views.label_composition_table(emptied).set_index(["Student", "Chunk"])
     chunks = {n.key: n for n in figures.mapping_nodes(emptied.describe()) if n.key[0] == "chunk"}
     for k in range(emptied.n_students):
         for c in range(emptied.n_chunks(k)):
@@ -219,7 +223,7 @@ def test_the_graph_and_the_label_table_agree_once_a_teacher_shard_is_emptied(pla
 
 def test_class_mix_counts_sum_to_shard_and_chunk_sizes(plan):
     labels = np.arange(N_POOL) % 3
-    frame = figures.class_mix_frame(plan, labels, ["a", "b", "c"])
+    frame = mapping_figures.class_mix_frame(plan, labels, ["a", "b", "c"])
     totals = frame.groupby("unit")["count"].sum()
     for t in range(plan.n_teachers):
         assert totals[f"Teacher {t + 1}"] == plan.teacher_shard(t).size
@@ -229,7 +233,7 @@ def test_class_mix_counts_sum_to_shard_and_chunk_sizes(plan):
     for k in range(plan.n_students):
         for c in range(plan.n_chunks(k)):
             assert totals[f"S{k + 1} chunk {c + 1}"] == sum(s.size for s in plan.student_shards[k][c])
-    fig = figures.class_mix_figure(frame)
+    fig = mapping_figures.class_mix_figure(frame)
     assert len(fig.data) == 2 * 3  # a bar trace per class in each panel
     assert sum(sum(trace.y) for trace in fig.data) == frame["count"].sum()
 
@@ -237,8 +241,8 @@ def test_class_mix_counts_sum_to_shard_and_chunk_sizes(plan):
 def test_class_mix_reflects_forgotten_samples(plan):
     labels = np.zeros(N_POOL, dtype=np.int64)
     gone = plan.teacher_shard(0)[:4].tolist()
-    before = figures.class_mix_frame(plan, labels, ["only"]).set_index("unit")["count"]
-    after = figures.class_mix_frame(plan.without(gone), labels, ["only"]).set_index("unit")["count"]
+    before = mapping_figures.class_mix_frame(plan, labels, ["only"]).set_index("unit")["count"]
+    after = mapping_figures.class_mix_frame(plan.without(gone), labels, ["only"]).set_index("unit")["count"]
     assert after["Teacher 1"] == before["Teacher 1"] - 4
     assert after["Teacher 2"] == before["Teacher 2"]
 
@@ -251,7 +255,7 @@ def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
                           "unit": ["seconds"] * 6, "value": [0, 1, 2, 0, 5, 5], "cumulative": [0, 1, 3, 0, 5, 10],
                           "estimated": [False, False, False, False, True, False],
                           "cumulative_estimated": [False, False, False, False, True, True]})
-    fig = figures.cumulative_cost_figure(frame, "seconds")
+    fig = compare_figures.cumulative_cost_figure(frame, "seconds")
     assert [t.name for t in fig.data] == [title("purge", "short"), title("full_retrain", "short")]
     assert [t.line.color for t in fig.data] == [figures.ROLE_COLOURS["purge"], figures.ROLE_COLOURS["full_retrain"]]
     assert list(fig.data[1].y) == [0, 5, 10]
@@ -267,7 +271,7 @@ def test_methods_that_cost_the_same_are_never_drawn_invisibly_under_one_another(
     frame = pd.DataFrame({"request": [0, 1] * 2, "method": ["baseline"] * 2 + ["purge"] * 2,
                           "unit": ["sample_steps"] * 4, "value": [0, 9, 0, 9], "cumulative": [0, 9, 0, 9],
                           "estimated": [False] * 4, "cumulative_estimated": [False] * 4})
-    baseline, purge = figures.cumulative_cost_figure(frame, "sample_steps").data
+    baseline, purge = compare_figures.cumulative_cost_figure(frame, "sample_steps").data
     assert list(baseline.y) == list(purge.y)
     assert baseline.line.width > purge.line.width and baseline.marker.size > purge.marker.size  # a halo
     assert set(baseline.marker.symbol) != set(purge.marker.symbol)  # and another shape: not colour alone
@@ -280,7 +284,7 @@ def test_renaming_a_title_keeps_its_colour(monkeypatch):
 
     monkeypatch.setitem(vocabulary.TITLES, "baseline", vocabulary.Titles("Renamed", "Renamed student", "Renamed"))
     frame = pd.DataFrame({"request": [0, 1], "role": ["baseline"] * 2, "test_accuracy": [0.9, 0.8]})
-    trace = figures.accuracy_figure(frame).data[0]
+    trace = compare_figures.accuracy_figure(frame).data[0]
     assert trace.name == "Renamed student" and trace.line.color == figures.ROLE_COLOURS["baseline"]
 
 
@@ -295,19 +299,19 @@ def membership_record(with_distribution: bool = True) -> dict:
 
 
 def test_membership_figure_draws_test_losses_and_each_forgotten_sample_before_and_after():
-    fig = figures.membership_figure(membership_record())
+    fig = forget_figures.membership_figure(membership_record())
     assert [a.text for a in fig.layout.annotations] == [title("teacher"), title("purge")]  # teacher first
     names = [t.name for t in fig.data]
     assert names == ["test losses before", "forgotten samples before", "test losses after",
                      "forgotten samples after"] * 2
     before, after = fig.data[5], fig.data[7]  # the PURGE student's forgotten samples
     assert list(before.y) == [0.0, 5.0] and list(after.y) == [45.0, 60.0]
-    assert min(before.x) == figures.LOSS_FLOOR  # a zero loss drawn at the floor of the log axis
+    assert min(before.x) == forget_figures.LOSS_FLOOR  # a zero loss drawn at the floor of the log axis
     assert fig.data[0].line.dash == "dash" and fig.data[2].line.dash == "solid"
     assert fig.layout.xaxis.type == "log" and list(fig.data[0].y)[-1] == 100
     assert json.loads(fig.to_json())
 
 
 def test_membership_figure_is_none_for_records_without_a_loss_distribution():
-    assert figures.membership_figure(membership_record(with_distribution=False)) is None
-    assert "not a proof of forgetting" in figures.MEMBERSHIP_CAPTION
+    assert forget_figures.membership_figure(membership_record(with_distribution=False)) is None
+    assert "not a proof of forgetting" in forget_figures.MEMBERSHIP_CAPTION

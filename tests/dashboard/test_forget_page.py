@@ -3,7 +3,8 @@ cost before running; a real request run as a job and polled by rerunning; result
 
 from streamlit.testing.v1 import AppTest
 
-from purge_engine.store import Ledger, RunStore
+from purge_engine.rundir.ledger import Ledger
+from purge_engine.rundir.store import RunStore
 from purge_engine.vocabulary import title
 from tests.dashboard import APP
 from tests.dashboard.conftest import RUN_NAME, app_on, run_until

@@ -5,22 +5,11 @@ import threading
 
 import pytest
 
-from dashboard.jobs import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    KEPT,
-    PENDING,
-    RESTORED,
-    SUCCEEDED,
-    JobBusy,
-    JobRegistry,
-    Progress,
-    connect,
-)
+from dashboard.shared.jobs import CANCELLED, FAILED, SUCCEEDED, JobBusy, JobRegistry, connect
 from purge_engine.events import LabelEvent, PhaseEvent, StepEvent
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, predicted_cost, retrain_scope, training_cost
+from purge_engine.progress import DONE, KEPT, PENDING, RESTORED, Progress
 
 
 def finished(job, timeout=300):

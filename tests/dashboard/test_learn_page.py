@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from dashboard import lesson
-from dashboard import lesson_evidence as evidence
+from dashboard.learn import lesson
+from dashboard.learn import lesson_evidence as evidence
 from purge_engine.canaries import CANARY_TEACHER, canary_ids
 from purge_engine.data import load_dataset
 from purge_engine.plan import make_plan, predicted_cost, retrain_scope

@@ -33,7 +33,9 @@ def test_a_request_another_process_serves_shows_as_in_progress(runs_dir):
     """Not "not trained" or "stopped mid-request": the run's lock is held elsewhere, so it is running."""
     import threading
 
-    from purge_engine.store import Ledger, RunStore, writer_lock
+    from purge_engine.rundir.ledger import Ledger
+    from purge_engine.rundir.lock import writer_lock
+    from purge_engine.rundir.store import RunStore
     from tests.dashboard.conftest import RUN_NAME
 
     store = RunStore(runs_dir / RUN_NAME)

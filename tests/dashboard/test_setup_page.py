@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.fields import JS_MAX_INT
+from dashboard.shared.fields import JS_MAX_INT
 from purge_engine.config import PurgeConfig, field_help, field_label, field_meta, field_range
 from purge_engine.sources import DATASETS
 
@@ -198,7 +198,7 @@ def test_presets_fill_the_layout_and_reproduce_shows_the_commands(at):
 
 def test_the_executor_chosen_on_setup_trains_the_run_and_the_grid_names_its_workers(empty_runs_dir, fake_executors,
                                                                                    monkeypatch):
-    from dashboard import state
+    from dashboard.shared import state
     from tests.dashboard.conftest import FAKE_WORKER, app_on, run_until
 
     at = app_on("", run=None)
@@ -281,7 +281,7 @@ def test_a_cold_open_offers_one_next_action_with_its_predicted_seconds(empty_run
     assert not at.exception
     assert at.query_params.get("run") == "demo" and at.query_params.get("job")
     assert (empty_runs_dir / "demo" / "config.json").is_file()
-    from purge_engine.store import RunStore
+    from purge_engine.rundir.store import RunStore
 
     assert RunStore(empty_runs_dir / "demo").read_config() == PurgeConfig()  # the defaults, as the README says
     at.run()

@@ -2,7 +2,9 @@
 
 import pytest
 
-from dashboard import tradeoff_views as tv
+from dashboard.shared import figures
+from dashboard.tradeoffs import figures as tradeoff_figures
+from dashboard.tradeoffs import views as tv
 from purge_engine import theory
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import make_plan
@@ -34,7 +36,7 @@ def test_the_curves_are_theory_py_and_match_the_design_numbers():
     for row in frame.itertuples():
         assert row.teacher_side == theory.teacher_side_speedup(32, row.N_s, row.r)
         assert row.student_side == theory.student_side_speedup(round(32 / row.N_s * row.r))
-    fig = tv.speedup_figure(frame)
+    fig = tradeoff_figures.speedup_figure(frame)
     teacher_curve, student_curve = traces(fig, "theory, r = 1")
     assert [round(y, 2) for y in teacher_curve.y] == PAPER
     assert list(student_curve.y) == list(frame.loc[frame["r"] == 1, "student_side"])
@@ -72,7 +74,7 @@ def test_measured_points_come_from_the_sweep_with_min_max_bars(results):
     assert list(measured.columns[-7:]) == ["teachers %", "PURGE %", "single-teacher %", "baseline %", "checkpoints",
                                            "MB", "seconds"]
     assert tv.measured_column_help("S× min") == "The smallest single request."
-    fig = tv.speedup_figure(tv.sweep_curves(measured), measured)
+    fig = tradeoff_figures.speedup_figure(tv.sweep_curves(measured), measured)
     teacher_points, student_points = traces(fig, "measured")
     assert list(teacher_points.customdata) == [1, 2]
     assert list(teacher_points.x) == pytest.approx([1, 2])  # one (N_t, r) group: not dodged
@@ -90,26 +92,26 @@ def test_request_and_accuracy_frames(results):
     assert requests.loc[requests["Side"] == "teacher", "Student"].isna().all()
     accuracy = tv.accuracy_frame(results)
     assert len(accuracy) == 2 * 4
-    fig = tv.accuracy_figure(accuracy)
+    fig = tradeoff_figures.accuracy_figure(accuracy)
     assert {t.name for t in fig.data} == {"Teacher ensemble", "PURGE student", "Single-teacher PURGE",
                                           "Baseline student (SISA)"}
-    assert set(accuracy["role"]) == set(tv.ACCURACY_ROLES)  # keyed by role id; the colour follows the role
-    assert {t.name: t.line.color for t in fig.data}["PURGE student"] == tv.ROLE_COLOURS["purge"]
+    assert set(accuracy["role"]) == set(tradeoff_figures.ACCURACY_ROLES)  # keyed by role id; colour follows role
+    assert {t.name: t.line.color for t in fig.data}["PURGE student"] == figures.ROLE_COLOURS["purge"]
     assert "N_t 2 · N_s 1, 2 · r 1" in tv.sweep_label(results)
 
 
 def test_the_stream_figure_marks_the_break_even_and_the_sentence_states_it():
     plan = make_plan(BASE.replace(n_teachers=32, n_students=8, student_slices=1), 1437)
     result = simulate_stream(plan, draw_requests(plan, 50))
-    fig = tv.stream_figure(result)
+    fig = tradeoff_figures.stream_figure(result)
     assert [t.name for t in fig.data][:3] == ["PURGE", "Baseline (SISA)", "Full retrain after every step"]
     star = traces(fig, "Break-even: PURGE")[0]
     assert list(star.x) == [result.break_even["purge"]]
     assert list(traces(fig, tv.FINAL_FULL)[0].y) == [result.final_full_retrain] * 2
-    text = tv.break_even_text(result)
+    text = tradeoff_figures.break_even_text(result)
     assert f"than PURGE after request {result.break_even['purge']}," in text
     assert f"than the baseline after request {result.break_even['baseline']}." in text
-    frame = tv.stream_frame(result)
+    frame = tradeoff_figures.stream_frame(result)
     assert len(frame) == 50 and frame["PURGE cumulative"].is_monotonic_increasing
 
 
@@ -117,8 +119,8 @@ def test_no_break_even_is_said_plainly():
     plan = make_plan(BASE.replace(n_teachers=8, n_students=8), 1437)
     result = simulate_stream(plan, draw_requests(plan, 2))
     assert result.break_even["purge"] is None
-    assert "than PURGE at no point in the 2 requests" in tv.break_even_text(result)
-    assert not traces(tv.stream_figure(result), "Break-even: PURGE")
+    assert "than PURGE at no point in the 2 requests" in tradeoff_figures.break_even_text(result)
+    assert not traces(tradeoff_figures.stream_figure(result), "Break-even: PURGE")
 
 
 def test_a_sweeps_step_events_are_keyed_by_the_layout_last_announced():

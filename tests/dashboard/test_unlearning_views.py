@@ -1,9 +1,9 @@
-"""The advantage headline and the with/without view of a forget request (dashboard/unlearning_views.py),
-built from a real request's ledger record."""
+"""The advantage headline and the with/without view of a forget request (dashboard/forget/views.py; the
+cumulative advantage in compare/views.py), built from a real request's ledger record."""
 
 import pytest
 
-from dashboard import unlearning_views as uv
+from dashboard.forget import views as forget_views
 from purge_engine.plan import training_cost
 from tests.conftest import copy_of
 
@@ -20,7 +20,7 @@ def served(disjoint_run, tmp_path_factory):
 
 def test_the_headline_shows_each_methods_share_and_the_advantage(served):
     _, report, training, _ = served
-    metrics = {m["label"]: m["value"] for m in uv.advantage_headline(report.predicted, training)}
+    metrics = {m["label"]: m["value"] for m in forget_views.advantage_headline(report.predicted, training)}
     assert metrics["Full retrain"] == "100%"
     assert metrics["Baseline (SISA) retrains"] == "100%"  # a teacher-side deletion: every baseline student
     assert metrics["PURGE's advantage"] == f"{report.advantage['predicted']:.2f}×"
@@ -29,14 +29,14 @@ def test_the_headline_shows_each_methods_share_and_the_advantage(served):
 
 def test_the_with_without_view_tells_changed_from_bit_identical(served):
     exp, report, _, record = served
-    frame = uv.before_after_frame(record)
+    frame = forget_views.before_after_frame(record)
     assert len(frame) == len(record["hashes_before"])
     retrained = {f"{role}-{c}" for role, steps in report.retrained.items() for c in steps}
     for key, (_, row) in zip(record["hashes_before"], frame.iterrows(), strict=True):
-        assert (row["Parameters"] == uv.RETRAINED) == (key in retrained)
+        assert (row["Parameters"] == forget_views.RETRAINED) == (key in retrained)
         assert bool(row["Equals from-scratch reference"])  # verified: every constituent equals the reference
         assert 0 <= row["Test accuracy after"] <= 100
-    identical = frame[frame["Parameters"] == uv.BIT_IDENTICAL]
+    identical = frame[frame["Parameters"] == forget_views.BIT_IDENTICAL]
     assert (identical["Test accuracy before"] == identical["Test accuracy after"]).all()  # same bits, same outputs
     assert (identical["P(true label) of forgotten, before"] == identical["P(true label) of forgotten, after"]).all()
-    assert uv.change_summary(frame).startswith(f"{len(retrained)} of {len(frame)} constituents retrained")
+    assert forget_views.change_summary(frame).startswith(f"{len(retrained)} of {len(frame)} constituents retrained")

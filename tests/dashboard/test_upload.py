@@ -1,4 +1,4 @@
-"""Setup's upload of the user's own data (dashboard/upload_parts.py) through AppTest: a good file is
+"""Setup's upload of the user's own data (dashboard/setup/upload_parts.py) through AppTest: a good file is
 imported and selected; a bad one shows the engine's sentence and stores nothing."""
 
 import io
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state import RUNS_DIR_ENV
-from dashboard.upload_parts import UPLOAD_FILE, UPLOAD_FOLDER
+from dashboard.setup.upload_parts import UPLOAD_FILE, UPLOAD_FOLDER
+from dashboard.shared.state import RUNS_DIR_ENV
 from purge_engine import userdata
 from purge_engine.sources import DATASETS
 from tests.dashboard import APP
@@ -53,7 +53,7 @@ def test_the_folder_uploader_takes_a_whole_directory(at):
 
 
 def test_an_uploaded_files_name_is_shown_literally_never_as_a_link():
-    from dashboard.upload_parts import plain
+    from dashboard.setup.upload_parts import plain
 
     shown = plain("[click me](http://example.invalid) *bold* my_data.npz")
     assert "](" not in shown and "\\[click me\\]" in shown and "\\*bold\\*" in shown and "http\\://" in shown

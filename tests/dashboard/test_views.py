@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from dashboard import views
+from dashboard.forget import views as forget_views
+from dashboard.setup import views as setup_views
+from dashboard.shared import grid, views
+from purge_engine import teacher_names
 from purge_engine.config import PurgeConfig
 from purge_engine.plan import METHOD_TITLES, make_plan, training_cost
 from purge_engine.vocabulary import title
@@ -36,9 +39,9 @@ def bundle():
 
 
 def test_teacher_names_are_one_based_and_compact():
-    assert views.teacher_names([0]) == "Teacher 1"
-    assert views.teacher_names([0, 1, 2, 3]) == "Teachers 1–4"
-    assert views.teacher_names([0, 2]) == "Teachers 1, 3"
+    assert teacher_names([0]) == "Teacher 1"
+    assert teacher_names([0, 1, 2, 3]) == "Teachers 1–4"
+    assert teacher_names([0, 2]) == "Teachers 1, 3"
 
 
 def test_teacher_table_has_a_row_per_teacher(plan, describe):
@@ -59,7 +62,7 @@ def test_mapping_table_names_each_students_teachers(describe):
 
 
 def test_student_table_has_a_row_per_chunk_labelled_by_the_first_teachers(plan, describe):
-    table = views.student_table(describe)
+    table = setup_views.student_table(describe)
     assert len(table) == sum(plan.n_chunks(k) for k in range(plan.n_students))
     first = table[table["Student"] == "Student 1"]
     assert first["Chunk"].tolist() == ["chunk 1", "chunk 2", "chunk 3", "chunk 4"]
@@ -70,11 +73,11 @@ def test_student_table_has_a_row_per_chunk_labelled_by_the_first_teachers(plan, 
 
 
 def test_layout_metrics(describe):
-    metrics = views.layout_metrics(describe)
+    metrics = setup_views.layout_metrics(describe)
     assert metrics == {"Train pool": N_POOL, "Teacher samples": N_POOL, "Student samples": N_POOL,
                        "Steps per teacher": 2, "Steps per student": "8"}
     uneven = make_plan(PurgeConfig(n_teachers=5, n_students=2), N_POOL).describe()
-    assert views.layout_metrics(uneven)["Steps per student"] == "4–6"  # 3 and 2 chunks of 2 slices
+    assert setup_views.layout_metrics(uneven)["Steps per student"] == "4–6"  # 3 and 2 chunks of 2 slices
 
 
 def test_cost_table_titles_and_numbers(plan):
@@ -149,10 +152,10 @@ def test_planned_cells_match_the_retrain_scope(plan):
     sample = int(plan.teacher_shards[2][1][0])  # Teacher 3, slice 2: a teacher-side sample (overlap: maybe student too)
     scope = retrain_scope(plan, [sample])
     roles = ["teacher", *METHODS]
-    shape = views.grid_shape(plan, roles)
-    cells = views.planned_cells(plan, scope, roles)
+    shape = grid.grid_shape(plan, roles)
+    cells = grid.planned_cells(plan, scope, roles)
     assert set(cells) == set(shape) and all(len(cells[k]) == n for k, n in shape.items())
-    assert cells[("teacher", 2)] == ["restored", views.PLANNED]
+    assert cells[("teacher", 2)] == ["restored", grid.PLANNED]
     assert cells[("teacher", 0)] == ["kept", "kept"]
     for method in METHODS:
         for k in range(plan.n_students):
@@ -161,41 +164,41 @@ def test_planned_cells_match_the_retrain_scope(plan):
             if first is None:
                 assert set(row) == {"kept"}
             else:
-                assert row.index(views.PLANNED) == first and row[first:] == [views.PLANNED] * (len(row) - first)
-    html = views.retrain_grid_html(shape, cells)
-    assert html.count('data-state="planned"') == sum(r.count(views.PLANNED) for r in cells.values())
+                assert row.index(grid.PLANNED) == first and row[first:] == [grid.PLANNED] * (len(row) - first)
+    html = grid.retrain_grid_html(shape, cells)
+    assert html.count('data-state="planned"') == sum(r.count(grid.PLANNED) for r in cells.values())
     assert html.count("<tr><th>Teacher ") == plan.n_teachers
 
 
 def test_grid_counts_and_empty_cells():
     cells = {("teacher", 0): ["kept", "done"], ("purge", 0): ["pending", "retraining", "done"]}
-    assert views.grid_counts(cells)["done"] == 2 and views.grid_counts(cells)["pending"] == 1
-    html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 3, ("purge", 1): 3}, cells)
+    assert grid.grid_counts(cells)["done"] == 2 and grid.grid_counts(cells)["pending"] == 1
+    html = grid.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 3, ("purge", 1): 3}, cells)
     assert html.count('<td data-state="pending"') == 1 + 3  # Student 2 has no events yet: all pending
 
 
 def test_grid_cells_and_table_name_the_worker_of_each_step():
     cells = {("teacher", 0): ["done", "done"], ("purge", 1): ["kept", "done"]}
     workers = {("purge", 1): {1: "node-a:11"}, ("teacher", 0): {0: "node-a:11", 1: "node-b:22"}}  # finish order
-    html = views.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 2, ("purge", 1): 2}, cells, workers)
+    html = grid.retrain_grid_html({("teacher", 0): 2, ("purge", 0): 2, ("purge", 1): 2}, cells, workers)
     assert html.count('data-worker="node-a:11"') == 2 and html.count('data-worker="node-b:22"') == 1
     assert 'title="retrained and checkpointed · on node-b:22"' in html
-    assert "data-worker" not in views.retrain_grid_html({("teacher", 0): 2}, cells)  # in-process: no worker
-    table = views.worker_table(workers)
+    assert "data-worker" not in grid.retrain_grid_html({("teacher", 0): 2}, cells)  # in-process: no worker
+    table = grid.worker_table(workers)
     assert table.to_dict("records") == [
         {"Method": title("teacher"), "Constituent": "Teacher 1", "Worker": "node-a:11", "Steps": "1"},
         {"Method": title("teacher"), "Constituent": "Teacher 1", "Worker": "node-b:22", "Steps": "2"},
         {"Method": title("purge"), "Constituent": "Student 2", "Worker": "node-a:11", "Steps": "2"}]
-    assert views.worker_table({}).empty
+    assert grid.worker_table({}).empty
 
 
 def test_execution_text_names_the_executor_and_the_cluster():
-    assert views.execution_text("local", None, None) == "Jobs run in this process."
-    assert "a local Ray cluster; it starts with the first job" in views.execution_text("ray", None, None)
+    assert grid.execution_text("local", None, None) == "Jobs run in this process."
+    assert "a local Ray cluster; it starts with the first job" in grid.execution_text("ray", None, None)
     cluster = {"nodes": 1, "cpus": 16, "gpus": 0}
-    assert views.execution_text("ray", "head:6379", cluster) == (
+    assert grid.execution_text("ray", "head:6379", cluster) == (
         "Jobs run on the Ray cluster at `head:6379`: 1 node · 16 CPUs · 0 GPUs.")
-    assert views.execution_text("ray", None, cluster | {"lanes": 4}).endswith(
+    assert grid.execution_text("ray", None, cluster | {"lanes": 4}).endswith(
         "0 GPUs. Each task trains 4 chains as one lane group.")
 
 
@@ -249,9 +252,9 @@ def test_the_shown_cost_table_says_not_run_instead_of_an_empty_cell(plan):
 
 def test_accuracy_membership_and_verdict(plan):
     record = record_for(plan, [7])
-    acc = views.accuracy_table(record)
+    acc = forget_views.accuracy_table(record)
     assert list(acc["Model"]) == [title("teacher"), title("purge")] and acc["Test before"].iloc[0] == 90.0
-    member = views.membership_table(record)
+    member = forget_views.membership_table(record)
     assert member["Forgotten: member rate after"].iloc[0] == 100.0
     assert member["Attack AUC before"].iloc[0] == "0.62 (0.58–0.67)" and member["Members: member rate"].iloc[0] == 80.0
     assert member["Forgotten: loss percentile after"].iloc[0] == 12.5
@@ -267,29 +270,29 @@ def test_scope_summary_names_what_retrains(plan, describe):
     from purge_engine.plan import retrain_scope
 
     sample = int(plan.teacher_shards[7][0][0])
-    lines = views.scope_summary(describe, retrain_scope(plan, [sample]).to_dict(), ["purge", "baseline"])
+    lines = forget_views.scope_summary(describe, retrain_scope(plan, [sample]).to_dict(), ["purge", "baseline"])
     assert lines[0].startswith("Teachers: Teacher 8 from step 1")
     assert lines[2].startswith(METHOD_TITLES["baseline"]) and "0 of 2 kept" in lines[2]
 
 
 def test_small_formatters():
     assert views.percent_text(0.9712) == "97.1%" and views.percent_text(None) == "–"  # the empty set: None
-    assert views.human_bytes(999) == "999 B" and views.human_bytes(39_000_000) == "39.0 MB"
-    assert views.id_list([3, 17, 42]) == "#3, #17, #42"
-    assert views.id_list(range(40), limit=2) == "#0, #1 … (+38 more)"
+    assert setup_views.human_bytes(999) == "999 B" and setup_views.human_bytes(39_000_000) == "39.0 MB"
+    assert forget_views.id_list([3, 17, 42]) == "#3, #17, #42"
+    assert forget_views.id_list(range(40), limit=2) == "#0, #1 … (+38 more)"
 
 
 def test_available_samples_are_those_in_some_shard_and_not_yet_forgotten(plan):
     used = np.union1d(plan.all_teacher_samples(), plan.all_student_samples())
-    assert np.array_equal(views.available_samples(plan), used)
+    assert np.array_equal(forget_views.available_samples(plan), used)
     gone = used[[0, 5]]
-    assert np.array_equal(views.available_samples(plan.without(gone.tolist())), np.setdiff1d(used, gone))
+    assert np.array_equal(forget_views.available_samples(plan.without(gone.tolist())), np.setdiff1d(used, gone))
 
 
 def test_a_layout_suggests_its_run_name_and_states_its_storage():
     config = PurgeConfig(n_teachers=8, n_students=4, teacher_slices=2, student_slices=3, epochs=6, seed=7)
-    assert views.default_run_name(config) == "digits-t8-s4-r2x3-e6-seed7"
-    text = views.storage_text({"total_bytes": 2048, "checkpoints": 1200, "teacher_checkpoints": 1000,
-                               "student_checkpoints": 500, "soft_labels": 36, "outputs": 512})
+    assert setup_views.default_run_name(config) == "digits-t8-s4-r2x3-e6-seed7"
+    text = setup_views.storage_text({"total_bytes": 2048, "checkpoints": 1200, "teacher_checkpoints": 1000,
+                                     "student_checkpoints": 500, "soft_labels": 36, "outputs": 512})
     assert "**2.0 kB**" in text and "1,200 checkpoints" in text and "teachers 1.0 kB" in text
     assert "cached test outputs 512 B" in text

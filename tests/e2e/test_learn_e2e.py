@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from dashboard import lesson
+from dashboard.learn import lesson
 from purge_engine.data import load_dataset
 from purge_engine.plan import make_plan
 

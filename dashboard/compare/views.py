@@ -14,15 +14,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from dashboard import evidence_views as ev
-from purge_engine.plan import METHODS
-from purge_engine.vocabulary import title, titles
+from dashboard.shared import evidence
+from purge_engine import METHODS, advantage, title
 
-ROLE_TITLES = titles("ensemble")  # kept for importers: vocabulary.title is the source
 ROLE_ORDER = ("teacher", *METHODS)
-SHORT_TITLES = titles("short")
+
 PURGE, BASELINE, FULL = "purge", "baseline", "full_retrain"  # the cost lines, keyed by role id
-UNITS = ("sample_steps", "seconds")
+
 ESTIMATE_NOTE = "estimated from this run's measured seconds per sample-step"
 MAX_IDS_SHOWN = 8
 
@@ -270,22 +268,22 @@ def evidence_row(record: dict, report: dict) -> dict:
     of forgetting (report: purge_engine.audit.report of the request): p-values of the forgotten samples on
     the teachers that held them, how many teacher and PURGE-student rows looked like members (p < 0.05)
     before and after, and the canary rate of the exposed PURGE students before → after."""
-    frame = ev.membership_frame(report)
+    frame = evidence.membership_frame(report)
     teachers = frame[frame["role"] == "teacher"]
-    tested = frame[frame["role"].isin(ev.STRIP_ROLES) & frame["p_after"].notna()]
+    tested = frame[frame["role"].isin(evidence.STRIP_ROLES) & frame["p_after"].notna()]
     steps = [_sample_steps(record, "teacher"), _sample_steps(record, PURGE)]
-    canaries = ev.exposed_canary_rates(report)
+    canaries = evidence.exposed_canary_rates(report)
     return {"Request": int(record["request_id"]), "Samples": len(record.get("sample_ids", [])),
             "Cost (sample-steps)": None if None in steps else sum(steps),
-            "p before (min)": ev.p_text(_stat(teachers["p_before"], "min")),
-            "p after (median)": ev.p_text(_stat(teachers["p_after"], "median")),
-            "p reference (median)": ev.p_text(_stat(teachers["p_reference"], "median"))
+            "p before (min)": evidence.p_text(_stat(teachers["p_before"], "min")),
+            "p after (median)": evidence.p_text(_stat(teachers["p_after"], "median")),
+            "p reference (median)": evidence.p_text(_stat(teachers["p_reference"], "median"))
             if teachers["p_reference"].notna().any() else "not verified",
-            "Member-like": f"{int((tested['p_before'] < ev.ALPHA).sum())} → "
-                                          f"{int((tested['p_after'] < ev.ALPHA).sum())} of {len(tested)}"
+            "Member-like": f"{int((tested['p_before'] < evidence.ALPHA).sum())} → "
+                                          f"{int((tested['p_after'] < evidence.ALPHA).sum())} of {len(tested)}"
             if len(tested) else "—",
             "Canaries": "—" if canaries is None else
-            f"{ev.rate_text(canaries[0])} → {ev.rate_text(canaries[1])}"}
+            f"{evidence.rate_text(canaries[0])} → {evidence.rate_text(canaries[1])}"}
 
 
 def _stat(values: pd.Series, how: str) -> float | None:
@@ -303,3 +301,12 @@ def evidence_frame(records: list[dict], reports: dict[int, dict]) -> pd.DataFram
     if (frame["Canaries"] == "—").all():
         frame = frame.drop(columns=["Canaries"])
     return frame
+
+
+def cumulative_advantage(records: list[dict]) -> float | None:
+    """PURGE's advantage over every served request together: the baseline students' sample-steps summed
+    over the requests ÷ PURGE's students' (each request's predicted cost, which its measured work equals)."""
+    done = [r for r in records if r.get("status") == "done" and "baseline" in r.get("methods", ())
+            and "purge" in r.get("methods", ())]
+    total = {m: {"sample_steps": sum(r["predicted"][m]["sample_steps"] for r in done)} for m in ("purge", "baseline")}
+    return advantage.advantage(total)

@@ -15,12 +15,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.jobs import Job, JobRegistry, connect
+from dashboard.shared.jobs import Job, JobRegistry, connect
+from purge_engine import (
+    DEFAULT_RUNS_DIR,
+    DatasetBundle,
+    DatasetUnavailable,
+    Experiment,
+    PurgeConfig,
+    list_runs,
+    load_dataset,
+    recipes,
+    run_dir_under,
+)
 from purge_engine import execution as execution_choice
-from purge_engine.config import PurgeConfig
-from purge_engine.data import DatasetBundle, DatasetUnavailable, load_dataset
-from purge_engine.experiment import Experiment
-from purge_engine.store import DEFAULT_RUNS_DIR, list_runs, run_dir_under
 
 RUNS_DIR_ENV = "PURGE_RUNS_DIR"
 
@@ -98,10 +105,7 @@ def predicted_training_seconds(config_json: str) -> float | None:
     """Seconds training this layout should take here: its exact size (training_cost, job_steps) over
     throughput measured once per layout on this machine (eta.calibrate: a fraction of a second).
     None when the dataset is not available."""
-    from purge_engine.eta import calibrate, job_steps, predicted_seconds
-    from purge_engine.plan import METHODS, make_plan, training_cost
-    from purge_engine.run import Run
-    from purge_engine.store import RunStore
+    from purge_engine import METHODS, Run, RunStore, calibrate, job_steps, make_plan, predicted_seconds, training_cost
 
     config = PurgeConfig.from_json(config_json)
     try:
@@ -233,23 +237,10 @@ def device_text() -> str | None:
     return f"GPU: {torch.cuda.get_device_name()} · {free / 2**30:.0f} of {total / 2**30:.0f} GiB free"
 
 
-def use_executor(exp: Experiment, executor) -> Experiment:
-    """Set the run to train on `executor` as execution.choose decides for it (None: the run's own path;
-    another path than a trained run's is refused with a sentence), its cluster joined (jobs.connect).
-    In a job's worker thread."""
-    connect(executor)
-    exp.executor = execution_choice.choose(exp.store, exp.device, executor)
-    return exp
-
-
-def open_for_job(run_dir: Path | str, executor, finish_pending: bool = True) -> Experiment:
-    """The run opened in a job's worker thread, set to train on `executor` (as use_executor); a request
-    a dead process left half done is finished first (on that executor too), unless finish_pending is False."""
-    connect(executor)
-    exp = Experiment.open(run_dir, finish_pending=False, executor=executor)
-    if finish_pending:
-        exp.finish_pending()
-    return exp
+def job_choices(executor):
+    """recipes.Choices for a job on `executor` (None: the run's own path, execution.choose), its
+    cluster joined on the process-lifetime thread (jobs.connect)."""
+    return recipes.Choices(executor, connect=connect)
 
 
 def ray_connected() -> bool:

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import share, state, upload_parts, views
-from dashboard.fields import choice_kwargs, number_kwargs, widget_help
-from purge_engine.config import AUTO_LANES, AUTO_MODEL, LANE_LIMIT, PRESETS, PurgeConfig, field_label
-from purge_engine.data import DatasetUnavailable
-from purge_engine.sources import DATASETS
-from purge_engine.specs import MODELS, model_fits
-from purge_engine.vocabulary import title
+from dashboard.setup import share, upload_parts
+from dashboard.setup import views as setup_views
+from dashboard.shared import state, views
+from dashboard.shared.components import NUMBERS
+from dashboard.shared.fields import choice_kwargs, number_kwargs, widget_help
+from purge_engine import (
+    AUTO_LANES,
+    AUTO_MODEL,
+    DATASETS,
+    LANE_LIMIT,
+    MODELS,
+    PRESETS,
+    DatasetUnavailable,
+    PurgeConfig,
+    field_label,
+    model_fits,
+    title,
+)
 
 DEFAULTS = PurgeConfig()
 LINK_READ = "layout_link_read"  # the session has applied the layout its link carried
 PRESET, APPLY_PRESET = "preset", "apply_preset"  # defaults live only in PurgeConfig
-NUMBERS = st.column_config.NumberColumn(format="localized")
+
 # The layout's integer fields, drawn in two columns (left, right, left, ...); label, help and range from PurgeConfig.
 NUMBER_FIELDS = (state.N_TEACHERS, state.N_STUDENTS, state.TEACHER_SLICES, state.STUDENT_SLICES, state.EPOCHS,
                  state.SEED)
@@ -34,6 +45,7 @@ def share_below_one() -> None:
     if st.session_state.get(state.STUDENT_DATA) == "disjoint" and st.session_state.get(state.STUDENT_FRACTION, 0) >= 1:
         st.session_state[state.STUDENT_FRACTION] = DEFAULTS.student_fraction
         st.session_state[SHARE_ADJUSTED] = True
+
 
 def layout_from_link() -> list[str]:
     """On a session's first run, the layout a shared link carries fills the widgets; returns the
@@ -156,7 +168,7 @@ def dataset_or_none(config: PurgeConfig):
 def plan_view(describe: dict, warnings: list[str], cost: dict, storage: dict) -> None:
     """The plan's headline numbers and tables (describe: plan.describe()), the epoch warnings, the
     predicted cost of training (training_cost) and the storage it will take (storage_estimate)."""
-    metrics = views.layout_metrics(describe)
+    metrics = setup_views.layout_metrics(describe)
     for column, (label, value) in zip(st.columns(len(metrics)), metrics.items(), strict=True):
         column.metric(label, f"{value:,}" if isinstance(value, int) else value)
     st.subheader("Mapping")
@@ -167,7 +179,7 @@ def plan_view(describe: dict, warnings: list[str], cost: dict, storage: dict) ->
     st.dataframe(views.teacher_table(describe), hide_index=True, column_config={"Samples": NUMBERS})
     st.subheader("Students")
     st.caption("A student trains chunk by chunk, slice by slice; each step trains on everything it has seen so far.")
-    st.dataframe(views.student_table(describe), hide_index=True)
+    st.dataframe(setup_views.student_table(describe), hide_index=True)
     for warning in warnings:  # the epoch floor can break the budget: say so, with the numbers
         st.warning(warning, icon=":material/schedule:")
     st.caption("Passes over shard = the work each constituent's steps add up to, in passes over its whole shard "
@@ -178,7 +190,7 @@ def plan_view(describe: dict, warnings: list[str], cost: dict, storage: dict) ->
     st.caption("Sample-steps = samples × epochs trained; label forward passes = samples × teachers asked for a "
                "soft label. Teacher training is the same for every student method. Full retrain = every teacher "
                "and every PURGE student from scratch: what forgetting costs without unlearning.")
-    st.caption(views.storage_text(storage))
+    st.caption(setup_views.storage_text(storage))
 
 
 def draw_accuracy(snap) -> None:

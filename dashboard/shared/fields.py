@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from purge_engine.config import field_choices, field_help, field_label, field_meta, field_range
+from purge_engine import field_choices, field_help, field_label, field_meta, field_range
 
 JS_MAX_INT = 2**53 - 1  # a browser's number input holds integers exactly up to here (Streamlit refuses more)
 
@@ -42,7 +42,7 @@ def on_screen(message: str) -> str:
     """A config error as the sidebar names things: each config field it names ("n_students x chunks")
     gets the widget's label beside it ("Students (N_s) [n_students] x chunks"), so the user knows which
     control to change and a script author still sees the field."""
-    from purge_engine.config import PurgeConfig
+    from purge_engine import PurgeConfig
 
     # Names with an underscore cannot be ordinary words; a one-word name ("epochs") only where it leads.
     names = [f for f in PurgeConfig.__dataclass_fields__ if "_" in f or message.startswith(f"{f}:")]

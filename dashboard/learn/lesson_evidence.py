@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import ROLE_COLOURS
-from purge_engine.canaries import CANARY_TEACHER
-from purge_engine.vocabulary import student_label, teacher_label
+from dashboard.shared.figures import ROLE_COLOURS
+from purge_engine import CANARY_TEACHER, student_label, teacher_label
 
 ALPHA = 0.05  # membership p below it looks like a member (the dashed line)
 # Okabe-Ito: grey before, bluish green after the request, vermillion for the from-scratch reference.

@@ -1,15 +1,17 @@
 """What the Forget page draws of a request's evidence of forgetting (DESIGN section 14): each forgotten
 sample with its membership p-values before, after and on the from-scratch reference, the canaries, and
 exact against approximate unlearning. Drawn with st.* from `purge_engine.audit.report` output the page
-hands over; the figures and sentences come from evidence_views.
+hands over; the figures and sentences come from evidence_views, canary_views and shared/evidence.py.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import evidence_views as ev
-from dashboard import state, views
+from dashboard.forget import canary_views
+from dashboard.forget import evidence_views as ev
+from dashboard.forget import views as forget_views
+from dashboard.shared import evidence, state, views
 
 CARDS_PER_ROW = 2
 IMAGE_PX = 84  # a forgotten sample's picture beside its p-values
@@ -76,29 +78,29 @@ def canary_panel(report: dict) -> None:
     st.markdown("**Canaries: what leaks through distillation, and what forgetting removes**")
     if not forgot:
         st.caption(f"This run plants {len(canaries)} canaries (flipped-label samples in Teacher 1's shard): ids "
-                   f"{views.id_list(sorted(canaries))}. Forget them to see the student carry them until it is "
+                   f"{forget_views.id_list(sorted(canaries))}. Forget them to see the student carry them until it is "
                    "retrained.")
         return
-    rates = ev.exposed_canary_rates(report)
+    rates = evidence.exposed_canary_rates(report)
     if rates is not None:
         st.markdown(f"This request forgot {len(forgot)} of the {len(canaries)} canaries. The PURGE students exposed "
-                    f"to them answered {ev.rate_text(rates[0])} with the planted label before; with only the teacher "
-                    f"forgotten they still would; after PURGE: {ev.rate_text(rates[1])}.")
-    figure = ev.canary_figure(report)
+                    f"to them answered {evidence.rate_text(rates[0])} with the planted label before; with only the "
+                    f"teacher forgotten they still would; after PURGE: {evidence.rate_text(rates[1])}.")
+    figure = canary_views.canary_figure(report)
     if figure is not None:
         st.plotly_chart(figure, key="evidence_canaries")
         st.caption(ev.CANARY_CAPTION)
-    cost = ev.canary_cost_text(report)
+    cost = canary_views.canary_cost_text(report)
     if cost:
         st.caption(cost)
 
 
 def contrast_panel(report: dict) -> None:
     """PURGE against approximate unlearning at the same compute, under relearning and quantisation."""
-    figure = ev.contrast_figure(report)
+    figure = canary_views.contrast_figure(report)
     if figure is None:
         return
     st.markdown("**Exact against approximate: what a cheaper method would leave behind**")
-    st.markdown(ev.contrast_summary(report))
+    st.markdown(canary_views.contrast_summary(report))
     st.plotly_chart(figure, key="evidence_contrast")
-    st.caption(ev.CONTRAST_CAPTION + " " + (ev.spent_text(report) or ""))
+    st.caption(ev.CONTRAST_CAPTION + " " + (canary_views.spent_text(report) or ""))

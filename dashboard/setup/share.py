@@ -6,8 +6,8 @@ in the link and what is allowed; the page then validates the whole config as usu
 
 from __future__ import annotations
 
-from dashboard.fields import widget_range
-from purge_engine.config import PurgeConfig, field_choices, field_kind, field_meta
+from dashboard.shared.fields import widget_range
+from purge_engine import PurgeConfig, field_choices, field_kind, field_meta
 
 LAYOUT_FIELDS = ("dataset", "n_teachers", "n_students", "teacher_slices", "student_slices", "student_fraction",
                  "student_data", "epochs", "seed", "teacher_model", "student_model")

@@ -8,18 +8,22 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import components, evidence_parts, figures, state, views
-from dashboard import evidence_views as ev
-from dashboard import unlearning_views as uv
-from purge_engine.advantage import why
-from purge_engine.audit import memorisation
-from purge_engine.manifest import manifest_path
-from purge_engine.plan import training_cost
-from purge_engine.reproduce import reproduce_command, reproduce_snippet
-from purge_engine.requests import parse_ids
+from dashboard.forget import evidence_parts
+from dashboard.forget import figures as forget_figures
+from dashboard.forget import views as forget_views
+from dashboard.shared import components, evidence, figures, grid, state, views
+from dashboard.shared.components import NUMBERS
+from purge_engine import (
+    manifest_path,
+    memorisation,
+    parse_ids,
+    reproduce_command,
+    reproduce_snippet,
+    training_cost,
+)
 
 MAX_RANDOM = 1000
-NUMBERS = st.column_config.NumberColumn(format="localized")
+
 PERCENTILE = st.column_config.NumberColumn(format="%.0f", help="0-100: the share of test samples with a lower loss")
 VERDICT_ICONS = {"exact": ":material/verified:", "differs": ":material/error:", "not claimed": ":material/help:",
                  "not verified": ":material/pending:"}
@@ -50,7 +54,7 @@ def add(ids) -> None:
 
 def selection_controls(bundle, plan) -> None:
     """Add samples by class, by teacher shard, by id list, or k at random."""
-    pool = views.available_samples(plan)
+    pool = forget_views.available_samples(plan)
     by_class, by_teacher, by_ids, at_random = st.columns(4)
     labels = np.asarray(bundle.train_y.cpu())
     name = by_class.selectbox("Every sample of class", bundle.class_names, key=state.BY_CLASS)
@@ -87,7 +91,7 @@ def memorisation_ranking(_exp, run_dir: str, signature: tuple) -> dict:
     (audit.memorisation), once per run state: signature says which (run_signature)."""
     with _exp.writing("ranking the most memorised samples", shared=True):
         ranking = memorisation(_exp)
-    notes = {int(i): f"p {ev.p_text(p)}" for i, p in zip(ranking["sample_id"], ranking["p"], strict=True)}
+    notes = {int(i): f"p {evidence.p_text(p)}" for i, p in zip(ranking["sample_id"], ranking["p"], strict=True)}
     return {"order": ranking["sample_id"], "notes": notes}
 
 
@@ -125,23 +129,22 @@ def _first_page() -> None:
 def selection_line(ids: list[int]) -> None:
     """How many samples are selected, and the button that clears them."""
     chosen, clear = st.columns([5, 1])
-    chosen.markdown(f"**Selected: {len(ids)}** " + (views.id_list(ids) if ids else
+    chosen.markdown(f"**Selected: {len(ids)}** " + (forget_views.id_list(ids) if ids else
                                                     "— tick images below, or add samples above"))
     clear.button("Clear selection", key=state.CLEAR, on_click=set_selected, args=([],), disabled=not ids)
 
 
 # -- the blast radius --------------------------------------------------------------------------------
-def preview(plan, scope, cost: dict, methods: list[str]) -> None:
-    """What each method retrains for the selection (scope: retrain_scope) and what it will cost
-    (cost: predicted_cost)."""
-    describe = plan.describe()
+def preview(plan, request, methods: list[str]) -> None:
+    """What each method retrains for the selection and what it will cost (request: plan_request's)."""
+    describe, scope, cost = plan.describe(), request.scope, request.predicted
     st.subheader("Blast radius")
-    headline(cost, training_cost(plan), why(plan, scope.sample_ids), "advantage_preview")
-    st.markdown("\n".join(f"- {line}" for line in views.scope_summary(describe, scope.to_dict(), methods)))
+    headline(cost, training_cost(plan), request.why, "advantage_preview")
+    st.markdown("\n".join(f"- {line}" for line in forget_views.scope_summary(describe, scope.to_dict(), methods)))
     st.plotly_chart(figures.mapping_graph(describe, affected=scope.to_dict()), key="blast_radius")
     st.caption("Planned steps per constituent: kept (·), restored from its checkpoint (↺), retrained (↻).")
-    st.html(views.retrain_grid_html(views.grid_shape(plan, ["teacher", *methods]),
-                                    views.planned_cells(plan, scope, ["teacher", *methods])))
+    st.html(grid.retrain_grid_html(grid.grid_shape(plan, ["teacher", *methods]),
+                                   grid.planned_cells(plan, scope, ["teacher", *methods])))
     st.dataframe(views.cost_table({k: v for k, v in cost.items() if k in ("teacher", *methods, "full_retrain")},
                                   "retraining"),
                  hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
@@ -153,7 +156,7 @@ def preview(plan, scope, cost: dict, methods: list[str]) -> None:
 def headline(cost: dict, training: dict, sentence: str | None, key: str) -> None:
     """The share of its own training each method retrains, and PURGE's advantage (advantage.py)."""
     with st.container(key=key):
-        for column, metric in zip(st.columns(4), uv.advantage_headline(cost, training), strict=True):
+        for column, metric in zip(st.columns(4), forget_views.advantage_headline(cost, training), strict=True):
             column.metric(metric["label"], metric["value"], help=metric["help"])
         if sentence:
             st.caption(sentence)
@@ -165,7 +168,7 @@ def results(record: dict, training: dict, evidence: dict | None = None, bundle=N
     cost, accuracy, verdict. training: plan.training_cost of the run, for the retrained shares; evidence:
     purge_engine.audit.report of the request (None: left out); bundle: the run's data, for the pictures."""
     st.header(f"Request {record['request_id']}: results")
-    st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {views.id_list(record['sample_ids'])} · "
+    st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {forget_views.id_list(record['sample_ids'])} · "
                f"served {record.get('done_at', '')}")
     if evidence is not None:
         evidence_parts.evidence_panel(evidence, bundle)
@@ -175,7 +178,7 @@ def results(record: dict, training: dict, evidence: dict | None = None, bundle=N
     st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
     st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps.")
     st.markdown("**Accuracy (%) before and after**")
-    st.dataframe(views.accuracy_table(record), hide_index=True)
+    st.dataframe(forget_views.accuracy_table(record), hide_index=True)
     membership(record)
     word, sentence = views.verdict(record)
     box = {"exact": st.success, "differs": st.error, "not claimed": st.warning}.get(word, st.info)
@@ -185,13 +188,13 @@ def results(record: dict, training: dict, evidence: dict | None = None, bundle=N
 
 def with_without(record: dict) -> None:
     """The run before and after the request, constituent by constituent (what "exact unlearning" means)."""
-    frame = uv.before_after_frame(record)
+    frame = forget_views.before_after_frame(record)
     if frame.empty:
         return
     with st.container(key="before_after"):
         st.subheader("With and without the samples")
-        st.markdown(uv.change_summary(frame) + ". Only the constituents the samples reached changed; every other "
-                    "one holds exactly the parameters it had. " + (
+        st.markdown(forget_views.change_summary(frame) + ". Only the constituents the samples reached changed; every "
+                    "other one holds exactly the parameters it had. " + (
                         "Each retrained one equals the from-scratch reference." if record.get("exact") else
                         "Verify to put the from-scratch reference beside them."))
         percent = st.column_config.NumberColumn(format="%.1f %%")
@@ -215,7 +218,7 @@ def _membership(record: dict) -> None:
     st.markdown("**Membership check** — an illustrative loss-threshold attack over all samples, not a per-sample "
                 "test: the evidence above is the one to read. A model that never saw a sample may still fit it "
                 "well, so a low loss is weak evidence either way.")
-    st.dataframe(views.membership_table(record), hide_index=True,
+    st.dataframe(forget_views.membership_table(record), hide_index=True,
                  column_config={"Forgotten: loss percentile before": PERCENTILE,
                                 "Forgotten: loss percentile after": PERCENTILE})
     st.caption("The attack (Yeom et al., 2018) calls a sample a member when its loss is at most the mean loss on "
@@ -223,10 +226,10 @@ def _membership(record: dict) -> None:
                "which the models never saw (0.5 = chance; in brackets a 95 % bootstrap interval). Loss percentile: "
                "where the forgotten samples' losses fall among test losses (near 0: they look trained on; near 50: "
                "they look unseen). Rates in %.")
-    figure = figures.membership_figure(record)
+    figure = forget_figures.membership_figure(record)
     if figure is not None:
         st.plotly_chart(figure, key="membership_chart")
-        st.caption(figures.MEMBERSHIP_CAPTION)
+        st.caption(forget_figures.MEMBERSHIP_CAPTION)
 
 
 def reproduce(config, run_dir, record: dict, earlier: list[list[int]]) -> None:

@@ -9,10 +9,9 @@ import re
 
 import streamlit as st
 
-from dashboard import state
-from dashboard.fields import choice_kwargs
-from purge_engine import userdata
-from purge_engine.sources import DATASETS
+from dashboard.shared import state
+from dashboard.shared.fields import choice_kwargs
+from purge_engine import DATASETS, userdata
 
 UPLOAD_FILE, UPLOAD_FOLDER = "dataset_upload", "dataset_upload_folder"  # widget keys
 UPLOAD_RESULT = "dataset_upload_result"  # ("ok" | "error", sentence) of the last upload

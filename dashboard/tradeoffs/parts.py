@@ -1,21 +1,33 @@
 """What the Trade-offs page draws: the closed-form curves and table, the sweep grid's controls, a sweep's
-progress and the stored sweeps, and the request stream's controls and result. Drawn with st.*; the
-figures and tables come from dashboard.tradeoff_views (pure), the sweep and the simulator run from the page.
+progress and the stored sweeps, and the request stream's controls and result. Drawn with st.*; the tables
+and figures come from tradeoffs/views.py and tradeoffs/figures.py (pure), the sweep and the simulator run
+from the page.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import state
-from dashboard import tradeoff_views as tv
-from dashboard.fields import choice_kwargs, number_kwargs, widget_help
-from dashboard.jobs import CANCELLED, FAILED, SUCCEEDED
-from purge_engine import theory
-from purge_engine.config import PurgeConfig, field_label
-from purge_engine.simulate import DISTRIBUTIONS, MODES, StreamResult
-from purge_engine.sources import DATASETS
-from purge_engine.sweep import AXES, MAX_REQUESTS, SweepGrid, list_sweeps, load_sweep, sweeps_dir
+from dashboard.shared import state
+from dashboard.shared.fields import choice_kwargs, number_kwargs, widget_help
+from dashboard.shared.jobs import CANCELLED, FAILED, SUCCEEDED
+from dashboard.tradeoffs import figures as tradeoff_figures
+from dashboard.tradeoffs import views as tv
+from purge_engine import (
+    AXES,
+    DATASETS,
+    DISTRIBUTIONS,
+    MAX_REQUESTS,
+    MODES,
+    PurgeConfig,
+    StreamResult,
+    SweepGrid,
+    field_label,
+    list_sweeps,
+    load_sweep,
+    sweeps_dir,
+    theory,
+)
 
 # Theory.
 DATASET, N_TEACHERS, SLICES = "tradeoff_dataset", "tradeoff_n_teachers", "tradeoff_slices"
@@ -70,7 +82,7 @@ def theory_section(measured) -> tuple[str, int]:
         return dataset, n_teachers
     matching = None if measured is None else measured[(measured["N_t"] == n_teachers)
                                                       & measured["r"].isin(slices)]
-    st.plotly_chart(tv.speedup_figure(tv.theory_frame(n_teachers, slices), matching), key=THEORY_CHART)
+    st.plotly_chart(tradeoff_figures.speedup_figure(tv.theory_frame(n_teachers, slices), matching), key=THEORY_CHART)
     st.caption(f"c = N_t/N_s teachers per student. Teacher-side: expected speed-up of PURGE's students over the "
                f"baseline student for one request on a uniformly random teacher, N_s·6c(cr+1)/(4c²r+3cr+3c−r+3) "
                f"(at least N_s, N_t when c = 1); teacher retraining is the same for both and left out. "
@@ -194,7 +206,7 @@ def sweep_results(sweeps: dict[str, dict]) -> None:
     sweep_id = st.selectbox("Sweep", list(sweeps), key=SWEEP_PICK, format_func=lambda s: tv.sweep_label(sweeps[s]))
     results = sweeps[sweep_id]
     measured = tv.measured_frame(results)
-    st.plotly_chart(tv.speedup_figure(tv.sweep_curves(measured), measured), key="sweep_speedup_chart")
+    st.plotly_chart(tradeoff_figures.speedup_figure(tv.sweep_curves(measured), measured), key="sweep_speedup_chart")
     k = results["grid"]["requests"]
     st.caption(f"{tv.THEORY_LEGEND.split(';')[0]}. Diamonds: measured in sample-steps, the ratio of the totals "
                f"over the K = {k} requests of each side; bars: the smallest and largest single request. Requests hit "
@@ -220,7 +232,7 @@ def measured_columns(measured) -> dict:
 def accuracy_view(results: dict, measured, sweep_id: str) -> None:
     st.subheader("The accuracy cost of isolation")
     frame = tv.accuracy_frame(results)
-    st.plotly_chart(tv.accuracy_figure(frame), key="sweep_accuracy_chart")
+    st.plotly_chart(tradeoff_figures.accuracy_figure(frame), key="sweep_accuracy_chart")
     st.caption("Test accuracy after training, before any request. More students means fewer teachers behind each "
                "student's labels and less data per student: faster forgetting, paid for in accuracy.")
     st.dataframe(measured[tv.accuracy_columns(measured)], hide_index=True, column_config=measured_columns(measured))
@@ -256,14 +268,14 @@ def stream_controls(n_teachers: int) -> dict:
 
 def stream_view(result: StreamResult, config: PurgeConfig) -> None:
     """The stream's totals, its cumulative-cost figure with the break-even points, and its CSV."""
-    for column, (label, value) in zip(st.columns(4), tv.stream_totals(result).items(), strict=True):
+    for column, (label, value) in zip(st.columns(4), tradeoff_figures.stream_totals(result).items(), strict=True):
         column.metric(label, value)
     log_y = st.toggle("Logarithmic cost axis", key="sim_log")
-    st.plotly_chart(tv.stream_figure(result, log_y), key=SIM_CHART)
-    st.markdown(tv.break_even_text(result))
+    st.plotly_chart(tradeoff_figures.stream_figure(result, log_y), key=SIM_CHART)
+    st.markdown(tradeoff_figures.break_even_text(result))
     st.caption(f"{DATASETS[config.dataset].title}, {config.epochs} epochs, {config.teacher_slices} teacher slices, "
                "half the pool held out as student data. PURGE and baseline include the teacher retraining; full "
                "retrain = every teacher and every PURGE student from scratch. Batched: each constituent restarts "
                "once per batch, from its earliest affected step.")
-    csv_button(tv.stream_frame(result), "Download the stream (CSV)", f"request-stream-nt{config.n_teachers}.csv",
-               SIM_CSV)
+    csv_button(tradeoff_figures.stream_frame(result), "Download the stream (CSV)",
+               f"request-stream-nt{config.n_teachers}.csv", SIM_CSV)

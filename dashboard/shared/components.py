@@ -12,15 +12,15 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import state, views
-from dashboard.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
-from purge_engine.experiment import Experiment
-from purge_engine.files import CheckpointError
-from purge_engine.run import device_label
-from purge_engine.sources import DATASETS
+from dashboard.shared import grid, state, views
+from dashboard.shared.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
+from purge_engine import DATASETS, CheckpointError, Experiment, device_label, recipes
 
 POLL_S = 0.5  # how often a page polls a running job's snapshot
 NO_RUN = "— none —"
+
+NUMBERS = st.column_config.NumberColumn(format="localized")
+
 GALLERY_COLUMNS = 6  # wide enough for a caption on one line
 # Square pixels when fitted; and a click anywhere on a gallery cell (the image included) ticks its box:
 # the checkbox label's ::after covers the whole cell (the column is the nearest positioned box).
@@ -54,7 +54,7 @@ def run_sidebar() -> None:
     bar.selectbox("Run", options, key=state.RUN_PICKER, on_change=_picked,
                   help=f"Run directories under `{state.runs_dir()}`: everything a run trained and forgot is "
                        "stored there and survives a restart.")
-    bar.caption(views.execution_text(*state.execution(), state.cluster()))
+    bar.caption(grid.execution_text(*state.execution(), state.cluster()))
     if (gpu := state.device_text()) is not None:
         bar.caption(gpu)
     if current is None:
@@ -127,15 +127,13 @@ def repair_result(run_dir) -> None:
 
 def repair_offer(run_dir) -> None:
     """A damaged run: check it and rebuild exactly the damaged steps, proved against the manifest
-    (purge_engine.check, as `python -m purge_engine check --run R --repair`), as a job."""
-    from purge_engine.check import check_run
-
+    (recipes.repair, as `python -m purge_engine check --run R --repair`), as a job."""
     repair_result(run_dir)
     reason = busy_reason(run_dir)
     if st.button("Check and repair this run", key=REPAIR, disabled=reason is not None, help=reason,
                  icon=":material/build:"):
         def work(on_event, should_stop):
-            return check_run(run_dir, repair=True, on_event=on_event)
+            return recipes.repair(run_dir, on_event=on_event)
 
         if start_job(run_dir, "repair", f"Repairing {Path(run_dir).name}", work):
             st.rerun()
@@ -239,7 +237,7 @@ def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
     p = snap.progress
     text = f"{snap.title}: {p.last}" if live else f"{snap.title}: {snap.status} in {snap.seconds:.1f} s"
     st.progress(p.fraction if live else (1.0 if snap.status == "succeeded" else p.fraction), text=text)
-    counts = views.grid_counts(p.cells)
+    counts = grid.grid_counts(p.cells)
     done = f"{p.sample_steps:,}" + (f" of {p.total_sample_steps:,} predicted" if p.total_sample_steps else "")
     left = p.seconds_left(snap.seconds) if live else None
     st.caption(f"{done} sample-steps trained · steps kept: "
@@ -247,9 +245,9 @@ def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
                f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s"
                + ("" if left is None else f" · about {left:.0f} s left at this job's rate"))
     with st.container(key=state.RETRAIN_GRID):
-        st.html(views.retrain_grid_html(shape, p.cells, p.workers))
+        st.html(grid.retrain_grid_html(shape, p.cells, p.workers))
     if p.workers:  # steps an executor ran outside this process (Ray): say where
-        workers = views.worker_table(p.workers)
+        workers = grid.worker_table(p.workers)
         n = workers["Worker"].nunique()
         with st.expander(f"Workers: {n} process{'es' * (n != 1)} trained these steps (hover a cell for its worker)"):
             st.dataframe(workers, hide_index=True)

@@ -16,19 +16,10 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from purge_engine.events import Cancelled, Event, LabelEvent, PhaseEvent, StepEvent
-from purge_engine.files import RunDamaged
-
-# Cell states of the constituents x steps grid, in the order a step passes through them.
-PENDING = "pending"  # not reached yet (in training: will train; in a forget: not yet checked)
-KEPT = "kept"  # its checkpoint already matches the plan: reused untouched
-RESTORED = "restored"  # the checkpoint a retrain starts from
-RETRAINING = "retraining"  # being trained now
-DONE = "done"  # trained and checkpointed
-CELL_OF_EVENT = {"reused": KEPT, "restored": RESTORED, "training": RETRAINING, "trained": DONE}
+from purge_engine import Cancelled, Event, Progress, RunDamaged
 
 RUNNING, SUCCEEDED, FAILED, CANCELLED = "running", "succeeded", "failed", "cancelled"
 
@@ -48,79 +39,6 @@ def connect(executor) -> None:
 
 class JobBusy(RuntimeError):
     """A job is already running on this run."""
-
-
-@dataclass
-class Progress:
-    """What the events of one job said so far: grid cells, sample-steps done, the current phase.
-
-    cells[(role, constituent)] is a list of cell states, one per step (grown as events arrive);
-    workers[(role, constituent)][step] is the worker ("host:pid") that trained the step, for steps an
-    executor ran outside this process (StepEvent.worker is empty in-process).
-    """
-
-    total_sample_steps: int = 0  # predicted by the plan; 0 when unknown
-    count_reused: bool = False  # training: a reused step counts as done (the total is the whole training)
-    sample_steps: int = 0
-    phase: str = ""
-    cells: dict[tuple[str, int], list[str]] = field(default_factory=dict)
-    workers: dict[tuple[str, int], dict[int, str]] = field(default_factory=dict)
-    labelled: int = 0  # slices of soft labels computed
-    label_reused: int = 0
-    last: str = "starting"
-    events: int = 0
-    trained_sample_steps: int = 0  # trained by this job itself (its rate gives the live estimate)
-    reused_sample_steps: int = 0  # counted toward a training's total without costing time
-
-    def fold(self, event: Event) -> None:
-        self.events += 1
-        if isinstance(event, StepEvent):
-            self._fold_step(event)
-        elif isinstance(event, LabelEvent):
-            if event.kind == "labelled":
-                self.labelled += 1
-                self.last = (f"soft labels: {event.method} student {event.student_id + 1}, chunk "
-                             f"{event.chunk_id + 1}, slice {event.slice_id + 1}")
-            else:
-                self.label_reused += 1
-        elif isinstance(event, PhaseEvent):
-            self.phase = event.name
-            if event.name == "waiting":  # another process holds the run: say for what
-                self.last = event.detail
-
-    def _fold_step(self, event: StepEvent) -> None:
-        row = self.cells.setdefault((event.role, event.constituent), [])
-        row.extend([PENDING] * (event.n_steps - len(row)))  # a later run of the same constituent may be longer
-        row[event.step] = CELL_OF_EVENT[event.kind]
-        if event.worker and event.kind in ("training", "trained"):
-            self.workers.setdefault((event.role, event.constituent), {})[event.step] = event.worker
-        if event.kind == "training":
-            self.last = f"{event.role} {event.constituent + 1}: training step {event.step + 1} of {event.n_steps}"
-        if event.kind == "trained" or (event.kind == "reused" and self.count_reused):
-            self.sample_steps += event.samples * event.epochs
-        if event.kind == "trained":
-            self.trained_sample_steps += event.samples * event.epochs
-        elif event.kind == "reused" and self.count_reused:
-            self.reused_sample_steps += event.samples * event.epochs
-
-    def seconds_left(self, elapsed: float) -> float | None:
-        """Seconds to go at the rate this job has trained so far (eta.LiveEta); None before it has a rate."""
-        from purge_engine.eta import seconds_left
-
-        if not self.total_sample_steps:
-            return None
-        return seconds_left(self.total_sample_steps - self.reused_sample_steps, self.trained_sample_steps, elapsed)
-
-    @property
-    def fraction(self) -> float:
-        """Share of the predicted sample-steps done, in [0, 1]."""
-        if self.total_sample_steps <= 0:
-            return 0.0
-        return min(1.0, self.sample_steps / self.total_sample_steps)
-
-    def copy(self) -> Progress:
-        return replace(self, cells={key: list(row) for key, row in self.cells.items()},
-                       workers={key: dict(steps) for key, steps in self.workers.items()})
 
 
 @dataclass

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dashboard import lesson_evidence as evidence
-from dashboard.views import teacher_names
-from purge_engine.canaries import CANARY_TEACHER, canary_ids
-from purge_engine.config import PurgeConfig
-from purge_engine.plan import Plan, predicted_cost, retrain_scope
+from dashboard.learn import lesson_evidence as evidence
+from purge_engine import CANARY_TEACHER, Plan, PurgeConfig, canary_ids, predicted_cost, retrain_scope, teacher_names
 
 # 4 teachers in 2 slices, 2 students of 2 chunks in 2 slices; students learn from a held-out half,
 # so some samples sit only in a teacher shard and others only in a student chunk.

@@ -1,133 +1,27 @@
-"""What the Learn page draws: each lesson step's explanation, the real state of the lesson run, the
-step's button, and the question that closes it. Drawn with st.*; facts and answers come from
-dashboard.lesson (pure), and the jobs a button starts are the page's engine calls (LessonWork).
+"""The Learn page's ten steps: each explains, shows the lesson run's real state and offers the step's
+button. Drawn with st.*; a step returns what it measured, which its question quotes (STEP_VIEWS).
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-from collections.abc import Callable
-from typing import NamedTuple
-
 import numpy as np
 import streamlit as st
 
-from dashboard import components, figures, lesson, state, views
-from dashboard import lesson_evidence as evidence
-from purge_engine.canaries import planted_labels
-from purge_engine.plan import METHODS, job_sample_steps, predicted_cost, retrain_scope
-from purge_engine.vocabulary import teacher_label, title
-
-ACTION = "learn_action"  # the button that takes the step
-ANSWER, CHECK, REVEALED = "learn_answer_{}", "learn_check_{}", "learn_revealed_{}"
-NUMBERS = st.column_config.NumberColumn(format="localized")
-
-
-class LessonWork(NamedTuple):
-    """The jobs a step's button starts on the lesson run: work(on_event, should_stop) callables."""
-
-    train: Callable  # train(methods) -> work: create the run, train the teachers and those methods, evaluate
-    forget: Callable  # forget(sample_ids) -> work: serve a request for those samples
-    verify: Callable  # work: verify the latest request
-
-
-LESSON_QUERY = "lesson"  # the URL names the browser's own lesson run: a reload keeps it, a link shares it
-LESSON_OWNED = "lesson_owned"  # the lesson ids this browser session made: only those may it delete
-
-
-def lesson_id() -> str:
-    """This browser's lesson: the id in its URL, else a new one (8 hex digits) written there. A
-    classroom is many browsers at once, and each gets its own lesson run; sharing is explicit (the link)."""
-    token = st.query_params.get(LESSON_QUERY) or st.session_state.get(LESSON_QUERY) or ""
-    if not re.fullmatch(r"[0-9a-f]{8}", token):
-        token = new_lesson_id()
-    st.session_state[LESSON_QUERY] = token
-    if st.query_params.get(LESSON_QUERY) != token:
-        st.query_params[LESSON_QUERY] = token
-    return token
-
-
-def new_lesson_id() -> str:
-    """A fresh lesson id (8 hex digits), recorded as made by this browser session."""
-    token = secrets.token_hex(4)
-    st.session_state.setdefault(LESSON_OWNED, set()).add(token)
-    return token
-
-
-def owns_lesson() -> bool:
-    """True when this browser session made the lesson it shows (a shared link's lesson is someone else's)."""
-    return lesson_id() in st.session_state.get(LESSON_OWNED, set())
-
-
-def lessons_root():
-    """This lesson's folder: <runs>/lessons/<id>/, apart from users' runs (the run picker does not list
-    it, and no run name can reach it: store.RESERVED_RUN_NAMES)."""
-    return state.runs_dir() / lesson.LESSONS_DIR / lesson_id()
-
-
-def lesson_dir():
-    """This browser's lesson run. Read it in the page script, never in a job's worker thread (it reads
-    the session): a job's work takes the directory as an argument."""
-    return lessons_root() / lesson.LESSON_RUN
-
-
-def canary_dir():
-    """This browser's canary run (steps 9 and 10), beside its lesson run; read as lesson_dir is."""
-    return lessons_root() / lesson.CANARY_RUN
-
-
-def step_dir(step: int):
-    """The run step `step` works on."""
-    return canary_dir() if step in lesson.CANARY_STEPS else lesson_dir()
-
-
-# -- the parts every step uses --------------------------------------------------------------------
-def guessed(step: int) -> bool:
-    return st.session_state.get(REVEALED.format(step)) is not None
-
-
-def hidden_until_guessed(step: int, what: str = "the plan appears") -> bool:
-    """True (with a note) while the step's preview would give its question's answer away."""
-    if guessed(step):
-        return False
-    st.info(f"Make your guess below first: {what} here once you have checked your answer.",
-            icon=":material/visibility_off:")
-    return True
-
-
-def action(label: str, kind: str, work, reason: str | None, total: int = 0, where=None) -> None:
-    """The step's button: starts `work` as a job on the lesson run (or `where`); the job's live view below it."""
-    where = where or lesson_dir()
-    reason = components.busy_reason(where) or reason
-    if st.button(label, key=ACTION, type="primary", disabled=reason is not None, help=reason):
-        if components.start_job(where, kind, label, work, total):
-            st.rerun()
-    if reason:
-        st.caption(reason)
-
-
-def job_progress(plan, roles, where=None) -> None:
-    job = state.current_job(where or lesson_dir())
-    if job is not None:
-        components.job_view(job, views.grid_shape(plan, roles))
-
-
-def planned_grid(plan, scope, roles) -> None:
-    """The constituents x steps grid a request with this scope (retrain_scope) would produce."""
-    st.html(views.retrain_grid_html(views.grid_shape(plan, roles), views.planned_cells(plan, scope, roles)))
-
-
-def verdict_box(record: dict) -> None:
-    """A request's exactness verdict: green when exact."""
-    word, sentence = views.verdict(record)
-    lead = word.capitalize()
-    (st.success if word == "exact" else st.info)(f"**{lead}.** {sentence.removeprefix(lead + ': ')}")
-
-
-def accuracy_metrics(accuracy: dict) -> None:
-    for column, (role, value) in zip(st.columns(len(accuracy)), accuracy.items(), strict=True):
-        column.metric(f"{title(role)}: test accuracy", views.percent_text(value))
+from dashboard.learn import lesson
+from dashboard.learn import lesson_evidence as evidence
+from dashboard.learn.parts import (
+    LessonWork,
+    accuracy_metrics,
+    action,
+    canary_dir,
+    hidden_until_guessed,
+    job_progress,
+    planned_grid,
+    verdict_box,
+)
+from dashboard.shared import components, figures, views
+from dashboard.shared.components import NUMBERS
+from purge_engine import METHODS, planted_labels, predicted_cost, retrain_scope, teacher_label, title
 
 
 # -- the steps: (lesson run or None, pristine plan, bundle, lesson samples, the page's jobs) -----------
@@ -152,7 +46,7 @@ def step_sisa(exp, plan, bundle, samples, work: LessonWork) -> None:
         "constituent* per shard; the ensemble votes. Each teacher trains *slice by slice*, saving a checkpoint "
         "after each slice. Forgetting a sample retrains one teacher, from the checkpoint before its slice.")
     st.dataframe(views.teacher_table(plan.describe()).drop(columns=["Feeds"]), hide_index=True)
-    action("Train the 4 teachers", "train", work.train(()), None, job_sample_steps(plan, ()))
+    action("Train the 4 teachers", "train", work.train(()), None)
     job_progress(plan, ["teacher"])
     if lesson.trained(exp, "teacher"):
         result = exp.evaluate()
@@ -194,10 +88,9 @@ def step_labels(exp, plan, bundle, samples, work: LessonWork) -> None:
         "teacher: chunk 1 is labelled by the first teacher, chunk 2 by the mean of the first two, and so on "
         "(*incremental multi-teacher distillation*). Each chunk is cut into slices with checkpoints, as SISA "
         "does. So a teacher influences only the chunks from its own on.")
-    st.dataframe(figures.label_composition_table(plan), hide_index=True)
+    st.dataframe(views.label_composition_table(plan), hide_index=True)
     action("Train the students (PURGE, single-teacher, baseline)", "train", work.train(METHODS),
-           None if lesson.trained(exp, "teacher") else "Train the teachers first (step 2).",
-           job_sample_steps(plan, METHODS, teachers=False))
+           None if lesson.trained(exp, "teacher") else "Train the teachers first (step 2).")
     job_progress(plan, ["teacher", *METHODS])
     if lesson.trained(exp, "teacher", *METHODS):
         accuracy_metrics(exp.evaluate()["accuracy"])
@@ -218,8 +111,7 @@ def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int, work:
     ready = lesson.trained(exp, "teacher", *METHODS)
     reason = ("Train the teachers and students first (steps 2 and 5)." if not ready
               else f"#{sample_id} is already forgotten (request {record['request_id']})." if record else None)
-    action(f"Forget #{sample_id}", "forget", work.forget([sample_id]), reason,
-           job_sample_steps(plan, METHODS, retrain_scope(plan, [sample_id])))
+    action(f"Forget #{sample_id}", "forget", work.forget([sample_id]), reason)
     job_progress(plan, roles)
     if record is not None:
         st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
@@ -289,11 +181,10 @@ def canary_action(exp, plan, ids: list[int], record, work: LessonWork) -> None:
     """The step's one button: train the canary run, then forget its canaries."""
     if not lesson.trained(exp, *CANARY_ROLES):
         action("Train the canary run (teachers, PURGE and baseline students)", "train",
-               work.train(lesson.CANARY_METHODS), None, job_sample_steps(plan, lesson.CANARY_METHODS), canary_dir())
+               work.train(lesson.CANARY_METHODS), None, canary_dir())
     else:
         action(f"Forget the {len(ids)} canaries", "forget", work.forget(ids),
-               f"The canaries are forgotten (request {record['request_id']})." if record else None,
-               job_sample_steps(plan, lesson.CANARY_METHODS, retrain_scope(plan, ids)), canary_dir())
+               f"The canaries are forgotten (request {record['request_id']})." if record else None, canary_dir())
     job_progress(plan, CANARY_ROLES, canary_dir())
 
 
@@ -363,23 +254,3 @@ def step_contrast(exp, plan, bundle, samples, work: LessonWork) -> dict | None:
 
 STEP_VIEWS = {1: step_hard, 2: step_sisa, 3: step_baseline, 4: step_mapping, 5: step_labels,
               6: step_teacher_side, 7: step_student_side, 8: step_exact, 9: step_leak, 10: step_contrast}
-
-
-# -- the question ----------------------------------------------------------------------------------
-def reveal(step: int) -> None:
-    st.session_state[REVEALED.format(step)] = st.session_state.get(ANSWER.format(step))
-
-
-def ask(step: int, plan, measured: dict | None = None) -> None:
-    """The step's question; measured: what the step's view measured (the canary run's audit), if anything."""
-    q = lesson.question(step, plan, measured)
-    st.subheader("Your guess")
-    guess = st.radio(q.prompt, q.options, index=None, key=ANSWER.format(step))
-    # A callback runs before the page script, so the step's preview above (hidden until a guess) appears
-    # on this same click, not on a second one.
-    st.button("Check my answer", key=CHECK.format(step), disabled=guess is None, on_click=reveal, args=(step,))
-    revealed = st.session_state.get(REVEALED.format(step))
-    if revealed is not None:
-        box = st.success if revealed == q.answer else st.warning
-        verdict = "Right" if revealed == q.answer else f"Not quite: the answer is “{q.answer}”"
-        box(f"**{verdict}.** {q.explanation}", icon=":material/lightbulb:")

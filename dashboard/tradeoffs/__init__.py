@@ -1,0 +1,2 @@
+"""The Trade-offs page's helpers: its sections and controls (parts), its tables (views) and its
+figures and the request stream (figures)."""
