@@ -30,7 +30,7 @@ from common import hardware, header_line, say
 from layouts import BY_NAME
 
 from purge_engine.config import PurgeConfig
-from purge_engine.executors import LocalExecutor
+from purge_engine.execution.executors import LocalExecutor
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 
@@ -41,7 +41,7 @@ def ray_executor(workers: int):
     """A fresh local Ray cluster with `workers` CPUs; (executor, start-up seconds, per-task seconds)."""
     import ray
 
-    from purge_engine.ray_executor import RayExecutor
+    from purge_engine.execution.ray_executor import RayExecutor
 
     ray.shutdown()
     executor = RayExecutor(workers=workers)

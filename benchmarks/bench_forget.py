@@ -75,8 +75,8 @@ from layouts import FORGET_GRIDS, FORGET_STUDENT_FRACTION, ForgetGrid
 
 from purge_engine import theory
 from purge_engine.config import PurgeConfig
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.plan import Plan
-from purge_engine.sources import DATASETS
 from purge_engine.sweep import SWEEP_BASE, LayoutPlan, SweepGrid, plan_sweep, run_sweep
 
 METHODS = ("purge", "baseline")  # the single-teacher ablation is in no ratio here: not trained

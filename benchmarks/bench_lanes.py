@@ -30,7 +30,7 @@ from common import ASSETS, git_commit, hardware, header_line, say, teacher_side_
 from layouts import BY_NAME
 
 from purge_engine.config import PurgeConfig
-from purge_engine.execution import make_executor
+from purge_engine.execution.choice import make_executor
 from purge_engine.experiment import Experiment
 
 

@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from common import hardware, header_line, interleaved, say, seconds_of
 from layouts import MEMORY_FORMAT_MODELS, THROUGHPUT_DATASET, THROUGHPUT_MODEL
 
-from purge_engine.checkpoints import load_checkpoint, save_checkpoint
-from purge_engine.data import load_dataset
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.events import ignore
 from purge_engine.losses import TEACHER_LOSS
 from purge_engine.models import build_model
+from purge_engine.rundir.checkpoints import load_checkpoint, save_checkpoint
 from purge_engine.rundir.store import RunStore
 from purge_engine.soft_labels import LabelCache
 from purge_engine.training import predict_proba, train_slice_step

@@ -45,7 +45,7 @@ from layouts import SOAK
 
 from purge_engine.check import check_run
 from purge_engine.config import EXECUTORS
-from purge_engine.execution import make_executor
+from purge_engine.execution.choice import make_executor
 from purge_engine.experiment import Experiment
 from purge_engine.rundir.leftovers import leftovers
 from purge_engine.rundir.store import RunStore

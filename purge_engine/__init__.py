@@ -18,12 +18,13 @@ _NAMES = {
     "check": ("check_run",),
     "config": ("AUTO_LANES", "AUTO_MODEL", "LANE_LIMIT", "PRESETS", "PurgeConfig", "field_choices", "field_help",
                "field_kind", "field_label", "field_meta", "field_range"),
-    "data": ("DatasetBundle", "DatasetUnavailable", "load_dataset"),
-    "eta": ("calibrate", "job_steps", "predicted_seconds"),
+    "datasets.readers": ("DatasetBundle", "DatasetUnavailable", "load_dataset"),
+    "eta": ("calibrate", "job_steps", "predicted_seconds", "training_seconds"),
     "events": ("Cancelled", "Event", "LabelEvent", "PhaseEvent", "StepEvent", "TotalEvent"),
     "experiment": ("Experiment",),
-    "files": ("CheckpointError", "RunDamaged"),
-    "manifest": ("manifest_path",),
+    "rundir.files": ("CheckpointError", "RunDamaged"),
+    "rundir.manifest": ("manifest_path",),
+    "rundir.names": ("ConstituentName",),
     "progress": ("CELL_OF_EVENT", "DONE", "KEPT", "PENDING", "Progress", "RESTORED", "RETRAINING"),
     "request_plan": ("RequestPlan", "plan_request"),
     "plan": ("METHODS", "Plan", "RetrainScope", "epoch_warnings", "job_sample_steps", "make_plan", "predicted_cost",
@@ -32,8 +33,8 @@ _NAMES = {
     "requests": ("parse_ids",),
     "run": ("Run", "device_label"),
     "simulate": ("DISTRIBUTIONS", "MODES", "StreamResult", "draw_requests", "simulate_stream"),
-    "sources": ("DATASETS",),
-    "specs": ("MODELS", "model_fits"),
+    "datasets.sources": ("DATASETS",),
+    "datasets.specs": ("MODELS", "model_fits"),
     "storage": ("storage_estimate",),
     "rundir.lock": ("run_is_busy",),
     "rundir.store": ("DEFAULT_RUNS_DIR", "RunStore", "list_runs", "run_dir_under"),
@@ -44,7 +45,8 @@ _NAMES = {
 }
 # Modules lent whole: `from purge_engine import theory` then `theory.speedup(...)`. A module's own name is never
 # lent for one of its functions (`advantage` is the module): once imported, the module would shadow it.
-_MODULES = ("advantage", "execution", "recipes", "theory", "userdata", "vocabulary")
+_MODULES = {"advantage": "advantage", "execution_choice": "execution.choice", "recipes": "recipes",
+            "theory": "theory", "userdata": "datasets.userdata", "vocabulary": "vocabulary"}  # name -> module
 _HOME = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted([*_HOME, *_MODULES])
@@ -52,7 +54,7 @@ __all__ = sorted([*_HOME, *_MODULES])
 
 def __getattr__(name: str):
     if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{_MODULES[name]}")
     if name in _HOME:
         return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

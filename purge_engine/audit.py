@@ -25,8 +25,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from purge_engine.canaries import canary_ids, canary_rates, held_canaries
 from purge_engine.constituents import side_of
+from purge_engine.evaluate import test_set
+from purge_engine.losses import role_loss, role_lr
+from purge_engine.models import build_model
 from purge_engine.rundir import records
+from purge_engine.rundir.files import hash_ids
+from purge_engine.rundir.outputs import EvalSet, OutputsCache
+from purge_engine.seeding import seed_for
+from purge_engine.training import predict_proba, train_slice_step
 
 TINY = 1e-38  # float32's smallest normal: a probability below it counts as this, so phi stays finite
 POOL_SET = "pool"  # outputs-cache set of the whole train pool (the memorisation ranking)
@@ -122,8 +130,6 @@ class RoleOutputs:
 def role_outputs(run, role: str, inputs: torch.Tensor, ids_name: str) -> RoleOutputs:
     """Every constituent of `role` of `run` on `inputs` (named ids_name for the outputs cache) and on the
     test split (read from the cache while a constituent is unchanged)."""
-    from purge_engine.evaluate import test_set
-    from purge_engine.outputs import EvalSet, OutputsCache
 
     cache = OutputsCache(run)
     # the set the accuracy scoring around a request calls "forgotten" (the same ids, in the same order):
@@ -135,8 +141,6 @@ def role_outputs(run, role: str, inputs: torch.Tensor, ids_name: str) -> RoleOut
 
 def role_sigma(run, role: str) -> float | None:
     """The role's pooled sigma from its constituents' outputs on the test split (cached)."""
-    from purge_engine.evaluate import test_set
-    from purge_engine.outputs import OutputsCache
 
     cache = OutputsCache(run)
     test = cache.role_outputs(role, [test_set(run.bundle)])["test"]
@@ -178,8 +182,6 @@ def audited_outputs(run, found: list[Target], inputs: torch.Tensor, sample_ids,
                     extra: dict | None = None) -> dict[str, RoleOutputs]:
     """role -> RoleOutputs of every role `found` tests, on the audited inputs (in sample_ids order), with
     the outputs of the extra reference models of its side (extra: side -> models)."""
-    from purge_engine.files import hash_ids
-    from purge_engine.training import predict_proba
 
     name = hash_ids(np.asarray(sample_ids, dtype=np.int64))
     outputs = {role: role_outputs(run, role, inputs, name) for role in sorted({t.role for t in found})}
@@ -205,8 +207,6 @@ def evidence(run, found: list[Target], sample_ids, roles, data=None, extra: dict
     data: the bundle the audited inputs come from (default run's own; a from-scratch reference no
     longer holds the forgotten samples, so it is handed the live run's). extra: the extra reference
     models (extra_references; built here when None)."""
-    from purge_engine.canaries import held_canaries
-    from purge_engine.files import hash_ids
 
     data = data or run.bundle
     x, y = data.take(sample_ids)
@@ -249,10 +249,6 @@ def extra_references(run, found: list[Target], sample_ids, count: int = EXTRA_RE
 
 
 def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[int]) -> torch.nn.Module:
-    from purge_engine.losses import role_loss, role_lr
-    from purge_engine.models import build_model
-    from purge_engine.seeding import seed_for
-    from purge_engine.training import predict_proba, train_slice_step
 
     plan, config = run.plan, run.config
     teacher = side == "teacher"
@@ -278,8 +274,6 @@ def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[i
 # -- canaries ----------------------------------------------------------------------------------------------
 def canary_state(run, roles, inputs: torch.Tensor, planted: torch.Tensor, ids_name: str) -> dict:
     """role -> per constituent the share of canaries it predicts with the planted label (canaries.py)."""
-    from purge_engine.canaries import canary_rates
-    from purge_engine.outputs import EvalSet, OutputsCache
 
     cache, rates = OutputsCache(run), {}
     for role in roles:
@@ -294,8 +288,6 @@ def memorisation(run, role: str = "teacher") -> dict:
     """Every sample the role's constituents hold in their own data, scored on its holder against the
     constituents of the role that never saw it (as `targets`): {"sample_id", "constituent", "z", "p"},
     arrays sorted most memorised first (largest z). Forgotten samples are left out."""
-    from purge_engine.files import hash_ids
-    from purge_engine.outputs import EvalSet, OutputsCache
 
     plan, side = run.plan, side_of(role)
     where = plan.locations()
@@ -397,7 +389,6 @@ def _canary_table(record: dict) -> dict:
 
 
 def _canary_ids(run) -> list[int]:
-    from purge_engine.canaries import canary_ids
 
     return canary_ids(run.config, run.bundle.id_space or run.bundle.n_train).tolist()
 

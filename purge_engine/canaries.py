@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from purge_engine.config import PurgeConfig
+from purge_engine.plan import make_plan
 from purge_engine.seeding import seed_for
 
 CANARY_TEACHER, CANARY_STUDENT = 0, 0  # Teacher 1's shard, Student 1's first chunk
@@ -29,7 +30,6 @@ CANARY_TEACHER, CANARY_STUDENT = 0, 0  # Teacher 1's shard, Student 1's first ch
 def eligible_ids(config: PurgeConfig, id_space: int) -> np.ndarray:
     """int64 sorted: ids that sit in Teacher 1's shard and in Student 1's first chunk when the whole id
     space is placed (plan.make_plan over every id)."""
-    from purge_engine.plan import make_plan
 
     full = make_plan(config.replace(canaries=0), id_space)
     student_chunk = np.concatenate(full.student_shards[CANARY_STUDENT][0])
@@ -80,7 +80,7 @@ def plant(bundle, config: PurgeConfig):
 
 def load_run_data(config: PurgeConfig, download: bool = False, exclude=()):
     """The dataset a run trains on: loaded (data.load_dataset) and with the config's canaries planted."""
-    from purge_engine.data import load_dataset
+    from purge_engine.datasets.readers import load_dataset
 
     bundle = load_dataset(config.dataset, config.data_root, download=download, exclude=exclude,
                           memory_format=config.memory_format)

@@ -39,21 +39,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from purge_engine.canaries import load_run_data
-from purge_engine.chains import Bench, ChainTask
-from purge_engine.checkpoints import CheckpointError, read_sidecar
 from purge_engine.config import PurgeConfig
 from purge_engine.constituents import ROLES, Chains, count
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.events import ignore
-from purge_engine.execution import choose
+from purge_engine.execution.chains import Bench, ChainTask
+from purge_engine.execution.choice import choose
 from purge_engine.experiment import Experiment
-from purge_engine.files import file_hash
-from purge_engine.manifest import build_manifest, read_manifest, wanted_files, write_manifest
-from purge_engine.outputs import entry_problem
+from purge_engine.plan import make_plan
 from purge_engine.run import resolve_device
 from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.checkpoints import CheckpointError, read_sidecar
+from purge_engine.rundir.files import file_hash
 from purge_engine.rundir.ledger import Ledger, LedgerError
 from purge_engine.rundir.leftovers import leftovers, remove_paths
 from purge_engine.rundir.lock import LOCK_TIMEOUT_S, writer_lock
+from purge_engine.rundir.manifest import build_manifest, read_manifest, wanted_files, write_manifest
 from purge_engine.rundir.names import (
     CHECKPOINTS,
     CONFIG_NAME,
@@ -69,6 +70,7 @@ from purge_engine.rundir.names import (
     LabelName,
     StoredName,
 )
+from purge_engine.rundir.outputs import entry_problem
 from purge_engine.rundir.store import RunStore
 
 _STORED = (("checkpoint", CheckpointName), ("soft_labels", LabelName))  # Damage.kind of each stored name
@@ -306,8 +308,6 @@ def _load_run(store: RunStore, config: PurgeConfig, plan):
 
 def _rebuild_plan(store: RunStore, config: PurgeConfig, manifest: dict) -> dict:
     """plan.json from the config and the forgotten ids the manifest records, proved by its sha256."""
-    from purge_engine.data import load_dataset
-    from purge_engine.plan import make_plan
 
     plan = make_plan(config, load_dataset(config.dataset, config.data_root, memory_format=config.memory_format))
     extra = sorted(set(manifest["forgotten"]) - plan.forgotten)

@@ -28,18 +28,22 @@ from purge_engine.cli_text import (
     print_verify,
 )
 from purge_engine.config import AUTO_LANES, EXECUTORS, LANE_LIMIT, MAX_TOP, PurgeConfig, allowed_text, field_help
+from purge_engine.datasets import userdata
+from purge_engine.datasets.sources import DATASETS, catalog
+from purge_engine.datasets.userdata import store_registered
 from purge_engine.events import ignore
-from purge_engine.files import CheckpointError
 from purge_engine.plan import (
     METHODS,
     epoch_warnings,
     make_plan,
     training_cost,
 )
+from purge_engine.request_plan import plan_request
 from purge_engine.requests import parse_ids
+from purge_engine.rundir.files import CheckpointError
+from purge_engine.rundir.ledger import Ledger
 from purge_engine.rundir.lock import LOCK_TIMEOUT_S
-from purge_engine.rundir.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, list_runs
-from purge_engine.sources import DATASETS, catalog
+from purge_engine.rundir.store import DEFAULT_RUNS_DIR, ENVIRONMENT_KEY, RunStore, list_runs
 
 # Flags whose names differ from the field: the paper says "teachers", not "n_teachers".
 _FLAG_NAMES = {"n_teachers": "--teachers", "n_students": "--students"}
@@ -96,7 +100,6 @@ def dataset_from_flag(value: str) -> str:
     """--dataset: a dataset's name, or the path of the user's own data (.npz, .csv, image folder), read and
     checked here (userdata.DatasetRefused says what is wrong) and named by its content. It is only
     registered in this process: `train` stores it once the whole config is valid, `plan` never does."""
-    from purge_engine import userdata
 
     looks_like_path = os.path.exists(value) or os.sep in value or value.lower().endswith((".npz", ".csv"))
     if value in DATASETS or not looks_like_path:
@@ -132,7 +135,6 @@ def read_config_file(path: str) -> PurgeConfig:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> dict:
-    from purge_engine.request_plan import plan_request
 
     config = config_from_args(args)
     plan = make_plan(config, DATASETS[config.dataset].n_train)
@@ -198,7 +200,7 @@ def add_executor_flags(parser: argparse.ArgumentParser, switch: bool = False) ->
 def _choices(args: argparse.Namespace):
     """recipes.Choices from the flags: the executor asked for (None: the run's own, execution.choose;
     Ray is imported only for --executor ray) and how long to wait for another writer, saying so on stderr."""
-    from purge_engine.execution import make_executor
+    from purge_engine.execution.choice import make_executor
     from purge_engine.recipes import Choices
 
     wait = getattr(args, "wait", LOCK_TIMEOUT_S)
@@ -234,7 +236,6 @@ def _run_dir(args: argparse.Namespace, config: PurgeConfig | None = None) -> str
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from purge_engine import recipes  # deferred: loads torch
-    from purge_engine.userdata import store_registered
 
     config, methods, choices = config_from_args(args), _methods(args.methods), _choices(args)
     store_registered(config.dataset)  # a user's file: copied into the datasets folder only now, all checks passed
@@ -276,8 +277,6 @@ def cmd_audit(args: argparse.Namespace) -> dict:
 
 
 def cmd_ledger(args: argparse.Namespace) -> dict:
-    from purge_engine.rundir.ledger import Ledger
-    from purge_engine.rundir.store import RunStore
 
     store = RunStore(_run_dir(args))
     store.check_is_run()
@@ -297,8 +296,6 @@ def _ledger_row(record: dict) -> dict:
 
 
 def cmd_certificate(args: argparse.Namespace) -> dict:
-    from purge_engine.rundir.ledger import Ledger
-    from purge_engine.rundir.store import RunStore
 
     store = RunStore(_run_dir(args))
     store.check_is_run()

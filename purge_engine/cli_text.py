@@ -7,9 +7,9 @@ import sys
 
 from tqdm import tqdm
 
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.events import Event, StepEvent, TotalEvent
 from purge_engine.progress import Progress
-from purge_engine.sources import DATASETS
 from purge_engine.vocabulary import constituent_label, title
 
 

@@ -13,8 +13,8 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 
-from purge_engine.sources import DATASETS
-from purge_engine.specs import MEMORY_FORMATS, MODELS, PREPROCESSING, model_fits
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.specs import MEMORY_FORMATS, MODELS, PREPROCESSING, model_fits
 
 STUDENT_DATA_MODES = ("overlap", "disjoint")
 AGGREGATIONS = ("mean", "vote")

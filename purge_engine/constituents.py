@@ -15,8 +15,8 @@ from functools import cached_property
 import numpy as np
 
 from purge_engine.config import PurgeConfig
-from purge_engine.files import content_key, hash_ids
 from purge_engine.plan import METHODS, Plan
+from purge_engine.rundir.files import content_key, hash_ids
 from purge_engine.vocabulary import title
 
 

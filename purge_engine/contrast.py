@@ -21,9 +21,12 @@ import numpy as np
 import torch
 
 from purge_engine.audit import Target, audited_outputs, score_targets
-from purge_engine.chains import Bench, ChainTask
+from purge_engine.canaries import held_canaries
 from purge_engine.events import ignore
+from purge_engine.execution.chains import Bench, ChainTask
+from purge_engine.plan import student_sample_steps, teacher_sample_steps
 from purge_engine.rundir.names import ConstituentName
+from purge_engine.training import predict_proba, train_slice_step
 
 METHOD = "fine-tuning on the retained data (approximate unlearning, a contrast)"
 RELEARN_ROUNDS = 3
@@ -59,7 +62,6 @@ def _retained(run, role: str, c: int, bench: Bench):
 
 def _train(run, model, data, epochs: int, *position: int) -> int:
     """Fine-tune for `epochs` passes over data (seeded by position); the sample-steps spent."""
-    from purge_engine.training import train_slice_step
 
     inputs, targets, loss, lr = data
     train_slice_step(model, inputs, targets, loss, epochs, run.config.batch_size, lr, (run.config.seed, *position))
@@ -91,7 +93,6 @@ class Scorer:
         self.canary = data.take(canaries) if canaries.size else None
 
     def point(self, models: dict[tuple[str, int], torch.nn.Module]) -> dict:
-        from purge_engine.training import predict_proba
 
         replaced = {key: predict_proba(m, self.x) for key, m in models.items()}
         rows = [r for r in score_targets(self.found, self.outputs, self.positions, self.y, replaced)
@@ -127,7 +128,6 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
     """After PURGE's retraining: the approximate method from the pre-request weights `before`, at the
     sample-steps PURGE spent per constituent (`budgets`, "role-c" -> sample-steps), and both stress tests
     on PURGE's result and the approximate one. extra: the membership test's extra reference models."""
-    from purge_engine.canaries import held_canaries
 
     keys = list(before)
     with run.threads_held():
@@ -151,7 +151,6 @@ def measure(run, found: list[Target], sample_ids, before: dict, budgets: dict[st
 
 def reference_series(reference, found: list[Target], sample_ids, keys, data, extra: dict | None = None) -> dict:
     """The stress tests on a from-scratch reference's constituents `keys` (verify), audited inputs from data."""
-    from purge_engine.canaries import held_canaries
 
     with reference.threads_held():
         scorer = Scorer(reference, found, sample_ids, data, held_canaries(reference.config, data), extra)
@@ -161,7 +160,6 @@ def reference_series(reference, found: list[Target], sample_ids, keys, data, ext
 
 def budgets(plan, scope: dict) -> dict[str, int]:
     """"role-c" (names.ConstituentName) -> the sample-steps PURGE spends retraining it (plan: after the request)."""
-    from purge_engine.plan import student_sample_steps, teacher_sample_steps
 
     out = {str(ConstituentName("teacher", int(i))): teacher_sample_steps(plan, int(i), s)
            for i, s in scope["teachers"].items()}

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import torch
 
-from purge_engine.checkpoints import read_sidecar, save_checkpoint
 from purge_engine.constituents import side_of
 from purge_engine.losses import role_loss, role_lr
+from purge_engine.plan import METHODS, full_scope, make_plan, training_cost
+from purge_engine.run import Run
+from purge_engine.rundir.checkpoints import read_sidecar, save_checkpoint
+from purge_engine.rundir.store import RunStore
 from purge_engine.training import predict_proba, train_slice_step
 
 CALIBRATION_SAMPLES = 256  # of the plan's first slice: long enough to time, short enough to run before a job
@@ -38,6 +41,15 @@ class Rates:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def training_seconds(config, bundle, scratch: Path) -> float:
+    """Seconds training `config`'s whole layout on `bundle` should take here: its exact size (training_cost,
+    job_steps) over throughput measured now on this machine (calibrate: a fraction of a second). A probe
+    Run over a `scratch` directory that it never writes to."""
+    plan = make_plan(config, bundle)
+    probe = Run(RunStore(scratch), config, plan, bundle)
+    return predicted_seconds(training_cost(plan), calibrate(probe), ["teacher", *METHODS], job_steps(plan))
 
 
 def calibrate(run) -> Rates:
@@ -103,7 +115,6 @@ def predicted_seconds(cost: dict, rates: Rates, roles, steps: dict[str, int] | N
 
 def job_steps(plan, scope=None) -> dict[str, int]:
     """Slice steps each role trains: the whole plan (scope None) or what a RetrainScope retrains."""
-    from purge_engine.plan import METHODS, full_scope
 
     scope = scope or full_scope(plan)
     steps = {"teacher": sum(plan.teacher_slices - s for s in scope.teachers.values())}

@@ -12,6 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from purge_engine.config import AGGREGATIONS
+from purge_engine.constituents import side_of
+from purge_engine.rundir.manifest import recorded_roles
+from purge_engine.rundir.outputs import EvalSet, OutputsCache
+from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
 ABSTAIN = -1  # the prediction of an ensemble with no constituent left: never a class, so counted wrong
 
@@ -61,7 +65,6 @@ def stack_live(probs: list[torch.Tensor], live: list[int]) -> torch.Tensor:
 # -- over a run's constituents -------------------------------------------------------------------------
 def constituent_probs(run, role: str, inputs: torch.Tensor) -> list[torch.Tensor]:
     """Softmax outputs (n, classes) of every constituent of a role, in constituent order."""
-    from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
     with run.threads_held(strict=False):
         return [predict_proba(run.load_constituent(role, c), inputs) for _, c in run.constituents([role])]
@@ -69,7 +72,6 @@ def constituent_probs(run, role: str, inputs: torch.Tensor) -> list[torch.Tensor
 
 def live_probs(run, probs: list[torch.Tensor], role: str) -> torch.Tensor:
     """(k, n, classes): the outputs stacked, keeping the k non-empty constituents (k may be 0)."""
-    from purge_engine.constituents import side_of
 
     return stack_live(probs, [c for c in range(len(probs)) if not run.plan.is_empty(side_of(role), c)])
 
@@ -87,7 +89,6 @@ def evaluate_run(run, inputs: torch.Tensor | None = None, labels: torch.Tensor |
 def _check_teachers(run) -> list[str]:
     roles = run.trained_roles()
     if "teacher" not in roles:
-        from purge_engine.manifest import recorded_roles
 
         if "teacher" in recorded_roles(run.store):  # trained once: its files were damaged since
             raise ValueError(f"run: {run.store.root} has no trained teachers for its plan, though its manifest "
@@ -99,13 +100,11 @@ def _check_teachers(run) -> list[str]:
 
 def test_set(bundle):
     """The test split as an evaluation set (its outputs are cached per constituent: outputs.py)."""
-    from purge_engine.outputs import EvalSet
 
     return EvalSet("test", bundle.test_x, f"test-{bundle.test_x.shape[0]}")
 
 
 def _evaluate_roles(run, roles, inputs, labels) -> dict:
-    from purge_engine.outputs import OutputsCache
 
     cache, cached = OutputsCache(run), inputs is None  # the test split: read from and kept in the cache
     inputs = run.bundle.test_x if inputs is None else inputs

@@ -17,11 +17,13 @@ import torch
 from purge_engine import evaluate as _evaluate
 from purge_engine import forget as _forget
 from purge_engine import verify as _verify
+from purge_engine.audit import report
 from purge_engine.events import EventCallback, ignore
 from purge_engine.forget import ForgetReport
 from purge_engine.plan import METHODS
 from purge_engine.request_plan import RequestPlan, plan_request
 from purge_engine.run import Run, device_label, resolve_config, resolve_device  # noqa: F401 (re-exported)
+from purge_engine.rundir import records
 
 
 class Experiment(Run):
@@ -49,7 +51,6 @@ class Experiment(Run):
     def audit(self, request_id: int | None = None, top: int = 10) -> dict:
         """The evidence that a request's samples were forgotten (audit.report): membership p-values per
         sample and constituent before, after and on the reference, canary rates, the approximate contrast."""
-        from purge_engine.audit import report
 
         with self.writing("an audit", shared=True):
             return report(self, request_id, top)
@@ -73,7 +74,7 @@ class Experiment(Run):
         if full_retrain or request.full_retrain:
             with self.writing(f"a full retrain after request {report.request_id}", on_event or ignore, should_stop):
                 report.full_retrain = self.full_retrain(on_event=on_event, should_stop=should_stop)
-                self.ledger.append(report.request_id, "full_retrain", {"full_retrain": report.full_retrain})
+                self.ledger.append(report.request_id, records.FULL_RETRAIN, {records.FULL_RETRAIN: report.full_retrain})
         return report
 
     def finish_pending(self, on_event: EventCallback | None = None,

@@ -9,9 +9,18 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from purge_engine import audit, contrast
+from purge_engine.advantage import advantage
+from purge_engine.audit import Target
+from purge_engine.constituents import check_methods
 from purge_engine.evaluate import accuracy_of
+from purge_engine.plan import METHODS
+from purge_engine.request_plan import plan_request
 from purge_engine.rundir import records
-from purge_engine.scoring import RETAINED_SAMPLE, SampleSets, membership_check, sample_losses, sample_sets
+from purge_engine.rundir.lock import writer_lock
+from purge_engine.rundir.manifest import recorded_roles
+from purge_engine.scoring import RETAINED_SAMPLE, SampleSets, membership_check, sample_losses, sample_sets, score
+from purge_engine.work import cost_matches, work_of_request
 
 __all__ = ["ForgetReport", "compare_parameters", "accuracy_of", "RETAINED_SAMPLE", "SampleSets",
            "membership_check", "sample_losses", "sample_sets"]
@@ -58,7 +67,6 @@ def compare_parameters(live: dict[str, torch.Tensor], reference: dict[str, torch
 # -- serving a request (section 5) ---------------------------------------------------------------------
 def _scores(run, roles, ids, wanted: bool) -> tuple[dict, dict, dict]:
     """(accuracy, membership, per-constituent outputs) around a request; empty when not wanted."""
-    from purge_engine.scoring import score
 
     constituents: dict = {}
     accuracy, membership = score(run, roles, ids, constituents) if wanted else ({}, {})
@@ -69,8 +77,6 @@ def serve(run, request, on_event, should_stop, score: bool = True, evidence: boo
     """Check and journal a forget request (request_plan.RequestPlan: planned once, by the caller), then
     execute it; the caller holds no lock (this takes it). A plan another process changed meanwhile is
     planned again under the lock."""
-    from purge_engine.constituents import check_methods
-    from purge_engine.request_plan import plan_request
 
     methods = list(request.methods)
     check_methods(methods)
@@ -99,7 +105,6 @@ def _evidence_before(run, ids, roles, scope: dict, wanted: bool):
     """(targets, evidence, pre-request weights for the contrast, extra reference models) before the
     request; empty when not wanted. The weights stay in memory: a copy on disk would keep what the
     request asks to remove. The extra references hold none of the samples and serve before and after."""
-    from purge_engine import audit, contrast
 
     if not wanted:
         return [], {}, None, None
@@ -111,7 +116,6 @@ def _evidence_before(run, ids, roles, scope: dict, wanted: bool):
 
 def targets_of(record: dict) -> list:
     """The membership targets a request recorded (audit.Target), in order."""
-    from purge_engine.audit import Target
 
     return [Target(**{**t, "references": tuple(t["references"])}) for t in record.get(records.EVIDENCE_TARGETS, [])]
 
@@ -122,7 +126,6 @@ def _check_keeps_students(run, methods) -> None:
     from the forgotten samples (the "teacher only" of audit's canary table, which is measured, not served)."""
     if methods:
         return
-    from purge_engine.plan import METHODS
 
     trained = [m for m in METHODS if m in run.trained_roles()]
     if trained:
@@ -133,7 +136,6 @@ def _check_keeps_students(run, methods) -> None:
 def _check_trained(run, methods) -> None:
     missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
     if missing:
-        from purge_engine.manifest import recorded_roles
 
         damaged = bool(set(missing) & recorded_roles(run.store))  # trained once: files were damaged since
         raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; " + (
@@ -164,7 +166,6 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
     with the check that the work done equals the work predicted. before: the pre-request weights of
     what PURGE retrains (contrast.snapshot), for the approximate contrast; None (a request finished
     after a crash) leaves the contrast out. extra: the extra reference models built before (rebuilt when None)."""
-    from purge_engine.work import cost_matches, work_of_request
 
     ids, methods = started[records.SAMPLE_IDS], started[records.METHODS]
     roles = ["teacher", *methods]
@@ -201,7 +202,6 @@ def execute(run, request_id: int, started: dict, on_event, resumed: bool = False
 
 def _evidence_after(run, started: dict, before: dict | None, extra: dict | None) -> tuple[dict, dict | None]:
     """(audit.evidence after the retraining, contrast.measure or None), for a request that recorded targets."""
-    from purge_engine import audit, contrast
 
     if not started.get(records.EVIDENCE_TARGETS) and not started.get("evidence_before"):
         return {}, None
@@ -217,7 +217,6 @@ def _evidence_after(run, started: dict, before: dict | None, extra: dict | None)
 def _advantage(started: dict, work: dict, methods) -> dict:
     """PURGE's advantage over the baseline student on this request, predicted and as measured from
     what the retraining wrote; None where the request served no baseline or retrained no student."""
-    from purge_engine.advantage import advantage
 
     both = {"purge", "baseline"} <= set(methods)
     return {"side": started.get("side"), "why": started.get("why"),
@@ -228,7 +227,6 @@ def _advantage(started: dict, work: dict, methods) -> dict:
 def finish_pending(run, on_event, should_stop=None) -> list[ForgetReport]:
     """Finish requests a dead process left journaled but not done. Skipped while another process
     holds the run's writer lock (it is still working on them)."""
-    from purge_engine.rundir.lock import writer_lock
 
     if not run.ledger.pending():
         return []

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from purge_engine.specs import MODELS, DatasetSpec, model_fits
+from purge_engine.datasets.specs import MODELS, DatasetSpec, model_fits
 
 
 def _digits_cnn(spec: DatasetSpec) -> nn.Module:

@@ -22,7 +22,7 @@ from pathlib import Path
 from purge_engine.check import check_run
 from purge_engine.config import MAX_TOP, PurgeConfig
 from purge_engine.events import EventCallback, TotalEvent, ignore
-from purge_engine.executors import Executor
+from purge_engine.execution.executors import Executor
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, job_sample_steps
 from purge_engine.request_plan import RequestPlan, plan_request

@@ -21,21 +21,21 @@ import torch
 from torch import nn
 
 from purge_engine.canaries import load_run_data
-from purge_engine.chains import schedule
-from purge_engine.checkpoints import environment, load_checkpoint, read_sidecar
 from purge_engine.config import PurgeConfig
 from purge_engine.constituents import Chains, ConstituentJob, check_methods, count, side_of
-from purge_engine.data import DatasetBundle, assert_memory_format
+from purge_engine.datasets.readers import DatasetBundle, assert_memory_format
 from purge_engine.events import EventCallback, PhaseEvent, ignore, worker_name
-from purge_engine.execution import check_path, choose
-from purge_engine.executors import Executor, LocalExecutor
-from purge_engine.manifest import write_manifest
+from purge_engine.execution.chains import schedule
+from purge_engine.execution.choice import check_path, choose
+from purge_engine.execution.executors import Executor, LocalExecutor
 from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.checkpoints import environment, load_checkpoint, read_sidecar
 from purge_engine.rundir.ledger import Ledger
 from purge_engine.rundir.leftovers import clean_leftovers
 from purge_engine.rundir.lock import LOCK_TIMEOUT_S, holds_writer_lock, writer_lock
+from purge_engine.rundir.manifest import write_manifest
 from purge_engine.rundir.names import CheckpointName, ConstituentName
 from purge_engine.rundir.store import RunStore
 from purge_engine.seeding import seed_for
@@ -261,7 +261,7 @@ class Run:
         return x
 
     def train(self, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
-              methods: Sequence[str] = METHODS, roles: Sequence[str] | None = None) -> dict[str, Cost]:
+              methods: Sequence[str] = METHODS) -> dict[str, Cost]:
         """Bring teachers and the given student methods up to date with the plan.
 
         Returns the measured cost per role ("teacher" and each method); label forward passes are

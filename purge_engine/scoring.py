@@ -18,10 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from purge_engine.evaluate import accuracy_of, ensemble_predict, mean_softmax
-from purge_engine.files import hash_ids
+from purge_engine.evaluate import accuracy_of, ensemble_predict, live_probs, mean_softmax
 from purge_engine.plan import METHODS
+from purge_engine.rundir.files import hash_ids
 from purge_engine.rundir.names import ConstituentName
+from purge_engine.rundir.outputs import EvalSet, OutputsCache
 from purge_engine.seeding import seed_for
 
 RETAINED_SAMPLE = 1000  # retained train samples scored before and after (seeded subsample)
@@ -42,7 +43,6 @@ class SampleSets:
     ids: dict[str, str]
 
     def eval_sets(self) -> list:
-        from purge_engine.outputs import EvalSet
 
         return [EvalSet(name, x, self.ids[name]) for name, (x, _) in self.sets.items()]
 
@@ -165,8 +165,6 @@ def score(run, roles, forgotten: list[int], constituents: dict | None = None) ->
     on each set come from the outputs cache while its checkpoint is unchanged (outputs.py).
     constituents: a dict filled, when given, with what each constituent itself predicts
     ("role-c" -> constituent_outputs), from the same outputs."""
-    from purge_engine.evaluate import live_probs
-    from purge_engine.outputs import OutputsCache
 
     accuracy, membership, cache = {}, {}, OutputsCache(run)
     for role in roles:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from purge_engine.checkpoints import content_key, hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.constituents import label_key  # noqa: F401 (re-exported)
 from purge_engine.events import EventCallback, LabelEvent
 from purge_engine.plan import Plan
 from purge_engine.rundir import sidecar
+from purge_engine.rundir.checkpoints import content_key, hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.rundir.names import LabelName
 from purge_engine.rundir.store import RunStore
 from purge_engine.training import predict_proba

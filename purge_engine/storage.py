@@ -13,8 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from purge_engine.config import PurgeConfig
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.plan import METHODS, Plan
-from purge_engine.sources import DATASETS
 
 FLOAT_BYTES = 4
 SIDECAR_BYTES = 1500  # a JSON sidecar: keys, hashes, environment (measured on the default run: ~1.2-1.4 kB)

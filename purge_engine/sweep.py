@@ -50,6 +50,7 @@ import numpy as np
 
 from purge_engine import theory
 from purge_engine.config import PurgeConfig, check_field, field_range
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent, ignore
 from purge_engine.plan import (
     METHODS,
@@ -61,7 +62,6 @@ from purge_engine.plan import (
 )
 from purge_engine.rundir.atomic import atomic_write_json
 from purge_engine.seeding import seed_for
-from purge_engine.sources import DATASETS
 from purge_engine.storage import storage_estimate
 
 SWEEPS_DIR = "sweeps"  # under the runs directory

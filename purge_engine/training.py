@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from purge_engine.checkpoints import hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.constituents import ConstituentJob, StepSpec  # noqa: F401 (re-exported)
 from purge_engine.events import Cancelled, EventCallback, StepEvent  # noqa: F401 (Cancelled re-exported)
 from purge_engine.rundir import sidecar
+from purge_engine.rundir.checkpoints import hash_ids, load_checkpoint, read_sidecar, save_checkpoint
 from purge_engine.rundir.names import CheckpointName
 from purge_engine.rundir.store import RunStore
 from purge_engine.seeding import generator_for

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from purge_engine.checkpoints import hash_ids, read_sidecar
+from purge_engine import audit, contrast
 from purge_engine.evaluate import evaluate_run
 from purge_engine.events import EventCallback, ignore
-from purge_engine.forget import compare_parameters
+from purge_engine.forget import compare_parameters, targets_of
 from purge_engine.run import Run
 from purge_engine.rundir import records, sidecar
+from purge_engine.rundir.checkpoints import hash_ids, read_sidecar
 from purge_engine.rundir.lock import run_is_busy
 from purge_engine.rundir.names import (
     SCRATCH,
@@ -192,8 +193,6 @@ def reference_evidence(exp, reference, record: dict) -> dict:
     """The request's membership test and canary rates on the from-scratch reference, and the contrast's
     stress tests on it (audit.py, contrast.py); the audited inputs come from the live data, which the
     reference's no longer holds. Empty for a request served without scoring."""
-    from purge_engine import audit, contrast
-    from purge_engine.forget import targets_of
 
     found = targets_of(record)
     if not found:

@@ -8,8 +8,8 @@ finished after a crash; section 7 requires it to equal what the plan predicted, 
 
 from __future__ import annotations
 
-from purge_engine.checkpoints import read_sidecar
 from purge_engine.rundir import sidecar
+from purge_engine.rundir.checkpoints import read_sidecar
 from purge_engine.rundir.names import checkpoint_walk, label_walk
 
 

@@ -5,7 +5,7 @@
 # a fresh container, CI); otherwise say in one line what to run and carry on (it is optional: the
 # built-in datasets need nothing, and the tests that need it skip).
 set -eu
-FOLDER="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"  # where purge_engine/sources.py looks
+FOLDER="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"  # where purge_engine/datasets/sources.py looks
 if [ -f "$FOLDER/train-images-idx3-ubyte.gz" ] || [ -f "$FOLDER/train-images-idx3-ubyte" ]; then
   exit 0
 fi

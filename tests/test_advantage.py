@@ -5,8 +5,8 @@ import pytest
 
 from purge_engine.advantage import advantage, request_side, survey, why
 from purge_engine.config import PurgeConfig
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.plan import make_plan, predicted_cost, retrain_scope
-from purge_engine.sources import DATASETS
 from purge_engine.theory import teacher_side_speedup
 
 DIGITS = DATASETS["digits"].n_train

@@ -11,7 +11,7 @@ from purge_engine import audit
 from purge_engine.canaries import canary_ids, eligible_ids, planted_labels
 from purge_engine.cli import main
 from purge_engine.config import PurgeConfig
-from purge_engine.data import load_dataset
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.experiment import Experiment
 from purge_engine.plan import make_plan
 

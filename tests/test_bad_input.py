@@ -23,7 +23,7 @@ from dashboard.setup.share import layout_from_query
 from purge_engine import theory
 from purge_engine.cli import main
 from purge_engine.config import PurgeConfig
-from purge_engine.data import DatasetUnavailable, load_dataset
+from purge_engine.datasets.readers import DatasetUnavailable, load_dataset
 from purge_engine.experiment import Experiment
 from purge_engine.plan import make_plan
 from purge_engine.requests import parse_ids

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from purge_engine.check import check_run
-from purge_engine.checkpoints import read_sidecar
 from purge_engine.cli import main
-from purge_engine.execution import recorded_path
+from purge_engine.execution.choice import recorded_path
 from purge_engine.experiment import Experiment
-from purge_engine.files import CheckpointError
-from purge_engine.manifest import read_manifest
+from purge_engine.rundir.checkpoints import read_sidecar
+from purge_engine.rundir.files import CheckpointError
 from purge_engine.rundir.leftovers import clean_leftovers
 from purge_engine.rundir.lock import writer_lock
+from purge_engine.rundir.manifest import read_manifest
 from purge_engine.rundir.names import MANIFEST_NAME, CheckpointName
 from purge_engine.rundir.store import RunStore
 
@@ -144,7 +144,7 @@ def test_files_rolled_back_to_before_a_request_are_caught_by_the_ledger(served, 
 
 
 def test_a_manifest_rewritten_with_a_consistent_digest_is_caught_by_the_ledger(served, tmp_path):
-    from purge_engine.manifest import digest_of
+    from purge_engine.rundir.manifest import digest_of
 
     root = copy(served, tmp_path)
     final = max((n for n in read_manifest(RunStore(root))["checkpoints"] if n.startswith("teacher-0/")),

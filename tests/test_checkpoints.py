@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from purge_engine.checkpoints import CheckpointError, hash_tensors
 from purge_engine.experiment import Experiment
+from purge_engine.rundir.checkpoints import CheckpointError, hash_tensors
 from tests.conftest import copy_of, snapshot
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from purge_engine.cli import ProgressBar, main
 from purge_engine.config import PurgeConfig
+from purge_engine.datasets.sources import DATASETS
 from purge_engine.events import StepEvent
-from purge_engine.sources import DATASETS
 
 
 def run_json(capsys, *argv) -> dict:

@@ -17,12 +17,13 @@ import pytest
 import scipy.io
 import torch
 
-from purge_engine import data, text
 from purge_engine.config import PurgeConfig
-from purge_engine.data import DatasetUnavailable, dataset_available, load_dataset, missing_message
+from purge_engine.datasets import readers as data
+from purge_engine.datasets import text
+from purge_engine.datasets.readers import DatasetUnavailable, dataset_available, load_dataset, missing_message
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.userdata import read_user_dataset
 from purge_engine.plan import make_plan
-from purge_engine.sources import DATASETS
-from purge_engine.userdata import read_user_dataset
 
 BUILTINS = ["digits", "mnist-5k"]
 TORCHVISION = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
@@ -32,7 +33,7 @@ TORCHVISION = ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"]
 def no_system_datasets(tmp_path_factory, monkeypatch):
     """These tests write torchvision's files into tmp_path: a system-wide copy (Debian's Fashion-MNIST, which
     `make install` puts in /usr/share/datasets) must not stand in for a missing one (tests/test_datasets.py)."""
-    from purge_engine import sources
+    from purge_engine.datasets import sources
 
     monkeypatch.setattr(sources, "SYSTEM_ROOT", str(tmp_path_factory.mktemp("no-system-datasets")))
 
@@ -165,7 +166,7 @@ def test_unknown_name_lists_the_datasets():
 
 def test_import_does_no_work():
     code = (
-        "import sys, purge_engine.data; "
+        "import sys, purge_engine.datasets.readers; "
         "print(sorted(m for m in ('torchvision', 'sklearn', 'mlxtend', 'scipy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -445,7 +446,7 @@ def test_excluding_samples_leaves_every_other_tensor_bitwise_equal(name):
 
 @pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
 def test_memory_format_is_explicit_and_survives_indexing(memory_format):
-    from purge_engine.data import assert_memory_format, layout_strides
+    from purge_engine.datasets.readers import assert_memory_format, layout_strides
 
     b = load_dataset("mnist-5k", memory_format=memory_format)
     assert b.train_x.stride() == layout_strides(tuple(b.train_x.shape), memory_format)

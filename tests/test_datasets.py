@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from purge_engine import sources, text
 from purge_engine.cli import main
 from purge_engine.config import PRESETS, PurgeConfig
-from purge_engine.data import DatasetUnavailable, dataset_available, load_dataset, missing_message, read_idx
+from purge_engine.datasets import sources, text
+from purge_engine.datasets.readers import DatasetUnavailable, dataset_available, load_dataset, missing_message, read_idx
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.specs import model_fits
 from purge_engine.models import build_model
-from purge_engine.sources import DATASETS
-from purge_engine.specs import model_fits
 
 HAVE_DEBIAN = not sources.DEBIAN_FASHION_MNIST.missing("")  # the real /usr/share/datasets copy
 needs_debian = pytest.mark.skipif(not HAVE_DEBIAN, reason="Debian's dataset-fashion-mnist is not installed "

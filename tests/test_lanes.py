@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-import purge_engine.lanes as lanes
+import purge_engine.execution.lanes as lanes
 from purge_engine.config import LANE_LIMIT, PurgeConfig
 from purge_engine.events import StepEvent
-from purge_engine.execution import choose, make_executor
+from purge_engine.execution.choice import choose, make_executor
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS
 from tests.test_forget import pick_request, random_case
@@ -49,7 +49,7 @@ def test_the_runs_own_path_serves_it_and_a_new_run_gets_lanes_only_on_a_gpu(lane
     """Left unasked (or "auto"): a run trained in lanes of 3 keeps lanes of 3, and its requests verify exact
     on that path; a run trained by the loop, and a new run on a CPU, get the loop; a new run on a GPU, lanes."""
     from purge_engine.cli import main
-    from purge_engine.executors import LocalExecutor
+    from purge_engine.execution.executors import LocalExecutor
     from tests.conftest import copy_of
 
     exp = copy_of(lanes_run, tmp_path / "lanes")
@@ -232,8 +232,8 @@ def _one_lane_trained(model: str, dataset: str, width: int, lane: int, steps: in
     other lanes busy with other models and other data; its parameters, flattened."""
     import torch.nn.functional as F
 
+    from purge_engine.datasets.sources import DATASETS
     from purge_engine.models import build_model
-    from purge_engine.sources import DATASETS
 
     spec = DATASETS[dataset]
     template = build_model(model, spec, 0)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.specs import MODELS, model_fits
 from purge_engine.models import build_model, count_parameters
 from purge_engine.seeding import generator_for, seed_for
-from purge_engine.sources import DATASETS
-from purge_engine.specs import MODELS, model_fits
 
 CASES = [(m, d) for m in MODELS for d in ("digits", "mnist-5k", "cifar10") if model_fits(m, DATASETS[d])]
 

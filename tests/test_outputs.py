@@ -6,12 +6,13 @@ import shutil
 import pytest
 import torch
 
+import purge_engine.rundir.outputs as outputs
 import purge_engine.training as training
-from purge_engine.checkpoints import CheckpointError
 from purge_engine.constituents import ROLES
 from purge_engine.experiment import Experiment
-from purge_engine.outputs import entry_problem
+from purge_engine.rundir.checkpoints import CheckpointError
 from purge_engine.rundir.names import OUTPUTS
+from purge_engine.rundir.outputs import entry_problem
 from purge_engine.threads import hold_threads
 from tests.conftest import copy_of, snapshot
 
@@ -31,7 +32,7 @@ def forward_passes(monkeypatch):
         calls.append(int(inputs.shape[0]))
         return real(model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(training, "predict_proba", counted)
+    monkeypatch.setattr(outputs, "predict_proba", counted)  # the one place the cache computes outputs
     return calls
 
 
@@ -137,7 +138,7 @@ def test_a_tampered_outputs_file_is_computed_again_and_rewritten(trained, tmp_pa
 def test_an_entry_an_older_engine_wrote_without_a_hash_is_stale_not_damage(trained, tmp_path, forward_passes):
     from safetensors.torch import load_file, save_file
 
-    from purge_engine.outputs import HASH_FIELD, read_entry
+    from purge_engine.rundir.outputs import HASH_FIELD, read_entry
 
     exp = copy_of(trained, tmp_path / "run")
     first = exp.evaluate()

@@ -51,7 +51,7 @@ def local_run(train_once):
 
 
 def on_ray(exp: Experiment, cluster) -> Experiment:
-    from purge_engine.ray_executor import RayExecutor
+    from purge_engine.execution.ray_executor import RayExecutor
 
     exp.executor = RayExecutor(address=cluster.address)
     return exp
@@ -110,8 +110,8 @@ def test_lane_groups_as_ray_tasks_equal_in_process_lanes_verify_and_repair_exact
     import json
 
     from purge_engine.check import check_run
-    from purge_engine.lanes import LanesExecutor
-    from purge_engine.ray_executor import RayExecutor
+    from purge_engine.execution.lanes import LanesExecutor
+    from purge_engine.execution.ray_executor import RayExecutor
 
     in_process = Experiment.create(CONFIG, tmp_path / "lanes")
     in_process.executor = LanesExecutor(2)
@@ -153,7 +153,7 @@ def test_a_cancelled_ray_job_stops_at_a_step_boundary_and_resumes_to_the_same_bi
 
 
 def test_a_sweep_on_ray_measures_the_same_work_as_its_plan(cluster, tmp_path):
-    from purge_engine.ray_executor import RayExecutor
+    from purge_engine.execution.ray_executor import RayExecutor
     from purge_engine.sweep import SWEEP_BASE, SweepGrid, run_sweep
 
     grid = SweepGrid(SWEEP_BASE.replace(epochs=1), n_teachers=(2,), n_students=(2,), student_slices=(1,), requests=1)
@@ -165,7 +165,7 @@ def test_a_sweep_on_ray_measures_the_same_work_as_its_plan(cluster, tmp_path):
 
 
 def test_a_run_directory_the_workers_cannot_see_is_a_clear_error(cluster, local_run, tmp_path, monkeypatch):
-    from purge_engine.chains import schedule
+    from purge_engine.execution.chains import schedule
 
     exp = on_ray(Experiment.create(CONFIG.replace(seed=5), tmp_path / "hidden"), cluster)
     monkeypatch.setattr(exp.store, "root", tmp_path / "not-mounted")  # what the driver tells the workers
@@ -209,7 +209,7 @@ def test_the_local_executor_never_imports_ray(tmp_path):
 
 
 def test_asking_for_another_cluster_than_the_one_joined_is_a_clear_error(cluster, monkeypatch):
-    from purge_engine import ray_executor
+    from purge_engine.execution import ray_executor
 
     monkeypatch.setattr(ray_executor, "_JOINED", cluster.address)
     ray_executor.RayExecutor(address=cluster.address).connect()  # the same one: fine
@@ -220,7 +220,7 @@ def test_asking_for_another_cluster_than_the_one_joined_is_a_clear_error(cluster
 def test_one_mailbox_serves_every_train_call_and_drops_a_closed_calls_stragglers(cluster):
     """The driver's Control actor outlives a train call (no process started per call); events are kept
     apart by call, and a task of a cancelled call posting late reaches no later call."""
-    from purge_engine.ray_executor import _control
+    from purge_engine.execution.ray_executor import _control
 
     control = _control()
     assert _control() is control

@@ -5,8 +5,8 @@ import shlex
 
 from purge_engine.cli import build_parser, config_from_args
 from purge_engine.config import PRESETS, PurgeConfig
+from purge_engine.datasets.sources import locate
 from purge_engine.reproduce import reproduce_command, reproduce_snippet
-from purge_engine.sources import locate
 
 
 def test_reproduce_command_and_snippet_rebuild_the_same_config(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from purge_engine.data import load_dataset
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.events import LabelEvent
 from purge_engine.models import build_model
 from purge_engine.rundir.store import RunStore

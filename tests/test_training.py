@@ -155,8 +155,8 @@ def test_a_methods_seconds_are_its_steps_seconds_with_labels_counted_once(tiny_c
 
 
 def test_a_chain_trained_in_parts_equals_it_trained_whole_and_reports_each_step_once(trained, tmp_path):
-    from purge_engine.chains import ChainTask, schedule
-    from purge_engine.executors import LocalExecutor
+    from purge_engine.execution.chains import ChainTask, schedule
+    from purge_engine.execution.executors import LocalExecutor
 
     exp = Experiment.open(shutil.copytree(trained[0].store.root, tmp_path / "run"))
     final = exp.job("purge", 1).steps[-1].step

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from purge_engine import userdata
 from purge_engine.cli import main
-from purge_engine.data import load_dataset
+from purge_engine.datasets import userdata
+from purge_engine.datasets.readers import load_dataset
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.userdata import DatasetRefused, read_user_dataset
 from purge_engine.experiment import Experiment
-from purge_engine.sources import DATASETS
-from purge_engine.userdata import DatasetRefused, read_user_dataset
 
 TINY = ["--teachers", "2", "--students", "1", "--teacher-slices", "1", "--student-slices", "1", "--epochs", "1",
         "--batch-size", "32", "--student-fraction", "0.3"]

@@ -114,7 +114,7 @@ def test_affected_only_verification_still_compares_everything(trained, tmp_path)
 def test_the_reference_plan_is_the_live_plan_less_the_samples():
     """Placement is a function of the config and each sample's id: planning the reduced dataset puts
     every remaining sample where the live plan keeps it."""
-    from purge_engine.data import load_dataset
+    from purge_engine.datasets.readers import load_dataset
     from purge_engine.plan import make_plan
 
     config = PurgeConfig(n_teachers=6, n_students=3)

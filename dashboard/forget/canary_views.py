@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from dashboard.forget.evidence_views import BEFORE, REFERENCE, SERIES_COLOURS, SERIES_TITLES, TEACHER_ONLY, neglog
 from dashboard.shared.evidence import ALPHA, constituent_name, p_text, rate_text
 from dashboard.shared.figures import ROLE_COLOURS
-from purge_engine import student_label, teacher_label, title
+from purge_engine import ConstituentName, student_label, teacher_label, title
 
 # -- canaries --------------------------------------------------------------------------------------------
 CANARY_STATES = (("before", "before the request", BEFORE),
@@ -109,7 +109,7 @@ def contrast_frame(report: dict) -> pd.DataFrame:
 
 def _point_row(series: str, role: str, roles: list[str], test: str, kind: str, point: dict) -> dict:
     ps = [p for p, r in zip(point.get("p", []), roles, strict=False) if r == role and p is not None]
-    rates = [v for k, v in (point.get("canary_rate") or {}).items() if k.rsplit("-", 1)[0] == role]
+    rates = [v for k, v in (point.get("canary_rate") or {}).items() if ConstituentName.parse(k).role == role]
     return {"series": series, "role": role, "test": test, "kind": kind,
             "median_p": float(np.median(ps)) if ps else math.nan,
             "canary_rate": float(np.mean(rates)) if rates else math.nan}

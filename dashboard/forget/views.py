@@ -9,10 +9,12 @@ moved, the from-scratch reference beside them). Built from engine output and a l
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pandas as pd
 
-from purge_engine import METHODS, advantage, constituent_label, title
+from purge_engine import METHODS, ConstituentName, advantage, constituent_label, title
 
 
 # -- the selection ---------------------------------------------------------------------------------
@@ -135,13 +137,14 @@ def before_after_frame(record: dict) -> pd.DataFrame:
     verified, whether it equals the from-scratch reference's hash."""
     before, after = record.get("hashes_before", {}), record.get("hashes_after", {})
     outputs_before, outputs_after = record.get("outputs_before", {}), record.get("outputs_after", {})
-    reference = {f"{d['role']}-{d['constituent']}": d.get("reference_hash") for d in record.get("details", [])}
+    reference = {str(ConstituentName(d["role"], d["constituent"])): d.get("reference_hash")
+                 for d in record.get("details", [])}
     rows = []
     for key in before:
-        role, c = key.rsplit("-", 1)
+        role, c = astuple(ConstituentName.parse(key))
         was, now = outputs_before.get(key, {}), outputs_after.get(key, {})
         rows.append({
-            "Model": constituent_label(role, int(c)),
+            "Model": constituent_label(role, c),
             "Role": title(role, "short"),
             "Parameters": BIT_IDENTICAL if before[key] == after.get(key) else RETRAINED,
             "Hash before": before[key][:HASH_CHARS],

@@ -22,12 +22,12 @@ from purge_engine import (
     DatasetUnavailable,
     Experiment,
     PurgeConfig,
+    execution_choice,
     list_runs,
     load_dataset,
     recipes,
     run_dir_under,
 )
-from purge_engine import execution as execution_choice
 
 RUNS_DIR_ENV = "PURGE_RUNS_DIR"
 
@@ -105,16 +105,14 @@ def predicted_training_seconds(config_json: str) -> float | None:
     """Seconds training this layout should take here: its exact size (training_cost, job_steps) over
     throughput measured once per layout on this machine (eta.calibrate: a fraction of a second).
     None when the dataset is not available."""
-    from purge_engine import METHODS, Run, RunStore, calibrate, job_steps, make_plan, predicted_seconds, training_cost
+    from purge_engine import training_seconds
 
     config = PurgeConfig.from_json(config_json)
     try:
         bundle = load_bundle(config.dataset, config.data_root)
     except DatasetUnavailable:
         return None
-    plan = make_plan(config, bundle)
-    probe = Run(RunStore(runs_dir() / ".calibration"), config, plan, bundle)  # writes nothing
-    return predicted_seconds(training_cost(plan), calibrate(probe), ["teacher", *METHODS], job_steps(plan))
+    return training_seconds(config, bundle, runs_dir() / ".calibration")
 
 
 @st.cache_resource(on_release=JobRegistry.shutdown)

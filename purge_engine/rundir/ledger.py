@@ -15,9 +15,9 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from purge_engine.files import CheckpointError, read_json
 from purge_engine.rundir import records
 from purge_engine.rundir.atomic import atomic_write_json
+from purge_engine.rundir.files import CheckpointError, read_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (

@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 from purge_engine.config import PurgeConfig
-from purge_engine.files import CheckpointError, read_json
 from purge_engine.plan import Plan
 from purge_engine.rundir import sidecar
 from purge_engine.rundir.atomic import atomic_write_bytes, json_text
+from purge_engine.rundir.files import CheckpointError, read_json
 from purge_engine.rundir.names import (
     CONFIG_NAME,
     LEDGER_NAME,

@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.shared.state import RUNS_DIR_ENV
-from purge_engine import execution
 from purge_engine.events import Cancelled, StepEvent
-from purge_engine.executors import LocalExecutor
+from purge_engine.execution import choice as execution
+from purge_engine.execution.executors import LocalExecutor
 from purge_engine.experiment import Experiment
 from tests.dashboard import APP
 

@@ -8,7 +8,7 @@ import pytest
 from dashboard.learn import lesson
 from dashboard.learn import lesson_evidence as evidence
 from purge_engine.canaries import CANARY_TEACHER, canary_ids
-from purge_engine.data import load_dataset
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.plan import make_plan, predicted_cost, retrain_scope
 from tests.dashboard.conftest import app_on, run_until
 

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.shared.fields import JS_MAX_INT
 from purge_engine.config import PurgeConfig, field_help, field_label, field_meta, field_range
-from purge_engine.sources import DATASETS
+from purge_engine.datasets.sources import DATASETS
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DEFAULTS = PurgeConfig()

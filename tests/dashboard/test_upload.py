@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.setup.upload_parts import UPLOAD_FILE, UPLOAD_FOLDER
 from dashboard.shared.state import RUNS_DIR_ENV
-from purge_engine import userdata
-from purge_engine.sources import DATASETS
+from purge_engine.datasets import userdata
+from purge_engine.datasets.sources import DATASETS
 from tests.dashboard import APP
 
 

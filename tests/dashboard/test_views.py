@@ -134,7 +134,7 @@ def test_upscale_is_nearest_neighbour(shape, out):
 
 
 def test_sample_grid_frame_on_the_real_digits():
-    from purge_engine.data import load_dataset
+    from purge_engine.datasets.readers import load_dataset
 
     digits = load_dataset("digits")
     plan = make_plan(PurgeConfig(), digits)

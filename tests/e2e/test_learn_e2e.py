@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.learn import lesson
-from purge_engine.data import load_dataset
+from purge_engine.datasets.readers import load_dataset
 from purge_engine.plan import make_plan
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

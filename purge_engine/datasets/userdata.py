@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from purge_engine import text
-from purge_engine.specs import MODELS, TEXT_BUCKETS, TEXT_LENGTH, DatasetSpec, model_fits
+from purge_engine.datasets import text
+from purge_engine.datasets.specs import MODELS, TEXT_BUCKETS, TEXT_LENGTH, DatasetSpec, model_fits
 
 PREFIX = "user:"
 HASH_DIGITS = 16  # of the SHA-256, in the name and the folder

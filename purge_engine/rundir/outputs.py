@@ -36,10 +36,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from purge_engine.checkpoints import checked_sidecar, environment, hash_tensors
 from purge_engine.rundir import sidecar
 from purge_engine.rundir.atomic import atomic_write
+from purge_engine.rundir.checkpoints import checked_sidecar, environment, hash_tensors
 from purge_engine.rundir.names import OUTPUTS, TENSORS_SUFFIX, CheckpointName, ConstituentName
+from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
 FORMAT = "2"  # 2: records HASH_FIELD (a format-1 entry is stale: recomputed)
 TENSOR = "probs"
@@ -73,7 +74,6 @@ class OutputsCache:
         """set name -> the softmax outputs (n, classes) of every constituent of `role`, in constituent
         order, each read from the cache when it still describes that constituent, else computed
         (one forward pass per set)."""
-        from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
 
         run = self.run
         result: dict[str, list[torch.Tensor]] = {s.name: [] for s in sets}

@@ -39,11 +39,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from purge_engine.chains import Bench, Chain, ChainTask, by_role, phase
 from purge_engine.config import AUTO_LANES, LANE_LIMIT
 from purge_engine.constituents import StepSpec
 from purge_engine.events import Cancelled, EventCallback, StepEvent
-from purge_engine.executors import Executor
+from purge_engine.execution.chains import Bench, Chain, ChainTask, by_role, phase
+from purge_engine.execution.executors import Executor
 from purge_engine.losses import role_loss, role_lr
 from purge_engine.seeding import generator_for
 from purge_engine.training import Cost, restore_step, reusable_steps, save_step

@@ -23,12 +23,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from purge_engine.checkpoints import CheckpointError, read_sidecar
 from purge_engine.constituents import ROLES, Chains
-from purge_engine.files import file_hash, read_json
 from purge_engine.plan import METHODS
 from purge_engine.rundir import sidecar
 from purge_engine.rundir.atomic import atomic_write_bytes, json_text
+from purge_engine.rundir.checkpoints import CheckpointError, read_sidecar
+from purge_engine.rundir.files import file_hash, read_json
 from purge_engine.rundir.names import (
     CHECKPOINTS,
     MANIFEST_NAME,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from purge_engine.config import EXECUTORS, LANE_LIMIT
-from purge_engine.executors import LOOP_PATH, Executor, LocalExecutor
-from purge_engine.lanes import LanesExecutor, lanes_path
+from purge_engine.execution.executors import LOOP_PATH, Executor, LocalExecutor
+from purge_engine.execution.lanes import LanesExecutor, lanes_path
 from purge_engine.rundir.store import RunStore
 
 
@@ -32,7 +32,7 @@ def make_executor(name: str | None = None, ray_address: str | None = None, worke
     if name == "lanes":
         return LanesExecutor(lanes)
     if name == "ray":
-        from purge_engine.ray_executor import RayExecutor
+        from purge_engine.execution.ray_executor import RayExecutor
 
         return RayExecutor(address=ray_address, workers=workers, lanes=lanes)
     raise ValueError(f"executor: got {name!r}, must be one of {', '.join(EXECUTORS)}")

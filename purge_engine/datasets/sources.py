@@ -19,8 +19,8 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from purge_engine import userdata
-from purge_engine.specs import BUILTIN_DATASETS, MODELS, DatasetSpec, model_fits
+from purge_engine.datasets import userdata
+from purge_engine.datasets.specs import BUILTIN_DATASETS, MODELS, DatasetSpec, model_fits
 
 # Where Debian's dataset-* packages put their files; tests point it elsewhere to hide a system copy.
 SYSTEM_ROOT = "/usr/share/datasets"

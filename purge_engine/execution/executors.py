@@ -11,9 +11,10 @@ bits, so which executor serves a run is decided in one place, above them all (ex
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from purge_engine.chains import Bench, ChainTask, by_role, phase
 from purge_engine.events import EventCallback
+from purge_engine.execution.chains import Bench, ChainTask, by_role, phase
 from purge_engine.training import Cost, train_constituent
 
 # The execution path decides the bits (DESIGN section 6): the one-at-a-time loop gives the same
@@ -21,9 +22,10 @@ from purge_engine.training import Cost, train_constituent
 LOOP_PATH = "loop"
 
 
-class Executor:
-    """What every executor is: a name, the execution path it records, and `train`. `connect` joins a
-    cluster where the executor has one (before anything is stored); `describe` says where it runs;
+class Executor(Protocol):
+    """What every executor is: a name, the execution path it records, and `train`, the one method an
+    executor must implement. The rest have defaults an executor inherits by subclassing: `connect` joins
+    a cluster where the executor has one (before anything is stored); `describe` says where it runs;
     `for_run` lets an executor left to choose a setting take the run's recorded one (lanes' W)."""
 
     name = "executor"

@@ -15,7 +15,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's vocabulary)
+from purge_engine.rundir import sidecar
+from purge_engine.rundir.atomic import atomic_write, atomic_write_json
+from purge_engine.rundir.files import (  # noqa: F401 (re-exported: checkpoint code's vocabulary)
     CheckpointError,
     RunDamaged,
     content_key,
@@ -23,8 +25,6 @@ from purge_engine.files import (  # noqa: F401 (re-exported: checkpoint code's v
     hash_ids,
     read_json,
 )
-from purge_engine.rundir import sidecar
-from purge_engine.rundir.atomic import atomic_write, atomic_write_json
 from purge_engine.rundir.names import SIDECAR_SUFFIX, TENSORS_SUFFIX
 
 FORMAT = 1

@@ -32,10 +32,10 @@ from dataclasses import asdict
 
 import ray
 
-from purge_engine.chains import ChainTask, by_role
 from purge_engine.events import Cancelled, EventCallback, LabelEvent, PhaseEvent, StepEvent, worker_name
-from purge_engine.executors import LOOP_PATH, Executor, LocalExecutor
-from purge_engine.lanes import LanesExecutor, check_fits, check_lanes, lanes_path
+from purge_engine.execution.chains import ChainTask, by_role
+from purge_engine.execution.executors import LOOP_PATH, Executor, LocalExecutor
+from purge_engine.execution.lanes import LanesExecutor, check_fits, check_lanes, lanes_path
 from purge_engine.rundir.store import RunStore
 from purge_engine.training import Cost
 
@@ -287,7 +287,7 @@ class RayExecutor(Executor):
 
 @ray.remote(num_cpus=1)
 def _warm(seconds: float) -> int:
-    import purge_engine.executors  # noqa: F401 (torch and the engine, once per worker process)
+    import purge_engine.execution.executors  # noqa: F401 (torch and the engine, once per worker process)
 
     time.sleep(seconds)  # held long enough that the next warm-up lands on another worker
     return os.getpid()

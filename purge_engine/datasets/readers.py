@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from purge_engine import sources, text, userdata
-from purge_engine.sources import DATASETS
-from purge_engine.sources import TORCHVISION as _TORCHVISION
-from purge_engine.specs import MEMORY_FORMATS, DatasetSpec
+from purge_engine.datasets import sources, text, userdata
+from purge_engine.datasets.sources import DATASETS
+from purge_engine.datasets.sources import TORCHVISION as _TORCHVISION
+from purge_engine.datasets.specs import MEMORY_FORMATS, DatasetSpec
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
