@@ -67,11 +67,9 @@ def timed_run(config: PurgeConfig, executor, root: Path) -> dict:
     """Train from scratch, then forget one teacher-side sample; wall seconds of each and the hashes.
     A first, untimed training on the same executor warms it (imports, the dataset, torch's first
     backward pass in every process), so neither side is timed cold."""
-    warm = Experiment.create(config, root.with_name(root.name + "-warm"))
-    warm.executor = executor
+    warm = Experiment.create(config, root.with_name(root.name + "-warm"), executor=executor)
     warm.train()
-    exp = Experiment.create(config, root)
-    exp.executor = executor
+    exp = Experiment.create(config, root, executor=executor)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     exp.train()

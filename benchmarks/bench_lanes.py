@@ -38,8 +38,7 @@ def measure(config: PurgeConfig, executor, root: Path, verify: bool) -> dict:
     """Train from scratch, then one teacher-side request: wall seconds of each, and the verdict."""
     run = root / executor.path.replace(":", "-")
     shutil.rmtree(run, ignore_errors=True)
-    exp = Experiment.create(config, run)
-    exp.executor = executor
+    exp = Experiment.create(config, run, executor=executor)
     start = time.perf_counter()
     costs = exp.train()
     train_s = time.perf_counter() - start

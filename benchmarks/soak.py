@@ -85,8 +85,7 @@ def executor_of(args):
 def open_on(run: Path | str, executor) -> Experiment:
     """The run reopened on `executor`: temp files a kill left are cleaned, and a journaled request is
     finished on the executor (the path it was served on decides its bits)."""
-    exp = Experiment.open(run, finish_pending=False)
-    exp.executor = executor
+    exp = Experiment.open(run, finish_pending=False, executor=executor)
     exp.finish_pending()
     return exp
 
@@ -144,8 +143,7 @@ class Soak:
     def run_of(self, layout: str) -> Experiment:
         if layout not in self.runs:
             self.fresh[layout] += 1
-            exp = Experiment.create(SOAK[layout], self.root / f"{layout}-{self.fresh[layout]}")
-            exp.executor = self.executor
+            exp = Experiment.create(SOAK[layout], self.root / f"{layout}-{self.fresh[layout]}", executor=self.executor)
             exp.train()
             self.runs[layout] = exp
         return self.runs[layout]

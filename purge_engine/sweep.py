@@ -362,9 +362,7 @@ def _run_layout(experiment_cls, lp: LayoutPlan, scratch: Path, ctx: _Context, ex
     """Train one layout, measure its accuracy, serve its requests; the record of what was measured."""
     clock = time.perf_counter()
     ctx.phase("training")
-    exp = experiment_cls.create(lp.config, scratch, plan=lp.plan)
-    if executor is not None:
-        exp.executor = executor
+    exp = experiment_cls.create(lp.config, scratch, plan=lp.plan, executor=executor)
     trained = Stopwatch()
     train = exp.train(on_event=_tee(ctx.forward, trained), should_stop=ctx.should_stop, methods=lp.methods)
     ctx.phase("evaluating")
