@@ -249,7 +249,6 @@ def extra_references(run, found: list[Target], sample_ids, count: int = EXTRA_RE
 
 
 def _extra_model(run, side: str, index: int, excluded: np.ndarray, clean: list[int]) -> torch.nn.Module:
-
     plan, config = run.plan, run.config
     teacher = side == "teacher"
     pool = np.setdiff1d(plan.all_teacher_samples() if teacher else plan.all_student_samples(), excluded)
@@ -389,7 +388,6 @@ def _canary_table(record: dict) -> dict:
 
 
 def _canary_ids(run) -> list[int]:
-
     return canary_ids(run.config, run.bundle.id_space or run.bundle.n_train).tolist()
 
 

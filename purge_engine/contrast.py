@@ -93,7 +93,6 @@ class Scorer:
         self.canary = data.take(canaries) if canaries.size else None
 
     def point(self, models: dict[tuple[str, int], torch.nn.Module]) -> dict:
-
         replaced = {key: predict_proba(m, self.x) for key, m in models.items()}
         rows = [r for r in score_targets(self.found, self.outputs, self.positions, self.y, replaced)
                 if (r["role"], r["constituent"]) in models]

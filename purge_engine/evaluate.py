@@ -12,10 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from purge_engine.config import AGGREGATIONS
-from purge_engine.constituents import side_of
-from purge_engine.rundir.manifest import recorded_roles
+from purge_engine.constituents import count, side_of
+from purge_engine.plan import METHODS
+from purge_engine.rundir.files import CheckpointError, RunDamaged
+from purge_engine.rundir.manifest import read_manifest
+from purge_engine.rundir.names import CHECKPOINTS, CheckpointName
 from purge_engine.rundir.outputs import EvalSet, OutputsCache
-from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
+from purge_engine.training import predict_proba
+from purge_engine.vocabulary import title
 
 ABSTAIN = -1  # the prediction of an ensemble with no constituent left: never a class, so counted wrong
 
@@ -87,15 +91,32 @@ def evaluate_run(run, inputs: torch.Tensor | None = None, labels: torch.Tensor |
 
 
 def _check_teachers(run) -> list[str]:
+    """The roles to evaluate: every trained one. A role whose final checkpoints the last commit recorded
+    current for this plan, and which is not current now, was damaged: refused with the repair, never
+    left out of the report in silence."""
+    damaged = _damaged_roles(run)
+    if damaged:
+        raise RunDamaged(f"run: {run.store.root}: the final checkpoints of {', '.join(map(title, damaged))} are "
+                         "missing or damaged (its manifest records them current for this plan); `python -m "
+                         f"purge_engine check --run {run.store.root} --repair` rebuilds them")
     roles = run.trained_roles()
     if "teacher" not in roles:
-
-        if "teacher" in recorded_roles(run.store):  # trained once: its files were damaged since
-            raise ValueError(f"run: {run.store.root} has no trained teachers for its plan, though its manifest "
-                             f"records a training: files are missing or damaged; `python -m purge_engine check "
-                             f"--run {run.store.root} --repair` rebuilds them")
         raise ValueError(f"run: {run.store.root} has no trained teachers yet; train it first")
     return roles
+
+
+def _damaged_roles(run) -> list[str]:
+    try:
+        recorded = (read_manifest(run.store) or {}).get(CHECKPOINTS, {})
+    except CheckpointError:  # an unreadable manifest is check's to report; evaluate judges the files alone
+        return []
+
+    def damaged(role: str, c: int) -> bool:
+        last = run.job(role, c).steps[-1]
+        entry = recorded.get(str(CheckpointName(role, c, last.step)), {})
+        return entry.get("key") == last.key and not run.is_current(role, c)
+
+    return [role for role in ("teacher", *METHODS) if any(damaged(role, c) for c in range(count(role, run.plan)))]
 
 
 def test_set(bundle):
@@ -105,7 +126,6 @@ def test_set(bundle):
 
 
 def _evaluate_roles(run, roles, inputs, labels) -> dict:
-
     cache, cached = OutputsCache(run), inputs is None  # the test split: read from and kept in the cache
     inputs = run.bundle.test_x if inputs is None else inputs
     labels = run.bundle.test_y if labels is None else labels

@@ -136,7 +136,6 @@ def _check_keeps_students(run, methods) -> None:
 def _check_trained(run, methods) -> None:
     missing = [r for r in ("teacher", *methods) if r not in run.trained_roles()]
     if missing:
-
         damaged = bool(set(missing) & recorded_roles(run.store))  # trained once: files were damaged since
         raise ValueError(f"run: {', '.join(missing)} not trained for the current plan; " + (
             f"files are missing or damaged: `python -m purge_engine check --run {run.store.root} --repair` "

@@ -32,6 +32,7 @@ from purge_engine.models import build_model
 from purge_engine.plan import METHODS, Plan, make_plan
 from purge_engine.rundir import records, sidecar
 from purge_engine.rundir.checkpoints import environment, load_checkpoint, read_sidecar
+from purge_engine.rundir.files import RunDamaged
 from purge_engine.rundir.ledger import Ledger
 from purge_engine.rundir.leftovers import clean_leftovers
 from purge_engine.rundir.lock import LOCK_TIMEOUT_S, holds_writer_lock, writer_lock
@@ -69,14 +70,21 @@ def _config_difference(stored: PurgeConfig, given: PurgeConfig) -> str:
 
 
 def _check_history(store: RunStore, plan: Plan, ledger: Ledger) -> None:
-    """Every sample the plan has forgotten must be one a request in the ledger asked to forget: a ledger
-    removed together with its anchor would otherwise read as a new run, and the next request would be
-    numbered 1 again."""
-    unexplained = sorted(plan.forgotten - records.asked_ids(ledger.entries()))
+    """The plan and the ledger must agree both ways. Every sample the plan has forgotten must be one a
+    request asked to forget: a ledger removed together with its anchor would otherwise read as a new
+    run, and the next request would be numbered 1 again. And every sample a finished request forgot must
+    still be forgotten by the plan: an edited plan.json would otherwise let `train` learn it again."""
+    entries = ledger.entries()
+    unexplained = sorted(plan.forgotten - records.asked_ids(entries))
     if unexplained:
         raise ValueError(f"run: {store.root} has forgotten {len(unexplained)} samples (e.g. #{unexplained[0]}) that no "
                          "request in its ledger names: the ledger was removed, emptied or replaced, and its history "
                          f"exists nowhere else; `python -m purge_engine check --run {store.root}` reports it")
+    relearned = sorted(records.asked_ids(entries, requests=set(records.done_ids(entries))) - plan.forgotten)
+    if relearned:
+        raise RunDamaged(f"run: {store.plan_path} no longer forgets {len(relearned)} samples (e.g. #{relearned[0]}) "
+                         "that finished requests in the ledger forgot: it was edited or replaced; `python -m "
+                         f"purge_engine check --run {store.root} --repair` rebuilds it from the manifest")
 
 
 class Run:

@@ -43,7 +43,6 @@ class SampleSets:
     ids: dict[str, str]
 
     def eval_sets(self) -> list:
-
         return [EvalSet(name, x, self.ids[name]) for name, (x, _) in self.sets.items()]
 
 

@@ -248,7 +248,7 @@ def test_the_cli_exits_1_on_a_damaged_run_and_0_once_repaired(served, tmp_path, 
 def test_a_deleted_teacher_sidecar_points_evaluate_at_check_repair(served, tmp_path):
     root = copy(served, tmp_path)
     (root / "checkpoints/teacher-0/step-1.json").unlink()
-    with pytest.raises(ValueError, match="no trained teachers.*check --run .* --repair"):
+    with pytest.raises(CheckpointError, match="final checkpoints of Teacher.*check --run .* --repair"):
         Experiment.open(root).evaluate()
 
 
@@ -322,3 +322,35 @@ def test_an_unreadable_outputs_file_is_damage_and_a_linked_outputs_folder_is_ref
     assert not report["run_whole"] and not report["repaired"]
     assert "outputs is a symbolic link" in report["unrepairable"][0]["problem"]
     assert (outside / "purge-0" / "test.safetensors").read_bytes() == b"not safetensors"  # nothing removed outside
+
+
+def test_a_plan_edited_to_learn_a_forgotten_sample_again_is_refused_and_rebuilt(served, train_once, tiny_config,
+                                                                               tmp_path):
+    """Issue 28, defect 6: plan.json put back to the plan before the request (its samples not forgotten)."""
+    from purge_engine.rundir.files import RunDamaged
+
+    root = copy(served, tmp_path)
+    store = RunStore(root)
+    store.write_plan(train_once(tiny_config).plan)  # the plan as it was before any request
+    with pytest.raises(RunDamaged, match=r"no longer forgets 2 samples .* --repair"):
+        Experiment.open(root)
+    report = check_run(root, repair=True)
+    assert report["run_whole"] and report["proved"]
+    again = Experiment.open(root)
+    assert again.plan.forgotten == served.plan.forgotten
+    costs = again.train()
+    assert sum(c.steps_trained for c in costs.values()) == 0  # nothing was learned again
+
+
+def test_evaluate_refuses_a_role_whose_final_checkpoint_is_gone_instead_of_dropping_it(served, tmp_path):
+    """Issue 28, defect 7: a student method's final checkpoint deleted; evaluate used to report the other roles."""
+    from purge_engine.rundir.files import RunDamaged
+
+    root = copy(served, tmp_path)
+    exp = Experiment.open(root)
+    last = exp.job("baseline", 1).steps[-1].step
+    exp.store.stem(CheckpointName("baseline", 1, last)).with_suffix(".json").unlink()
+    with pytest.raises(RunDamaged, match=r"final checkpoints of Baseline .* --repair"):
+        exp.evaluate()
+    assert check_run(root, repair=True)["run_whole"]
+    assert set(Experiment.open(root).evaluate()["accuracy"]) == {"teacher", "purge", "single_teacher", "baseline"}

@@ -40,7 +40,7 @@ from purge_engine.rundir import sidecar
 from purge_engine.rundir.atomic import atomic_write
 from purge_engine.rundir.checkpoints import checked_sidecar, environment, hash_tensors
 from purge_engine.rundir.names import OUTPUTS, TENSORS_SUFFIX, CheckpointName, ConstituentName
-from purge_engine.training import predict_proba  # deferred: keeps this module's imports light
+from purge_engine.training import predict_proba
 
 FORMAT = "2"  # 2: records HASH_FIELD (a format-1 entry is stale: recomputed)
 TENSOR = "probs"
