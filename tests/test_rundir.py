@@ -77,3 +77,59 @@ def test_the_ledger_refuses_a_kind_its_schema_does_not_name(tmp_path):
     assert records.pending_ids(entries) == [1] and records.asked_ids(entries) == {3, 5}
     ledger.append(1, records.DONE, {})
     assert ledger.pending() == [] and ledger.latest_done() == 1 and ledger.record(1)[records.STATUS] == records.DONE
+
+
+# -- a full disk (issue 28, defect 7) ---------------------------------------------------------------------
+def test_a_write_that_would_not_fit_is_refused_before_it_starts_and_the_old_file_stays(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from purge_engine.rundir import atomic
+
+    path = tmp_path / "plan.json"
+    path.write_text("old")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _where: usage(10**9, 10**9 - 100, 100))
+    needed = r"disk full: cannot write plan.json in .* \(0.0 MiB needed, 0.0 MiB free\)"
+    with pytest.raises(atomic.DiskFull, match=needed):
+        atomic.atomic_write_bytes(path, b"x" * 1000)
+    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_a_library_that_meets_a_full_disk_mid_write_gives_the_sentence(tmp_path):
+    import errno
+
+    from purge_engine.rundir import atomic
+
+    def fills_the_disk(temp):
+        temp.write_bytes(b"half")
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                           "\"No space left on device\" })")  # as safetensors words it
+
+    with pytest.raises(atomic.DiskFull) as raised:
+        atomic.atomic_write(tmp_path / "step-0.safetensors", fills_the_disk)
+    assert raised.value.errno == errno.ENOSPC and str(raised.value).startswith("disk full: cannot write step-0")
+    assert list(tmp_path.iterdir()) == []  # the temp file is gone
+
+
+def test_a_forget_request_that_meets_a_full_disk_says_so_and_finishes_once_there_is_space(
+        train_once, tiny_config, tmp_path, monkeypatch, capsys):
+    from collections import namedtuple
+
+    from purge_engine.cli import main
+    from purge_engine.experiment import Experiment
+    from purge_engine.rundir import atomic
+    from tests.conftest import copy_of
+
+    exp = copy_of(train_once(tiny_config), tmp_path / "run")
+    sample = int(exp.plan.teacher_shards[1][0][0])
+    real = atomic.shutil.disk_usage
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _where: usage(10**9, 10**9, 0))
+    assert main(["forget", "--run", str(exp.store.root), "--samples", str(sample), "--no-evidence"]) == 2
+    err = capsys.readouterr().err
+    assert "error: disk full: cannot write" in err and "Traceback" not in err
+    monkeypatch.setattr(atomic.shutil, "disk_usage", real)
+    finished = Experiment.open(exp.store.root)  # the journaled request is finished on open
+    assert finished.latest_request() == 1 and sample in finished.plan.forgotten
+    verdict = finished.verify(affected_only=True)
+    assert verdict["exact"] is True, verdict["reason"]

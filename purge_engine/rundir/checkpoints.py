@@ -66,7 +66,8 @@ def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) ->
         save_file(cpu, str(temp))
         return file_hash(temp)  # of the bytes written, before they are moved into place
 
-    tensors_hash = atomic_write(stem.with_suffix(TENSORS_SUFFIX), write)
+    size = sum(t.numel() * t.element_size() for t in cpu.values())
+    tensors_hash = atomic_write(stem.with_suffix(TENSORS_SUFFIX), write, size=size)
     written = {**meta, sidecar.FORMAT: FORMAT, sidecar.FILE_SHA256: tensors_hash,
                sidecar.PARAM_HASH: hash_tensors(cpu)}
     atomic_write_json(stem.with_suffix(SIDECAR_SUFFIX), written)
