@@ -354,3 +354,14 @@ def test_evaluate_refuses_a_role_whose_final_checkpoint_is_gone_instead_of_dropp
         exp.evaluate()
     assert check_run(root, repair=True)["run_whole"]
     assert set(Experiment.open(root).evaluate()["accuracy"]) == {"teacher", "purge", "single_teacher", "baseline"}
+
+
+def test_a_temp_file_safetensors_itself_left_is_listed_and_removed(served, tmp_path):
+    """Issue 28, defect 7: safetensors writes `.tmpXXXXXX` beside its target and renames it; a kill between
+    leaves it behind (as measured in 5 of 5 kills)."""
+    root = copy(served, tmp_path)
+    left = root / "checkpoints" / "teacher-0" / ".tmp82kY9V"
+    left.write_bytes(b"half a tensor file")
+    assert [d["path"] for d in check_run(root)["damaged"]] == ["checkpoints/teacher-0/.tmp82kY9V"]
+    Experiment.open(root)
+    assert not left.exists() and check_run(root)["run_whole"]

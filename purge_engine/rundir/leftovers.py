@@ -10,11 +10,16 @@ from purge_engine.rundir.lock import writer_lock
 from purge_engine.rundir.names import SCRATCH
 from purge_engine.rundir.store import RunStore
 
+# safetensors writes its own temp file beside the target (".tmp" and six random characters) and renames
+# it onto atomic.py's temp file: a kill in between leaves that one instead.
+SAFETENSORS_TEMP_GLOB = ".tmp??????"
+
 
 def leftovers(store: RunStore) -> list[Path]:
-    """Temp files of interrupted atomic writes (atomic.py), and a verification's scratch run."""
-    found = sorted(p for p in store.root.rglob(TEMP_GLOB) if p.is_file() and SCRATCH not in p.relative_to(
-        store.root).parts)
+    """Temp files of interrupted atomic writes (atomic.py, and safetensors' own inside them), and a
+    verification's scratch run."""
+    found = sorted(p for glob in (TEMP_GLOB, SAFETENSORS_TEMP_GLOB) for p in store.root.rglob(glob)
+                   if p.is_file() and SCRATCH not in p.relative_to(store.root).parts)
     scratch = store.root / SCRATCH  # verify leaves it empty; what is inside is a dead verification's
     return found + (sorted(scratch.iterdir()) if scratch.is_dir() else [])
 
