@@ -365,3 +365,19 @@ def test_a_temp_file_safetensors_itself_left_is_listed_and_removed(served, tmp_p
     assert [d["path"] for d in check_run(root)["damaged"]] == ["checkpoints/teacher-0/.tmp82kY9V"]
     Experiment.open(root)
     assert not left.exists() and check_run(root)["run_whole"]
+
+
+@pytest.mark.parametrize("kind", ["link to /dev/zero", "fifo"])
+def test_a_plan_that_is_a_link_or_a_fifo_is_refused_with_a_sentence(served, tmp_path, kind):
+    """Issue 28, defect 7: plan.json as a symbolic link to /dev/zero aborted with std::bad_alloc."""
+    import os
+
+    root = copy(served, tmp_path)
+    (root / "plan.json").unlink()
+    if kind == "fifo":
+        os.mkfifo(root / "plan.json")
+    else:
+        (root / "plan.json").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=r"plan.json (is a symbolic link|is not a regular file)"):
+        Experiment.open(root)
+    assert not check_run(root)["run_whole"]
