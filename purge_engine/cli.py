@@ -135,7 +135,6 @@ def read_config_file(path: str) -> PurgeConfig:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> dict:
-
     config = config_from_args(args)
     plan = make_plan(config, DATASETS[config.dataset].n_train)
     report = {"config": config.to_dict(), "fingerprint": config.fingerprint(), **plan.describe(),
@@ -277,7 +276,6 @@ def cmd_audit(args: argparse.Namespace) -> dict:
 
 
 def cmd_ledger(args: argparse.Namespace) -> dict:
-
     store = RunStore(_run_dir(args))
     store.check_is_run()
     ledger = Ledger(store.ledger_path)
@@ -296,7 +294,6 @@ def _ledger_row(record: dict) -> dict:
 
 
 def cmd_certificate(args: argparse.Namespace) -> dict:
-
     store = RunStore(_run_dir(args))
     store.check_is_run()
     return Ledger(store.ledger_path).certificate(args.request)

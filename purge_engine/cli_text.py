@@ -16,7 +16,8 @@ from purge_engine.vocabulary import constituent_label, title
 class ProgressBar:
     """A job's progress as a tqdm bar on stderr, folded by progress.Progress as the dashboard's grid is:
     the total comes from the job's first event (events.TotalEvent), a reused step counts only where the
-    total is the whole training, and the time left is measured on the steps this job trained itself."""
+    total is the whole training, and the time left is measured on the steps this job trained itself. A
+    full retrain after a forget request announces its own total: it gets a bar of its own."""
 
     def __init__(self, stream=sys.stderr):
         self.progress, self.stream, self.bar = Progress(), stream, None
@@ -29,8 +30,9 @@ class ProgressBar:
                             desc=event.what, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
                                                         "{unit} [{elapsed}{postfix}]")
         elif self.bar is not None and isinstance(event, StepEvent) and event.kind in ("reused", "trained"):
-            self.bar.n = self.progress.sample_steps
-            left = self.progress.seconds_left(self.bar.format_dict["elapsed"])
+            progress = self.progress.active  # the request's fold, or the full retrain's after it
+            self.bar.n = progress.sample_steps
+            left = progress.seconds_left(self.bar.format_dict["elapsed"])
             where = f"{constituent_label(event.role, event.constituent)} step {event.step + 1}/{event.n_steps}"
             self.bar.set_postfix_str(where + ("" if left is None else f", ~{left:.0f} s left"))
 
@@ -89,7 +91,7 @@ def print_advantage(adv: dict) -> None:
 def _print_cost(heading: str, cost: dict, form: str = "retraining") -> None:
     print(heading + ":")
     for key, value in cost.items():
-        print(f"  {title(key, form):<26} {value['sample_steps']:>12,} sample-steps  "
+        print(f"  {title(key, form):<30} {value['sample_steps']:>12,} sample-steps  "
               f"{value['label_forwards']:>10,} label passes")
 
 
@@ -117,13 +119,13 @@ def print_forget(report: dict) -> None:
     for role, steps in report["retrained"].items():
         shown = ", ".join(f"{int(c) + 1} from step {s + 1}" for c, s in steps.items())
         print(f"  {title(role, 'short'):<26} retrained {shown}; untouched {[c + 1 for c in report['reused'][role]]}")
-    print(f"{'':<26} {'sample-steps':>12} {'predicted':>10} {'label passes':>13} {'seconds':>8}")
+    print(f"{'':<30} {'sample-steps':>12} {'predicted':>10} {'label passes':>13} {'seconds':>8}")
     for role, cost in report["cost"].items():
-        print(f"{title(role, 'retraining'):<26} {cost['sample_steps']:>12,} "
+        print(f"{title(role, 'retraining'):<30} {cost['sample_steps']:>12,} "
               f"{report['predicted'][role]['sample_steps']:>10,} {cost['label_forwards']:>13,} {cost['seconds']:>8.2f}")
     if report.get("full_retrain"):
         full = report["full_retrain"]
-        print(f"{title('full_retrain'):<26} {full['sample_steps']:>12,} "
+        print(f"{title('full_retrain'):<30} {full['sample_steps']:>12,} "
               f"{report['predicted']['full_retrain']['sample_steps']:>10,} {full['label_forwards']:>13,} "
               f"{full['seconds']:>8.2f}  identical to the unlearned run: {full['identical_to_unlearned']}")
     print("test accuracy before -> after:")

@@ -54,9 +54,14 @@ class LabelEvent:
         return asdict(self)
 
 
+FULL_RETRAIN = "full_retrain"  # PhaseEvent name: a forget job's from-scratch full retrain begins (after the request)
+
+
 @dataclass(frozen=True)
 class PhaseEvent:
-    """A stage of a job starting or ending: kind "phase", name e.g. "teachers", "students:purge", "done"."""
+    """A stage of a job starting or ending: kind "phase", name e.g. "teachers", "students:purge", "done".
+    FULL_RETRAIN is the one that splits a job: the events after it (its own TotalEvent first) are the
+    full retrain's, which progress.Progress folds apart from the request's."""
 
     kind: str
     name: str

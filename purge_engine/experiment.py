@@ -20,7 +20,7 @@ from purge_engine import verify as _verify
 from purge_engine.audit import report
 from purge_engine.events import EventCallback, ignore
 from purge_engine.forget import ForgetReport
-from purge_engine.plan import METHODS
+from purge_engine.plan import FULL_RETRAIN_METHODS, METHODS
 from purge_engine.request_plan import RequestPlan, plan_request
 from purge_engine.run import Run, device_label, resolve_config, resolve_device  # noqa: F401 (re-exported)
 from purge_engine.rundir import records
@@ -93,7 +93,7 @@ class Experiment(Run):
         reference's own keys match)."""
         return _verify.verify_latest(self, request_id, on_event, should_stop, affected_only)
 
-    def full_retrain(self, methods: Sequence[str] = ("purge",), on_event: EventCallback | None = None,
+    def full_retrain(self, methods: Sequence[str] = FULL_RETRAIN_METHODS, on_event: EventCallback | None = None,
                      should_stop: Callable[[], bool] | None = None) -> dict:
         """Every teacher and the given student methods from scratch without the forgotten samples."""
         return _verify.full_retrain(self, methods, on_event, should_stop)

@@ -22,6 +22,7 @@ from purge_engine.seeding import seed_for
 from purge_engine.vocabulary import title
 
 METHODS = ("purge", "single_teacher", "baseline")
+FULL_RETRAIN_METHODS = ("purge",)  # a full retrain (the reference cost): every teacher and these students
 METHOD_TITLES = {m: title(m) for m in (*METHODS, "full_retrain")}  # kept for importers; vocabulary.title is the source
 
 Slices = tuple[np.ndarray, ...]

@@ -4,13 +4,17 @@ A job (recipes.py) announces its total first (events.TotalEvent), then reports i
 `Progress.fold` turns them into what both clients draw: sample-steps done against the total, the grid
 of constituents x steps with each cell's state, the worker that trained each step, the phase, the last
 thing that happened, and the live estimate of the seconds left (eta.py).
+
+A forget job asked to retrain everything from scratch as well runs that full retrain after the request;
+its events (PhaseEvent FULL_RETRAIN, then its own TotalEvent) fold into `Progress.full_retrain`, a
+Progress of its own, so the request's grid keeps what the request kept and each has its own bar.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from purge_engine.events import Event, LabelEvent, PhaseEvent, StepEvent, TotalEvent
+from purge_engine.events import FULL_RETRAIN, Event, LabelEvent, PhaseEvent, StepEvent, TotalEvent
 
 # Cell states of the constituents x steps grid, in the order a step passes through them.
 PENDING = "pending"  # not reached yet (in training: will train; in a forget: not yet checked)
@@ -42,8 +46,15 @@ class Progress:
     events: int = 0
     trained_sample_steps: int = 0  # trained by this job itself (its rate gives the live estimate)
     reused_sample_steps: int = 0  # counted toward a training's total without costing time
+    full_retrain: Progress | None = None  # the full retrain after a forget request: every later event goes there
 
     def fold(self, event: Event) -> None:
+        if self.full_retrain is not None:  # the request is over: it is never painted over
+            self.full_retrain.fold(event)
+            return
+        if isinstance(event, PhaseEvent) and event.name == FULL_RETRAIN:
+            self.full_retrain = Progress(phase=event.name, last=event.detail or "starting")
+            return
         self.events += 1
         if isinstance(event, StepEvent):
             self._fold_step(event)
@@ -90,9 +101,15 @@ class Progress:
             return 0.0
         return min(1.0, self.sample_steps / self.total_sample_steps)
 
+    @property
+    def active(self) -> Progress:
+        """The fold the job's events go to now: the full retrain's once it has begun, else this one."""
+        return self if self.full_retrain is None else self.full_retrain
+
     def copy(self) -> Progress:
         return replace(self, cells={key: list(row) for key, row in self.cells.items()},
-                       workers={key: dict(steps) for key, steps in self.workers.items()})
+                       workers={key: dict(steps) for key, steps in self.workers.items()},
+                       full_retrain=None if self.full_retrain is None else self.full_retrain.copy())
 
 
 def seconds_left(total: int, done: int, elapsed: float) -> float | None:

@@ -23,14 +23,14 @@ class RequestPlan:
     predicted: dict  # plan.predicted_cost: sample-steps and label passes per role and method
     side: str  # advantage.request_side
     why: str  # advantage.why
-    full_retrain: bool = False  # the job also trains the from-scratch reference
+    full_retrain: bool = False  # the job then also trains everything from scratch (announcing its own total)
     planned_on: int = 0  # samples the plan had forgotten when this was planned
 
     @property
     def total(self) -> int:
-        """The job's sample-steps: the teachers and each method retrained (and the reference, when asked)."""
-        roles = ("teacher", *self.methods, *(("full_retrain",) if self.full_retrain else ()))
-        return sum(self.predicted[role]["sample_steps"] for role in roles)
+        """The request's sample-steps: the teachers and each method retrained. A full retrain after it is
+        counted apart: it announces its own total when it begins (events.FULL_RETRAIN)."""
+        return sum(self.predicted[role]["sample_steps"] for role in ("teacher", *self.methods))
 
     def still_holds(self, plan: Plan) -> bool:
         """True while `plan` has forgotten nothing since this was planned (forgetting only ever adds)."""

@@ -2,11 +2,14 @@
 
 K requests, each one sample drawn from a teacher shard, are applied to the plan one at a time
 ("sequential") or B at a time ("batched": each constituent restarts once, from its earliest affected
-step). Every step is priced exactly with `plan.predicted_cost`:
+step). Every step is priced exactly with `plan.predicted_cost`, in its rows:
 
-    PURGE         = teacher retraining + PURGE students
-    baseline      = the same teacher retraining + baseline students (SISA)
-    full retrain  = every teacher and every PURGE student from scratch, after every step
+    teacher       teacher retraining, the same for every student method
+    purge         PURGE students only
+    baseline      baseline students (SISA) only
+    full_retrain  every teacher and every PURGE student from scratch, after every step
+
+A policy's whole bill (what the break-even compares with one full retrain) is teacher + its students.
 
 Teachers are drawn uniformly, or skewed toward the first teachers with Zipf weights
 w_i = (i+1)^-s; the sample is then uniform within the teacher's remaining shard. Costs are in
@@ -26,20 +29,20 @@ MODES = ("sequential", "batched")
 DISTRIBUTIONS = ("uniform", "skewed")
 MAX_SKEW = 5.0
 MAX_STREAM = 10_000
-COSTS = ("purge", "baseline", "full_retrain")
+COSTS = ("teacher", "purge", "baseline", "full_retrain")
 
 
 @dataclass(frozen=True)
 class StreamResult:
     """One row per served step (a request, or a batch of requests), in order.
 
-    rows[i]: step (1-based), requests (served so far), sample_ids, teacher_ids, teacher (teacher
-    retraining of this step), purge / baseline / full_retrain (this step's cost, teacher retraining
-    included in purge and baseline), cumulative_purge / cumulative_baseline / cumulative_full_retrain.
+    rows[i]: step (1-based), requests (served so far), sample_ids, teacher_ids, then per COSTS this step's
+    sample-steps (teacher: teacher retraining; purge / baseline: that method's students only; full_retrain)
+    and cumulative_<cost> so far.
     final_full_retrain: sample-steps of one full retrain of the data left after the last request.
-    break_even[method]: the number of requests served after which that method's cumulative cost first
-    exceeds final_full_retrain, i.e. retraining everything once at the end would have been cheaper;
-    None when it never does."""
+    break_even[method]: the number of requests served after which that method's whole bill so far
+    (cumulative teacher retraining + its students) first exceeds final_full_retrain, i.e. retraining
+    everything once at the end would have been cheaper; None when it never does."""
 
     rows: tuple[dict, ...]
     final_full_retrain: int
@@ -48,8 +51,13 @@ class StreamResult:
     batch_size: int
 
     def totals(self) -> dict[str, int]:
+        """Sample-steps of the whole stream per COSTS row (methods: their students only)."""
         last = self.rows[-1]
         return {name: last[f"cumulative_{name}"] for name in COSTS}
+
+    def bill(self, method: str) -> list[int]:
+        """`method`'s whole bill after each step: cumulative teacher retraining + its students."""
+        return [row["cumulative_teacher"] + row[f"cumulative_{method}"] for row in self.rows]
 
 
 def teacher_weights(n_teachers: int, distribution: str = "uniform", skew: float = 1.0) -> np.ndarray:
@@ -113,17 +121,16 @@ def simulate_stream(plan: Plan, sample_ids, mode: str = "sequential", batch_size
 def _serve(plan: Plan, batch: list[int]) -> tuple[dict, Plan]:
     """Price one step on `plan` and return the plan without its samples."""
     cost = predicted_cost(plan, retrain_scope(plan, batch))
-    teacher = cost["teacher"]["sample_steps"]
     row = {"sample_ids": list(batch), "teacher_ids": sorted({plan.locate(i)["teacher"] for i in batch} - {None}),
-           "teacher": teacher, "purge": teacher + cost["purge"]["sample_steps"],
-           "baseline": teacher + cost["baseline"]["sample_steps"],
-           "full_retrain": cost["full_retrain"]["sample_steps"]}
+           **{name: cost[name]["sample_steps"] for name in COSTS}}
     return row, plan.without(batch)
 
 
 def _break_even(rows: list[dict], method: str, final: int) -> int | None:
-    """Requests served when the cumulative cost first exceeds one full retrain of the final data."""
-    return next((row["requests"] for row in rows if row[f"cumulative_{method}"] > final), None)
+    """Requests served when the method's whole bill (teacher retraining + its students) first exceeds one
+    full retrain of the final data."""
+    return next((row["requests"] for row in rows if row["cumulative_teacher"] + row[f"cumulative_{method}"] > final),
+                None)
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:

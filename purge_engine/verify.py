@@ -23,8 +23,9 @@ import numpy as np
 
 from purge_engine import audit, contrast
 from purge_engine.evaluate import evaluate_run
-from purge_engine.events import EventCallback, ignore
+from purge_engine.events import FULL_RETRAIN, EventCallback, PhaseEvent, TotalEvent, ignore
 from purge_engine.forget import compare_parameters, targets_of
+from purge_engine.plan import job_sample_steps
 from purge_engine.run import Run
 from purge_engine.rundir import records, sidecar
 from purge_engine.rundir.checkpoints import hash_ids, read_sidecar
@@ -261,10 +262,14 @@ def verify_latest(run, request_id, on_event, should_stop, affected_only: bool) -
 def full_retrain(run, methods, on_event, should_stop) -> dict:
     """Retrain every teacher and the given student methods from scratch, in a scratch directory, on the
     dataset rebuilt without every forgotten sample: the reference cost. Reports cost, accuracy, and
-    whether the result equals the unlearned run bit for bit."""
+    whether the result equals the unlearned run bit for bit. Its events start with PhaseEvent FULL_RETRAIN
+    and its own TotalEvent, so a client draws it apart from the request before it (progress.Progress)."""
+    on_event = on_event or ignore
+    on_event(PhaseEvent("phase", FULL_RETRAIN, "every teacher and student from scratch, for comparison"))
     path = scratch_dir(run, "full-retrain")
     try:
         reference = build_reference(run, path, sorted(run.plan.forgotten))
+        on_event(TotalEvent("total", job_sample_steps(reference.plan, methods), counts_reused=True, what=FULL_RETRAIN))
         start = time.perf_counter()
         costs = reference.train(on_event=on_event, should_stop=should_stop, methods=methods)
         seconds = time.perf_counter() - start

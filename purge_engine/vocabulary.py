@@ -7,7 +7,8 @@ here, so renaming a title changes what people read and nothing else.
 Each role has three titles:
   short       a legend entry or column prefix ("PURGE", "Baseline (SISA)")
   ensemble    the trained ensemble, where accuracy is shown ("Teacher ensemble", "PURGE student")
-  retraining  its row in a forget request's cost ("Teacher retraining", "PURGE student")
+  retraining  its row in a forget request's cost ("Teacher retraining", "PURGE students"): a method's row
+              counts its students only, the teachers have their own row
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class Titles:
 
 TITLES: dict[str, Titles] = {
     "teacher": Titles("Teachers", "Teacher ensemble", "Teacher retraining"),
-    "purge": Titles("PURGE", "PURGE student", "PURGE student"),
-    "single_teacher": Titles("Single-teacher", "Single-teacher PURGE", "Single-teacher PURGE"),
-    "baseline": Titles("Baseline (SISA)", "Baseline student (SISA)", "Baseline student (SISA)"),
+    "purge": Titles("PURGE", "PURGE student", "PURGE students"),
+    "single_teacher": Titles("Single-teacher", "Single-teacher PURGE", "Single-teacher PURGE students"),
+    "baseline": Titles("Baseline (SISA)", "Baseline student (SISA)", "Baseline students (SISA)"),
     "full_retrain": Titles("Full retrain", "Full retrain", "Full retrain"),
 }
 FORMS = ("short", "ensemble", "retraining")

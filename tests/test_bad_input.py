@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -519,6 +520,38 @@ def test_plain_cifar_files_still_load(tmp_path):
     load_dataset.cache_clear()
     bundle = load_dataset("cifar10", str(tmp_path / "data"), memory_format="contiguous")
     assert bundle.n_train == 10 and bundle.train_y[:2].tolist() == [3, 4]
+
+
+def _declaring(array: np.ndarray, pattern: bytes, declared: bytes) -> bytes:
+    """A CIFAR batch pickling array, its shape in the pickle (pattern) replaced by a larger one (declared)."""
+    data = pickle.dumps({"data": array, "labels": [0, 1]}, protocol=2)
+    assert data.count(pattern) == 1
+    return data.replace(pattern, declared)
+
+
+@pytest.mark.parametrize("batch_1, fragment", [
+    pytest.param(_declaring(np.array([None, None], dtype=object), b"K\x01K\x02\x85",
+                            b"K\x01J" + (2 * 10**8).to_bytes(4, "little") + b"\x85"),
+                 "an array of dtype object", id="object-array-of-2e8-entries"),
+    pytest.param(_declaring(np.zeros((2, 3072), dtype=np.uint8), b"K\x01K\x02M\x00\x0c\x86",
+                            b"K\x01J" + (100_000).to_bytes(4, "little") + b"M\x00\x0c\x86"),
+                 "more than 268,435,456 bytes", id="uint8-array-over-the-limit"),
+])
+def test_a_cifar_file_declaring_huge_arrays_is_refused_before_they_are_built(tmp_path, batch_1, fragment):
+    import torchvision.datasets  # noqa: F401 - imported before memory is measured
+
+    folder = _cifar10(tmp_path / "data", {"data": np.ones((2, 3072), dtype=np.uint8), "labels": [3, 4]})
+    (folder / "data_batch_1").write_bytes(batch_1)
+    load_dataset.cache_clear()
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetUnavailable) as refused:
+            load_dataset("cifar10", str(tmp_path / "data"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "data_batch_1" in str(refused.value) and fragment in str(refused.value), str(refused.value)
+    assert peak < 64 * 2**20, f"{peak:,} bytes held"
 
 
 def test_the_suite_has_at_least_100_distinct_cases(request):

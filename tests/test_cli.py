@@ -81,6 +81,22 @@ def test_progress_bar_counts_the_sample_steps_the_job_announces():
         assert training.bar.n == 100
 
 
+def test_a_full_retrain_after_a_request_gets_a_bar_of_its_own():
+    from purge_engine.events import FULL_RETRAIN, PhaseEvent, TotalEvent
+
+    out = io.StringIO()
+    with ProgressBar(stream=out) as bar:
+        bar(TotalEvent("total", 100, what="forget"))
+        bar(StepEvent("trained", "teacher", 0, 1, 2, samples=50, epochs=2))
+        bar(PhaseEvent("phase", FULL_RETRAIN))
+        bar(TotalEvent("total", 400, counts_reused=True, what=FULL_RETRAIN))
+        bar(StepEvent("trained", "teacher", 0, 0, 2, samples=40, epochs=5))
+        assert bar.bar.n == 200 and bar.bar.total == 400  # the full retrain's own count, not the request's
+        assert bar.progress.sample_steps == 100  # the request's fold kept its own
+    text = out.getvalue()
+    assert "forget: 100%" in text and "full_retrain:  50%" in text
+
+
 def test_a_runs_own_config_json_is_accepted_by_config(tmp_path, capsys):
     """config.json also records how the run was last executed ("environment"): not a field, not refused."""
     from purge_engine.cli import main

@@ -299,7 +299,8 @@ def test_break_even_where_the_arithmetic_puts_it():
     result = simulate_stream(plan, first + more)
     full = result.final_full_retrain
     assert full == plan.all_teacher_samples().size - 8 + plan.all_student_samples().size
-    purge = [row["cumulative_purge"] for row in result.rows]
+    purge = result.bill("purge")  # teacher retraining + PURGE students
+    assert purge == [row["cumulative_teacher"] + row["cumulative_purge"] for row in result.rows]
     assert purge[2] <= full < purge[3]  # three requests cost ~3/4 of everything, four cost everything less 4 samples
     assert result.break_even == {"purge": 4, "baseline": 2}  # the baseline retrains all four students every time
     assert simulate_stream(plan, first[:1]).break_even == {"purge": None, "baseline": None}

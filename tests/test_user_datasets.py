@@ -2,7 +2,15 @@
 exactly; bad ones are refused with a sentence naming what is wrong, and nothing is stored."""
 
 import csv
+import io
 import json
+import os
+import struct
+import threading
+import time
+import tracemalloc
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -312,3 +320,159 @@ def test_a_run_whose_imported_dataset_is_gone_says_how_to_get_it_back(runs, tmp_
     with pytest.raises(ValueError, match="is not stored.*import faces.npz again"):
         Experiment.open(run)
     assert userdata.import_dataset(path) and Experiment.open(run).plan.n_pool > 0  # the same bytes: the same name
+
+
+# -- hostile files (issue 28): refused on what their headers declare, before that memory is taken -----------
+PEAK = 64 * 2**20  # what reading one may hold at most, numpy's arrays included (tracemalloc counts them)
+
+
+def png_header(path, width, height, colour=0):
+    """A PNG of a few dozen bytes whose header declares width x height (colour 0: grey, 2: RGB)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def header_only_npz(path, **arrays):
+    """An .npz whose members are .npy headers alone: {key: (shape, descr)} declared, no data written."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, (shape, descr) in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_2_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path
+
+
+def _declaring(width, height):
+    def make(path):
+        return png_header(image_folder(path / "pets") / "cat" / "zz.png", width, height).parent.parent
+    return make
+
+
+def _one_rgb_among_grey(path):
+    """5,461 grey 128x128 images (hard links of one) and one RGB: as RGB, one value more than MAX_VALUES."""
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (path / "pets" / name).mkdir(parents=True)
+    first = path / "pets" / "cat" / "0000.png"
+    Image.fromarray(np.zeros((128, 128), np.uint8), "L").save(first)
+    for i in range(1, 5461):
+        os.link(first, first.with_name(f"{i:04d}.png"))
+    Image.fromarray(np.zeros((128, 128, 3), np.uint8), "RGB").save(path / "pets" / "dog" / "0000.png")
+    return path / "pets"
+
+
+def _npz_declaring(shape, descr, **extra):
+    return lambda path: header_only_npz(path / "big.npz", x=(shape, descr), y=((shape[0],), "<i8"), **extra)
+
+
+def _npz_header_of(length):
+    def make(path):
+        with zipfile.ZipFile(path / "big.npz", "w") as archive:
+            archive.writestr("x.npy", b"\x93NUMPY\x02\x00" + length.to_bytes(4, "little") + b"{")
+            archive.writestr("y.npy", b"")
+        return path / "big.npz"
+    return make
+
+
+def _many_members(path):
+    with zipfile.ZipFile(path / "big.npz", "w") as archive:
+        for i in range(3000):
+            archive.writestr(f"m{i}.npy", b"")
+    return path / "big.npz"
+
+
+def _rows(n):
+    def make(path):
+        (path / "big.csv").write_text("text,label\n" + "a good film,0\n" * n)
+        return path / "big.csv"
+    return make
+
+
+def _linked_image(path):
+    folder = image_folder(path / "pets")
+    (folder / "cat" / "zz.png").symlink_to(folder / "dog" / "00.png")
+    return folder
+
+
+def _linked_class(path):
+    folder = image_folder(path / "pets")
+    (folder / "owl").symlink_to(folder / "dog", target_is_directory=True)
+    return folder
+
+
+HOSTILE = {  # case: (make, phrases, limits patched for the case)
+    "a PNG declaring 100000x100000": (_declaring(100_000, 100_000), ["cat/zz.png", "at most 128 on a side"], {}),
+    "a PNG declaring 4096x4096": (_declaring(4096, 4096), ["cat/zz.png is 4096x4096", "at most 128 on a side"], {}),
+    "one RGB image among 5,461 grey": (_one_rgb_among_grey, ["(RGB): 5,462 samples of 3x128x128",
+                                                             "268,468,224 values", "at most 268,435,456"], {}),
+    "an npz at the value limit as float64": (_npz_declaring((1_000_000, 1, 16, 16), "<f8"),
+                                             ["take 4,096,000,000 bytes", "at most 1,073,741,824"], {}),
+    "an npz of too many values": (_npz_declaring((1_000_000, 3, 16, 16), "|u1"), ["768,000,000 values",
+                                                                                   "at most 268,435,456"], {}),
+    "an npz of huge images": (_npz_declaring((10, 3, 100_000, 100_000), "|u1"), ["100000x100000 pixels",
+                                                                                  "at most 128 on a side"], {}),
+    "an npz of long vectors": (_npz_declaring((10, 10**7), "<f4"), ["10,000,000 values per sample",
+                                                                     "at most 65,536"], {}),
+    "an npz of huge class names": (_npz_declaring((10, 4), "<f4", classes=((2,), "<U1000000")),
+                                   ["classes has shape (2,)", "at most 1000 characters"], {}),
+    "an npz with a 4 GiB header": (_npz_header_of(2**32 - 1), ["a header of 4,294,967,295 bytes", "10,000"], {}),
+    "an npz of 3,000 members": (_many_members, ["a zip directory of", "at most 65,536 bytes"], {}),
+    "a CSV of a million rows": (_rows(1_000_000), ["more than 1,000 rows", "at most 1,000"], {"MAX_SAMPLES": 1000}),
+    "a CSV of one 40 MB record": (lambda p: (p / "big.csv").write_text("text,label\n" + "a," * 20_000_000)
+                                  and p / "big.csv", ["line 2: a record of more than 1,000,000 characters"], {}),
+    "a link inside a class folder": (_linked_image, ["cat/zz.png cannot be read (a symbolic link"], {}),
+    "a linked class folder": (_linked_class, ["'owl' is a symbolic link"], {}),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_file_is_refused_before_it_takes_the_memory_it_declares(case, runs, tmp_path, monkeypatch):
+    make, phrases, limits = HOSTILE[case]
+    for name, value in limits.items():
+        monkeypatch.setattr(userdata, name, value)
+    path = make(tmp_path)
+    before = tree(runs)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetRefused) as refused:
+            read_user_dataset(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(phrase in str(refused.value) for phrase in phrases), str(refused.value)
+    assert peak < PEAK, f"{peak:,} bytes held"
+    assert tree(runs) == before
+
+
+def _refusal_within(path, seconds=10.0) -> str:
+    """read_user_dataset(path)'s refusal, run in a thread: a read that blocks fails the test, never hangs it."""
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(_refusal(path)), daemon=True)
+    start = time.monotonic()
+    reader.start()
+    reader.join(seconds)
+    if reader.is_alive():  # unblock the reader (a writer opens the FIFO), then fail
+        os.close(os.open(path if path.suffix else path / "cat" / "zz.png", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"reading {path} still blocked after {time.monotonic() - start:.0f} s")
+    return outcome[0]
+
+
+def _refusal(path) -> str:
+    try:
+        read_user_dataset(path)
+    except DatasetRefused as refused:
+        return str(refused)
+    return "imported"
+
+
+def test_a_fifo_named_like_an_image_or_a_csv_is_refused_at_once(runs, tmp_path):
+    folder = image_folder(tmp_path / "pets")
+    os.mkfifo(folder / "cat" / "zz.png")
+    assert "cat/zz.png cannot be read (a FIFO" in _refusal_within(folder)
+    os.mkfifo(tmp_path / "data.csv")
+    assert "cannot be read (a FIFO" in _refusal_within(tmp_path / "data.csv")

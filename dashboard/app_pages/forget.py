@@ -1,16 +1,19 @@
 """Forget: pick samples, see what they would make each method retrain and what it would cost, run the
-request while the constituents x steps grid shows only the affected parts move, then read the
-evidence of forgetting (each sample's membership p-values), the measured cost and accuracy, and
-verify the result is exact."""
+request while the constituents x steps grid shows only the affected parts move (a full retrain, when
+asked, in a panel of its own below), then read the evidence of forgetting (each sample's membership
+p-values), the measured cost and accuracy, and verify the result is exact against a from-scratch reference
+(its own panel, under the results: the request's grid stays on screen)."""
 
 import streamlit as st
 
 from dashboard.forget import parts
 from dashboard.shared import components, grid, state
+from dashboard.shared.jobs import SUCCEEDED, Job
 from purge_engine import (
     METHODS,
     Experiment,
     RequestPlan,
+    job_sample_steps,
     manifest_path,
     plan_request,
     recipes,
@@ -38,7 +41,7 @@ def run_request(exp: Experiment, request: RequestPlan) -> None:
 def verify_button(exp: Experiment, request_id: int) -> None:
     run_dir = exp.store.root
     reason = components.busy_reason(run_dir)
-    if st.button("Verify: retrain the affected constituents from scratch and compare", key=state.VERIFY,
+    if st.button("Verify: train a from-scratch reference and compare", key=state.VERIFY,
                  disabled=reason is not None, help=reason, icon=":material/fact_check:"):
         executor = state.job_executor()  # None: the run's own path, which the reference trains on (verify.py)
 
@@ -46,18 +49,40 @@ def verify_button(exp: Experiment, request_id: int) -> None:
             return recipes.verify(run_dir, choices=state.job_choices(executor), on_event=on_event,
                                   should_stop=should_stop)
 
-        if components.start_job(run_dir, "verify", f"Verifying request {request_id}", work):
+        if components.start_job(run_dir, "verify", f"Verifying request {request_id} against a from-scratch reference",
+                                work):
             st.rerun()
 
 
-def latest_results(exp: Experiment) -> None:
-    """The latest request, from the ledger: its results, the Verify button, how to reproduce it."""
+def verification(exp: Experiment, record: dict, job: Job | None) -> None:
+    """The Verify button, its verdict right under it (where the viewport is when it is clicked) and the
+    reference's own progress below: a from-scratch run of everything, never drawn over the request's grid."""
+    request_id, roles = record["request_id"], ["teacher", *record["methods"]]
+    steps = job_sample_steps(exp.plan, record["methods"])
+    with st.container(key=state.VERIFICATION):
+        st.subheader("Verification")
+        st.caption(f"Verify trains a from-scratch reference: every constituent from its seeded initialisation, on "
+                   f"the data rebuilt without every forgotten sample ({steps:,} sample-steps, as much as training "
+                   "the whole run), then compares each parameter of this run with it (`torch.equal`). It checks "
+                   "the request; it is not part of its cost.")
+        verify_button(exp, request_id)
+        if job is None or not job.snapshot().running:
+            parts.verdict(record)
+        if job is not None:
+            components.job_view(job, grid.grid_shape(exp.plan, roles), grid_key=state.VERIFY_GRID)
+
+
+def latest_results(exp: Experiment, verify_job: Job | None) -> None:
+    """The latest request, from the ledger: its results, its verification, how to reproduce it."""
     request_id = exp.latest_request()
     if request_id is None:
         return
     record = exp.ledger.record(request_id)
     parts.results(record, training_cost(exp.plan), report(exp, request_id, top=0), exp.bundle)
-    verify_button(exp, request_id)
+    if verify_job is not None:  # a verification of an earlier request is not this one's
+        snap = verify_job.snapshot()
+        verify_job = None if snap.status == SUCCEEDED and snap.result["request_id"] != request_id else verify_job
+    verification(exp, record, verify_job)
     earlier = [exp.ledger.record(r)["sample_ids"] for r in range(1, request_id)]
     parts.reproduce(exp.config, exp.store.root, record, earlier)
 
@@ -143,7 +168,9 @@ if st.button(f"Forget {len(ids)} sample{'s' * (len(ids) != 1)}", key=state.FORGE
     run_request(exp, request)
 if reason:
     st.caption(reason)
-if job is not None:
-    components.job_view(job, grid.grid_shape(exp.plan, ["teacher", *methods]))
-if job is None or not job.snapshot().running:
-    latest_results(exp)
+# The request's own job (its grid and, when asked, the full retrain's), also while a verification is shown.
+served = job if job is not None and job.kind == "forget" else state.request_job(run_dir, exp.latest_request())
+if served is not None:
+    components.job_view(served, grid.grid_shape(exp.plan, ["teacher", *methods]))
+if served is None or not served.snapshot().running:
+    latest_results(exp, job if job is not None and job.kind == "verify" else None)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.shared import cost
 from dashboard.shared.figures import ROLE_COLOURS
 from purge_engine import title
 
@@ -16,7 +17,8 @@ ROLE_MARKERS = {"teacher": "x", "purge": "circle", "single_teacher": "triangle-u
 
 
 def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
-    """Cumulative cost over the request history, one line per method.
+    """Cumulative cost over the request history, one line per row of the cost tables (cost.py): teacher
+    retraining, each method's students, the full retrain.
 
     frame: compare_views.cumulative_cost_frame (long: request, method (role id), unit, cumulative, estimated).
     unit: "sample_steps" or "seconds". A request whose value is estimated (full-retrain seconds that
@@ -27,7 +29,7 @@ def cumulative_cost_figure(frame: pd.DataFrame, unit: str) -> go.Figure:
     for order, method in enumerate(methods):
         rows = part[part["method"] == method]
         estimated = rows["estimated"].to_numpy(dtype=bool)
-        name = title(method, "short")
+        name = cost.row_title(method)  # "PURGE students": a method's line counts its students only
         # Lines drawn earlier are wider and their markers larger: where two methods cost the same, the
         # later one sits inside the earlier one's halo instead of hiding it.
         width, size = 2 + 2.5 * (len(methods) - 1 - order), 7 + 4 * (len(methods) - 1 - order)

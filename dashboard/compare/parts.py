@@ -11,8 +11,8 @@ import streamlit as st
 
 from dashboard.compare import figures
 from dashboard.compare import views as compare_views
+from dashboard.shared import cost
 from dashboard.shared.components import NUMBERS
-from purge_engine import title
 
 UNIT = "compare_unit"  # radio: sample-steps or seconds
 CERTIFICATE_REQUEST = "certificate_request"
@@ -24,30 +24,25 @@ SECONDS = st.column_config.NumberColumn(format="%.2f")
 
 
 def headline(cumulative, records) -> None:
-    totals = compare_views.cost_totals(cumulative)["Sample-steps"]  # indexed by role id
+    """Requests served, samples forgotten, and the two ratios (cost.py), each divided out of the totals
+    table drawn under them (cost_view)."""
+    totals = compare_views.totals_of(compare_views.cost_totals(cumulative))
     forgotten = sum(len(r.get("sample_ids", [])) for r in records if r.get("status") == "done")
-    columns = st.columns(4)
+    columns = st.columns([1, 1, 2, 2])
     columns[0].metric("Requests served", sum(r.get("status") == "done" for r in records))
     columns[1].metric("Samples forgotten", f"{forgotten:,}")
-    purge, full = totals.get(compare_views.PURGE), totals.get(compare_views.FULL)
-    ratio = full / purge if purge and full == full and purge == purge else None  # NaN: a method not run
-    columns[2].metric(f"{title(compare_views.FULL, 'short')} ÷ {title(compare_views.PURGE, 'short')}",
-                      "–" if ratio is None else f"{ratio:.2f}×",
-                      help="Cumulative sample-steps of retraining everything after each request over PURGE's "
-                           "(its teacher retraining included).")
-    advantage = compare_views.cumulative_advantage(records)
-    columns[3].metric("PURGE's advantage", "–" if advantage is None else f"{advantage:.2f}×",
-                      help="Baseline student sample-steps ÷ PURGE students' over every request served, the ratio "
-                           "the Forget page shows per request. Teacher retraining, the same for both, is left out.")
+    for column, metric in zip(columns[2:], (cost.full_ratio_metric(totals), cost.advantage_metric(totals)),
+                              strict=True):
+        column.metric(metric["label"], metric["value"], help=metric["help"] + " Summed over every request served.")
 
 
 def cost_view(cumulative) -> None:
     st.subheader("Cumulative cost")
     unit = st.radio("Unit", list(UNIT_TITLES), format_func=UNIT_TITLES.get, horizontal=True, key=UNIT)
     st.plotly_chart(figures.cumulative_cost_figure(cumulative, unit), key="compare_cost_chart")
-    note = ("PURGE = teacher retraining + PURGE students; baseline = the same teacher retraining + baseline "
-            "students; full retrain = every teacher and every PURGE student from scratch, counted exactly "
-            "from the plan.")
+    note = ("Teacher retraining is its own line, the same for both methods; PURGE and the baseline count their "
+            "students only; full retrain = every teacher and every PURGE student from scratch, counted exactly "
+            "from the plan. The ratios above divide these totals.")
     if unit == "seconds" and cumulative.loc[cumulative["unit"] == "seconds", "estimated"].any():
         note += (f" Dashed line: open markers are full-retrain seconds {compare_views.ESTIMATE_NOTE} (no full "
                  "retrain was run for those requests; filled ones were measured). Tick *Also retrain everything "
@@ -88,7 +83,7 @@ def ledger_view(frame, ledger, run_name: str) -> None:
         st.error(f"Hash chain broken: {detail}.", icon=":material/link_off:")
     st.dataframe(frame, hide_index=True, column_config={
         **{c: NUMBERS for c in compare_views.INT_COLUMNS},
-        "Seconds (teacher + PURGE)": SECONDS, "Seconds (teacher + baseline)": SECONDS})
+        **dict.fromkeys(compare_views.SECONDS_COLUMNS.values(), SECONDS)})
     st.caption("Steps are 1-based; sample ids as in the train pool. Sample-steps are measured; *predicted* is what "
                "the plan said before the request ran. Pending: journaled, but its process died before it finished "
                "(finish it on the Forget page).")

@@ -14,12 +14,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from dashboard.shared import evidence
-from purge_engine import METHODS, advantage, title
+from dashboard.shared import cost, evidence
+from purge_engine import METHODS, title
 
 ROLE_ORDER = ("teacher", *METHODS)
 
-PURGE, BASELINE, FULL = "purge", "baseline", "full_retrain"  # the cost lines, keyed by role id
+TEACHER, PURGE, BASELINE, FULL = "teacher", "purge", "baseline", "full_retrain"  # the cost lines, keyed by role id
+LINES = (TEACHER, PURGE, BASELINE, FULL)
 
 ESTIMATE_NOTE = "estimated from this run's measured seconds per sample-step"
 MAX_IDS_SHOWN = 8
@@ -95,25 +96,24 @@ def _sample_steps(record: dict, role: str) -> int | None:
     return None if cost is None else int(cost["sample_steps"])
 
 
-def _seconds(record: dict, method: str) -> float | None:
-    cost = record.get("cost", {})
-    if "teacher" not in cost or method not in cost:
-        return None
-    return float(cost["teacher"]["seconds"] + cost[method]["seconds"])
+def _seconds(record: dict, role: str) -> float | None:
+    measured = record.get("cost", {}).get(role)
+    return None if measured is None else float(measured["seconds"])
 
 
+SECONDS_COLUMNS = {role: f"{title(role, 'short')} seconds" for role in (TEACHER, PURGE, BASELINE)}
 LEDGER_COLUMNS = (
     "Request", "Status", "Verified", "Samples", "Side", "Teachers retrained",
     *(f"{title(m, 'short')} students" for m in METHODS),
     *(f"{title(r, 'short')} sample-steps" for r in ROLE_ORDER),
-    "Predicted (teacher + PURGE)", "Full retrain (predicted)",
-    "Seconds (teacher + PURGE)", "Seconds (teacher + baseline)", "Time")
-INT_COLUMNS = (*(f"{title(r, 'short')} sample-steps" for r in ROLE_ORDER),
-               "Predicted (teacher + PURGE)", "Full retrain (predicted)")
+    "PURGE predicted", "Full retrain (predicted)", *SECONDS_COLUMNS.values(), "Time")
+INT_COLUMNS = (*(f"{title(r, 'short')} sample-steps" for r in ROLE_ORDER), "PURGE predicted",
+               "Full retrain (predicted)")
 
 
 def ledger_row(record: dict, locations: dict | None = None, running_request: int | None = None) -> dict:
-    """One request as a row of the ledger table (sample-steps measured; students per method)."""
+    """One request as a row of the ledger table: per role, what it retrained and its measured sample-steps and
+    seconds, a method's students only (cost.py); PURGE's students as predicted; the full retrain's prediction."""
     predicted = record.get("predicted", {})
     row = {"Request": int(record["request_id"]),
            "Time": str(record.get("started_at", "")).replace("T", " ").replace("+00:00", " UTC"),
@@ -127,10 +127,10 @@ def ledger_row(record: dict, locations: dict | None = None, running_request: int
     for role in ROLE_ORDER:
         row[f"{title(role, 'short')} sample-steps"] = _sample_steps(record, role)
     if predicted:
-        row["Predicted (teacher + PURGE)"] = predicted["teacher"]["sample_steps"] + predicted["purge"]["sample_steps"]
+        row["PURGE predicted"] = predicted["purge"]["sample_steps"]
         row["Full retrain (predicted)"] = predicted["full_retrain"]["sample_steps"]
-    row["Seconds (teacher + PURGE)"] = _seconds(record, "purge")
-    row["Seconds (teacher + baseline)"] = _seconds(record, "baseline")
+    for role, column in SECONDS_COLUMNS.items():
+        row[column] = _seconds(record, role)
     row["Verified"] = verified_text(record)
     row["Status"] = status_text(record, running_request)
     return row
@@ -142,7 +142,7 @@ def ledger_frame(records: list[dict], locations: dict | None = None,
     frame = pd.DataFrame([ledger_row(r, locations, running_request) for r in records], columns=list(LEDGER_COLUMNS))
     for column in INT_COLUMNS:
         frame[column] = frame[column].astype("Int64")
-    for column in ("Seconds (teacher + PURGE)", "Seconds (teacher + baseline)"):
+    for column in SECONDS_COLUMNS.values():
         frame[column] = frame[column].astype("Float64")
     if locations is None:
         frame = frame.drop(columns=["Side"])
@@ -164,23 +164,22 @@ def seconds_per_sample_step(records: list[dict]) -> float:
 
 
 def request_costs(records: list[dict]) -> pd.DataFrame:
-    """Per finished request: sample-steps and seconds of PURGE (teacher + PURGE students), the
-    baseline (teacher + baseline students) and a full retrain, in request order.
+    """Per finished request: sample-steps and seconds of the teacher retraining, the PURGE students, the
+    baseline students (each method's students only, cost.py) and a full retrain, in request order.
 
-    Columns: request, method (role id: PURGE, BASELINE, FULL), unit ("sample_steps" or "seconds"), value,
-    estimated. Full-retrain
-    sample-steps are counted from the plan (exact) unless a full retrain was run and measured; its
-    seconds are measured when it was run, else estimated (estimated=True) at seconds_per_sample_step.
+    Columns: request, method (role id: TEACHER, PURGE, BASELINE, FULL), unit ("sample_steps" or "seconds"),
+    value, estimated. Full-retrain sample-steps are counted from the plan (exact) unless a full retrain was
+    run and measured; its seconds are measured when it was run, else estimated (estimated=True) at
+    seconds_per_sample_step.
     A method the request did not run has value NaN."""
     rate = seconds_per_sample_step(records)
     rows = []
     for record in (r for r in records if r.get("status") == "done"):
         request = int(record["request_id"])
-        for method in (PURGE, BASELINE):
-            steps = [_sample_steps(record, "teacher"), _sample_steps(record, method)]
-            rows.append((request, method, "sample_steps", math.nan if None in steps else float(sum(steps)), False))
-            seconds = _seconds(record, method)
-            rows.append((request, method, "seconds", math.nan if seconds is None else seconds, False))
+        for role in (TEACHER, PURGE, BASELINE):
+            steps, seconds = _sample_steps(record, role), _seconds(record, role)
+            rows.append((request, role, "sample_steps", math.nan if steps is None else float(steps), False))
+            rows.append((request, role, "seconds", math.nan if seconds is None else seconds, False))
         full = record.get("full_retrain")
         if full:
             rows += [(request, FULL, "sample_steps", float(full["sample_steps"]), False),
@@ -213,14 +212,15 @@ def cumulative_cost_frame(records: list[dict]) -> pd.DataFrame:
 def cost_totals(frame: pd.DataFrame) -> pd.DataFrame:
     """The last cumulative value per method and unit: a small table beside the chart.
 
-    Rows: methods, indexed by role id (PURGE, BASELINE, FULL); columns: Method (its title), Sample-steps,
-    Seconds, Seconds estimated (the total includes an estimate)."""
+    Rows: indexed by role id (LINES), titled as every cost table titles them (cost.row_title); columns:
+    Method, Sample-steps, Seconds, Seconds estimated (the total includes an estimate). The headline's ratios
+    are computed from these totals (totals_of)."""
     last = frame.sort_values("request").groupby(["method", "unit"], sort=False).tail(1)
     table = last.pivot(index="method", columns="unit", values="cumulative")
     estimated = last[last["unit"] == "seconds"].set_index("method")["cumulative_estimated"]
-    order = [m for m in (PURGE, BASELINE, FULL) if m in table.index]
+    order = [m for m in LINES if m in table.index]
     table = table.reindex(order)
-    return pd.DataFrame({"Method": [title(m, "short") for m in order],
+    return pd.DataFrame({"Method": [cost.row_title(m) for m in order],
                          "Sample-steps": table.get("sample_steps", pd.Series(dtype=float)).values,
                          "Seconds": table.get("seconds", pd.Series(dtype=float)).values,
                          "Seconds estimated": [bool(estimated.get(m, False)) for m in order]},
@@ -303,10 +303,6 @@ def evidence_frame(records: list[dict], reports: dict[int, dict]) -> pd.DataFram
     return frame
 
 
-def cumulative_advantage(records: list[dict]) -> float | None:
-    """PURGE's advantage over every served request together: the baseline students' sample-steps summed
-    over the requests ÷ PURGE's students' (each request's predicted cost, which its measured work equals)."""
-    done = [r for r in records if r.get("status") == "done" and "baseline" in r.get("methods", ())
-            and "purge" in r.get("methods", ())]
-    total = {m: {"sample_steps": sum(r["predicted"][m]["sample_steps"] for r in done)} for m in ("purge", "baseline")}
-    return advantage.advantage(total)
+def totals_of(totals: pd.DataFrame, unit: str = "Sample-steps") -> dict:
+    """cost_totals as {role: {"sample_steps": total}}, what the headline's ratios (cost.py) divide."""
+    return {role: {"sample_steps": float(value)} for role, value in totals[unit].items()}

@@ -13,6 +13,7 @@ from dashboard.forget import figures as forget_figures
 from dashboard.forget import views as forget_views
 from dashboard.shared import components, evidence, figures, grid, state, views
 from dashboard.shared.components import NUMBERS
+from dashboard.shared.cost import COST_CAPTION, cost_frame, drawn
 from purge_engine import (
     manifest_path,
     memorisation,
@@ -139,18 +140,15 @@ def preview(plan, request, methods: list[str]) -> None:
     """What each method retrains for the selection and what it will cost (request: plan_request's)."""
     describe, scope, cost = plan.describe(), request.scope, request.predicted
     st.subheader("Blast radius")
-    headline(cost, training_cost(plan), request.why, "advantage_preview")
+    headline(drawn(cost, methods), training_cost(plan), request.why, "advantage_preview")
     st.markdown("\n".join(f"- {line}" for line in forget_views.scope_summary(describe, scope.to_dict(), methods)))
     st.plotly_chart(figures.mapping_graph(describe, affected=scope.to_dict()), key="blast_radius")
     st.caption("Planned steps per constituent: kept (·), restored from its checkpoint (↺), retrained (↻).")
     st.html(grid.retrain_grid_html(grid.grid_shape(plan, ["teacher", *methods]),
                                    grid.planned_cells(plan, scope, ["teacher", *methods])))
-    st.dataframe(views.cost_table({k: v for k, v in cost.items() if k in ("teacher", *methods, "full_retrain")},
-                                  "retraining"),
-                 hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
-    st.caption("Predicted from the plan, exactly: sample-steps = samples × epochs each retrained step trains on. "
-               "Teacher retraining is shared by every student method; full retrain = every teacher and every "
-               "PURGE student from scratch on the reduced data.")
+    st.dataframe(cost_frame(cost, methods), hide_index=True,
+                 column_config={"Predicted sample-steps": NUMBERS, "Label forward passes": NUMBERS})
+    st.caption("Predicted from the plan, exactly. " + COST_CAPTION)
 
 
 def headline(cost: dict, training: dict, sentence: str | None, key: str) -> None:
@@ -165,7 +163,8 @@ def headline(cost: dict, training: dict, sentence: str | None, key: str) -> None
 # -- the latest request's results ---------------------------------------------------------------------
 def results(record: dict, training: dict, evidence: dict | None = None, bundle=None) -> None:
     """A served request from the ledger (so it survives a restart): its evidence of forgetting first, then
-    cost, accuracy, verdict. training: plan.training_cost of the run, for the retrained shares; evidence:
+    cost, accuracy and the run with and without the samples (the verdict is drawn under the Verify button:
+    verdict()). training: plan.training_cost of the run, for the retrained shares; evidence:
     purge_engine.audit.report of the request (None: left out); bundle: the run's data, for the pictures."""
     st.header(f"Request {record['request_id']}: results")
     st.caption(f"Forgot {len(record['sample_ids'])} sample(s): {forget_views.id_list(record['sample_ids'])} · "
@@ -174,16 +173,22 @@ def results(record: dict, training: dict, evidence: dict | None = None, bundle=N
         evidence_parts.evidence_panel(evidence, bundle)
     st.subheader("Cost and accuracy")
     if record.get("status") == "done":
-        headline(record["predicted"], training, (record.get("advantage") or {}).get("why"), "advantage_results")
+        headline(drawn(record["predicted"], record["methods"]), training, (record.get("advantage") or {}).get("why"),
+                 "advantage_results")
     st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
-    st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps.")
+    st.caption("Measured sample-steps equal the predicted ones: the engine retrained exactly the planned steps. "
+               + COST_CAPTION)
     st.markdown("**Accuracy (%) before and after**")
     st.dataframe(forget_views.accuracy_table(record), hide_index=True)
     membership(record)
+    with_without(record)
+
+
+def verdict(record: dict) -> None:
+    """The request's exactness verdict from the ledger: "**Exact.** <what was compared>", green when exact."""
     word, sentence = views.verdict(record)
     box = {"exact": st.success, "differs": st.error, "not claimed": st.warning}.get(word, st.info)
     box(f"**{word.capitalize()}.** {sentence}", icon=VERDICT_ICONS[word])
-    with_without(record)
 
 
 def with_without(record: dict) -> None:

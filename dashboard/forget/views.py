@@ -14,7 +14,8 @@ from dataclasses import astuple
 import numpy as np
 import pandas as pd
 
-from purge_engine import METHODS, ConstituentName, advantage, constituent_label, title
+from dashboard.shared import cost
+from purge_engine import METHODS, ConstituentName, constituent_label, title
 
 
 # -- the selection ---------------------------------------------------------------------------------
@@ -111,23 +112,23 @@ BIT_IDENTICAL, RETRAINED = "bit-identical", "retrained"
 
 def advantage_headline(predicted: dict, training: dict) -> list[dict]:
     """Metrics for a headline: the share of its own from-scratch training each method retrains on this
-    request (`predicted`: plan.predicted_cost; `training`: plan.training_cost), then PURGE's advantage.
-    Each: {"label", "value", "help"}."""
-    def share(role: str, whole: str | None = None) -> float:
-        total = training[whole or role]["sample_steps"]
-        return predicted[role]["sample_steps"] / total if total else 0.0
+    request, then PURGE's advantage (cost.advantage_metric: the ratio of the PURGE and baseline students'
+    rows of the table drawn under it). predicted: plan.predicted_cost cut to that table's rows (cost.drawn);
+    training: plan.training_cost. Each: {"label", "value", "help"}."""
+    def share(role: str) -> str:
+        if role not in predicted:
+            return "not run"
+        total = training[role]["sample_steps"]
+        return f"{predicted[role]['sample_steps'] / total if total else 0.0:.0%}"
 
-    value = advantage.advantage(predicted)
-    teacher = share("teacher")
+    metric = cost.advantage_metric(predicted)
     return [
-        {"label": "PURGE retrains", "value": f"{share('purge'):.0%}",
+        {"label": "PURGE retrains", "value": share("purge"),
          "help": "of the PURGE students' training, in sample-steps (samples x epochs)"},
-        {"label": "Baseline (SISA) retrains", "value": f"{share('baseline'):.0%}",
+        {"label": "Baseline (SISA) retrains", "value": share("baseline"),
          "help": "of the baseline students' training: each of its labels came from the whole ensemble"},
         {"label": "Full retrain", "value": "100%", "help": "every teacher and every student from scratch"},
-        {"label": "PURGE's advantage", "value": "–" if value is None else f"{value:.2f}×",
-         "help": ("baseline student sample-steps ÷ PURGE students' sample-steps for this request. Teacher "
-                  f"retraining ({teacher:.0%} of the teachers' training) is the same for both and left out.")},
+        {**metric, "help": f"{metric['help']} Here the teachers retrain {share('teacher')} of their training."},
     ]
 
 

@@ -82,6 +82,15 @@ def request_for(exp, sample_id: int) -> dict | None:
     return None
 
 
+def priced_apart(plan: Plan, record: dict) -> bool:
+    """True when a served lesson request's cost differs from its price on the pristine plan (step 3 prices the
+    teacher-side sample there): an earlier request had forgotten other samples, and a request is priced on
+    the plan it is served on (predicted_cost counts the plan without every forgotten sample)."""
+    pristine = predicted_cost(plan, retrain_scope(plan, record["sample_ids"]))
+    return any(pristine[role]["sample_steps"] != record["predicted"][role]["sample_steps"]
+               for role in ("teacher", *record["methods"], "full_retrain"))
+
+
 def _steps(first: int, last: int) -> str:
     return f"step {first + 1}" if first == last else f"steps {first + 1}–{last + 1}"
 
@@ -168,15 +177,15 @@ def _q_labels(plan: Plan, *_) -> Question:
 
 
 def _q_teacher_side(plan: Plan, x: int, _y, scope_x, _sy) -> Question:
-    students = scope_x.students["purge"]
+    students = scope_x.students["purge"]  # what the cost table's "PURGE students" row counts, too
     (k, first), = students.items()
-    right = "1"
+    options = tuple(dict.fromkeys(("0", "1", str(plan.n_students))))
     return Question(
         f"Forget #{x} (Teacher {next(iter(scope_x.teachers)) + 1}'s shard). How many student constituents will "
-        "PURGE retrain?", ("0", "1", str(plan.n_students)) if plan.n_students > 1 else ("0", "1"),
-        right if len(students) == 1 else str(len(students)),
+        "PURGE retrain?", options, str(len(students)),
         f"Only Student {k + 1}, the one this teacher teaches, and only from {_steps(first, first)} on (the first "
-        "chunk this teacher labels); its earlier checkpoints are kept.")
+        "chunk this teacher labels); its earlier checkpoints are kept. The teacher itself retrains too, the same "
+        "for every method: the cost table counts it on its own row, not in PURGE's.")
 
 
 def _q_student_side(plan: Plan, _x, y: int, _sx, scope_y) -> Question:
@@ -196,8 +205,8 @@ def _q_student_side(plan: Plan, _x, y: int, _sx, scope_y) -> Question:
 def _q_exact(*_) -> Question:
     right = "Bit for bit equal"
     return Question(
-        "Verification retrains the affected constituents from scratch, without the forgotten samples, with the "
-        "same seeds. Compared with the unlearned models, their parameters will be…",
+        "Verification trains every constituent from scratch, without the forgotten samples, with the same "
+        "seeds. Compared with the unlearned models, their parameters will be…",
         (right, "Close (within 1e-6)", "Different, but just as accurate"), right,
         "Every random choice comes from the seed and the position (constituent, slice, epoch), and a retrain "
         "replays exactly the steps a from-scratch run would take, so the parameters are identical.")

@@ -118,8 +118,7 @@ def planned_grid(plan, scope, roles) -> None:
 def verdict_box(record: dict) -> None:
     """A request's exactness verdict: green when exact."""
     word, sentence = views.verdict(record)
-    lead = word.capitalize()
-    (st.success if word == "exact" else st.info)(f"**{lead}.** {sentence.removeprefix(lead + ': ')}")
+    (st.success if word == "exact" else st.info)(f"**{word.capitalize()}.** {sentence}")
 
 
 def accuracy_metrics(accuracy: dict) -> None:

@@ -19,7 +19,7 @@ from dashboard.learn.parts import (
     planned_grid,
     verdict_box,
 )
-from dashboard.shared import components, figures, views
+from dashboard.shared import components, cost, figures, views
 from dashboard.shared.components import NUMBERS
 from purge_engine import METHODS, planted_labels, predicted_cost, retrain_scope, teacher_label, title
 
@@ -65,9 +65,20 @@ def step_baseline(exp, plan, bundle, samples, work: LessonWork) -> None:
         return
     scope = retrain_scope(plan, [samples["teacher_side"]])
     planned_grid(plan, scope, ["teacher", "purge", "baseline"])
-    cost = predicted_cost(plan, scope)
-    st.dataframe(views.cost_table({k: cost[k] for k in ("teacher", "purge", "baseline", "full_retrain")}),
-                 hide_index=True, column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
+    cost_view(predicted_cost(plan, scope), ("purge", "baseline"))
+
+
+def cost_view(predicted: dict, methods, record: dict | None = None) -> None:
+    """PURGE's advantage over the cost table drawn under it (cost.py: the rows the Forget page draws):
+    predicted from the plan, or a served request's record (predicted beside measured)."""
+    metric = cost.advantage_metric(cost.drawn(predicted, methods))
+    st.metric(metric["label"], metric["value"], help=metric["help"])
+    if record is None:
+        st.dataframe(cost.cost_frame(predicted, methods), hide_index=True,
+                     column_config={"Predicted sample-steps": NUMBERS, "Label forward passes": NUMBERS})
+    else:
+        st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
+    st.caption(cost.COST_CAPTION)
 
 
 def step_mapping(exp, plan, bundle, samples, work: LessonWork) -> None:
@@ -114,7 +125,11 @@ def deletion_step(exp, plan, bundle, sample_id: int, lead: str, step: int, work:
     action(f"Forget #{sample_id}", "forget", work.forget([sample_id]), reason)
     job_progress(plan, roles)
     if record is not None:
-        st.dataframe(views.shown_cost_table(views.request_cost_table(record)), hide_index=True)
+        cost_view(record["predicted"], record["methods"], record)
+        if sample_id == lesson.lesson_samples(plan)["teacher_side"] and lesson.priced_apart(plan, record):
+            st.caption(f"Priced on the lesson run as it stood when #{sample_id} was forgotten: an earlier request "
+                       "(step 7's) had already forgotten another sample, so these numbers differ from step 3's, "
+                       f"which prices #{sample_id} on the untouched plan.")
 
 
 def step_teacher_side(exp, plan, bundle, samples, work: LessonWork) -> None:
@@ -131,9 +146,10 @@ def step_student_side(exp, plan, bundle, samples, work: LessonWork) -> None:
 
 def step_exact(exp, plan, bundle, samples, work: LessonWork) -> None:
     st.markdown(
-        "Is the unlearned model really the model we would have had without those samples? The engine "
-        "retrains the affected constituents from scratch on the reduced data, with the same seeds, and "
-        "compares every parameter with `torch.equal`.")
+        "Is the unlearned model really the model we would have had without those samples? Verify trains a "
+        "from-scratch reference: every constituent, from its seeded initialisation, on the data rebuilt without "
+        "the forgotten samples, with the same seeds (as much work as training the whole run again), and "
+        "compares every parameter of the unlearned run with it using `torch.equal`.")
     latest = exp.latest_request() if exp is not None else None
     action("Verify the latest request", "verify", work.verify,
            None if latest else "Forget a sample first (step 6 or 7).")
@@ -221,7 +237,7 @@ def three_ways(report: dict, plan, ids: list[int]) -> None:
         with column.container(border=True):
             st.markdown(f"**{way.name}**")
             st.metric(f"Canaries left on {way.where}", evidence.percent(way.left))
-            st.metric("Sample-steps", f"{way.sample_steps:,}")
+            st.metric("Sample-steps, teacher retraining included", f"{way.sample_steps:,}")
             st.caption(f"Retrains {way.retrains}.")
 
 

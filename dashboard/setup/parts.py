@@ -11,6 +11,7 @@ from dashboard.setup import share, upload_parts
 from dashboard.setup import views as setup_views
 from dashboard.shared import state, views
 from dashboard.shared.components import NUMBERS
+from dashboard.shared.cost import training_table
 from dashboard.shared.fields import choice_kwargs, number_kwargs, widget_help
 from purge_engine import (
     AUTO_LANES,
@@ -185,7 +186,7 @@ def plan_view(describe: dict, warnings: list[str], cost: dict, storage: dict) ->
     st.caption("Passes over shard = the work each constituent's steps add up to, in passes over its whole shard "
                "(step m sees m of its slices); SISA's rule keeps it at the epoch budget unless steps outnumber it.")
     st.subheader("Predicted cost of training from scratch")
-    st.dataframe(views.cost_table(cost), hide_index=True,
+    st.dataframe(training_table(cost), hide_index=True,
                  column_config={"Sample-steps": NUMBERS, "Label forward passes": NUMBERS})
     st.caption("Sample-steps = samples × epochs trained; label forward passes = samples × teachers asked for a "
                "soft label. Teacher training is the same for every student method. Full retrain = every teacher "

@@ -49,7 +49,8 @@ def upload_controls(bar) -> None:
                               "0..K-1. Checked before anything is stored; named by its content hash.")
         st.file_uploader("Or a folder of images, one subfolder per class", key=UPLOAD_FOLDER,
                          accept_multiple_files="directory", on_change=import_upload, args=(UPLOAD_FOLDER,),
-                         help="PNG or JPEG, all the same size; folder/<class>/<image>.")
+                         help=f"PNG or JPEG, all the same size, at most {userdata.MAX_SIDE} pixels a side; "
+                              "folder/<class>/<image>.")
         kind, sentence = st.session_state.get(UPLOAD_RESULT, (None, ""))
         if kind == "error":
             st.error(sentence, icon=":material/error:")

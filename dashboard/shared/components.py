@@ -13,8 +13,16 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.shared import grid, state, views
-from dashboard.shared.jobs import CANCELLED, FAILED, Job, JobBusy, Snapshot
-from purge_engine import DATASETS, CheckpointError, Experiment, device_label, recipes
+from dashboard.shared.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobBusy, Snapshot
+from purge_engine import (
+    DATASETS,
+    FULL_RETRAIN_METHODS,
+    CheckpointError,
+    Experiment,
+    device_label,
+    recipes,
+    title,
+)
 
 POLL_S = 0.5  # how often a page polls a running job's snapshot
 NO_RUN = "— none —"
@@ -207,13 +215,16 @@ def busy_reason(run_dir) -> str | None:
     return None if job is None else f"Disabled: {job.title} is running on this run (one job per run at a time)."
 
 
-def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | None = None) -> None:
-    """A job's live progress: polled while it runs; once it ends, the page reruns to show the result."""
+def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | None = None,
+             grid_key: str = state.RETRAIN_GRID) -> None:
+    """A job's live progress: polled while it runs; once it ends, the page reruns to show the result.
+    shape: the grid's constituents and steps (grid.grid_shape); grid_key: its container's key. A full
+    retrain after a forget request is drawn in a panel of its own below (progress.Progress.full_retrain)."""
     if job.snapshot().running:
-        _poll(job, shape)
+        _poll(job, shape, grid_key)
         return
     snap = job.snapshot()
-    _draw_progress(snap, shape, live=False)
+    _draw_job(snap, shape, grid_key, live=False)
     if snap.status in (FAILED, CANCELLED):
         st.error(snap.error, icon=":material/error:") if snap.status == FAILED else st.warning(
             snap.error, icon=":material/block:")
@@ -224,27 +235,56 @@ def job_view(job: Job, shape: dict, draw_result: Callable[[Snapshot], None] | No
 
 
 @st.fragment(run_every=POLL_S)
-def _poll(job: Job, shape: dict) -> None:
+def _poll(job: Job, shape: dict, grid_key: str) -> None:
     snap = job.snapshot()
     if not snap.running:
         st.rerun()  # the whole page: its buttons and results depend on the job having ended
-    _draw_progress(snap, shape, live=True)
+    _draw_job(snap, shape, grid_key, live=True)
     st.button("Cancel", key=state.CANCEL, on_click=job.cancel, disabled=job.cancelling, icon=":material/stop:",
               help="Stops at the next step boundary; every finished step stays checkpointed.")
 
 
-def _draw_progress(snap: Snapshot, shape: dict, live: bool) -> None:
-    p = snap.progress
-    text = f"{snap.title}: {p.last}" if live else f"{snap.title}: {snap.status} in {snap.seconds:.1f} s"
-    st.progress(p.fraction if live else (1.0 if snap.status == "succeeded" else p.fraction), text=text)
+FULL_RETRAIN_TITLE = "Full retrain from scratch (for comparison)"
+FULL_RETRAIN_CAPTION = ("Every teacher and every {students} trained again from its seeded initialisation on the "
+                        "data without the samples: what unlearning avoids. Drawn apart from the request above, "
+                        "whose grid shows what the request itself kept and retrained.")
+
+
+def _draw_job(snap: Snapshot, shape: dict, grid_key: str, live: bool) -> None:
+    """The job's bar, counts and grid; after a full retrain began, the request's as it ended and the full
+    retrain's in its own panel, with its own bar and grid."""
+    p, full = snap.progress, snap.progress.full_retrain
+    ok = snap.status == SUCCEEDED
+    if full is None:
+        status = p.last if live else f"{snap.status} in {snap.seconds:.1f} s"
+        _draw_progress(p, f"{snap.title}: {status}", p.fraction if live or not ok else 1.0,
+                       snap.seconds, p.seconds_left(snap.seconds) if live else None, shape, grid_key)
+        return
+    seconds = snap.request_seconds  # the retraining's own seconds are the cost table's
+    _draw_progress(p, f"{snap.title}: done in {seconds:.1f} s, scoring and evidence included", 1.0, seconds, None,
+                   shape, grid_key)
+    seconds = snap.full_retrain_seconds
+    with st.container(key=state.FULL_RETRAIN_PANEL):
+        st.subheader(FULL_RETRAIN_TITLE)
+        st.caption(FULL_RETRAIN_CAPTION.format(students=" and ".join(title(m) for m in FULL_RETRAIN_METHODS)))
+        status = full.last if live else f"{snap.status} in {seconds:.1f} s"
+        _draw_progress(full, f"Full retrain: {status}", full.fraction if live or not ok else 1.0, seconds,
+                       full.seconds_left(seconds) if live else None,
+                       {key: n for key, n in shape.items() if key[0] in ("teacher", *FULL_RETRAIN_METHODS)},
+                       state.FULL_RETRAIN_GRID)
+
+
+def _draw_progress(p, text: str, fraction: float, seconds: float, left: float | None, shape: dict,
+                   grid_key: str) -> None:
+    """One fold (progress.Progress): its bar, what it trained and kept, and its constituents x steps grid."""
+    st.progress(fraction, text=text)
     counts = grid.grid_counts(p.cells)
     done = f"{p.sample_steps:,}" + (f" of {p.total_sample_steps:,} predicted" if p.total_sample_steps else "")
-    left = p.seconds_left(snap.seconds) if live else None
     st.caption(f"{done} sample-steps trained · steps kept: "
                f"{counts['kept']}, restored: {counts['restored']}, retrained: {counts['done']} · soft-label "
-               f"slices computed: {p.labelled}, reused: {p.label_reused} · {snap.seconds:.1f} s"
+               f"slices computed: {p.labelled}, reused: {p.label_reused} · {seconds:.1f} s"
                + ("" if left is None else f" · about {left:.0f} s left at this job's rate"))
-    with st.container(key=state.RETRAIN_GRID):
+    with st.container(key=grid_key):
         st.html(grid.retrain_grid_html(shape, p.cells, p.workers))
     if p.workers:  # steps an executor ran outside this process (Ray): say where
         workers = grid.worker_table(p.workers)

@@ -56,6 +56,7 @@ class Snapshot:
     started: float
     finished: float | None
     damaged: bool = False  # failed on a damaged file of the run (RunDamaged): check --repair rebuilds it
+    split: float | None = None  # when a forget job's full retrain began (progress.full_retrain): the request's end
 
     @property
     def running(self) -> bool:
@@ -64,6 +65,15 @@ class Snapshot:
     @property
     def seconds(self) -> float:
         return (self.finished or time.time()) - self.started
+
+    @property
+    def request_seconds(self) -> float:
+        """The job's own work: up to its full retrain, if it ran one (then the request had ended)."""
+        return self.seconds if self.split is None else self.split - self.started
+
+    @property
+    def full_retrain_seconds(self) -> float:
+        return 0.0 if self.split is None else (self.finished or time.time()) - self.split
 
 
 class Job:
@@ -78,7 +88,7 @@ class Job:
         self._stop = threading.Event()
         self._progress = Progress(total_sample_steps=total_sample_steps, count_reused=count_reused)
         self._status, self._result, self._error, self._damaged = RUNNING, None, None, False
-        self.started, self.finished = time.time(), None
+        self.started, self.finished, self._split = time.time(), None, None
         self._thread = threading.Thread(target=self._run, name=f"purge-job-{job_id}", daemon=True)
 
     def start(self) -> Job:
@@ -88,6 +98,8 @@ class Job:
     def _on_event(self, event: Event) -> None:
         with self._lock:
             self._progress.fold(event)
+            if self._split is None and self._progress.full_retrain is not None:
+                self._split = time.time()  # the request ended; its full retrain begins
 
     def _run(self) -> None:
         try:
@@ -121,7 +133,7 @@ class Job:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(self.job_id, self.run_dir, self.kind, self.title, self._status, self._progress.copy(),
-                            self._result, self._error, self.started, self.finished, self._damaged)
+                            self._result, self._error, self.started, self.finished, self._damaged, self._split)
 
 
 class JobRegistry:

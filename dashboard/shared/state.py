@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.shared.jobs import Job, JobRegistry, connect
+from dashboard.shared.jobs import SUCCEEDED, Job, JobRegistry, connect
 from purge_engine import (
     DEFAULT_RUNS_DIR,
     DatasetBundle,
@@ -89,6 +89,10 @@ EVIDENCE = "evidence"  # container of a request's evidence of forgetting (CSS cl
 GALLERY_PAGE = "gallery_page"
 SAMPLE_GRID = "sample_grid"  # container key: the browser sees CSS class st-key-sample_grid
 RETRAIN_GRID = "retrain_grid"  # container of the live constituents x steps grid
+FULL_RETRAIN_PANEL = "full_retrain_panel"  # a forget job's full retrain, drawn apart from the request
+FULL_RETRAIN_GRID = "full_retrain_grid"  # its grid
+VERIFICATION = "verification"  # Forget page: the Verify button, its verdict and its own progress
+VERIFY_GRID = "verify_grid"  # the from-scratch reference's grid, inside VERIFICATION
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
@@ -198,6 +202,18 @@ def current_job(run_dir: Path | None, kinds: tuple[str, ...] | None = None) -> J
     if job is not None and job.run_dir == str(run_dir.resolve()) and (kinds is None or job.kind in kinds):
         return job
     return None
+
+
+def request_job(run_dir: Path, request_id: int | None) -> Job | None:
+    """The forget job of this server that served request `request_id`, once it has succeeded (None when
+    another process, or this server before a restart, served it): the Forget page keeps its grid on screen
+    while a verification of the request runs and after."""
+    job = registry().latest(run_dir, kind="forget")
+    snap = None if job is None else job.snapshot()
+    if snap is None or snap.status != SUCCEEDED:
+        return None
+    served = snap.result if isinstance(snap.result, list) else [snap.result]  # finish_pending: several
+    return job if request_id in served else None
 
 
 def show_job(job: Job) -> None:

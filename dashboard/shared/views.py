@@ -12,12 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from dashboard.shared import cost
 from purge_engine import METHODS, student_label, teacher_label, teacher_names, title
 
 PAGE_SIZE = 24  # sample images per gallery page
 THUMB_PX = 160  # gallery images are upscaled to about this many pixels a side: their column width
 TEACHER_TITLE = title("teacher")  # kept for importers: vocabulary.title is the source
-COST_ROWS = ("teacher", "purge", "single_teacher", "baseline", "full_retrain")
 
 
 # -- names -----------------------------------------------------------------------
@@ -54,7 +54,7 @@ def teacher_table(describe: dict) -> pd.DataFrame:
                                        "Passes over shard", "Feeds"])
 
 
-# -- label composition and cost -------------------------------------------------------------------
+# -- label composition ---------------------------------------------------------------------------
 def label_composition_table(plan) -> pd.DataFrame:
     """One row per (student, chunk): whose softmax is averaged into its soft labels, per method.
 
@@ -79,21 +79,6 @@ def _mean_of(teachers) -> str:
     if len(teachers) == 1:
         return teacher_names(teachers)
     return f"{teacher_names(teachers)} (1/{len(teachers)} each)"
-
-
-def cost_table(cost: dict, form: str = "ensemble") -> pd.DataFrame:
-    """Rows of `training_cost(plan)` (or, with form "retraining", `predicted_cost`) with their
-    on-screen titles (vocabulary.title in that form).
-
-    Sample-steps = samples x epochs trained; label forward passes = samples x teachers asked
-    for a soft label.
-    """
-    rows = [{"Method": title(key, form),
-             "Sample-steps": int(cost[key]["sample_steps"]),
-             "Label forward passes": int(cost[key]["label_forwards"]),
-             "Constituents": int(cost[key]["constituents"])}
-            for key in COST_ROWS if key in cost]
-    return pd.DataFrame(rows, columns=["Method", "Sample-steps", "Label forward passes", "Constituents"])
 
 
 # -- the sample gallery ----------------------------------------------------------------
@@ -144,64 +129,27 @@ def upscale(images: np.ndarray, size: int = THUMB_PX) -> np.ndarray:
 
 # -- a forget request's cost and verdict (from its ledger record) ----------------------------------------------
 def request_cost_table(record: dict) -> pd.DataFrame:
-    """Per method: what it retrained, predicted and measured sample-steps and label passes, seconds.
-
-    A student method's row includes the teacher retraining every method needs (the teacher row
-    shows that share alone); "Full retrain" is the predicted (or, when run, measured) cost of
-    retraining everything from scratch on the reduced data.
-    """
-    cost, predicted, scope = record.get("cost", {}), record["predicted"], record["scope"]
-    teacher = cost.get("teacher", {})
-    rows = [_cost_row(title("teacher", "retraining"), len(scope["teachers"]), predicted["teacher"], teacher, None)]
-    for method in record["methods"]:
-        rows.append(_cost_row(title(method, "retraining"), len(scope["teachers"]) + len(scope["students"][method]),
-                              _plus(predicted["teacher"], predicted[method]), _plus(teacher, cost.get(method, {})),
-                              predicted["full_retrain"]["sample_steps"]))
-    full = (record.get("full_retrain") or {})
-    rows.append(_cost_row(title("full_retrain", "retraining"), predicted["full_retrain"]["constituents"],
-                          predicted["full_retrain"], full, predicted["full_retrain"]["sample_steps"]))
-    return pd.DataFrame(rows)
+    """A served request's cost table (cost.cost_frame): teacher retraining, each method's students only,
+    predicted beside measured, and the full retrain (measured when it was run)."""
+    return cost.cost_frame(record["predicted"], record["methods"], record.get("cost", {}), record.get("full_retrain"))
 
 
 def shown_cost_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """request_cost_table as the pages print it: numbers with separators and units, and a cell
-    nothing measured (the full retrain, unless run) says "not run" instead of an empty value."""
-    def number(value, unit: str = "") -> str:
-        if value is None or pd.isna(value):
-            return "not run"
-        return f"{value:,.2f}{unit}" if unit else f"{int(value):,}"
-
-    shown = frame.copy()
-    for column in ("Predicted sample-steps", "Measured sample-steps", "Label forward passes"):
-        shown[column] = [number(v) for v in frame[column]]
-    shown["Seconds"] = [number(v, " s") for v in frame["Seconds"]]
-    return shown
-
-
-def _plus(a: dict, b: dict) -> dict:
-    return {k: a.get(k, 0) + b.get(k, 0) for k in ("sample_steps", "label_forwards", "seconds") if k in a or k in b}
-
-
-def _cost_row(title: str, constituents: int, predicted: dict, measured: dict, full_steps: int | None) -> dict:
-    """Column "Full retrain ÷ this" = full retrain's sample-steps / this row's (predicted; measured equals it)."""
-    steps = measured.get("sample_steps")
-    planned = int(predicted["sample_steps"])
-    return {"Method": title, "Constituents retrained": constituents,
-            "Predicted sample-steps": planned,
-            "Measured sample-steps": None if steps is None else int(steps),
-            "Label forward passes": measured.get("label_forwards"),
-            "Seconds": measured.get("seconds"),
-            "Full retrain ÷ this": (f"{full_steps / planned:.1f}×" if full_steps and planned else "–")}
+    """request_cost_table as the pages print it (cost.shown_cost_frame)."""
+    return cost.shown_cost_frame(frame)
 
 
 def verdict(record: dict) -> tuple[str, str]:
-    """("exact" | "differs" | "not claimed" | "not verified", the sentence behind it)."""
+    """("exact" | "differs" | "not claimed" | "not verified", the sentence behind it). The sentence never
+    repeats the word: a page draws "**Exact.** <sentence>"."""
     if "exact" not in record:
-        return "not verified", "Not verified yet: verification retrains the affected constituents from scratch."
+        return "not verified", ("Verify trains a from-scratch reference (every constituent, on the data without the "
+                                "forgotten samples, with the same seeds) and compares it with this run, bit for bit.")
     if record["exact"]:
-        return "exact", (f"Exact: {record['parameters_compared']:,} parameters in {record['constituents_compared']} "
-                         f"retrained constituents equal a from-scratch run on the reduced data, bit for bit "
+        return "exact", (f"{record['parameters_compared']:,} parameters in all {record['constituents_compared']} "
+                         f"constituents equal a from-scratch run on the reduced data, bit for bit "
                          f"(max |difference| {record['max_abs_diff']:g}).")
+    reason = record["reason"].removeprefix("exactness not claimed: ").removeprefix("not exact: ")
     if record.get("equal"):
-        return "not claimed", record["reason"]
-    return "differs", f"{record['reason']} (max |difference| {record['max_abs_diff']:g})."
+        return "not claimed", reason
+    return "differs", f"{reason} (max |difference| {record['max_abs_diff']:g})."

@@ -8,9 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.shared import cost
 from dashboard.shared.figures import ROLE_COLOURS
 from dashboard.tradeoffs.views import DODGE, FINAL_FULL, NT_DASHES, SIDES, slice_colour
-from purge_engine import StreamResult, advantage, vocabulary
+from purge_engine import StreamResult, vocabulary
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -109,46 +110,57 @@ def _accuracy_name(role: str, n_teachers: int, r: int, several_nt: bool, several
 
 
 # -- the request stream --------------------------------------------------------------------------------
-STREAM_LINES = {"purge": vocabulary.title("purge", "short"), "baseline": vocabulary.title("baseline", "short"),
-                "full_retrain": f"{vocabulary.title('full_retrain', 'short')} after every step"}
-STREAM_COLOURS = {role: ROLE_COLOURS[role] for role in STREAM_LINES}
+# The stream's rows, as every cost table names them (cost.py): teacher retraining, each method's students only.
+STREAM_ROWS = {"teacher": cost.row_title("teacher"), "purge": cost.row_title("purge"),
+               "baseline": cost.row_title("baseline"), "full_retrain": "Full retrain after every step"}
+# The chart: each policy's whole bill against retraining everything (what the break-even compares).
+BILL_LINES = {"purge": "Teachers + PURGE students", "baseline": "Teachers + baseline students",
+              "full_retrain": STREAM_ROWS["full_retrain"]}
+STREAM_COLOURS = {role: ROLE_COLOURS[role] for role in BILL_LINES}
+
+
+def _bill(result: StreamResult, key: str) -> list[int]:
+    return [row["cumulative_full_retrain"] for row in result.rows] if key == "full_retrain" else result.bill(key)
 
 
 def stream_frame(result: StreamResult) -> pd.DataFrame:
-    """One row per served step: requests served, teachers hit (1-based), cost and cumulative cost."""
-    rows = [{"Step": row["step"], "Requests served": row["requests"],
-             "Sample ids": ", ".join(str(i) for i in row["sample_ids"]),
-             "Teachers hit": ", ".join(str(t + 1) for t in row["teacher_ids"]),
-             "Teacher sample-steps": row["teacher"],
-             **{f"{title} sample-steps": row[key] for key, title in STREAM_LINES.items()},
-             **{f"{title} cumulative": row[f"cumulative_{key}"] for key, title in STREAM_LINES.items()}}
-            for row in result.rows]
-    return pd.DataFrame(rows)
+    """One row per served step: requests served, teachers hit (1-based), each cost row's sample-steps and
+    cumulative sample-steps (STREAM_ROWS), and each policy's cumulative bill (BILL_LINES)."""
+    frame = pd.DataFrame([{"Step": row["step"], "Requests served": row["requests"],
+                           "Sample ids": ", ".join(str(i) for i in row["sample_ids"]),
+                           "Teachers hit": ", ".join(str(t + 1) for t in row["teacher_ids"]),
+                           **{f"{title} sample-steps": row[key] for key, title in STREAM_ROWS.items()},
+                           **{f"{title} cumulative": row[f"cumulative_{key}"] for key, title in STREAM_ROWS.items()}}
+                          for row in result.rows])
+    for key in ("purge", "baseline"):
+        frame[f"{BILL_LINES[key]} cumulative"] = result.bill(key)
+    return frame
 
 
 def stream_figure(result: StreamResult, log_y: bool = True) -> go.Figure:
-    """Cumulative sample-steps against requests served: PURGE, the baseline, a full retrain after every
-    step, and one full retrain of the final data (dashed); a star where each method crosses it."""
-    frame = stream_frame(result)
+    """Cumulative bills against requests served: teacher retraining + PURGE students, teacher retraining +
+    baseline students, a full retrain after every step, and one full retrain of the final data (dashed);
+    a star where each policy crosses it."""
+    served = [row["requests"] for row in result.rows]
     fig = go.Figure()
-    for key, title in STREAM_LINES.items():
+    for key, title in BILL_LINES.items():
         fig.add_trace(go.Scatter(
-            x=frame["Requests served"], y=frame[f"{title} cumulative"], mode="lines+markers", name=title,
+            x=served, y=_bill(result, key), mode="lines+markers", name=title,
             line={"color": STREAM_COLOURS[key]}, marker={"size": 5},
             hovertemplate="after %{x} requests: %{y:,.0f} sample-steps<extra>" + title + "</extra>"))
     fig.add_trace(go.Scatter(
-        x=[0, frame["Requests served"].iloc[-1]], y=[result.final_full_retrain] * 2, mode="lines", name=FINAL_FULL,
+        x=[0, served[-1]], y=[result.final_full_retrain] * 2, mode="lines", name=FINAL_FULL,
         line={"color": "#495057", "dash": "dash", "width": 1.5},
         hovertemplate="%{y:,.0f} sample-steps<extra>" + FINAL_FULL + "</extra>"))
     for key in ("purge", "baseline"):
         when = result.break_even[key]
         if when is not None:
-            y = frame.loc[frame["Requests served"] == when, f"{STREAM_LINES[key]} cumulative"].iloc[0]
+            y = _bill(result, key)[served.index(when)]
             fig.add_trace(go.Scatter(
-                x=[when], y=[y], mode="markers", name=f"Break-even: {STREAM_LINES[key]}",
+                x=[when], y=[y], mode="markers", name=f"Break-even: {BILL_LINES[key]}",
                 marker={"symbol": "star", "size": 16, "color": STREAM_COLOURS[key],
                         "line": {"color": "#212529", "width": 1}},
-                hovertemplate=f"{STREAM_LINES[key]} passes one full retrain after %{{x}} requests<extra></extra>"))
+                hovertemplate=f"{BILL_LINES[key]} pass one full retrain after %{{x}} requests<extra></extra>"))
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 10, "b": 10}, hovermode="closest",
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
                       xaxis={"title": "forget requests served", "rangemode": "tozero"},
@@ -166,14 +178,21 @@ def break_even_text(result: StreamResult) -> str:
                      else f"than {title} at no point in the {k} requests")
     return (f"**Break-even:** retraining everything once, after the last of the {k} requests "
             f"({result.final_full_retrain:,} sample-steps), would have been cheaper {parts[0]}, and cheaper "
-            f"{parts[1]}.")
+            f"{parts[1]} (each bill: teacher retraining + that method's students).")
 
 
-def stream_totals(result: StreamResult) -> dict[str, str]:
-    """Metric values: total sample-steps per policy (teacher retraining included), and PURGE's advantage
-    as every page defines it (advantage.py): baseline students over PURGE students, teachers left out."""
+def stream_totals(result: StreamResult) -> list[dict]:
+    """The headline over the stream: the total of each cost row (teacher retraining; PURGE and baseline
+    students only) and PURGE's advantage, the ratio of those two students' totals (cost.advantage_metric).
+    Each: {"label", "value", "help"}."""
     totals = result.totals()
-    teacher = sum(row["teacher"] for row in result.rows)
-    ratio = advantage.advantage({m: {"sample_steps": totals[m] - teacher} for m in ("purge", "baseline")})
-    return {**{f"{STREAM_LINES[k]}: total": f"{v:,}" for k, v in totals.items()},
-            "PURGE's advantage": "–" if ratio is None else f"{ratio:.2f}×"}
+    metrics = [{"label": f"{STREAM_ROWS[key]}: total", "value": f"{totals[key]:,}",
+                "help": "Sample-steps over the whole stream." + (" The same for every method." if key == "teacher"
+                                                                  else " Students only.")}
+               for key in ("teacher", "purge", "baseline")]
+    return [*metrics, cost.advantage_metric({key: {"sample_steps": value} for key, value in totals.items()})]
+
+
+def bill_totals(result: StreamResult) -> list[dict]:
+    """The totals of the chart's lines (BILL_LINES), no ratio among them: each policy's whole bill."""
+    return [{"label": f"{title}: total", "value": f"{_bill(result, key)[-1]:,}"} for key, title in BILL_LINES.items()]

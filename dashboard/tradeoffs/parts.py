@@ -267,15 +267,21 @@ def stream_controls(n_teachers: int) -> dict:
 
 
 def stream_view(result: StreamResult, config: PurgeConfig) -> None:
-    """The stream's totals, its cumulative-cost figure with the break-even points, and its CSV."""
-    for column, (label, value) in zip(st.columns(4), tradeoff_figures.stream_totals(result).items(), strict=True):
-        column.metric(label, value)
+    """The stream's totals per cost row under PURGE's advantage (students only), then each policy's whole
+    bill against retraining everything: the cumulative figure with the break-even points, and the CSV."""
+    for column, metric in zip(st.columns(4), tradeoff_figures.stream_totals(result), strict=True):
+        column.metric(metric["label"], metric["value"], help=metric["help"])
+    st.caption("Teacher retraining is the same for both methods and is its own total; PURGE's advantage divides "
+               "the two students' totals beside it.")
+    st.subheader("Against retraining everything")
+    for column, metric in zip(st.columns(3), tradeoff_figures.bill_totals(result), strict=True):
+        column.metric(metric["label"], metric["value"])
     log_y = st.toggle("Logarithmic cost axis", key="sim_log")
     st.plotly_chart(tradeoff_figures.stream_figure(result, log_y), key=SIM_CHART)
     st.markdown(tradeoff_figures.break_even_text(result))
     st.caption(f"{DATASETS[config.dataset].title}, {config.epochs} epochs, {config.teacher_slices} teacher slices, "
-               "half the pool held out as student data. PURGE and baseline include the teacher retraining; full "
-               "retrain = every teacher and every PURGE student from scratch. Batched: each constituent restarts "
-               "once per batch, from its earliest affected step.")
+               "half the pool held out as student data. Each method's bill is the teacher retraining plus its "
+               "students; full retrain = every teacher and every PURGE student from scratch. Batched: each "
+               "constituent restarts once per batch, from its earliest affected step.")
     csv_button(tradeoff_figures.stream_frame(result), "Download the stream (CSV)",
                f"request-stream-nt{config.n_teachers}.csv", SIM_CSV)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -414,14 +415,52 @@ _PICKLE_GLOBALS = frozenset({
 })
 
 
+MAX_PICKLE_BYTES = 2**28  # a CIFAR data file, and the arrays it declares together (CIFAR-100's train: 150 MiB)
+
+
 class _DataUnpickler(pickle.Unpickler):
     """Builds numpy arrays, dicts, lists, strings and numbers; refuses any other global (what a
-    malicious pickle would call)."""
+    malicious pickle would call), an array of objects (numpy fills one from a list, and crashes on a
+    short one) and arrays past MAX_PICKLE_BYTES in all, each checked on its declared shape and dtype
+    before numpy allocates it."""
+
+    def __init__(self, handle, **kwargs):
+        super().__init__(handle, **kwargs)
+        self.left = MAX_PICKLE_BYTES  # bytes the file's arrays may still declare
+        checked = self._checked
+
+        def setstate(array, state):  # pickle's BUILD of an array: (version,) shape, dtype, fortran, data
+            if not isinstance(state, tuple) or len(state) not in (4, 5):
+                raise pickle.UnpicklingError("an array's state is not numpy's")
+            checked(state[-4], state[-3])
+            np.ndarray.__setstate__(array, state)
+
+        self.ndarray = type("CheckedArray", (np.ndarray,), {"__setstate__": setstate})
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"it names {module}.{name}, which no dataset file needs")
+        if name == "ndarray":
+            return self.ndarray
+        if name == "_reconstruct":
+            return functools.partial(self._reconstruct, super().find_class(module, name))
         return super().find_class(module, name)
+
+    def _reconstruct(self, reconstruct, cls, shape, dtype):
+        """numpy's _reconstruct (ndarray.__new__ of a pickled shape), the shape checked first."""
+        return reconstruct(cls, self._checked(shape, np.dtype(dtype)), dtype)
+
+    def _checked(self, shape, dtype) -> tuple:
+        """shape, when an array of it and dtype may be built: UnpicklingError otherwise."""
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise pickle.UnpicklingError(f"it holds an array of dtype {dtype}, which no dataset file holds")
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise pickle.UnpicklingError(f"it holds an array of shape {shape!r}")
+        self.left -= math.prod(shape) * dtype.itemsize  # Python ints: no shape wraps around
+        if self.left < 0:
+            raise pickle.UnpicklingError(f"its arrays declare more than {MAX_PICKLE_BYTES:,} bytes, the most a data "
+                                         f"file's may: an array of shape {shape}, dtype {dtype} passes it")
+        return shape
 
 
 def _refuse_unsafe_pickles(name: str, data_root: str) -> None:
@@ -437,13 +476,22 @@ def _refuse_unsafe_pickles(name: str, data_root: str) -> None:
     for file in source.files:
         path = os.path.join(data_root, source.folder, file)
         try:
-            with open(path, "rb") as handle:
-                _DataUnpickler(handle, encoding="latin1").load()
+            _read_plain_pickle(path)
         except Exception as err:  # noqa: BLE001 - any failure to read plain data is a refusal, never a traceback
             raise DatasetUnavailable(
                 f"data_root: {path} is not a plain {source.cls_name} data file ({err}); refused without "
                 "unpickling it, since a pickle can run code. Use torchvision's own files (`--download` "
                 "fetches them, md5-checked)") from None
+
+
+def _read_plain_pickle(path: str) -> None:
+    """Unpickle path with _DataUnpickler: a regular file (a FIFO would block; links are followed, as
+    torchvision follows them) of at most MAX_PICKLE_BYTES."""
+    with userdata.open_regular(path, follow_links=True) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_PICKLE_BYTES:
+            raise ValueError(f"{size:,} bytes; a data file may have at most {MAX_PICKLE_BYTES:,}")
+        _DataUnpickler(handle, encoding="latin1").load()
 
 
 @functools.cache

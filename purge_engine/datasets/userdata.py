@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
+import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +56,24 @@ RUNS_DIR_ENV = "PURGE_RUNS_DIR"  # the runs folder, as the dashboard reads it (d
 SPEC_FILE = "dataset.json"
 TEXTS_FILE = "texts.json"
 
+# Every bound below is checked on what a header declares (an image's size and mode, an .npy header's shape and
+# dtype, a CSV record's length) before the memory it implies is taken: an upload never runs the server out of it.
 MAX_BYTES = 256 * 2**20  # a file (or a folder's images together), as uploaded
 MAX_VALUES = 2**28  # input values in x, as stored (1 GiB as float32)
-MAX_SAMPLES = 1_000_000
+MAX_IMPORT_BYTES = 2**30  # memory an import takes: x as stored, as uint8 or float32, and its train/test copy
+MAX_SAMPLES = 1_000_000  # samples: a CSV's rows (blank lines count), a folder's images, x's rows
 MIN_CLASSES, MAX_CLASSES = 2, 1000
 MIN_PER_CLASS = 2  # samples per class in the file: at least one can train and one can test
 MAX_CHANNELS = 4
-MAX_SIDE = 1024  # pixels, height or width of an image
+# Pixels, height or width of an image (an .npz's too): what the built-in models train on. resnet18, the
+# default above 32x32, takes 2.5 GB at 128x128 and batch 32 on CPU (10 GB at 256x256).
+MAX_SIDE = 128
+MAX_INPUT_VALUES = MAX_CHANNELS * MAX_SIDE**2  # values per sample (65,536): the MLP's first layer is then 64 MiB
 MAX_TEXT_CHARS = 100_000  # per CSV row
+MAX_ROW_CHARS = 1_000_000  # a CSV record, all its columns: refused before the csv module splits it
+MAX_NAME_CHARS = 1000  # a class name in an .npz's classes
+MAX_NPY_HEADER = 10_000  # bytes of an .npy header (numpy's own bound for a safe load; np.save writes ~128)
+MAX_ZIP_DIRECTORY = 2**16  # bytes of an .npz's zip directory (np.savez's three members take under 300)
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # the fixed constants of uint8 inputs scaled to [0, 1]
 FLOAT_DTYPES = ("float16", "float32", "float64")
 NPZ_KEYS = ("x", "y", "classes")  # classes: optional, one name per class
@@ -122,6 +136,7 @@ def read_user_dataset(path, max_bytes: int = MAX_BYTES, source_name: str | None 
     (an upload's own file name, when path is a temporary copy)."""
     path = Path(path)
     shown = source_name or path.name
+    path = path.resolve()  # the path named itself may be a link; inside a folder, links are refused
     if not path.exists():
         raise _refuse(shown, "no such file or folder; give a .npz, a .csv or a folder of images in class "
                              "subfolders")
@@ -137,49 +152,103 @@ def read_user_dataset(path, max_bytes: int = MAX_BYTES, source_name: str | None 
 
 
 def _size(path: Path) -> int:
+    """Bytes of a file, or of the regular files under a folder (links are not followed)."""
     if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return sum(st.st_size for top, _, files in os.walk(path) for st in (os.lstat(Path(top, f)) for f in files)
+                   if stat.S_ISREG(st.st_mode))
     return path.stat().st_size
 
 
-def _read_npz(path: Path, shown: str):
-    """x (N, C, H, W), (N, H, W) or (N, D); y (N,) integers; optional classes (K,) strings. The headers
-    are checked before any array is read (a bad shape or a huge array is refused unread)."""
-    with open(path, "rb") as handle:
-        head = handle.read(6)
-    if head == b"\x93NUMPY":
-        raise _refuse(shown, "a single .npy array, not a .npz archive; write one with np.savez(path, x=x, y=y)")
-    if not zipfile.is_zipfile(path):
-        raise _refuse(shown, "not a .npz archive (no zip structure); write one with np.savez(path, x=x, y=y)")
+def open_regular(path, follow_links: bool = False):
+    """path opened to read bytes, only when it is a regular file: a FIFO would block the read for ever, a
+    device (/dev/zero) never ends, a link may lead anywhere (followed only when follow_links). OSError
+    otherwise, its strerror saying what the path is."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
     try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - not a zip, truncated, ...: a refusal, never a traceback
-        raise _refuse(shown, f"not a .npz archive ({err}); write one with np.savez(path, x=x, y=y)") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _refuse(shown, "not a .npz archive; write one with np.savez(path, x=x, y=y)")
-    with archive:
-        keys = list(archive.files)
-        unknown = [k for k in keys if k not in NPZ_KEYS]
-        if unknown or "x" not in keys or "y" not in keys:
-            raise _refuse(shown, f"holds arrays {', '.join(keys) or 'none'}; must hold x and y (and optionally "
-                                 "classes), nothing else")
-        headers = {k: _npy_header(archive, k, shown) for k in keys}
-        _check_npz_headers(shown, headers)
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP and not follow_links:
+            raise OSError(errno.ELOOP, "a symbolic link, not a regular file") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "a FIFO, device, socket or folder, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _open_file(shown: str, where: str, path: Path):
+    try:
+        return open_regular(path)
+    except OSError as err:
+        raise _refuse(shown, f"{where} cannot be read ({err.strerror or err}); a dataset is read from regular "
+                             "files only, never a link, a FIFO or a device") from None
+
+
+def _read_npz(path: Path, shown: str):
+    """x (N, C, H, W), (N, H, W) or (N, D); y (N,) integers; optional classes (K,) strings. The zip
+    directory and the headers are checked before any array is read (a bad shape or a huge array is
+    refused unread)."""
+    with _open_file(shown, shown, path) as handle:
+        if handle.read(6) == b"\x93NUMPY":
+            raise _refuse(shown, "a single .npy array, not a .npz archive; write one with np.savez(path, x=x, y=y)")
+        if not zipfile.is_zipfile(handle):
+            raise _refuse(shown, "not a .npz archive (no zip structure); write one with np.savez(path, x=x, y=y)")
+        _check_zip_directory(shown, handle)
+        handle.seek(0)
         try:
-            x, y = archive["x"], archive["y"]
-            names = archive["classes"] if "classes" in keys else None
-        except Exception as err:  # noqa: BLE001 - a damaged member (CRC, truncated): a refusal
-            raise _refuse(shown, f"an array cannot be read ({err}); write the file again with np.savez") from None
+            archive = np.load(handle, allow_pickle=False)
+        except Exception as err:  # noqa: BLE001 - not a zip, truncated, ...: a refusal, never a traceback
+            raise _refuse(shown, f"not a .npz archive ({err}); write one with np.savez(path, x=x, y=y)") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _refuse(shown, "not a .npz archive; write one with np.savez(path, x=x, y=y)")
+        with archive:
+            x, y, names = _npz_arrays(shown, archive)
     return (_image_inputs(shown, x), _labels(shown, y), _npz_class_names(shown, names, y), "image")
 
 
+def _check_zip_directory(shown: str, handle) -> None:
+    """The size of the zip's directory, from its end record, before zipfile reads the directory whole
+    (millions of entries would take gigabytes). The record is found as zipfile finds it."""
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, end - 22 - 0xFFFF))  # the end record (22 bytes) and a comment of up to 64 KiB
+    tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")
+    zip64 = at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07"  # a zip64 record would override the sizes
+    size = struct.unpack("<L", tail[at + 12:at + 16])[0] if 0 <= at <= len(tail) - 22 else -1
+    if zip64 or not 0 <= size <= MAX_ZIP_DIRECTORY:
+        shown_size = "a zip64 directory" if zip64 else f"a zip directory of {size:,} bytes"
+        raise _refuse(shown, f"{shown_size}; an .npz's directory must be a plain one of at most "
+                             f"{MAX_ZIP_DIRECTORY:,} bytes (x, y and classes); write it with np.savez(path, x=x, y=y)")
+
+
+def _npz_arrays(shown: str, archive) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """x, y and classes (or None), each read only after every header passed."""
+    keys = list(archive.files)
+    unknown = [k for k in keys if k not in NPZ_KEYS]
+    if unknown or "x" not in keys or "y" not in keys:
+        raise _refuse(shown, f"holds arrays {', '.join(keys) or 'none'}; must hold x and y (and optionally "
+                             "classes), nothing else")
+    _check_npz_headers(shown, {k: _npy_header(archive, k, shown) for k in keys})
+    try:
+        return archive["x"], archive["y"], (archive["classes"] if "classes" in keys else None)
+    except Exception as err:  # noqa: BLE001 - a damaged member (CRC, truncated): a refusal
+        raise _refuse(shown, f"an array cannot be read ({err}); write the file again with np.savez") from None
+
+
 def _npy_header(archive, key: str, shown: str) -> tuple[tuple, np.dtype]:
-    """(shape, dtype) of one array of the archive, from its .npy header alone."""
+    """(shape, dtype) of one array of the archive, from its .npy header alone. The header's length is
+    checked before the header is read: numpy reads it whole, and a header may declare 4 GiB."""
     try:
         with archive.zip.open(key + ".npy") as handle:
             version = np.lib.format.read_magic(handle)
+            length = handle.read(2 if version == (1, 0) else 4)
+            size = int.from_bytes(length, "little")
+            if size > MAX_NPY_HEADER:
+                raise ValueError(f"a header of {size:,} bytes; at most {MAX_NPY_HEADER:,}")
+            header = io.BytesIO(length + handle.read(size))
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(handle)
+            shape, _, dtype = read(header)
     except Exception as err:  # noqa: BLE001
         raise _refuse(shown, f"array {key} is not a readable .npy array ({err})") from None
     return shape, dtype
@@ -191,45 +260,87 @@ def _check_npz_headers(shown: str, headers: dict) -> None:
         raise _refuse(shown, f"array {pickled[0]} has dtype object, which only a pickle holds, and a pickle is "
                              "never loaded here; save numbers (x: uint8 or float, y: integers)")
     (x_shape, x_dtype), (y_shape, y_dtype) = headers["x"], headers["y"]
-    if len(x_shape) not in (2, 3, 4):
-        raise _refuse(shown, f"x has shape {x_shape}; must be (N, C, H, W) images, (N, H, W) one-channel images "
-                             "or (N, D) feature vectors")
-    if x_dtype.name != "uint8" and x_dtype.name not in FLOAT_DTYPES:
-        raise _refuse(shown, f"x has dtype {x_dtype}; must be uint8 (pixels 0..255) or one of "
-                             f"{', '.join(FLOAT_DTYPES)} (used as given); convert with x.astype(np.float32)")
-    if len(y_shape) != 1 or y_dtype.kind not in "iu":
-        raise _refuse(shown, f"y has shape {y_shape} and dtype {y_dtype}; must be (N,) integers, one class index "
-                             "per sample")
-    if x_shape[0] != y_shape[0]:
-        raise _refuse(shown, f"x holds {x_shape[0]} samples but y {y_shape[0]} labels; they must be the same "
-                             "length, one label per sample")
+    _check_x_header(shown, x_shape, x_dtype)
+    _check_y_header(shown, y_shape, y_dtype, x_shape[0])
     if not 1 <= x_shape[0] <= MAX_SAMPLES:
         raise _refuse(shown, f"x holds {x_shape[0]} samples; must hold 1 to {MAX_SAMPLES:,}")
     if min(x_shape[1:]) < 1:
         raise _refuse(shown, f"x has shape {x_shape}; every sample needs at least one value on each axis")
-    values = int(np.prod(x_shape, dtype=np.int64))
-    if values > MAX_VALUES:
-        raise _refuse(shown, f"x has {values:,} values; must have at most {MAX_VALUES:,}")
     if len(x_shape) == 4 and not 1 <= x_shape[1] <= MAX_CHANNELS:
         hint = " (it looks channels-last: use x.transpose(0, 3, 1, 2))" if x_shape[3] <= MAX_CHANNELS else ""
         raise _refuse(shown, f"x has shape {x_shape}: {x_shape[1]} channels; must be (N, C, H, W) with C in "
                              f"[1, {MAX_CHANNELS}]{hint}")
-    if "classes" in headers and (len(headers["classes"][0]) != 1 or headers["classes"][1].kind != "U"):
-        raise _refuse(shown, f"classes has shape {headers['classes'][0]} and dtype {headers['classes'][1]}; must "
-                             "be (K,) strings, one name per class")
+    _check_sizes(shown, "x", _as_nchw(x_shape), x_dtype)
+    if "classes" in headers:
+        _check_classes_header(shown, *headers["classes"])
+
+
+def _check_x_header(shown: str, shape: tuple, dtype: np.dtype) -> None:
+    if len(shape) not in (2, 3, 4):
+        raise _refuse(shown, f"x has shape {shape}; must be (N, C, H, W) images, (N, H, W) one-channel images "
+                             "or (N, D) feature vectors")
+    if dtype.name != "uint8" and dtype.name not in FLOAT_DTYPES:
+        raise _refuse(shown, f"x has dtype {dtype}; must be uint8 (pixels 0..255) or one of "
+                             f"{', '.join(FLOAT_DTYPES)} (used as given); convert with x.astype(np.float32)")
+
+
+def _check_y_header(shown: str, shape: tuple, dtype: np.dtype, samples: int) -> None:
+    if len(shape) != 1 or dtype.kind not in "iu":
+        raise _refuse(shown, f"y has shape {shape} and dtype {dtype}; must be (N,) integers, one class index "
+                             "per sample")
+    if samples != shape[0]:
+        raise _refuse(shown, f"x holds {samples} samples but y {shape[0]} labels; they must be the same "
+                             "length, one label per sample")
+
+
+def _check_classes_header(shown: str, shape: tuple, dtype: np.dtype) -> None:
+    if len(shape) != 1 or dtype.kind != "U":
+        raise _refuse(shown, f"classes has shape {shape} and dtype {dtype}; must be (K,) strings, one name per class")
+    if shape[0] > MAX_CLASSES or dtype.itemsize // 4 > MAX_NAME_CHARS:
+        raise _refuse(shown, f"classes has shape {shape} and dtype {dtype}; must name at most {MAX_CLASSES} classes "
+                             f"in at most {MAX_NAME_CHARS} characters each")
+
+
+def _as_nchw(shape: tuple) -> tuple[int, int, int, int]:
+    """(N, C, H, W) of x's shape, as _image_inputs reshapes it."""
+    return {2: lambda s: (s[0], 1, 1, s[1]), 3: lambda s: (s[0], 1, s[1], s[2]), 4: tuple}[len(shape)](shape)
+
+
+def _check_sizes(shown: str, what: str, shape: tuple[int, int, int, int], dtype: np.dtype) -> None:
+    """What a dataset of this (N, C, H, W) shape and dtype takes, refused before any of it is allocated: per
+    sample (sides, values: what a model trains on), and in all (values, memory to import)."""
+    n, channels, height, width = shape
+    per_sample, values = channels * height * width, math.prod(shape)  # Python ints: a header's shape never wraps
+    if min(height, width) > 1 and max(height, width) > MAX_SIDE:
+        raise _refuse(shown, f"{what}: images of {height}x{width} pixels; at most {MAX_SIDE} on a side, what the "
+                             "built-in models train on (nothing is resized here: resize them, or give (N, D) "
+                             "feature vectors)")
+    if per_sample > MAX_INPUT_VALUES:
+        raise _refuse(shown, f"{what}: {per_sample:,} values per sample ({channels}x{height}x{width}); at most "
+                             f"{MAX_INPUT_VALUES:,}, what the built-in models train on")
+    if values > MAX_VALUES:
+        raise _refuse(shown, f"{what}: {n:,} samples of {channels}x{height}x{width} are {values:,} values; at "
+                             f"most {MAX_VALUES:,}")
+    kept = 1 if dtype == np.uint8 else 4  # bytes of a value once read: uint8 kept, floats as float32
+    need = values * (dtype.itemsize + 2 * kept)  # as stored, as kept, and the train/test copy
+    if need > MAX_IMPORT_BYTES:
+        raise _refuse(shown, f"{what}: {n:,} samples of {channels}x{height}x{width} ({dtype}) take {need:,} bytes "
+                             f"of memory to import (as stored, as {'uint8' if kept == 1 else 'float32'} and split); "
+                             f"at most {MAX_IMPORT_BYTES:,}: give fewer samples, or uint8 / float32 values")
 
 
 def _image_inputs(shown: str, x: np.ndarray) -> np.ndarray:
-    """x as (N, C, H, W): uint8 kept, floats as float32, refused when any value is not finite."""
+    """x as (N, C, H, W): uint8 kept, floats as float32 (float32 not copied), refused when any value is not
+    finite (checked a block of rows at a time: no array of x's size is made for it)."""
     if x.dtype != np.uint8:
         with np.errstate(over="ignore"):
-            x = x.astype(np.float32)
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            x = x.astype(np.float32, copy=False)
+        step, axes = max(1, 2**20 // max(1, x[0].size)), tuple(range(1, x.ndim))
+        bad = np.concatenate([~np.isfinite(x[i:i + step]).all(axis=axes) for i in range(0, len(x), step)])
         if bad.any():
             raise _refuse(shown, f"x holds NaN or infinite values (or values beyond float32) in {int(bad.sum())} "
                                  f"sample(s), the first at row {int(np.argmax(bad))}; every value must be finite")
-    shape = {2: lambda s: (s[0], 1, 1, s[1]), 3: lambda s: (s[0], 1, s[1], s[2]), 4: lambda s: s}[x.ndim](x.shape)
-    return np.ascontiguousarray(x.reshape(shape))
+    return np.ascontiguousarray(x.reshape(_as_nchw(x.shape)))
 
 
 def _labels(shown: str, y: np.ndarray) -> np.ndarray:
@@ -253,11 +364,7 @@ def _npz_class_names(shown: str, names, y: np.ndarray) -> tuple[str, ...]:
 
 def _read_folder(path: Path, shown: str):
     """folder/<class>/<image>: classes are the subfolders by name; hidden entries (.DS_Store) are skipped."""
-    entries = _visible(path)
-    loose = [p.name for p in entries if not p.is_dir()]
-    if loose:
-        raise _refuse(shown, f"{loose[0]!r} is a file at the top of the folder; images must sit in one subfolder "
-                             "per class (folder/<class>/<image>)")
+    entries = _class_folders(path, shown)
     items = []
     for label, folder in enumerate(entries):
         files = _visible(folder)
@@ -272,77 +379,134 @@ def _read_folder(path: Path, shown: str):
     return (_decode_images(shown, items), labels, tuple(p.name for p in entries), "image")
 
 
+def _class_folders(path: Path, shown: str) -> list[Path]:
+    entries = _visible(path)
+    linked = [p.name for p in entries if p.is_symlink()]
+    if linked:
+        raise _refuse(shown, f"{linked[0]!r} is a symbolic link; a class folder must be a real folder (links are "
+                             "never followed)")
+    loose = [p.name for p in entries if not p.is_dir()]
+    if loose:
+        raise _refuse(shown, f"{loose[0]!r} is a file at the top of the folder; images must sit in one subfolder "
+                             "per class (folder/<class>/<image>)")
+    return entries
+
+
 def _visible(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
 
 def _decode_images(shown: str, items: list) -> np.ndarray:
     """uint8 (N, C, H, W) of every image: one channel when all are grey, else RGB (alpha dropped). Sizes
-    come from the headers first, so a file that differs is refused before anything is decoded."""
+    and modes come from the headers first (Pillow reads them without decoding), so a file that differs,
+    or a set too big for memory, is refused before anything is decoded or allocated."""
+    if len(items) > MAX_SAMPLES:
+        raise _refuse(shown, f"{len(items):,} images; must have at most {MAX_SAMPLES:,}")
     sizes, modes = [], set()
     for where, path, _ in items:
-        with _opened(shown, where, path) as image:
-            sizes.append(image.size)
-            modes.add(image.mode)
-        width, height = sizes[-1]
-        if max(width, height) > MAX_SIDE:
-            raise _refuse(shown, f"{where} is {width}x{height} pixels; images must be at most {MAX_SIDE} on a side")
-        if sizes[-1] != sizes[0]:
-            raise _refuse(shown, f"{where} is {width}x{height} pixels but {items[0][0]} is {sizes[0][0]}x"
+        size, mode = _image_header(shown, where, path)
+        sizes.append(size)
+        modes.add(mode)
+        if max(size) > MAX_SIDE:
+            raise _refuse(shown, f"{where} is {size[0]}x{size[1]} pixels; images must be at most {MAX_SIDE} on a "
+                                 "side, what the built-in models train on (nothing is resized here)")
+        if size != sizes[0]:
+            raise _refuse(shown, f"{where} is {size[0]}x{size[1]} pixels but {items[0][0]} is {sizes[0][0]}x"
                                  f"{sizes[0][1]}; every image must be the same size (nothing is resized here)")
     mode = "L" if modes <= GRAY_MODES else "RGB"
     width, height = sizes[0] if sizes else (0, 0)
-    x = np.empty((len(items), 1 if mode == "L" else 3, height, width), dtype=np.uint8)
+    shape = (len(items), 1 if mode == "L" else 3, height, width)
+    _check_sizes(shown, f"the images ({mode})", shape, np.dtype(np.uint8))
+    x = np.empty(shape, dtype=np.uint8)
     for i, (where, path, _) in enumerate(items):
-        with _opened(shown, where, path) as image:
-            try:
-                pixels = np.asarray(image.convert(mode), dtype=np.uint8)
-            except Exception as err:  # noqa: BLE001
-                raise _refuse(shown, f"{where} cannot be decoded ({err}); is it a whole image?") from None
+        pixels = _pixels(shown, where, path, mode)
         x[i] = pixels[None] if mode == "L" else pixels.transpose(2, 0, 1)
     return x
 
 
-def _opened(shown: str, where: str, path: Path):
+def _image_header(shown: str, where: str, path: Path) -> tuple[tuple[int, int], str]:
+    """(width, height) and mode of an image, read from its header (nothing decoded)."""
+    with _open_file(shown, where, path) as handle, _opened(shown, where, handle) as image:
+        return image.size, image.mode
+
+
+def _pixels(shown: str, where: str, path: Path, mode: str) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) of one image, converted to mode."""
+    with _open_file(shown, where, path) as handle, _opened(shown, where, handle) as image:
+        try:
+            return np.asarray(image.convert(mode), dtype=np.uint8)
+        except Exception as err:  # noqa: BLE001
+            raise _refuse(shown, f"{where} cannot be decoded ({err}); is it a whole image?") from None
+
+
+def _opened(shown: str, where: str, handle):
     from PIL import Image
 
     try:
-        return Image.open(path)
-    except Exception:  # noqa: BLE001 - unidentified, truncated, a decompression bomb: a refusal, never a traceback
+        return Image.open(handle)
+    except Image.DecompressionBombError as err:  # a header declaring billions of pixels
+        raise _refuse(shown, f"{where} is far larger than allowed ({err}); images must be at most {MAX_SIDE} on "
+                             "a side") from None
+    except Exception:  # noqa: BLE001 - unidentified, truncated: a refusal, never a traceback
         raise _refuse(shown, f"{where} is not an image (PNG, JPEG, BMP, GIF, ... that Pillow reads); a class "
                              "folder holds images only") from None
 
 
 def _read_csv(path: Path, shown: str):
-    """A header row with a `text` and a `label` column (any case; other columns ignored), one row per sample."""
-    try:
-        body = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise _refuse(shown, f"not UTF-8 text ({err.reason} at byte {err.start}); save the CSV as UTF-8") from None
-    try:
-        rows = list(csv.reader(io.StringIO(body, newline="")))
-    except csv.Error as err:  # a NUL byte, a field over the csv module's limit
-        raise _refuse(shown, f"not a CSV file the csv module reads ({err})") from None
-    header = [h.strip().lower() for h in rows[0]] if rows else []
+    """A header row with a `text` and a `label` column (any case; other columns ignored), one row per sample.
+    Read record by record: a record over MAX_ROW_CHARS, or a row past MAX_SAMPLES, is refused where it is
+    met, before the rest of the file is read."""
+    with _open_file(shown, shown, path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
+        try:
+            texts, labels = _csv_rows(shown, handle)
+        except UnicodeDecodeError as err:
+            raise _refuse(shown, f"not UTF-8 text ({err.reason}); save the CSV as UTF-8") from None
+        except csv.Error as err:  # a NUL byte, a field over the csv module's limit
+            raise _refuse(shown, f"not a CSV file the csv module reads ({err})") from None
+    y, class_names = _text_classes(shown, labels)
+    return texts, y, class_names, "text"
+
+
+def _csv_rows(shown: str, handle) -> tuple[list[str], list[str]]:
+    """The texts and labels of every row, in file order."""
+    spent = [0, 0]  # characters of the record being read (reset at each record), lines read
+    reader = csv.reader(_bounded_lines(shown, handle, spent))
+    header = [h.strip().lower() for h in next(reader, [])]
+    spent[0] = 0
     if "text" not in header or "label" not in header:
         raise _refuse(shown, f"columns {', '.join(repr(h) for h in header) or 'none'}; a CSV needs a header row "
                              "with a 'text' column and a 'label' column")
-    text_at, label_at = header.index("text"), header.index("label")
     texts, labels = [], []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise _refuse(shown, f"line {number} has {len(row)} fields but the header {len(header)}; every row "
-                                 "needs one value per column")
-        texts.append(_row_text(shown, number, row[text_at]))
-        labels.append(row[label_at].strip())
-        if not labels[-1]:
-            raise _refuse(shown, f"line {number} has an empty label; every row needs a label")
-    if len(texts) > MAX_SAMPLES:
-        raise _refuse(shown, f"{len(texts):,} rows; must have at most {MAX_SAMPLES:,}")
-    y, class_names = _text_classes(shown, labels)
-    return texts, y, class_names, "text"
+    for number, row in enumerate(reader, start=2):
+        spent[0] = 0
+        if number > MAX_SAMPLES + 1:
+            raise _refuse(shown, f"more than {MAX_SAMPLES:,} rows; must have at most {MAX_SAMPLES:,} (blank lines "
+                                 "count)")
+        if row:
+            texts.append(_row_text(shown, number, _field(shown, number, row, header, "text")))
+            labels.append(_field(shown, number, row, header, "label").strip())
+            if not labels[-1]:
+                raise _refuse(shown, f"line {number} has an empty label; every row needs a label")
+    return texts, labels
+
+
+def _bounded_lines(shown: str, handle, spent: list[int]):
+    """handle's lines for csv.reader, never more than MAX_ROW_CHARS characters of one record (spent[0],
+    which the reader's caller resets at each record): a record is refused before csv splits it."""
+    while line := handle.readline(MAX_ROW_CHARS + 1 - spent[0]):
+        spent[0] += len(line)
+        spent[1] += 1
+        if spent[0] > MAX_ROW_CHARS:
+            raise _refuse(shown, f"line {spent[1]}: a record of more than {MAX_ROW_CHARS:,} characters; a row "
+                                 f"(all its columns) may have at most {MAX_ROW_CHARS:,}")
+        yield line
+
+
+def _field(shown: str, number: int, row: list[str], header: list[str], column: str) -> str:
+    if len(row) != len(header):
+        raise _refuse(shown, f"line {number} has {len(row)} fields but the header {len(header)}; every row needs "
+                             "one value per column")
+    return row[header.index(column)]
 
 
 def _row_text(shown: str, number: int, value: str) -> str:
@@ -435,7 +599,7 @@ def content_hash(record: dict, arrays: dict[str, np.ndarray], texts: dict | None
     for key in sorted(arrays):
         a = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
-        digest.update(a.tobytes())
+        digest.update(a.reshape(-1).view(np.uint8))  # the bytes as they lie: no copy of a large array
     if texts is not None:
         digest.update(json.dumps(texts, ensure_ascii=False, sort_keys=True).encode())
     return digest.hexdigest()

@@ -55,9 +55,10 @@ def test_ledger_frame_has_one_row_per_request_with_its_costs(records):
     assert frame["PURGE sample-steps"].tolist()[:3] == [20, 20, 20]
     assert frame["Baseline (SISA) sample-steps"].tolist()[:3] == [40, 40, 40]
     assert frame["Teachers sample-steps"].isna().tolist() == [False, False, False, True]  # not finished: no cost
-    assert frame["Predicted (teacher + PURGE)"].tolist() == [30] * 4
+    assert frame["PURGE predicted"].tolist() == [20] * 4  # students only: the teachers have their own column
     assert frame["Full retrain (predicted)"].tolist() == [100] * 4
-    assert frame["Seconds (teacher + PURGE)"].tolist()[:3] == [3.0, 3.0, 3.0]
+    assert frame["PURGE seconds"].tolist()[:3] == [2.0, 2.0, 2.0]
+    assert frame["Teachers seconds"].tolist()[:3] == [1.0, 1.0, 1.0]
     assert frame["Verified"].tolist() == ["not verified", "exact", "differs", "not verified"]
     assert frame["Status"].tolist() == ["done", "done", "done", "pending"]
     assert cv.ledger_frame(records, running_request=4)["Status"].tolist()[-1] == "running"
@@ -101,9 +102,9 @@ def test_cumulative_cost_is_monotone_and_ends_at_the_totals(records):
         assert part["cumulative"].is_monotonic_increasing, (method, unit)
         assert part["cumulative"].iloc[-1] == pytest.approx(part["value"].sum())
     steps = frame[frame["unit"] == "sample_steps"].groupby("method")["cumulative"].max()
-    assert steps[cv.PURGE] == sum(r["cost"]["teacher"]["sample_steps"] + r["cost"]["purge"]["sample_steps"]
-                                  for r in done)
-    assert steps[cv.BASELINE] == 3 * (10 + 40)
+    assert steps[cv.PURGE] == sum(r["cost"]["purge"]["sample_steps"] for r in done)  # a method: its students only
+    assert steps[cv.TEACHER] == 3 * 10  # the teacher retraining: its own line
+    assert steps[cv.BASELINE] == 3 * 40
     assert steps[cv.FULL] == 3 * 100
 
 
@@ -117,8 +118,9 @@ def test_full_retrain_seconds_are_measured_where_run_and_estimated_elsewhere(rec
     assert full["cumulative_estimated"].tolist() == [False, True, True, True]
     totals = cv.cost_totals(frame)  # indexed by role id, titled for the screen
     assert totals.loc[cv.FULL, "Seconds estimated"] and not totals.loc[cv.PURGE, "Seconds estimated"]
-    assert totals.loc[cv.PURGE, "Sample-steps"] == 90
-    assert totals["Method"].tolist() == [title(r, "short") for r in (cv.PURGE, cv.BASELINE, cv.FULL)]
+    assert totals.loc[cv.PURGE, "Sample-steps"] == 60
+    assert totals["Method"].tolist() == ["Teacher retraining", "PURGE students", "Baseline students (SISA)",
+                                         "Full retrain"]
 
 
 def test_without_a_full_retrain_the_rate_comes_from_the_requests():
@@ -131,7 +133,7 @@ def test_without_a_full_retrain_the_rate_comes_from_the_requests():
 def test_a_method_missing_from_a_request_breaks_its_line():
     frame = cv.cumulative_cost_frame([record(1), record(2, methods=("purge",)), record(3)])
     baseline = frame[(frame["method"] == cv.BASELINE) & (frame["unit"] == "sample_steps")]
-    assert baseline["cumulative"].tolist()[:2] == [0, 50]
+    assert baseline["cumulative"].tolist()[:2] == [0, 40]
     assert baseline["cumulative"].isna().tolist()[2:] == [True, True]
 
 
@@ -166,9 +168,8 @@ def test_frames_from_a_real_ledger_match_its_entries(trained_runs_dir):
             assert rows.loc[request_id, f"{title(role, 'short')} sample-steps"] == measured[role]["sample_steps"], role
     cumulative = cv.cumulative_cost_frame(records)
     purge = cumulative[(cumulative["method"] == cv.PURGE) & (cumulative["unit"] == "sample_steps")]
-    total = sum(r["cost"]["teacher"]["sample_steps"] + r["cost"]["purge"]["sample_steps"] for r in records)
+    total = sum(r["cost"]["purge"]["sample_steps"] for r in records)
     assert purge["cumulative"].iloc[-1] == total
     assert purge["cumulative"].is_monotonic_increasing
     # PURGE's measured sample-steps are what the plan predicted before each request ran
-    assert (frame["Teachers sample-steps"] + frame["PURGE sample-steps"]).tolist() == \
-        frame["Predicted (teacher + PURGE)"].tolist()
+    assert frame["PURGE sample-steps"].tolist() == frame["PURGE predicted"].tolist()

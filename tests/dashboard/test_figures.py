@@ -256,7 +256,7 @@ def test_cost_figure_draws_a_line_per_method_and_marks_estimates():
                           "estimated": [False, False, False, False, True, False],
                           "cumulative_estimated": [False, False, False, False, True, True]})
     fig = compare_figures.cumulative_cost_figure(frame, "seconds")
-    assert [t.name for t in fig.data] == [title("purge", "short"), title("full_retrain", "short")]
+    assert [t.name for t in fig.data] == ["PURGE students", "Full retrain"]  # the cost tables' row titles
     assert [t.line.color for t in fig.data] == [figures.ROLE_COLOURS["purge"], figures.ROLE_COLOURS["full_retrain"]]
     assert list(fig.data[1].y) == [0, 5, 10]
     assert fig.data[1].line.dash == "dash" and fig.data[0].line.dash == "solid"

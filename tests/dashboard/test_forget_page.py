@@ -1,6 +1,8 @@
 """The Forget page through AppTest: selection by gallery, ids and class; blast radius and predicted
 cost before running; a real request run as a job and polled by rerunning; results and verification."""
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 from purge_engine.rundir.ledger import Ledger
@@ -18,6 +20,11 @@ def frame_with(at, column):
     return next(df.value for df in at.dataframe if column in df.value.columns)
 
 
+def grid_states(at, key: str) -> list[str]:
+    """The data-state of every cell of the grid in container `key`, in order."""
+    return re.findall(r'<td data-state="(\w+)"', "".join(h.proto.body for h in at.get_by_key(key).html))
+
+
 
 def test_no_run_selected_says_how_to_get_one(empty_runs_dir):
     at = app_on("forget", run=None)
@@ -32,7 +39,8 @@ def test_latest_request_results_come_from_the_ledger(runs_dir):
     cost = frame_with(at, "Measured sample-steps")
     students = cost[cost["Method"] != "Full retrain"]
     assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
-    assert any("Not verified yet" in i.value for i in at.info)
+    assert any(i.value.startswith("**Not verified.** Verify trains a from-scratch reference") for i in at.info)
+    assert at.button(key="verify").label == "Verify: train a from-scratch reference and compare"
     membership = frame_with(at, "Attack AUC before")
     assert list(membership["Model"])[0] == title("teacher")
     assert membership["Attack AUC after"].str.match(r"^\d\.\d\d \(\d\.\d\d–\d\.\d\d\)$").all()
@@ -56,7 +64,7 @@ def test_ticking_gallery_images_selects_them_and_previews_the_blast_radius(runs_
     assert "Teachers: " in markdown(at)
     assert at.get_by_key("blast_radius")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Full retrain"] == "100%" and metrics["PURGE's advantage"].endswith("×")  # the headline
+    assert metrics["Full retrain"] == "100%" and metrics["PURGE's advantage (students only)"].endswith("×")  # headline
     assert any(c.value.startswith("This request ") for c in at.caption)  # and which side it is, and why
     at.checkbox(key=f"pick_{a}").uncheck().run()
     assert f"Selected: 1** #{b}" in markdown(at)
@@ -106,16 +114,38 @@ def test_forget_runs_as_a_job_then_verifies_exact(runs_dir):
     cost = frame_with(at, "Measured sample-steps")
     students = cost[cost["Method"] != "Full retrain"]
     assert (students["Measured sample-steps"] == students["Predicted sample-steps"]).all()
-    grid = at.get_by_key("retrain_grid")
-    html = "".join(h.proto.body for h in grid.html) if hasattr(grid, "html") else ""
-    assert 'data-state="done"' in html and 'data-state="kept"' in html
-    assert "PURGE's advantage" in [m.label for m in at.metric]
+    request_grid = grid_states(at, "retrain_grid")
+    assert "done" in request_grid and "kept" in request_grid
+    assert "PURGE's advantage (students only)" in [m.label for m in at.metric]
     changes = frame_with(at, "Hash before")  # the with/without view
     assert set(changes["Parameters"]) <= {"retrained", "bit-identical"} and "retrained" in set(changes["Parameters"])
     at.button(key="verify").click().run()
     run_until(at, lambda at: any("Exact" in s.value for s in at.success))
     assert not at.exception
     assert frame_with(at, "Hash before")["Equals from-scratch reference"].all()  # the reference beside them
+    assert grid_states(at, "retrain_grid") == request_grid  # the request's grid stays, as it was
+    assert set(grid_states(at, "verify_grid")) == {"done"}  # the reference's own, in the Verification panel
+    (verdict,) = [s.value for s in at.get_by_key("verification").success]
+    assert verdict.startswith("**Exact.** ") and "Exact" not in verdict.removeprefix("**Exact.** ")  # said once
+    assert re.search(r"in all \d+ constituents", verdict)  # every constituent was compared, not only the retrained
+
+
+def test_a_full_retrain_has_its_own_panel_and_never_paints_over_the_request(runs_dir):
+    at = app_on("forget")
+    at.session_state["selected"] = [3]
+    at.checkbox(key="full_retrain").check().run()
+    at.button(key="forget").click().run()
+    run_until(at, lambda at: any(h.value.startswith("Request 3: results") for h in at.header))
+    assert not at.exception
+    request_grid = grid_states(at, "retrain_grid")
+    assert request_grid.count("kept") > request_grid.count("done") > 0  # unaffected constituents stay kept
+    panel = at.get_by_key("full_retrain_panel")
+    assert [h.value for h in panel.subheader] == ["Full retrain from scratch (for comparison)"]
+    assert set(grid_states(at, "full_retrain_grid")) == {"done"}  # every teacher and PURGE student, apart
+    bars = [p.text for p in at.get("progress")]
+    assert any(t.startswith("Forgetting 1 sample: done in ") for t in bars)
+    assert any(t.startswith("Full retrain: succeeded in ") for t in bars)
+    assert "not run" not in set(frame_with(at, "Measured sample-steps")["Measured sample-steps"])  # measured too
 
 
 def test_reproduce_box_replays_every_request_in_order(runs_dir):

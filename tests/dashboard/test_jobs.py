@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from dashboard.shared.jobs import CANCELLED, FAILED, SUCCEEDED, JobBusy, JobRegistry, connect
-from purge_engine.events import LabelEvent, PhaseEvent, StepEvent
+from purge_engine.events import FULL_RETRAIN, LabelEvent, PhaseEvent, StepEvent, TotalEvent
 from purge_engine.experiment import Experiment
 from purge_engine.plan import METHODS, predicted_cost, retrain_scope, training_cost
 from purge_engine.progress import DONE, KEPT, PENDING, RESTORED, Progress
@@ -37,6 +37,24 @@ def test_progress_folds_step_events_into_cells_and_sample_steps():
     counting.fold(StepEvent("reused", "purge", 1, 0, 3, samples=10, epochs=5))
     assert counting.fraction == 1.0 and counting.cells[("purge", 1)] == [KEPT, PENDING, PENDING]
     assert counting.seconds_left(elapsed=1.0) is None  # a reused step costs no time: no rate yet
+
+
+def test_a_full_retrain_after_the_request_is_a_second_fold_with_its_own_clock():
+    registry = JobRegistry()
+
+    def work(on_event, should_stop):
+        on_event(StepEvent("reused", "teacher", 0, 0, 2, 10, 1))
+        on_event(StepEvent("trained", "teacher", 1, 1, 2, 10, 1))
+        on_event(PhaseEvent("phase", FULL_RETRAIN))
+        on_event(TotalEvent("total", 40, counts_reused=True, what=FULL_RETRAIN))
+        on_event(StepEvent("trained", "teacher", 0, 0, 2, 20, 2))
+        return 1
+
+    snap = finished(registry.start("/tmp/run-full", "forget", "f", work, total_sample_steps=10))
+    assert snap.progress.cells == {("teacher", 0): [KEPT, PENDING], ("teacher", 1): [PENDING, DONE]}
+    assert snap.progress.fraction == 1.0 and snap.progress.full_retrain.fraction == 1.0
+    assert snap.progress.full_retrain.cells == {("teacher", 0): [DONE, PENDING]}
+    assert snap.split is not None and snap.request_seconds + snap.full_retrain_seconds == pytest.approx(snap.seconds)
 
 
 def test_snapshot_is_a_copy():

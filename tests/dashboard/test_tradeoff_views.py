@@ -104,15 +104,19 @@ def test_the_stream_figure_marks_the_break_even_and_the_sentence_states_it():
     plan = make_plan(BASE.replace(n_teachers=32, n_students=8, student_slices=1), 1437)
     result = simulate_stream(plan, draw_requests(plan, 50))
     fig = tradeoff_figures.stream_figure(result)
-    assert [t.name for t in fig.data][:3] == ["PURGE", "Baseline (SISA)", "Full retrain after every step"]
-    star = traces(fig, "Break-even: PURGE")[0]
+    assert [t.name for t in fig.data][:3] == ["Teachers + PURGE students", "Teachers + baseline students",
+                                              "Full retrain after every step"]  # each policy's whole bill
+    assert list(fig.data[0].y) == result.bill("purge")
+    star = traces(fig, "Break-even: Teachers + PURGE students")[0]
     assert list(star.x) == [result.break_even["purge"]]
     assert list(traces(fig, tv.FINAL_FULL)[0].y) == [result.final_full_retrain] * 2
     text = tradeoff_figures.break_even_text(result)
     assert f"than PURGE after request {result.break_even['purge']}," in text
-    assert f"than the baseline after request {result.break_even['baseline']}." in text
+    assert f"than the baseline after request {result.break_even['baseline']} (each bill" in text
     frame = tradeoff_figures.stream_frame(result)
-    assert len(frame) == 50 and frame["PURGE cumulative"].is_monotonic_increasing
+    assert len(frame) == 50 and frame["PURGE students cumulative"].is_monotonic_increasing
+    assert (frame["Teachers + PURGE students cumulative"]
+            == frame["Teacher retraining cumulative"] + frame["PURGE students cumulative"]).all()
 
 
 def test_no_break_even_is_said_plainly():
@@ -120,7 +124,7 @@ def test_no_break_even_is_said_plainly():
     result = simulate_stream(plan, draw_requests(plan, 2))
     assert result.break_even["purge"] is None
     assert "than PURGE at no point in the 2 requests" in tradeoff_figures.break_even_text(result)
-    assert not traces(tradeoff_figures.stream_figure(result), "Break-even: PURGE")
+    assert not traces(tradeoff_figures.stream_figure(result), "Break-even: Teachers + PURGE students")
 
 
 def test_a_sweeps_step_events_are_keyed_by_the_layout_last_announced():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from dashboard.shared import cost
 from purge_engine import theory
 from purge_engine.sweep import list_sweeps
 from tests.dashboard.conftest import app_on, run_until
@@ -130,5 +131,7 @@ def test_the_simulator_states_the_break_even(at):
     at.radio(key="sim_distribution").set_value("skewed").run()
     assert not at.exception and not at.error
     assert any(m.value.startswith("**Break-even:**") for m in at.markdown)
-    assert [m.label for m in at.metric] == ["PURGE: total", "Baseline (SISA): total",
-                                           "Full retrain after every step: total", "PURGE's advantage"]
+    assert [m.label for m in at.metric] == [
+        "Teacher retraining: total", "PURGE students: total", "Baseline students (SISA): total", cost.ADVANTAGE,
+        "Teachers + PURGE students: total", "Teachers + baseline students: total",
+        "Full retrain after every step: total"]

@@ -4,6 +4,7 @@ cumulative advantage in compare/views.py), built from a real request's ledger re
 import pytest
 
 from dashboard.forget import views as forget_views
+from dashboard.shared import cost
 from purge_engine.plan import training_cost
 from tests.conftest import copy_of
 
@@ -23,7 +24,7 @@ def test_the_headline_shows_each_methods_share_and_the_advantage(served):
     metrics = {m["label"]: m["value"] for m in forget_views.advantage_headline(report.predicted, training)}
     assert metrics["Full retrain"] == "100%"
     assert metrics["Baseline (SISA) retrains"] == "100%"  # a teacher-side deletion: every baseline student
-    assert metrics["PURGE's advantage"] == f"{report.advantage['predicted']:.2f}×"
+    assert metrics[cost.ADVANTAGE] == f"{report.advantage['predicted']:.2f}×"
     assert report.advantage["predicted"] > 1 and report.advantage["side"] == "teacher-side"
 
 

@@ -9,10 +9,10 @@ import torch
 
 from dashboard.forget import views as forget_views
 from dashboard.setup import views as setup_views
-from dashboard.shared import grid, views
+from dashboard.shared import cost, grid, views
 from purge_engine import teacher_names
 from purge_engine.config import PurgeConfig
-from purge_engine.plan import METHOD_TITLES, make_plan, training_cost
+from purge_engine.plan import METHOD_TITLES, make_plan, predicted_cost, retrain_scope, training_cost
 from purge_engine.vocabulary import title
 
 N_POOL = 1404  # digits' train pool
@@ -80,15 +80,25 @@ def test_layout_metrics(describe):
     assert setup_views.layout_metrics(uneven)["Steps per student"] == "4–6"  # 3 and 2 chunks of 2 slices
 
 
-def test_cost_table_titles_and_numbers(plan):
-    cost = training_cost(plan)
-    table = views.cost_table(cost)
+def test_training_table_titles_and_numbers(plan):
+    training = training_cost(plan)
+    table = cost.training_table(training)
     assert list(table.columns) == ["Method", "Sample-steps", "Label forward passes", "Constituents"]
-    assert table["Method"].tolist() == [views.TEACHER_TITLE, *(METHOD_TITLES[m] for m in views.COST_ROWS[1:])]
-    assert table["Sample-steps"].tolist() == [cost[k]["sample_steps"] for k in views.COST_ROWS]
+    assert table["Method"].tolist() == [views.TEACHER_TITLE, *(METHOD_TITLES[m] for m in cost.ROLES[1:])]
+    assert table["Sample-steps"].tolist() == [training[k]["sample_steps"] for k in cost.ROLES]
     assert table["Label forward passes"].iloc[0] == 0
-    request = views.cost_table(cost, "retraining")  # a forget request's cost: the teachers' row is their retraining
-    assert request["Method"].iloc[0] == title("teacher", "retraining") == "Teacher retraining"
+
+
+def test_a_request_cost_frame_counts_students_only_and_teachers_on_their_own_row(plan):
+    predicted = predicted_cost(plan, retrain_scope(plan, [int(plan.teacher_shards[0][0][0])]))
+    table = cost.cost_frame(predicted, ("purge", "baseline")).set_index("Method")
+    assert list(table.index) == ["Teacher retraining", "PURGE students", "Baseline students (SISA)", "Full retrain"]
+    for role in ("teacher", "purge", "baseline", "full_retrain"):
+        row = table.loc[cost.row_title(role)]
+        assert row["Predicted sample-steps"] == predicted[role]["sample_steps"]  # nothing added to any row
+        assert row["Constituents retrained"] == predicted[role]["constituents"]
+    assert table.loc["PURGE students", "Constituents retrained"] == 1  # a teacher-side sample: one student
+    assert "Measured sample-steps" not in table.columns  # nothing measured before it runs
 
 
 def test_sample_grid_frame_places_samples_one_based(bundle, plan):
@@ -204,8 +214,6 @@ def test_execution_text_names_the_executor_and_the_cluster():
 
 def record_for(plan, sample_ids, measured=True):
     """A ledger record shaped as Experiment.forget writes it, with measured = predicted."""
-    from purge_engine.plan import predicted_cost, retrain_scope
-
     scope = retrain_scope(plan, sample_ids)
     predicted = predicted_cost(plan, scope)
     accuracy = {role: {"test": 0.9, "retained": 0.95, "forgotten": 1.0} for role in ("teacher", "purge")}
@@ -229,12 +237,13 @@ def test_request_cost_table_puts_measured_beside_predicted(plan):
     assert list(table["Method"]) == [title(r, "retraining") for r in ("teacher", "purge", "full_retrain")]
     rows = table.iloc[:2]
     assert (rows["Measured sample-steps"] == rows["Predicted sample-steps"]).all()
-    purge = table.iloc[1]
-    assert purge["Seconds"] == 3.0  # the teacher share plus the student's own
-    full = table.iloc[2]
-    assert pd.isna(full["Measured sample-steps"]) and full["Full retrain ÷ this"] == "1.0×"
-    speedup = float(purge["Full retrain ÷ this"][:-1])
-    assert speedup == pytest.approx(full["Predicted sample-steps"] / purge["Predicted sample-steps"], abs=0.05)
+    teacher, purge, full = table.iloc[0], table.iloc[1], table.iloc[2]
+    assert purge["Seconds"] == 1.5  # the students' own: the teacher retraining is its own row
+    assert purge["Predicted sample-steps"] == record["predicted"]["purge"]["sample_steps"]
+    assert pd.isna(full["Measured sample-steps"]) and full[cost.FULL_COLUMN] == teacher[cost.FULL_COLUMN] == "–"
+    speedup = float(purge[cost.FULL_COLUMN][:-1])
+    bill = teacher["Predicted sample-steps"] + purge["Predicted sample-steps"]
+    assert speedup == pytest.approx(full["Predicted sample-steps"] / bill, abs=0.005)
     assert speedup > 1
     unmeasured = views.request_cost_table(record_for(plan, [5], measured=False))
     assert unmeasured["Measured sample-steps"].isna().all()
@@ -245,7 +254,7 @@ def test_the_shown_cost_table_says_not_run_instead_of_an_empty_cell(plan):
     shown = views.shown_cost_table(table)
     full = shown.iloc[-1]
     assert full["Measured sample-steps"] == "not run" and full["Seconds"] == "not run"
-    assert shown.iloc[1]["Seconds"] == "3.00 s"
+    assert shown.iloc[1]["Seconds"] == "1.50 s"
     assert shown.iloc[1]["Measured sample-steps"] == f"{int(table.iloc[1]['Measured sample-steps']):,}"
     assert "None" not in shown.to_string() and "nan" not in shown.to_string()
 
@@ -261,8 +270,9 @@ def test_accuracy_membership_and_verdict(plan):
     assert views.verdict(record)[0] == "not verified"
     exact = {**record, "exact": True, "equal": True, "parameters_compared": 1234, "constituents_compared": 2,
              "max_abs_diff": 0.0, "reason": "..."}
-    assert views.verdict(exact)[0] == "exact" and "1,234 parameters" in views.verdict(exact)[1]
-    assert views.verdict({**exact, "exact": False, "reason": "exactness not claimed: threads"})[0] == "not claimed"
+    assert views.verdict(exact)[0] == "exact" and views.verdict(exact)[1].startswith("1,234 parameters in all 2 ")
+    assert views.verdict({**exact, "exact": False, "reason": "exactness not claimed: threads"}) == ("not claimed",
+                                                                                                  "threads")
     assert views.verdict({**exact, "exact": False, "equal": False, "max_abs_diff": 0.5})[0] == "differs"
 
 

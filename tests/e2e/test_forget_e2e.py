@@ -1,6 +1,7 @@
 """The demo journey in headless Chromium on the defaults: cold open, train the demo run (reloading
-mid-job and re-attaching to it), tick three images, see the advantage headline, forget them while the grid
-moves, verify, read "exact", the with/without view, Compare; then every page, timed, with no exception box."""
+mid-job and re-attaching to it), tick three images, see the advantage headline, forget them (and retrain
+everything from scratch, in its own panel) while the grid moves, verify, read "exact" where the window is,
+the request's grid unchanged, the with/without view, Compare; then every page, timed, with no exception box."""
 
 import os
 import statistics
@@ -20,12 +21,19 @@ PICKS = (3, 17, 20)  # all on the first gallery page, all teacher-side on the de
 # The issue's target is 1 s on 2 idle cores (measured: README); CI's machine may be busy, so the test
 # allows more and fails only when a page switch has become several times slower than that.
 PAGE_SWITCH_S = 3.0
+LAPTOP = {"width": 1400, "height": 900}  # a demo giver's window, for what is in view after a click
+TALL = {"width": 1400, "height": 2200}  # conftest's VIEWPORT: Streamlit scrolls its own main area
+AFTER_SHOT = Path("/tmp/forget-after.png")  # the Forget page after forget + full retrain + verify, to look at
 
 pytestmark = pytest.mark.e2e
 
 
-def cells(page, state: str):
-    return page.locator(f'.st-key-retrain_grid td[data-state="{state}"]')
+def cells(page, state: str, grid: str = "retrain_grid"):
+    return page.locator(f'.st-key-{grid} td[data-state="{state}"]')
+
+
+def grid_states(page, grid: str = "retrain_grid") -> list[str]:
+    return page.locator(f".st-key-{grid} td[data-state]").evaluate_all("cells => cells.map(c => c.dataset.state)")
 
 
 def switch_to(page, name: str, wait_idle) -> float:
@@ -73,19 +81,38 @@ def test_the_demo_journey_on_the_defaults(page, wait_idle, screenshot_whole_app,
     expect(preview).to_contain_text("This request is teacher-side")
     screenshot_whole_app(page, folder / "screenshot-forget-preview.png")
 
+    page.locator(".st-key-full_retrain label").click()  # and retrain everything from scratch, to compare
+    expect(page.locator(".st-key-full_retrain input")).to_be_checked()
+    wait_idle(page)
     page.get_by_role("button", name="Forget 3 samples").click()
     expect(cells(page, "done").first).to_be_visible(timeout=TRAIN_S * 1000)  # only affected cells retrain
     expect(page.get_by_text("Request 1: results")).to_be_visible(timeout=TRAIN_S * 1000)
     wait_idle(page)
-    assert cells(page, "kept").count() > 0 and cells(page, "done").count() > 0
+    request_grid = grid_states(page)
+    assert request_grid.count("kept") > 0 and request_grid.count("done") > 0  # the full retrain painted nothing here
+    full = page.locator(".st-key-full_retrain_panel")
+    expect(full).to_contain_text("Full retrain from scratch (for comparison)")
+    assert set(grid_states(page, "full_retrain_grid")) == {"done"}  # its own grid: everything, from scratch
     expect(page.locator(".st-key-advantage_results")).to_contain_text("×")
     expect(page.locator(".st-key-before_after")).to_contain_text("bit-identical to before the request")
 
-    page.get_by_role("button", name="Verify").click()
-    expect(page.get_by_text("Exact.")).to_be_visible(timeout=TRAIN_S * 1000)
+    page.set_viewport_size(LAPTOP)  # what a demo giver sees: the verdict lands where the window is
+    verify = page.get_by_role("button", name="Verify: train a from-scratch reference and compare")
+    verify.scroll_into_view_if_needed()
+    verify.click()
+    verdict = page.locator(".st-key-verification").get_by_text("Exact.")
+    expect(verdict).to_be_visible(timeout=TRAIN_S * 1000)
+    wait_idle(page)
+    expect(verdict).to_be_in_viewport()
+    expect(page.locator(".st-key-verification")).not_to_contain_text("Exact. Exact")  # said once
+    assert grid_states(page) == request_grid  # the request's grid, unchanged beside the reference's own
+    assert set(grid_states(page, "verify_grid")) == {"done"}
+    page.screenshot(path=AFTER_SHOT.with_name("forget-after-window.png"))  # the window, as the viewer sees it
+    page.set_viewport_size(TALL)
     wait_idle(page)
     expect(page.locator(".st-key-before_after")).to_contain_text("Each retrained one equals the from-scratch")
     expect(page.locator(EXCEPTION)).to_have_count(0)
+    screenshot_whole_app(page, AFTER_SHOT)
     screenshot_whole_app(page, folder / "screenshot-forget.png")
     page.set_viewport_size({"width": 800, "height": 2200})  # a narrow window: nothing runs off the right edge
     wait_idle(page)
