@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from purge_engine.config import EXECUTORS, LANE_LIMIT
+from purge_engine.config import EXECUTORS
 from purge_engine.execution.executors import LOOP_PATH, Executor, LocalExecutor
-from purge_engine.execution.lanes import LanesExecutor, lanes_path
+from purge_engine.execution.lanes import LanesExecutor, lanes_path, lanes_width
 from purge_engine.rundir.store import RunStore
 
 
@@ -53,8 +53,8 @@ def executor_on(path: str) -> Executor | None:
     """The in-process executor that trains on `path`; None when this version has none (other kernels)."""
     if path == LOOP_PATH:
         return LocalExecutor()
-    width = _lanes_width(path)
-    return LanesExecutor(width) if width is not None and lanes_path(width) == path else None
+    width = lanes_width(path)
+    return None if width is None else LanesExecutor(width)
 
 
 def choose(store: RunStore, device: torch.device, asked: Executor | None = None, switch: bool = False) -> Executor:
@@ -82,10 +82,3 @@ def check_path(store: RunStore, executor: Executor, switch: bool) -> None:
         raise ValueError(f"executor: this run was trained on the path {recorded!r}; the executor given trains on "
                          f"{executor.path!r}, and one run's steps must all be trained on one path (retrain the whole "
                          "run on the new one: `train --switch-path`)")
-
-
-def _lanes_width(path: str) -> int | None:
-    parts = path.split(":")
-    if len(parts) >= 2 and parts[0] == "lanes" and parts[1].isdigit() and 1 <= int(parts[1]) <= LANE_LIMIT:
-        return int(parts[1])
-    return None

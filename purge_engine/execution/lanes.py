@@ -64,6 +64,14 @@ def lanes_path(width: int) -> str:
     return f"lanes:{width}:{LANES_VERSION}"
 
 
+def lanes_width(path: str | None) -> int | None:
+    """W of a path this version's lanes train ("lanes:W:v2"); None for any other path (the loop, other kernels)."""
+    parts = (path or "").split(":")
+    if len(parts) == 3 and parts[0] == "lanes" and parts[1].isdigit() and 1 <= int(parts[1]) <= LANE_LIMIT:
+        return int(parts[1]) if lanes_path(int(parts[1])) == path else None
+    return None
+
+
 def check_lanes(value) -> int:
     """W as asked for: an integer from 1 to LANE_LIMIT; ValueError naming the field otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= LANE_LIMIT:
@@ -91,10 +99,8 @@ class LanesExecutor(Executor):
     def for_run(self, recorded_path: str | None) -> LanesExecutor:
         """W left to the engine, on a run trained in lane groups (here or on Ray): that run's W, not the
         device's default, so a forget request or a verification runs on the run's own path."""
-        for width in range(1, LANE_LIMIT + 1) if not self.asked and recorded_path else ():
-            if lanes_path(width) == recorded_path:
-                return LanesExecutor(width)
-        return self
+        width = None if self.asked else lanes_width(recorded_path)
+        return self if width is None else LanesExecutor(width)
 
     @property
     def path(self) -> str:
